@@ -1,0 +1,1 @@
+"""vmemu: a deterministic concurrency emulator of FreeBSD's vm_map_clean."""

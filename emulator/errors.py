@@ -1,0 +1,35 @@
+"""The exception tree: one root, ``EmulatorError``.
+
+Expected kernel outcomes are values (``KernReturn``, errno names); broken
+contracts raise.  Each error carries an exit code for the command line.
+"""
+
+from __future__ import annotations
+
+
+class EmulatorError(Exception):
+    """Root of every error vmemu raises on purpose."""
+
+    exit_code = 70  # EX_SOFTWARE: an internal error
+
+
+class BadInput(EmulatorError):
+    """Bad user input: a spec, a parameter, a trace, a command-line value.
+
+    The message is one short lower-case line naming the offending
+    ``name=value`` and, when there is one, the fix.
+    """
+
+    exit_code = 2
+
+
+class ReplayDiverged(EmulatorError):
+    """A replayed run differs from its recording."""
+
+    exit_code = 3
+
+
+class InternalError(EmulatorError):
+    """vmemu itself broke an invariant (a bug in vmemu, not in the variant)."""
+
+    exit_code = 70

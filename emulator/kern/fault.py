@@ -1,0 +1,215 @@
+"""The page-fault path (sys/vm/vm_fault.c), as a class whose steps a variant overrides.
+
+``Fault.fault(map, va, write)`` resolves one fault:
+
+1. lock the map shared and find the entry (through a sub-map if need be);
+2. find or page in the page, busy it exclusive -- if it is busy, drop every
+   lock, sleep until it is not, and restart the whole fault;
+3. for a write: bump the object's ``generation`` and set ``dirty``;
+4. enter the mapping (writable for a write fault, read-only otherwise), unbusy,
+   unlock the map.
+
+Lock order: map -> vnode -> object -> page busy.  A page-in takes the vnode
+lock *before* busying the new page; no one sleeps for the vnode lock holding a
+busy page.  A private (copy-on-write) mapping's object is an anonymous shadow
+over its file: a write copies the file page into the shadow.
+
+Mutants of the fault (SEMANTICS.md §7) subclass ``Fault`` and override one step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emulator.kern.kern_return import KernReturn
+from emulator.kern.param import PAGE_SHIFT
+from emulator.kern.pmap import fold_modified
+
+if TYPE_CHECKING:
+    from emulator.kern.kernel import Kernel
+    from emulator.kern.map import VmMap, VmMapEntry
+    from emulator.kern.object import VmObject
+    from emulator.kern.page import VmPage
+
+
+class Fault:
+    """The reference fault handler."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    async def fault(self, vm_map: VmMap, va: int, write: bool) -> KernReturn:
+        """Resolve a fault at ``va``; return KERN_SUCCESS or why not."""
+        while True:
+            rv = await self.attempt(vm_map, va, write)
+            if rv is not None:
+                return rv
+
+    async def attempt(self, vm_map: VmMap, va: int, write: bool) -> KernReturn | None:
+        """One try; None means "a page was busy: retry from the start"."""
+        k = self.k
+        locked: list[VmMap] = [vm_map]
+        await vm_map.lock.slock()
+        entry = await vm_map.lookup_entry(va)
+        eva = va
+        if entry is not None and entry.submap is not None:
+            sub = entry.submap
+            eva = entry.offset + (va - entry.start)
+            await sub.lock.slock()
+            locked.append(sub)
+            entry = await sub.lookup_entry(eva)
+        if entry is None:
+            await self.unlock_maps(locked)
+            return KernReturn.INVALID_ADDRESS
+        if write and not entry.writable:
+            await self.unlock_maps(locked)
+            return KernReturn.PROTECTION_FAILURE
+        obj = self.entry_object(entry)
+        pindex = (entry.offset + (eva - entry.start)) >> PAGE_SHIFT
+        vpn = va >> PAGE_SHIFT
+        if obj.backing is not None:
+            page, wait = await self.get_shadow_page(obj, pindex, write)
+        else:
+            page, wait = await self.get_page(obj, pindex, write)
+        if page is None:
+            await self.unlock_maps(locked)
+            assert wait is not None
+            await self.wait_busy(wait)
+            return None
+        await self.enter(vm_map, vpn, page, write)
+        await self.unbusy(page)
+        await self.unlock_maps(locked)
+        return KernReturn.SUCCESS
+
+    # -- steps a variant may override ------------------------------------------------
+
+    async def unlock_maps(self, locked: list[VmMap]) -> None:
+        for m in reversed(locked):
+            await m.lock.unlock()
+
+    def entry_object(self, entry: VmMapEntry) -> VmObject:
+        """Return the entry's object, creating anonymous memory on first touch."""
+        k = self.k
+        if entry.obj is None:
+            from emulator.kern.object import OBJT_ANON, VmObject
+
+            pages = (entry.end - entry.start) >> PAGE_SHIFT
+            obj = VmObject(k, OBJT_ANON, k.new_object_name("anon"), pages + (entry.offset >> PAGE_SHIFT))
+            obj.ref_count = 1
+            entry.obj = obj
+            k.emit("object_new", obj.name)
+        k.touch_object(entry.obj)
+        return entry.obj
+
+    async def busy_resident(self, page: VmPage) -> bool:
+        """Busy a resident page; False if it is busy (the fault must sleep)."""
+        return await page.try_xbusy()
+
+    def mark_dirty(self, obj: VmObject, page: VmPage) -> None:
+        """A write fault: the object might be dirty again, and so is the page."""
+        obj.generation += 1
+        page.dirty = True
+        self.k.emit("dirty", obj.name, page.pindex, obj.generation)
+
+    async def wait_busy(self, page: VmPage) -> None:
+        await page.wait_unbusy()
+
+    async def enter(self, vm_map: VmMap, vpn: int, page: VmPage, write: bool) -> None:
+        await vm_map.pmap.enter(vpn, page, write)
+
+    async def unbusy(self, page: VmPage) -> None:
+        if page.xowner == self.k.curcpu():
+            await page.xunbusy()
+        else:
+            await page.sunbusy()
+
+    async def get_page(
+        self, obj: VmObject, pindex: int, write: bool
+    ) -> tuple[VmPage | None, VmPage | None]:
+        """Return (busied page, None), or (None, busy page to wait for)."""
+        await obj.lock.lock()
+        page = obj.lookup_page(pindex)
+        if page is None:
+            if obj.pager is not None:
+                await obj.lock.unlock()
+                return await self.pagein(obj, pindex, write)
+            page = obj.alloc_page(pindex)
+            page.valid = True  # zero-filled
+        elif not await self.busy_resident(page):
+            if self.k.profile == "modern" and not write and await page.sbusy():
+                # modern: a read fault may map a shared-busy page read-only.
+                await obj.lock.unlock()
+                return page, None
+            await obj.lock.unlock()
+            return None, page
+        if write:
+            self.mark_dirty(obj, page)
+        await obj.lock.unlock()
+        return page, None
+
+    async def pagein(
+        self, obj: VmObject, pindex: int, write: bool
+    ) -> tuple[VmPage | None, VmPage | None]:
+        """Bring a file page in under the vnode lock, taken before any busy."""
+        vnode = obj.vnode
+        assert vnode is not None and obj.pager is not None
+        await vnode.lock()
+        await obj.lock.lock()
+        page = obj.lookup_page(pindex)
+        if page is None:
+            page = obj.alloc_page(pindex)
+            page.contents = obj.pager.read(pindex)
+            page.valid = True
+            self.k.emit("pagein", obj.name, pindex, page.contents)
+        elif not await self.busy_resident(page):
+            await obj.lock.unlock()
+            await vnode.unlock()
+            return None, page
+        if write:
+            self.mark_dirty(obj, page)
+        await obj.lock.unlock()
+        await vnode.unlock()
+        return page, None
+
+    async def get_shadow_page(
+        self, shadow: VmObject, pindex: int, write: bool
+    ) -> tuple[VmPage | None, VmPage | None]:
+        """Fault on a private mapping: the shadow's page, or the file's read-only."""
+        await shadow.lock.lock()
+        page = shadow.lookup_page(pindex)
+        if page is not None:
+            if not await self.busy_resident(page):
+                await shadow.lock.unlock()
+                return None, page
+            if write:
+                self.mark_dirty(shadow, page)
+            await shadow.lock.unlock()
+            return page, None
+        await shadow.lock.unlock()
+        backing = shadow.backing
+        assert backing is not None
+        bpindex = pindex + shadow.backing_offset
+        if not write:
+            return await self.get_page(backing, bpindex, False)
+        # Copy on write: copy the file's current data into a new shadow page.
+        await backing.lock.lock()
+        src = backing.lookup_page(bpindex)
+        if src is not None:
+            fold_modified(src)
+            data = src.contents
+        else:
+            assert backing.pager is not None
+            data = backing.pager.read(bpindex)
+        await backing.lock.unlock()
+        await shadow.lock.lock()
+        page = shadow.lookup_page(pindex)
+        if page is not None:  # another fault copied it meanwhile: retry
+            await shadow.lock.unlock()
+            return None, page
+        page = shadow.alloc_page(pindex)
+        page.contents = data
+        page.valid = True
+        self.k.emit("cow", shadow.name, pindex, data)
+        self.mark_dirty(shadow, page)
+        await shadow.lock.unlock()
+        return page, None

@@ -1,0 +1,161 @@
+"""Locks: the map lock (an sx lock with a timestamp) and plain mutexes.
+
+Every acquisition and release is a schedule point: the point comes first, then
+the action takes effect atomically.  A lock that is not free puts the caller to
+sleep on the lock itself; a release wakes every sleeper, and each re-checks
+(kernel sleep/wakeup, not handoff).  Nothing here uses a Trio primitive.
+
+Lock classes, in the order they must be taken (SEMANTICS.md §5):
+``map`` -> ``vnode`` -> ``object`` -> ``busy`` (page busy, in page.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emulator.kern.kernel import Kernel
+
+# Lock class ranks for the lock-order rule.
+RANK_MAP = 0
+RANK_VNODE = 1
+RANK_OBJECT = 2
+RANK_BUSY = 3
+RANK_NAMES = ("map", "vnode", "object", "busy")
+
+
+class MapLock:
+    """vm_map_lock: shared/exclusive, with upgrade and a timestamp.
+
+    ``timestamp`` is bumped on every exclusive acquisition, so a holder that
+    drops the lock can tell on re-locking whether the map may have changed
+    (vm_map_sync's ``last_timestamp`` check).
+    """
+
+    __slots__ = ("excl", "k", "name", "shared", "timestamp")
+
+    rank = RANK_MAP
+
+    def __init__(self, k: Kernel, name: str) -> None:
+        self.k = k
+        self.name = name
+        self.excl = -1  # owning cpu, -1 when not held exclusive
+        self.shared: list[int] = []  # cpus holding it shared (one item per hold)
+        self.timestamp = 0  # (excl) bumped at each exclusive acquisition
+
+    # -- wait channel --
+    def wait_holders(self) -> list[int]:
+        return [self.excl] if self.excl >= 0 else list(self.shared)
+
+    def wait_name(self) -> str:
+        return f"map lock of {self.name}"
+
+    def _check(self) -> None:
+        assert not (self.excl >= 0 and self.shared), f"{self.name}: exclusive and shared at once"
+
+    def held_exclusive(self, cpu: int) -> bool:
+        return self.excl == cpu
+
+    def held(self, cpu: int) -> bool:
+        return self.excl == cpu or cpu in self.shared
+
+    async def xlock(self) -> None:
+        """Take the map lock exclusive, sleeping while anyone holds it."""
+        k = self.k
+        await k.point()
+        me = k.curcpu()
+        if self.excl == me:
+            k.contract(f"{self.name}: map lock recursed by cpu{me}")
+        while self.excl >= 0 or self.shared:
+            k.emit("wait", "map", self.name)
+            await k.sleep(self)
+        self.excl = me
+        self.timestamp += 1
+        k.emit("lock", "map", self.name, "x")
+
+    async def slock(self) -> None:
+        """Take the map lock shared, sleeping while it is held exclusive."""
+        k = self.k
+        await k.point()
+        while self.excl >= 0:
+            k.emit("wait", "map", self.name)
+            await k.sleep(self)
+        self.shared.append(k.curcpu())
+        k.emit("lock", "map", self.name, "s")
+
+    async def try_upgrade(self) -> bool:
+        """Upgrade a shared hold to exclusive if this cpu is the only holder.
+
+        On failure the shared hold is kept (unlike FreeBSD's, which drops it;
+        callers here always retry from scratch anyway).
+        """
+        k = self.k
+        await k.point()
+        me = k.curcpu()
+        if self.shared != [me]:
+            return False
+        self.shared.clear()
+        self.excl = me
+        self.timestamp += 1
+        k.emit("lock", "map", self.name, "x")
+        return True
+
+    async def unlock(self) -> None:
+        """Release this cpu's hold, exclusive or shared."""
+        k = self.k
+        await k.point()
+        me = k.curcpu()
+        if self.excl == me:
+            self.excl = -1
+        elif me in self.shared:
+            self.shared.remove(me)
+        else:
+            k.contract(f"{self.name}: map lock released by cpu{me}, which does not hold it")
+            return
+        k.emit("unlock", "map", self.name)
+        k.wakeup(self)
+
+
+class Mutex:
+    """An exclusive sleep lock: an object's lock or a vnode's lock."""
+
+    __slots__ = ("k", "kind", "name", "owner", "rank")
+
+    def __init__(self, k: Kernel, kind: str, name: str, rank: int) -> None:
+        self.k = k
+        self.kind = kind  # "object" | "vnode"
+        self.name = name
+        self.rank = rank
+        self.owner = -1
+
+    def wait_holders(self) -> list[int]:
+        return [self.owner] if self.owner >= 0 else []
+
+    def wait_name(self) -> str:
+        return f"{self.kind} lock of {self.name}"
+
+    def held(self, cpu: int) -> bool:
+        return self.owner == cpu
+
+    async def lock(self) -> None:
+        k = self.k
+        await k.point()
+        me = k.curcpu()
+        if self.owner == me:
+            k.contract(f"{self.kind} lock of {self.name} recursed by cpu{me}")
+        while self.owner >= 0:
+            k.emit("wait", self.kind, self.name)
+            await k.sleep(self)
+        self.owner = me
+        k.emit("lock", self.kind, self.name, "x")
+
+    async def unlock(self) -> None:
+        k = self.k
+        await k.point()
+        me = k.curcpu()
+        if self.owner != me:
+            k.contract(f"{self.kind} lock of {self.name} released by cpu{me}, owner cpu{self.owner}")
+            return
+        self.owner = -1
+        k.emit("unlock", self.kind, self.name)
+        k.wakeup(self)

@@ -1,0 +1,188 @@
+"""Address maps (sys/vm/vm_map.h): entries in a SortedDict keyed by start.
+
+An entry maps [start, end) to an object at ``offset`` (bytes), or to a sub-map.
+An anonymous entry may have no object until its first fault ("objects without
+an object").  The entry list changes only under the exclusive map lock; every
+change is reported to the kernel's observers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sortedcontainers import SortedDict
+
+from emulator.kern.locks import MapLock
+from emulator.kern.param import PAGE_MASK, VM_MAX_ADDRESS, VM_MIN_ADDRESS
+from emulator.kern.pmap import Pmap
+
+if TYPE_CHECKING:
+    from emulator.kern.kernel import Kernel
+    from emulator.kern.object import VmObject
+
+PROT_READ = 1
+PROT_WRITE = 2
+PROT_EXEC = 4
+
+
+def parse_prot(prot: str) -> int:
+    """Turn ``r``, ``rw`` or ``rwx`` into PROT_* bits."""
+    bits = 0
+    if "r" in prot:
+        bits |= PROT_READ
+    if "w" in prot:
+        bits |= PROT_WRITE
+    if "x" in prot:
+        bits |= PROT_EXEC
+    return bits
+
+
+class VmMapEntry:
+    """struct vm_map_entry.  Lock legend: (m) map lock; exclusive to change."""
+
+    __slots__ = ("end", "freed", "kind", "obj", "offset", "prot", "start", "submap", "wired")
+
+    def __init__(
+        self,
+        start: int,
+        end: int,
+        obj: VmObject | None,
+        offset: int,
+        prot: int,
+        kind: str,
+        wired: bool = False,
+        submap: VmMap | None = None,
+    ) -> None:
+        self.start = start  # (m)
+        self.end = end  # (m)
+        self.obj = obj  # (m) None until first fault for anonymous memory
+        self.offset = offset  # (m) byte offset into obj (or into the sub-map)
+        self.prot = prot  # (m) PROT_* bits
+        self.kind = kind  # (m) "file", "anon", "device", "submap"
+        self.wired = wired  # (m) user-wired (mlock)
+        self.submap = submap  # (m) set for sub-map entries
+        self.freed = False  # (m)
+
+    @property
+    def is_submap(self) -> bool:
+        return self.submap is not None
+
+    @property
+    def writable(self) -> bool:
+        return bool(self.prot & PROT_WRITE)
+
+    def describe(self) -> str:
+        return f"[{self.start:#x},{self.end:#x})"
+
+
+class VmMap:
+    """struct vm_map: a process's address space (or a sub-map)."""
+
+    __slots__ = ("entries", "freed", "k", "lock", "max", "min", "name", "pmap")
+
+    def __init__(self, k: Kernel, name: str) -> None:
+        self.k = k
+        self.name = name
+        self.min = VM_MIN_ADDRESS
+        self.max = VM_MAX_ADDRESS
+        self.entries: SortedDict = SortedDict()  # (m) start -> VmMapEntry
+        self.lock = MapLock(k, name)
+        self.pmap = Pmap(k, name)
+        self.freed = False
+
+    def _check(self) -> None:
+        prev_end = self.min
+        for start, e in self.entries.items():
+            assert e.start == start, f"map {self.name}: entry keyed {start:#x} starts {e.start:#x}"
+            assert e.start < e.end, f"map {self.name}: empty entry {e.describe()}"
+            assert e.start >= prev_end, f"map {self.name}: entries overlap at {e.start:#x}"
+            assert not e.freed, f"map {self.name}: freed entry {e.describe()} still linked"
+            assert not (e.start & PAGE_MASK or e.end & PAGE_MASK), "unaligned entry"
+            prev_end = e.end
+        self.lock._check()
+
+    # -- lookups (map locked) --------------------------------------------------
+
+    def entry_containing(self, addr: int) -> VmMapEntry | None:
+        """Return the entry containing ``addr``, or None.  Not a schedule point."""
+        entries = self.entries
+        i = entries.bisect_right(addr) - 1
+        if i < 0:
+            return None
+        e: VmMapEntry = entries.peekitem(i)[1]
+        return e if addr < e.end else None
+
+    async def lookup_entry(self, addr: int) -> VmMapEntry | None:
+        """Find the entry containing ``addr`` (vm_map_lookup_entry).  The map must be locked."""
+        k = self.k
+        await k.point()
+        k.map_access(self, "lookup")
+        return self.entry_containing(addr)
+
+    def first_entry_after(self, addr: int) -> VmMapEntry | None:
+        """Return the first entry that starts at or after ``addr``."""
+        entries = self.entries
+        i = entries.bisect_left(addr)
+        if i == len(entries):
+            return None
+        e: VmMapEntry = entries.peekitem(i)[1]
+        return e
+
+    def succ(self, entry: VmMapEntry) -> VmMapEntry | None:
+        """Return the entry after ``entry`` (vm_map_entry_succ).  The map must be locked."""
+        self.k.touch_entry(entry)
+        entries = self.entries
+        i = entries.bisect_right(entry.start)
+        if i == len(entries):
+            return None
+        e: VmMapEntry = entries.peekitem(i)[1]
+        return e
+
+    def clamp(self, start: int, end: int) -> tuple[int, int]:
+        """VM_MAP_RANGE_CHECK: clamp to the map and make start <= end."""
+        start = max(start, self.min)
+        end = min(end, self.max)
+        start = min(start, end)
+        return start, end
+
+    # -- changes (map locked exclusive) ---------------------------------------
+
+    def insert_entry(self, entry: VmMapEntry) -> None:
+        """Link ``entry``.  The map must be locked exclusive."""
+        k = self.k
+        k.map_access(self, "insert")
+        self.entries[entry.start] = entry
+        k.emit("entry_insert", self.name, entry.start, entry.end)
+
+    def unlink_entry(self, entry: VmMapEntry) -> None:
+        """Unlink and free ``entry``.  The map must be locked exclusive."""
+        k = self.k
+        k.map_access(self, "remove")
+        del self.entries[entry.start]
+        k.emit("entry_remove", self.name, entry.start, entry.end)
+        k.free_entry(entry)
+
+    def clip(self, entry: VmMapEntry, at: int) -> VmMapEntry:
+        """Split ``entry`` at ``at``; return the upper half (vm_map_clip_start/end).
+
+        The map must be locked exclusive.  The lower half is ``entry`` itself.
+        """
+        k = self.k
+        k.map_access(self, "clip")
+        assert entry.start < at < entry.end
+        upper = VmMapEntry(
+            at,
+            entry.end,
+            entry.obj,
+            entry.offset + (at - entry.start),
+            entry.prot,
+            entry.kind,
+            entry.wired,
+            entry.submap,
+        )
+        if entry.obj is not None:
+            entry.obj.ref_count += 1
+        entry.end = at
+        self.entries[at] = upper
+        k.emit("entry_clip", self.name, entry.start, at, upper.end)
+        return upper

@@ -1,0 +1,118 @@
+"""VM objects (sys/vm/vm_object.h): file, anonymous and device memory.
+
+An object holds its resident pages in a SortedDict by page index and may sit on
+a backing chain (a private mapping's shadow object over its file).  File
+objects have a vnode lock and a pager.  ``generation`` counts write faults;
+``clean_generation`` is the generation as of the last complete clean, so
+``generation != clean_generation`` means "might be dirty".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sortedcontainers import SortedDict
+
+from emulator.kern.locks import RANK_OBJECT, RANK_VNODE, Mutex
+from emulator.kern.page import VmPage
+
+if TYPE_CHECKING:
+    from emulator.kern.kernel import Kernel
+    from emulator.kern.pager import Pager
+
+OBJT_FILE = "file"  # OBJT_VNODE
+OBJT_ANON = "anon"  # OBJT_DEFAULT / OBJT_SWAP
+OBJT_DEVICE = "device"
+
+
+class VmObject:
+    """struct vm_object.  Lock legend: (o) object lock, (c) constant."""
+
+    __slots__ = (
+        "backing",
+        "backing_offset",
+        "clean_generation",
+        "freed",
+        "generation",
+        "k",
+        "kind",
+        "lock",
+        "name",
+        "pager",
+        "pages",
+        "ref_count",
+        "size",
+        "vnode",
+    )
+
+    def __init__(
+        self, k: Kernel, kind: str, name: str, size: int, pager: Pager | None = None
+    ) -> None:
+        self.k = k
+        self.kind = kind  # (c)
+        self.name = name  # (c)
+        self.size = size  # (c) in pages
+        self.pages: SortedDict = SortedDict()  # (o) pindex -> VmPage
+        self.backing: VmObject | None = None  # (o)
+        self.backing_offset = 0  # (o) in pages
+        self.generation = 1  # (o)
+        self.clean_generation = 1  # (o)
+        self.ref_count = 0  # (o)
+        self.lock = Mutex(k, "object", name, RANK_OBJECT)
+        self.vnode: Mutex | None = (
+            Mutex(k, "vnode", name, RANK_VNODE) if kind == OBJT_FILE else None
+        )
+        self.pager = pager  # (c) the file's pager, for file objects
+        self.freed = False  # (o)
+
+    def _check(self) -> None:
+        for pindex, page in self.pages.items():
+            assert page.pindex == pindex and page.obj is self, f"object {self.name}: bad page"
+            assert not page.freed, f"object {self.name}: freed page {pindex} still resident"
+            page._check()
+        assert self.clean_generation <= self.generation
+
+    def might_be_dirty(self) -> bool:
+        """Return whether a write fault happened since the last complete clean."""
+        return self.generation != self.clean_generation
+
+    def lookup_page(self, pindex: int) -> VmPage | None:
+        """Return the resident page at ``pindex`` (vm_page_lookup).  Object locked."""
+        self.k.touch_object(self)
+        page: VmPage | None = self.pages.get(pindex)
+        return page
+
+    def find_least(self, pindex: int) -> VmPage | None:
+        """Return the resident page with the least index >= ``pindex``."""
+        self.k.touch_object(self)
+        i = self.pages.bisect_left(pindex)
+        if i == len(self.pages):
+            return None
+        page: VmPage = self.pages.peekitem(i)[1]
+        return page
+
+    def alloc_page(self, pindex: int, busy: bool = True) -> VmPage:
+        """Allocate a page at ``pindex``, exclusive busy to the caller (vm_page_alloc).
+
+        Object locked; part of the caller's step.  ``busy=False`` is for the
+        machine builder, which runs outside any agent.
+        """
+        k = self.k
+        page = VmPage(k, self, pindex)
+        if busy:
+            page.busy = 2
+            page.xowner = k.curcpu()
+        self.pages[pindex] = page
+        k.emit("alloc", self.name, pindex)
+        return page
+
+    def free_page(self, page: VmPage) -> None:
+        """Free a page (vm_page_free).  Object locked, page unmapped and xbusy."""
+        k = self.k
+        k.page_freeing(page)
+        del self.pages[page.pindex]
+        page.busy = 0
+        page.xowner = -1
+        page.freed = True
+        k.emit("free", self.name, page.pindex, int(page.dirty))
+        k.wakeup(page)

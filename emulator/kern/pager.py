@@ -1,0 +1,123 @@
+"""The file pager, write I/O, and the disk that completes it.
+
+A file's pager holds its stored contents: for each page index, the id of the
+store last written to the file (0 for the initial contents).  A write is issued
+by a cleaning CPU with the page's contents as of issue, the page shared-busy;
+the *disk* agent completes queued writes one per step, oldest first.  Only at
+completion does the pager hold the data, the page's ``dirty`` flag clear
+(vnode_pager_undirty_pages, with pmap_clear_modify as vm_page_set_validclean
+does) and the busy drop.  A synchronous writer sleeps on its I/O until then.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emulator.kern.pmap import clear_modify
+
+if TYPE_CHECKING:
+    from emulator.kern.kernel import Kernel
+    from emulator.kern.page import VmPage
+
+
+class Pager:
+    """vnode_pager for one file: stored contents, and a switch to fail writes."""
+
+    __slots__ = ("fail_writes", "name", "stored")
+
+    def __init__(self, name: str, pages: int) -> None:
+        self.name = name
+        self.stored: list[int] = [0] * pages  # (vnode) store id held per page
+        self.fail_writes = False  # tests set it to make every write fail (EIO)
+
+    def read(self, pindex: int) -> int:
+        return self.stored[pindex]
+
+
+class Io:
+    """One page write in flight.  A wait channel for its synchronous issuer."""
+
+    __slots__ = ("data", "disk_aid", "done", "error", "issuer", "page", "sync")
+
+    def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int) -> None:
+        self.page = page
+        self.data = data  # the page contents the write carries
+        self.sync = sync
+        self.issuer = issuer
+        self.disk_aid = disk_aid
+        self.done = False
+        self.error = False
+
+    def wait_holders(self) -> list[int]:
+        return [self.disk_aid]
+
+    def wait_name(self) -> str:
+        return f"write of page {self.page.name}"
+
+
+class Disk:
+    """The queue of writes in flight.  A wait channel for the idle disk agent."""
+
+    __slots__ = ("aid", "k", "queue")
+
+    def __init__(self, k: Kernel, aid: int) -> None:
+        self.k = k
+        self.aid = aid
+        self.queue: list[Io] = []
+
+    def wait_holders(self) -> list[int]:
+        return []
+
+    def wait_name(self) -> str:
+        return "work for the disk"
+
+    def issue(self, page: VmPage, sync: bool) -> Io:
+        """Queue a write of ``page``; the caller's exclusive busy becomes the I/O's.
+
+        Part of the caller's step (vm_pageout_flush -> VOP_PUTPAGES).
+        """
+        k = self.k
+        io = Io(page, page.contents, sync, k.curcpu(), self.aid)
+        page.downgrade_to_io(self.aid)
+        self.queue.append(io)
+        k.emit("io_issue", page.obj.name, page.pindex, page.contents, int(sync))
+        k.wakeup(self)
+        return io
+
+    def complete(self, io: Io) -> None:
+        """Finish ``io``: store the data, clean the page, drop its busy.  Part of a step."""
+        k = self.k
+        page = io.page
+        pager = page.obj.pager
+        assert pager is not None
+        if pager.fail_writes:
+            io.error = True
+            # A failed write leaves the page dirty and the object possibly dirty.
+            page.dirty = True
+            page.obj.generation += 1
+        else:
+            pager.stored[page.pindex] = io.data
+            clear_modify(page)
+            # vnode_pager_undirty_pages: dirty is cleared for the range
+            # written, whatever happened to the page meanwhile.
+            page.dirty = False
+        io.done = True
+        k.emit("io_done", page.obj.name, page.pindex, io.data, int(io.error))
+        page.release_shared(self.aid)
+        k.wakeup(io)
+
+    async def run(self) -> None:
+        """The disk agent: complete queued writes, oldest first, forever."""
+        k = self.k
+        while True:
+            while not self.queue:
+                await k.sleep(self)
+            await k.point()
+            self.complete(self.queue.pop(0))
+
+    async def wait(self, io: Io) -> None:
+        """Sleep until ``io`` completes (the issuer of a synchronous write)."""
+        k = self.k
+        while not io.done:
+            k.emit("wait", "io", io.page.name)
+            await k.sleep(io)

@@ -1,0 +1,379 @@
+"""System calls for CPU programs: load, store, mmap, munmap, msync, clean, mlock, munlock.
+
+Each returns what a stress tool would record: ``load`` the value read (a store
+id), ``store`` 0, a fault's failure ``SIGSEGV``, ``msync`` 0 or an errno name,
+``clean`` a ``KERN_*`` name.  Map changes (mmap, munmap, mlock, munlock) take
+the map lock exclusive; munmap removes page-table entries before unlinking the
+entries, so modified bits reach the page's dirty flag and nothing is lost.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from emulator.kern.kern_return import KernReturn, kern_to_errno
+from emulator.kern.map import VmMapEntry, parse_prot
+from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, OBJT_FILE, VmObject
+from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
+
+if TYPE_CHECKING:
+    from emulator.kern.kernel import Kernel
+    from emulator.kern.map import VmMap
+    from emulator.kern.page import VmPage
+    from emulator.spec import MappingSpec
+
+
+SIGSEGV = "SIGSEGV"
+
+
+# -- building entries (also used by the machine builder, outside any agent) -------
+
+
+def make_entry(k: Kernel, start: int, pages: int, ms: MappingSpec) -> VmMapEntry:
+    """Build an entry (and its objects) for a mapping spec at ``start``."""
+    end = start + (pages << PAGE_SHIFT)
+    prot = parse_prot(ms.prot)
+    if ms.kind == "submap":
+        from emulator.kern.map import VmMap
+
+        sub = VmMap(k, k.new_object_name("submap"))
+        inner = VmMapEntry(start, end, None, 0, prot, "anon", ms.wired)
+        if ms.file is not None:
+            fobj = k.files[ms.file]
+            fobj.ref_count += 1
+            inner = VmMapEntry(start, end, fobj, ms.offset << PAGE_SHIFT, prot, "file", ms.wired)
+        sub.entries[start] = inner
+        # The sub-map's addresses equal the parent's: offset == start.
+        return VmMapEntry(start, end, None, start, prot, "submap", ms.wired, submap=sub)
+    if ms.kind == "file":
+        assert ms.file is not None
+        fobj = k.files[ms.file]
+        if ms.private:
+            shadow = VmObject(k, OBJT_ANON, k.new_object_name("shadow"), pages)
+            shadow.backing = fobj
+            shadow.backing_offset = ms.offset
+            shadow.ref_count = 1
+            fobj.ref_count += 1
+            return VmMapEntry(start, end, shadow, 0, prot, "file", ms.wired)
+        fobj.ref_count += 1
+        return VmMapEntry(start, end, fobj, ms.offset << PAGE_SHIFT, prot, "file", ms.wired)
+    if ms.kind == "device":
+        dev = VmObject(k, OBJT_DEVICE, k.new_object_name("dev"), pages)
+        dev.ref_count = 1
+        return VmMapEntry(start, end, dev, 0, prot, "device", ms.wired)
+    return VmMapEntry(start, end, None, 0, prot, "anon", ms.wired)
+
+
+def top_object(k: Kernel, entry: VmMapEntry) -> VmObject:
+    """Return the object the entry's pages live in, creating anonymous memory."""
+    if entry.obj is None:
+        pages = (entry.end - entry.start) >> PAGE_SHIFT
+        obj = VmObject(k, OBJT_ANON, k.new_object_name("anon"), pages)
+        obj.ref_count = 1
+        entry.obj = obj
+        k.emit("object_new", obj.name)
+    return entry.obj
+
+
+def wire_now(k: Kernel, entry: VmMapEntry) -> None:
+    """Make an entry's pages resident and wired, synchronously (machine build only)."""
+    if entry.submap is not None:
+        for inner in entry.submap.entries.values():
+            wire_now(k, inner)
+        return
+    obj = top_object(k, entry)
+    first = entry.offset >> PAGE_SHIFT
+    for pindex in range(first, first + ((entry.end - entry.start) >> PAGE_SHIFT)):
+        page = obj.lookup_page(pindex)
+        if page is None:
+            page = obj.alloc_page(pindex, busy=False)
+            page.valid = True
+            if obj.pager is not None:
+                page.contents = obj.pager.read(pindex)
+            elif obj.backing is not None and obj.backing.pager is not None:
+                page.contents = obj.backing.pager.read(pindex + obj.backing_offset)
+        page.wire_count += 1
+
+
+# -- memory access ---------------------------------------------------------------------
+
+
+async def sys_load(k: Kernel, vm_map: VmMap, va: int) -> int | str:
+    """Read the word at ``va``: the id of the store that page holds."""
+    vpn = va >> PAGE_SHIFT
+    while True:
+        await k.point()
+        pte = vm_map.pmap.lookup(vpn)
+        if pte is not None:
+            k.touch_page(pte.page)
+            value = pte.page.contents
+            k.emit("load", vm_map.name, va, value)
+            return value
+        assert k.fault_impl is not None
+        rv = await k.fault_impl(vm_map, va, False)
+        if rv != KernReturn.SUCCESS:
+            return SIGSEGV
+
+
+async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
+    """Write a fresh unique value at ``va``; fault first if the page is not writable.
+
+    A store through a writable mapping takes no lock: it sets the hardware
+    modified bit and the page's contents in one step.
+    """
+    vpn = va >> PAGE_SHIFT
+    while True:
+        await k.point()
+        pte = vm_map.pmap.lookup(vpn)
+        if pte is not None and pte.writable:
+            page = pte.page
+            k.touch_page(page)
+            value = k.new_store_id()
+            pte.modified = True
+            page.contents = value
+            k.emit("store", vm_map.name, va, page.obj.name, page.pindex, value)
+            k._call_hooks("store", vm_map, va, page, value)
+            return 0
+        assert k.fault_impl is not None
+        rv = await k.fault_impl(vm_map, va, True)
+        if rv != KernReturn.SUCCESS:
+            return SIGSEGV
+
+
+# -- map changes --------------------------------------------------------------------
+
+
+async def remove_range(vm_map: VmMap, start: int, end: int, drop_modified: bool = False) -> None:
+    """Unmap [start, end): page tables first, then clip and unlink entries.
+
+    The map must be locked exclusive.
+    """
+    k = vm_map.k
+    if drop_modified:
+        await vm_map.pmap.remove_discard(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+    else:
+        await vm_map.pmap.remove(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+    entry = vm_map.entry_containing(start) or vm_map.first_entry_after(start)
+    while entry is not None and entry.start < end:
+        if entry.start < start:
+            entry = vm_map.clip(entry, start)
+        if entry.end > end:
+            vm_map.clip(entry, end)
+        nxt = vm_map.succ(entry)
+        if entry.wired:
+            await unwire_entry(k, entry)
+        vm_map.unlink_entry(entry)
+        entry = nxt
+
+
+async def sys_munmap(k: Kernel, vm_map: VmMap, addr: int, length: int) -> int | str:
+    """munmap(2): remove every mapping in the page-rounded range."""
+    start = trunc_page(addr)
+    end = round_page(addr + length)
+    if length == 0 or end > vm_map.max or end <= start:
+        return "EINVAL"
+    assert k.munmap_impl is not None
+    await k.munmap_impl(vm_map, start, end)
+    return 0
+
+
+async def munmap_path(vm_map: VmMap, start: int, end: int) -> None:
+    """The reference munmap: lock exclusive, unmap, unlock."""
+    await vm_map.lock.xlock()
+    await remove_range(vm_map, start, end)
+    await vm_map.lock.unlock()
+
+
+async def sys_mmap(k: Kernel, vm_map: VmMap, addr: int, pages: int, ms: MappingSpec) -> int | str:
+    """mmap(2) with MAP_FIXED: replace whatever is mapped at [addr, addr + pages)."""
+    start = addr
+    end = addr + (pages << PAGE_SHIFT)
+    if addr & PAGE_MASK or pages <= 0 or end > vm_map.max:
+        return "EINVAL"
+    await vm_map.lock.xlock()
+    await remove_range(vm_map, start, end)
+    entry = make_entry(k, start, pages, ms)
+    vm_map.insert_entry(entry)
+    if ms.wired:
+        await wire_entry(k, entry)
+    await vm_map.lock.unlock()
+    return 0
+
+
+async def wire_entry(k: Kernel, entry: VmMapEntry) -> None:
+    """Make an entry's pages resident and wire them.  Map locked exclusive.
+
+    Order map -> vnode -> object; a busy page is waited for without the object
+    lock.  (FreeBSD marks the entry in transition and unlocks the map; holding
+    it is simpler and excludes the same races here.)
+    """
+    if entry.submap is not None:
+        for inner in list(entry.submap.entries.values()):
+            await wire_entry(k, inner)
+        return
+    obj = top_object(k, entry)
+    first = entry.offset >> PAGE_SHIFT
+    count = (entry.end - entry.start) >> PAGE_SHIFT
+    vnode = obj.vnode
+    if vnode is not None:
+        await vnode.lock()
+    await obj.lock.lock()
+    pindex = first
+    while pindex < first + count:
+        page = obj.lookup_page(pindex)
+        if page is None:
+            page = obj.alloc_page(pindex)
+            page.valid = True
+            if obj.pager is not None:
+                page.contents = obj.pager.read(pindex)
+            elif obj.backing is not None and obj.backing.pager is not None:
+                page.contents = obj.backing.pager.read(pindex + obj.backing_offset)
+            page.wire_count += 1
+            await page.xunbusy()
+        elif page.is_busy():
+            await obj.lock.unlock()
+            await page.wait_unbusy()
+            await obj.lock.lock()
+            continue
+        else:
+            await k.point()
+            page.wire_count += 1
+        k.emit("wire", obj.name, pindex, page.wire_count)
+        pindex += 1
+    await obj.lock.unlock()
+    if vnode is not None:
+        await vnode.unlock()
+
+
+async def unwire_entry(k: Kernel, entry: VmMapEntry) -> None:
+    """Drop the wiring an entry put on its resident pages.  Map locked exclusive."""
+    entry.wired = False
+    if entry.submap is not None:
+        for inner in list(entry.submap.entries.values()):
+            if inner.wired:
+                await unwire_entry(k, inner)
+        return
+    obj = entry.obj
+    if obj is None:
+        return
+    first = entry.offset >> PAGE_SHIFT
+    count = (entry.end - entry.start) >> PAGE_SHIFT
+    await obj.lock.lock()
+    for pindex in range(first, first + count):
+        page = obj.lookup_page(pindex)
+        if page is not None and page.wire_count > 0:
+            page.wire_count -= 1
+            k.emit("unwire", obj.name, pindex, page.wire_count)
+    await obj.lock.unlock()
+
+
+def _covered(vm_map: VmMap, start: int, end: int) -> list[VmMapEntry] | None:
+    """Return the entries covering [start, end) with no hole, or None."""
+    out: list[VmMapEntry] = []
+    at = start
+    entry = vm_map.entry_containing(start)
+    while at < end:
+        if entry is None or entry.start > at:
+            return None
+        out.append(entry)
+        at = entry.end
+        entry = vm_map.succ(entry)
+    return out
+
+
+async def sys_mlock(k: Kernel, vm_map: VmMap, addr: int, length: int) -> int | str:
+    """mlock(2): user-wire every entry of the range (clipped to it)."""
+    start = trunc_page(addr)
+    end = round_page(addr + length)
+    if end <= start:
+        return 0
+    await vm_map.lock.xlock()
+    entries = _covered(vm_map, start, end)
+    if entries is None:
+        await vm_map.lock.unlock()
+        return "ENOMEM"
+    for entry in _clip_all(vm_map, entries, start, end):
+        if not entry.wired:
+            entry.wired = True
+            await wire_entry(k, entry)
+    await vm_map.lock.unlock()
+    return 0
+
+
+async def sys_munlock(k: Kernel, vm_map: VmMap, addr: int, length: int) -> int | str:
+    """munlock(2): drop the user wiring of every entry of the range."""
+    start = trunc_page(addr)
+    end = round_page(addr + length)
+    if end <= start:
+        return 0
+    await vm_map.lock.xlock()
+    entries = _covered(vm_map, start, end)
+    if entries is None:
+        await vm_map.lock.unlock()
+        return "ENOMEM"
+    for entry in _clip_all(vm_map, entries, start, end):
+        if entry.wired:
+            await unwire_entry(k, entry)
+    await vm_map.lock.unlock()
+    return 0
+
+
+def _clip_all(
+    vm_map: VmMap, entries: list[VmMapEntry], start: int, end: int
+) -> list[VmMapEntry]:
+    out = []
+    for entry in entries:
+        if entry.start < start:
+            entry = vm_map.clip(entry, start)
+        if entry.end > end:
+            vm_map.clip(entry, end)
+        out.append(entry)
+    return out
+
+
+# -- cleaning ---------------------------------------------------------------------
+
+
+async def sys_clean(
+    k: Kernel, vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
+) -> KernReturn:
+    """Call the clean routine under test, bracketed by events the checkers watch."""
+    assert k.clean_impl is not None
+    cpu = k.curcpu()
+    k.inside_clean[cpu] = k.inside_clean.get(cpu, 0) + 1
+    k.emit("clean_call", vm_map.name, start, end, int(syncio), int(invalidate))
+    k._call_hooks("clean_call", vm_map, start, end, syncio, invalidate)
+    rv = await k.clean_impl(vm_map, start, end, syncio, invalidate)
+    if not isinstance(rv, KernReturn):
+        try:
+            rv = KernReturn(rv)
+        except ValueError:
+            k.violate("return_code", f"clean returned {rv!r}, not a KERN_* code")
+            raise AssertionError("unreachable") from None
+    k.inside_clean[cpu] -= 1
+    k.emit("clean_return", vm_map.name, rv.label)
+    k._call_hooks("clean_return", vm_map, start, end, syncio, invalidate, rv)
+    return rv
+
+
+async def sys_msync(k: Kernel, vm_map: VmMap, addr: int, length: int, flags: str) -> int | str:
+    """msync(2): round to pages, map flags to (syncio, invalidate), clean."""
+    words = flags.split(",")
+    if "async" in words and ("invalidate" in words or "sync" in words):
+        return "EINVAL"
+    pageoff = addr & PAGE_MASK
+    addr -= pageoff
+    size = round_page(length + pageoff)
+    if addr + size >= ADDR_LIMIT:
+        return "EINVAL"
+    syncio = "async" not in words
+    invalidate = "invalidate" in words
+    rv = await sys_clean(k, vm_map, addr, addr + size, syncio, invalidate)
+    return kern_to_errno(rv)
+
+
+def result_value(value: Any) -> Any:
+    """Render a system call's result for ``--json``."""
+    if isinstance(value, KernReturn):
+        return value.label
+    return value

@@ -1,0 +1,266 @@
+"""The harness: build a machine from a spec, run executions, run campaigns.
+
+One ``trio.run`` serves a whole campaign; each execution rebuilds the machine
+(kernel state, agents, checkers) from the spec and the seed.  Agents are one
+per CPU plus the disk; CPU ``i`` is agent ``i``, the disk is the last agent.
+
+After every CPU finishes, the harness performs the final trusted flush: the
+reference flush path, run outside the scheduler, writes every dirty page of
+every file, so the pager can be compared with the stores actually made.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from emulator.kern.fault import Fault
+from emulator.kern.kernel import Kernel, Violation
+from emulator.kern.map import VmMap
+from emulator.kern.object import OBJT_FILE, VmObject
+from emulator.kern.pager import Pager
+from emulator.kern.pmap import fold_modified
+from emulator.kern.syscalls import (
+    make_entry,
+    munmap_path,
+    result_value,
+    sys_clean,
+    sys_load,
+    sys_mlock,
+    sys_mmap,
+    sys_msync,
+    sys_munlock,
+    sys_munmap,
+    sys_store,
+    wire_now,
+)
+from emulator.sched.scheduler import Scheduler
+from emulator.sched.strategies import Strategy
+from emulator.spec import Op, Spec
+
+DEFAULT_MAX_STEPS = 20_000
+
+
+@dataclass
+class Variant:
+    """The code under test: a clean routine, and optionally fault/munmap paths."""
+
+    name: str
+    clean: Callable[..., Any]
+    fault: type[Fault] = Fault
+    munmap: Callable[..., Any] = munmap_path
+    historical: bool = False  # a faithful reproduction of a real kernel bug
+
+
+@dataclass
+class Execution:
+    """What one execution did."""
+
+    seed: int
+    outcome: str  # ok | violation | deadlock | starvation | crash
+    steps: int
+    violations: list[Violation]
+    results: dict[str, list[dict[str, Any]]]
+    decisions: list[int]
+    events: list[tuple[int, int, str, tuple[Any, ...]]] = field(default_factory=list)
+    detail: str = ""
+
+
+Checker = Callable[[Kernel, Spec], None]
+
+
+def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -> Kernel:
+    """Create the kernel state a spec describes (outside any agent: no schedule points)."""
+    k = Kernel(sched, spec.profile, record=record)
+    for name, pages in spec.files.items():
+        pager = Pager(name, pages)
+        obj = VmObject(k, OBJT_FILE, name, pages, pager)
+        obj.ref_count = 1  # the vnode's own reference: file objects stay cached
+        k.files[name] = obj
+        k.pagers[name] = pager
+    for pname, mappings in spec.processes.items():
+        vm_map = VmMap(k, pname)
+        for ms in mappings:
+            entry = make_entry(k, ms.addr, ms.pages, ms)
+            vm_map.entries[entry.start] = entry
+            if ms.wired:
+                wire_now(k, entry)
+        k.maps[pname] = vm_map
+    fault = variant.fault(k)
+    k.fault_impl = fault.fault
+    k.clean_impl = variant.clean
+    k.munmap_impl = variant.munmap
+    return k
+
+
+async def run_op(k: Kernel, vm_map: VmMap, op: Op) -> Any:
+    """Perform one program step and return its result."""
+    name, a = op.name, op.args
+    if name == "store":
+        return await sys_store(k, vm_map, a[0])
+    if name == "load":
+        return await sys_load(k, vm_map, a[0])
+    if name == "msync":
+        return await sys_msync(k, vm_map, a[0], a[1], a[2])
+    if name == "clean":
+        return await sys_clean(k, vm_map, a[0], a[1], a[2], a[3])
+    if name == "munmap":
+        return await sys_munmap(k, vm_map, a[0], a[1])
+    if name == "mmap":
+        return await sys_mmap(k, vm_map, a[0], a[1], a[2])
+    if name == "mlock":
+        return await sys_mlock(k, vm_map, a[0], a[1])
+    if name == "munlock":
+        return await sys_munlock(k, vm_map, a[0], a[1])
+    if name == "yield":
+        await k.point()
+        return 0
+    raise AssertionError(f"unknown op {name}")
+
+
+def final_flush(k: Kernel) -> None:
+    """The trusted flush: write every dirty file page, outside the scheduler.
+
+    Uses no variant code.  Pages whose contents differ from the pager but are
+    neither dirty nor modified are *not* written: their store was lost, and the
+    lost-store rule reports it.
+    """
+    for obj in k.files.values():
+        pager = obj.pager
+        assert pager is not None
+        for pindex, page in obj.pages.items():
+            fold_modified(page)
+            if page.dirty:
+                pager.stored[pindex] = page.contents
+                page.dirty = False
+
+
+class Machine:
+    """Runs executions of one spec with one variant, one strategy, given checkers."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        variant: Variant,
+        strategy: Strategy,
+        checkers: list[Checker] | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        record: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.variant = variant
+        self.strategy = strategy
+        self.checkers = checkers or []
+        self.max_steps = max_steps
+        self.record = record
+        self.kernel: Kernel | None = None  # the last execution's, for tests
+
+    async def execute(self, seed: int, spec: Spec | None = None) -> Execution:
+        """Run one execution with ``seed``; return what happened."""
+        spec = spec or self.spec
+        self.strategy.reset(seed)
+        sched = Scheduler(self.strategy, self.max_steps)
+        cpus = [sched.add_agent(f"cpu{i}") for i in range(len(spec.cpus))]
+        disk_agent = sched.add_agent("disk", daemon=True)
+        k = build_kernel(spec, sched, self.variant, self.record)
+        k.disk.aid = disk_agent.aid
+        self.kernel = k
+        for checker in self.checkers:
+            checker(k, spec)
+        results: dict[str, list[dict[str, Any]]] = {a.name: [] for a in cpus}
+
+        def body(i: int) -> Callable[[], Any]:
+            vm_map = k.maps[spec.cpus[i].process]
+            program = spec.cpus[i].program
+            out = results[f"cpu{i}"]
+
+            async def run() -> None:
+                for op in program:
+                    k.emit("call", op.name, *_plain_args(op))
+                    value = await run_op(k, vm_map, op)
+                    rendered = result_value(value)
+                    k.emit("ret", op.name, rendered)
+                    out.append({"op": op.name, "args": op.to_json()[1:], "ret": rendered})
+
+            return run
+
+        bodies: list[Callable[[], Any]] = [body(i) for i in range(len(cpus))]
+        bodies.append(k.disk.run)
+        await sched.run(bodies)
+        outcome = sched.outcome  # ok, violation, deadlock, starvation or crash
+        if outcome in ("deadlock", "starvation", "crash"):
+            k.violations.append(Violation(outcome, sched.detail, sched.step, list(sched.blame)))
+        elif outcome == "ok":
+            k._call_hooks("end")
+            if not k.violations:
+                final_flush(k)
+                k._call_hooks("final")
+            if k.violations:
+                outcome = "violation"
+        return Execution(
+            seed=seed,
+            outcome=outcome,
+            steps=sched.step,
+            violations=list(k.violations),
+            results=results,
+            decisions=list(sched.decisions),
+            events=k.events,
+            detail=sched.detail,
+        )
+
+
+def _plain_args(op: Op) -> list[Any]:
+    return [a for a in op.to_json()[1:] if not isinstance(a, dict)]
+
+
+@dataclass
+class Campaign:
+    """The summary of many executions."""
+
+    executions: int = 0
+    steps: int = 0
+    elapsed: float = 0.0
+    failures: list[Execution] = field(default_factory=list)
+    last: Execution | None = None
+
+
+async def campaign(
+    machine: Machine,
+    first_seed: int,
+    iterations: int | None,
+    time_budget: float | None,
+    spec_for_seed: Callable[[int], Spec] | None = None,
+    stop_on_first: bool = True,
+) -> Campaign:
+    """Run executions with seeds first_seed, first_seed + 1, ... until a limit.
+
+    Stops at the first failure when ``stop_on_first``.  Wall-clock time bounds
+    how many executions run, never what any of them does.
+    """
+    out = Campaign()
+    start = time.perf_counter()
+    seed = first_seed
+    while True:
+        if iterations is not None and out.executions >= iterations:
+            break
+        if time_budget is not None and time.perf_counter() - start >= time_budget:
+            break
+        spec = spec_for_seed(seed) if spec_for_seed is not None else None
+        ex = await machine.execute(seed, spec)
+        out.executions += 1
+        out.steps += ex.steps
+        out.last = ex
+        if ex.outcome != "ok":
+            out.failures.append(ex)
+            if stop_on_first:
+                break
+        seed += 1
+        if out.executions % 64 == 0:
+            await trio.lowlevel.checkpoint()
+    out.elapsed = time.perf_counter() - start
+    return out
+

@@ -1,0 +1,23 @@
+"""The controlled scheduler and its strategies."""
+
+from emulator.sched.scheduler import Abort, Agent, AgentState, Scheduler, WaitChannel
+from emulator.sched.strategies import (
+    STRATEGIES,
+    RandomStrategy,
+    ReplayStrategy,
+    Strategy,
+    make_strategy,
+)
+
+__all__ = [
+    "STRATEGIES",
+    "Abort",
+    "Agent",
+    "AgentState",
+    "RandomStrategy",
+    "ReplayStrategy",
+    "Scheduler",
+    "Strategy",
+    "WaitChannel",
+    "make_strategy",
+]

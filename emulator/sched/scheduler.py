@@ -1,0 +1,297 @@
+"""The controlled scheduler: one agent runs between two schedule points.
+
+Design
+------
+Every CPU (and the disk that completes I/O) is a Trio task, an *agent*.  At any
+moment exactly one agent holds the baton; every other agent is parked inside
+``trio.lowlevel.wait_task_rescheduled``.  An agent gives the baton away only at
+a *schedule point* (``point``), when it goes to sleep on a wait channel
+(``sleep``), or when it finishes.  There the strategy picks the next agent from
+the runnable ones; if it picks the current agent, nothing touches Trio at all,
+otherwise the baton moves with ``trio.lowlevel.reschedule``.  Trio therefore
+never has two of our tasks runnable at once and never chooses an order
+(PLATFORM.md: Trio's own run-queue order is not deterministic).
+
+Blocking is modelled here, never with Trio primitives: an agent that must wait
+for a lock, a busy page or an I/O is marked BLOCKED on a *channel* (any object
+with ``wait_holders()`` and ``wait_name()``), and ``wakeup(channel)`` makes its
+sleepers runnable again.  Like the kernel's sleep/wakeup, a woken agent
+re-checks its condition itself.
+
+When no agent can run:
+  * if every non-daemon agent is done, the execution is over (``ok``);
+  * otherwise it is a deadlock, reported with its wait-for cycle.
+A step bound turns a livelock or an endless rescan into ``starvation``.
+
+Ending an execution (normally or not) reschedules every parked agent with an
+``Abort`` exception; kernel code never catches it, so nothing runs after the
+end.  The harness's main task is parked too and is woken last.
+
+Prior art: Coyote's and Shuttle's "one runnable task at a time" controlled
+schedulers, and trio's own ``_parking_lot`` for the handoff idiom.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import outcome
+import trio
+
+from emulator.sched.strategies import Strategy
+
+
+class Abort(BaseException):
+    """Raised inside an agent whose execution has ended; never caught by kernel code."""
+
+
+class AgentState(enum.IntEnum):
+    RUNNABLE = 0
+    BLOCKED = 1
+    DONE = 2
+
+
+class WaitChannel(Protocol):
+    """Anything an agent can sleep on."""
+
+    def wait_holders(self) -> list[int]:
+        """Return the agents whose progress would wake this channel's sleepers."""
+        ...
+
+    def wait_name(self) -> str:
+        """Return a short human name: ``map lock of p0``, ``page f:3 busy``."""
+        ...
+
+
+class Agent:
+    """One schedulable actor: a CPU, or a daemon such as the disk."""
+
+    __slots__ = ("aid", "chan", "daemon", "name", "state", "task")
+
+    def __init__(self, aid: int, name: str, daemon: bool) -> None:
+        self.aid = aid
+        self.name = name
+        self.daemon = daemon
+        self.state = AgentState.RUNNABLE
+        self.chan: WaitChannel | None = None
+        self.task: trio.lowlevel.Task | None = None
+
+
+def _no_abort(_: Any) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED
+
+
+class Scheduler:
+    """Run one execution's agents one at a time, in the order a strategy picks.
+
+    Attributes read by the harness after the execution:
+      ``outcome``  "ok", "deadlock", "starvation" or "crash"
+      ``detail``   a one-line explanation when the outcome is not ok
+      ``step``     schedule points passed
+      ``decisions`` the agent chosen at every decision with two or more candidates
+    """
+
+    def __init__(self, strategy: Strategy, max_steps: int) -> None:
+        self.strategy = strategy
+        self.max_steps = max_steps
+        self.agents: list[Agent] = []
+        self.step = 0
+        self.current: Agent | None = None
+        self.over = False
+        self.outcome = "ok"
+        self.detail = ""
+        self.blame: list[int] = []  # agents named by a deadlock or crash
+        self.decisions: list[int] = []
+        self.on_decision: Callable[[int, Sequence[int], int], None] | None = None
+        self.crash_exc: BaseException | None = None
+        self._main: trio.lowlevel.Task | None = None
+        self._parked = 0
+
+    # -- setup -------------------------------------------------------------
+
+    def add_agent(self, name: str, daemon: bool = False) -> Agent:
+        agent = Agent(len(self.agents), name, daemon)
+        self.agents.append(agent)
+        return agent
+
+    async def run(self, bodies: Sequence[Callable[[], Any]]) -> None:
+        """Run one execution: ``bodies[i]`` is agent i's coroutine function."""
+        assert len(bodies) == len(self.agents)
+        self._main = trio.lowlevel.current_task()
+        async with trio.open_nursery() as nursery:
+            for agent, body in zip(self.agents, bodies, strict=True):
+                nursery.start_soon(self._agent_main, agent, body)
+            # Wait until every agent is parked, then hand out the first baton.
+            await trio.lowlevel.wait_task_rescheduled(_no_abort)
+            first = self._choose(None)
+            if first is None:
+                self._end("ok", "")
+            else:
+                self.current = first
+                assert first.task is not None
+                trio.lowlevel.reschedule(first.task)
+                await trio.lowlevel.wait_task_rescheduled(_no_abort)
+
+    async def _agent_main(self, agent: Agent, body: Callable[[], Any]) -> None:
+        agent.task = trio.lowlevel.current_task()
+        self._parked += 1
+        if self._parked == len(self.agents):
+            assert self._main is not None
+            trio.lowlevel.reschedule(self._main)
+        try:
+            await trio.lowlevel.wait_task_rescheduled(_no_abort)
+            await body()
+        except Abort:
+            return
+        except Exception as exc:  # the variant or kernel code under test crashed
+            if self.over:
+                return
+            self.blame = [agent.aid]
+            self.crash_exc = exc
+            self._end("crash", f"{agent.name} raised {type(exc).__name__}: {exc}")
+            return
+        agent.state = AgentState.DONE
+        if self.over:
+            return
+        self._pass_on(agent)
+
+    # -- the three ways to give the baton away ------------------------------
+
+    async def point(self) -> None:
+        """A schedule point: let the strategy pick who runs next."""
+        if self.over:
+            raise Abort()
+        self.step += 1
+        if self.step > self.max_steps:
+            self._end("starvation", f"no end after {self.max_steps} steps")
+            raise Abort()
+        cur = self.current
+        assert cur is not None
+        runnable = [a for a in self.agents if a.state == AgentState.RUNNABLE]
+        if len(runnable) == 1:
+            return
+        nxt = self._pick(runnable, cur)
+        if nxt is not cur:
+            await self._switch(cur, nxt)
+
+    async def sleep(self, chan: WaitChannel) -> None:
+        """Block the current agent on ``chan`` until ``wakeup(chan)``."""
+        if self.over:
+            raise Abort()
+        cur = self.current
+        assert cur is not None
+        cur.state = AgentState.BLOCKED
+        cur.chan = chan
+        nxt = self._choose(cur)
+        if nxt is None:
+            self._stuck()
+            raise Abort()
+        await self._switch(cur, nxt)
+
+    def wakeup(self, chan: WaitChannel) -> None:
+        """Make every agent sleeping on ``chan`` runnable.  Not a schedule point."""
+        for a in self.agents:
+            if a.chan is chan:
+                a.chan = None
+                a.state = AgentState.RUNNABLE
+
+    def _pass_on(self, done: Agent) -> None:
+        nxt = self._choose(done)
+        if nxt is None:
+            self._stuck()
+            return
+        self.current = nxt
+        assert nxt.task is not None
+        trio.lowlevel.reschedule(nxt.task)
+
+    # -- internals -----------------------------------------------------------
+
+    def _pick(self, runnable: list[Agent], cur: Agent | None) -> Agent:
+        aids = [a.aid for a in runnable]
+        chosen = self.strategy.choose(aids, cur.aid if cur is not None else -1)
+        self.decisions.append(chosen)
+        if self.on_decision is not None:
+            self.on_decision(self.step, aids, chosen)
+        return self.agents[chosen]
+
+    def _choose(self, cur: Agent | None) -> Agent | None:
+        runnable = [a for a in self.agents if a.state == AgentState.RUNNABLE]
+        if not runnable:
+            return None
+        if len(runnable) == 1:
+            return runnable[0]
+        return self._pick(runnable, cur)
+
+    async def _switch(self, cur: Agent, nxt: Agent) -> None:
+        self.current = nxt
+        assert nxt.task is not None
+        trio.lowlevel.reschedule(nxt.task)
+        await trio.lowlevel.wait_task_rescheduled(_no_abort)
+
+    def _stuck(self) -> None:
+        """No agent can run: the execution is over, or deadlocked."""
+        waiting = [a for a in self.agents if a.state == AgentState.BLOCKED and not a.daemon]
+        if not waiting:
+            self._end("ok", "")
+            return
+        cycle = self.wait_cycle()
+        if cycle:
+            self.blame = [a for a, _ in cycle]
+            text = "; ".join(
+                f"{self.agents[a].name} waits for {chan.wait_name()}" for a, chan in cycle
+            )
+            self._end("deadlock", f"wait-for cycle: {text}")
+        else:
+            self.blame = [a.aid for a in waiting]
+            text = "; ".join(
+                f"{a.name} waits for {a.chan.wait_name() if a.chan else '?'}" for a in waiting
+            )
+            self._end("deadlock", f"no agent can run: {text}")
+
+    def wait_cycle(self) -> list[tuple[int, WaitChannel]]:
+        """Return a wait-for cycle among blocked agents as (agent, channel) pairs."""
+        edges: dict[int, list[int]] = {}
+        for a in self.agents:
+            if a.state == AgentState.BLOCKED and a.chan is not None:
+                edges[a.aid] = [h for h in a.chan.wait_holders() if h != a.aid]
+        # Depth-first search in agent order: deterministic.
+        for start in sorted(edges):
+            path: list[int] = [start]
+            seen = {start}
+            found = self._dfs(start, edges, path, seen, start)
+            if found:
+                return [(aid, self.agents[aid].chan) for aid in found]  # type: ignore[misc]
+        return []
+
+    def _dfs(
+        self, node: int, edges: dict[int, list[int]], path: list[int], seen: set[int], start: int
+    ) -> list[int] | None:
+        for nxt in edges.get(node, ()):
+            if nxt == start:
+                return list(path)
+            if nxt in seen or nxt not in edges:
+                continue
+            seen.add(nxt)
+            path.append(nxt)
+            found = self._dfs(nxt, edges, path, seen, start)
+            if found:
+                return found
+            path.pop()
+        return None
+
+    def _end(self, result: str, detail: str) -> None:
+        """Finish the execution: abort every parked agent, wake the harness."""
+        if self.over:
+            return
+        self.over = True
+        self.outcome = result
+        self.detail = detail
+        cur = self.current
+        for a in self.agents:
+            if a is not cur and a.state != AgentState.DONE and a.task is not None:
+                a.state = AgentState.DONE
+                trio.lowlevel.reschedule(a.task, outcome.Error(Abort()))
+        assert self._main is not None
+        trio.lowlevel.reschedule(self._main)

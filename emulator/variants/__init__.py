@@ -1,0 +1,69 @@
+"""Clean variants: the reference routine per profile, the mutants, and user code.
+
+A variant is an ``async def clean(map, start, end, syncio, invalidate) ->
+KernReturn`` written against the kernel API (``emulator.api``), or a
+:class:`~emulator.machine.Variant` that also replaces the fault or munmap path.
+``reference`` follows the run's profile.  A user's own variant is named
+``path/to/file.py:function`` or ``module:function``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+
+from emulator.errors import BadInput
+from emulator.kern.clean import reference_clean
+from emulator.machine import Variant
+
+BUILTIN: dict[str, Variant] = {
+    "reference": Variant("reference", reference_clean),
+}
+
+
+def load_variant(name: str) -> Variant:
+    """Return a built-in variant by name, or load ``file.py:func`` / ``module:func``."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if ":" not in name:
+        raise BadInput(
+            f"unknown variant '{name}' (built-in: {', '.join(BUILTIN)}; "
+            "or give path/to/file.py:function or module:function)"
+        )
+    where, _, func = name.rpartition(":")
+    if not func.isidentifier():
+        raise BadInput(f"variant '{name}': '{func}' is not a function name")
+    if where.endswith(".py") or "/" in where:
+        path = Path(where)
+        if not path.is_file():
+            raise BadInput(f"variant '{name}': no such file: {where}")
+        mod_name = "vmemu_user_variant_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            raise BadInput(f"variant '{name}': cannot load {where}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise BadInput(f"variant '{name}': loading {where} failed: "
+                           f"{type(exc).__name__}: {exc}") from None
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as exc:
+            raise BadInput(f"variant '{name}': cannot import module '{where}': "
+                           f"{type(exc).__name__}: {exc}") from None
+    obj = getattr(module, func, None)
+    if obj is None:
+        raise BadInput(f"variant '{name}': {where} has no attribute '{func}'")
+    if isinstance(obj, Variant):
+        return obj
+    if not inspect.iscoroutinefunction(obj):
+        raise BadInput(f"variant '{name}': '{func}' is not an async def (a clean routine "
+                       "must be async def clean(map, start, end, syncio, invalidate))")
+    return Variant(name, obj)

@@ -1,0 +1,144 @@
+"""Named workloads: modules that expand parameters and a seed into a workload spec.
+
+Each module defines ``PARAMS`` (name -> (type, default, help)), optionally
+``LIMITS`` (name -> (lowest, highest)), and ``build(params, seed)`` returning a
+plain spec dict (DESIGN.md, "The spec format") that :func:`parse_spec`
+validates.  A parameter named ``seed`` whose default is ``None`` takes the
+execution seed unless the user pins it.  Builds are deterministic: the same
+parameters and seed give the same spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from emulator.errors import BadInput
+from emulator.spec import Spec, load_spec_file, parse_spec
+from workloads import (
+    invalidate_shared_file,
+    msync_vs_munmap,
+    random_mix,
+    two_cleaners,
+    writers_vs_msync,
+    zero_length_msync,
+)
+
+WORKLOADS: dict[str, ModuleType] = {
+    "writers_vs_msync": writers_vs_msync,
+    "msync_vs_munmap": msync_vs_munmap,
+    "two_cleaners": two_cleaners,
+    "invalidate_shared_file": invalidate_shared_file,
+    "zero_length_msync": zero_length_msync,
+    "random_mix": random_mix,
+}
+
+ParamTable = dict[str, tuple[type, Any, str]]
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _lookup(name: str) -> ModuleType:
+    module = WORKLOADS.get(name)
+    if module is None:
+        raise BadInput(f"unknown workload {name!r} (known: {', '.join(WORKLOADS)})")
+    return module
+
+
+def _convert(workload: str, param: str, kind: type, value: object) -> Any:
+    def bad(expected: str) -> BadInput:
+        return BadInput(f"bad value for parameter {param!r} of workload {workload!r}: "
+                        f"{value!r} (expected {expected})")
+
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad("true or false")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str):
+            text = value.strip()
+            hexadecimal = text.lower().lstrip("+-").startswith("0x")
+            try:
+                number = int(text, 16 if hexadecimal else 10)
+            except ValueError:
+                raise bad("an integer") from None
+        else:
+            raise bad("an integer")
+        if number < 0:
+            raise bad("a non-negative integer")
+        return number
+    if kind is str and isinstance(value, str):
+        return value
+    raise bad(kind.__name__)
+
+
+def resolve_params(name: str, params: Mapping[str, object], seed: int) -> dict[str, Any]:
+    """Check ``params`` (strings from the command line, or typed values) against the
+    workload's ``PARAMS`` and return every parameter's value, defaults filled in."""
+    module = _lookup(name)
+    table: ParamTable = module.PARAMS
+    limits: dict[str, tuple[int, int]] = getattr(module, "LIMITS", {})
+    for key in params:
+        if key not in table:
+            known = ", ".join(table) or "none"
+            raise BadInput(f"unknown parameter {key!r} for workload {name!r} (known: {known})")
+    values: dict[str, Any] = {}
+    for key, (kind, default, _help) in table.items():
+        if key in params:
+            value = _convert(name, key, kind, params[key])
+        elif default is None and key == "seed":
+            value = seed
+        else:
+            value = default
+        if key in limits and not limits[key][0] <= value <= limits[key][1]:
+            lo, hi = limits[key]
+            raise BadInput(f"parameter {key}={value} of workload {name!r} is out of range "
+                           f"(expected {lo}..{hi})")
+        values[key] = value
+    return values
+
+
+def build_workload(name: str, params: Mapping[str, object], seed: int,
+                   profile: str | None = None) -> Spec:
+    """Expand the workload ``name`` with ``params`` and ``seed`` into a validated Spec.
+
+    ``params`` maps parameter names to strings (``--param key=value``) or typed
+    values; ``profile`` overrides the default.  The Spec carries ``name`` and
+    the resolved ``params`` (the seed included when the workload takes one).
+    """
+    module = _lookup(name)
+    values = resolve_params(name, params, seed)
+    data = module.build(values, seed)
+    spec = parse_spec(data, source=f"workload {name}", profile=profile)
+    return dataclasses.replace(spec, name=name, params=values)
+
+
+def is_spec_file(workload: str) -> bool:
+    """Whether a WORKLOAD argument names a spec file rather than a workload."""
+    return Path(workload).suffix.lower() in (".json", ".toml") or "/" in workload
+
+
+def load_workload(workload: str, params: Mapping[str, object], seed: int,
+                  profile: str | None = None) -> Spec:
+    """Resolve a command line's WORKLOAD: a spec file (.json/.toml) or a workload name."""
+    if is_spec_file(workload):
+        if params:
+            raise BadInput(f"--param applies to named workloads, not to the spec file {workload}")
+        return load_spec_file(workload, profile)
+    return build_workload(name=workload, params=params, seed=seed, profile=profile)
+
+
+def describe() -> list[tuple[str, str, ParamTable]]:
+    """Every workload: (name, one-line description, PARAMS)."""
+    out = []
+    for name, module in WORKLOADS.items():
+        doc = " ".join((module.__doc__ or "").split("\n\n")[0].split())
+        out.append((name, doc, dict(module.PARAMS)))
+    return out
