@@ -47,7 +47,6 @@ class Fault:
 
     async def attempt(self, vm_map: VmMap, va: int, write: bool) -> KernReturn | None:
         """One try; None means "a page was busy: retry from the start"."""
-        k = self.k
         locked: list[VmMap] = [vm_map]
         await vm_map.lock.slock()
         entry = await vm_map.lookup_entry(va)
@@ -89,17 +88,11 @@ class Fault:
 
     def entry_object(self, entry: VmMapEntry) -> VmObject:
         """Return the entry's object, creating anonymous memory on first touch."""
-        k = self.k
-        if entry.obj is None:
-            from emulator.kern.object import OBJT_ANON, VmObject
+        from emulator.kern.syscalls import top_object
 
-            pages = (entry.end - entry.start) >> PAGE_SHIFT
-            obj = VmObject(k, OBJT_ANON, k.new_object_name("anon"), pages + (entry.offset >> PAGE_SHIFT))
-            obj.ref_count = 1
-            entry.obj = obj
-            k.emit("object_new", obj.name)
-        k.touch_object(entry.obj)
-        return entry.obj
+        obj = top_object(self.k, entry)
+        self.k.touch_object(obj)
+        return obj
 
     async def busy_resident(self, page: VmPage) -> bool:
         """Busy a resident page; False if it is busy (the fault must sleep)."""

@@ -154,7 +154,9 @@ class Mutex:
         await k.point()
         me = k.curcpu()
         if self.owner != me:
-            k.contract(f"{self.kind} lock of {self.name} released by cpu{me}, owner cpu{self.owner}")
+            k.contract(
+                f"{self.kind} lock of {self.name} released by cpu{me}, owner cpu{self.owner}"
+            )
             return
         self.owner = -1
         k.emit("unlock", self.kind, self.name)

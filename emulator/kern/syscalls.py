@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.kern.kern_return import KernReturn, kern_to_errno
 from emulator.kern.map import VmMapEntry, parse_prot
-from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, OBJT_FILE, VmObject
+from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
 from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap
-    from emulator.kern.page import VmPage
     from emulator.spec import MappingSpec
 
 

@@ -41,7 +41,8 @@ def load_variant(name: str) -> Variant:
         path = Path(where)
         if not path.is_file():
             raise BadInput(f"variant '{name}': no such file: {where}")
-        mod_name = "vmemu_user_variant_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        mod_name = f"vmemu_user_variant_{digest}"
         spec = importlib.util.spec_from_file_location(mod_name, path)
         if spec is None or spec.loader is None:
             raise BadInput(f"variant '{name}': cannot load {where}")
