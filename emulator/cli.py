@@ -207,9 +207,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
+        last_seed = args.seed + camp.executions - 1
         print(f"explored {camp.executions} executions of {args.workload} "
               f"(profile {summary['profile']}, variant {summary['variant']}, "
-              f"strategy {summary['strategy']}, seeds {args.seed}..{args.seed + camp.executions - 1})"
+              f"strategy {summary['strategy']}, seeds {args.seed}..{last_seed})"
               f": {camp.steps} steps in {camp.elapsed:.2f}s "
               f"({summary['steps_per_second']:.0f} steps/s)")
         if camp.failures:

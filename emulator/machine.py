@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from emulator.kern import map as map_module
 from emulator.kern.fault import Fault
 from emulator.kern.kernel import Kernel, Violation
 from emulator.kern.map import VmMap
@@ -76,6 +77,7 @@ Checker = Callable[[Kernel, Spec], None]
 def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -> Kernel:
     """Create the kernel state a spec describes (outside any agent: no schedule points)."""
     k = Kernel(sched, spec.profile, record=record)
+    map_module.ACTIVE[:] = [k]
     for name, pages in spec.files.items():
         pager = Pager(name, pages)
         obj = VmObject(k, OBJT_FILE, name, pages, pager)
@@ -177,9 +179,11 @@ class Machine:
             vm_map = k.maps[spec.cpus[i].process]
             program = spec.cpus[i].program
             out = results[f"cpu{i}"]
+            current_op: dict[int, str] = k.shared.setdefault("current_op", {})
 
             async def run() -> None:
                 for op in program:
+                    current_op[i] = op.name
                     k.emit("call", op.name, *_plain_args(op))
                     value = await run_op(k, vm_map, op)
                     rendered = result_value(value)
@@ -193,7 +197,9 @@ class Machine:
         await sched.run(bodies)
         outcome = sched.outcome  # ok, violation, deadlock, starvation or crash
         if outcome in ("deadlock", "starvation", "crash"):
-            k.violations.append(Violation(outcome, sched.detail, sched.step, list(sched.blame)))
+            v = Violation(outcome, sched.detail, sched.step, list(sched.blame))
+            k.violations.append(v)
+            k._call_hooks(outcome, v)
         elif outcome == "ok":
             k._call_hooks("end")
             if not k.violations:

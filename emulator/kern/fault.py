@@ -68,14 +68,22 @@ class Fault:
         vpn = va >> PAGE_SHIFT
         if obj.backing is not None:
             page, wait = await self.get_shadow_page(obj, pindex, write)
+            writable = write
         else:
             page, wait = await self.get_page(obj, pindex, write)
+            # As vm_fault does, a read fault maps a shared page with the entry's
+            # protection: writable if the entry is.  The object might then be
+            # dirtied by a plain store (hardware modified bit, no fault), so its
+            # generation moves (vm_object_set_writeable_dirty).
+            writable = write or (entry.writable and page is not None and not page.sowners)
+            if writable and not write and page is not None:
+                self.set_writeable_dirty(obj)
         if page is None:
             await self.unlock_maps(locked)
             assert wait is not None
             await self.wait_busy(wait)
             return None
-        await self.enter(vm_map, vpn, page, write)
+        await self.enter(vm_map, vpn, page, writable)
         await self.unbusy(page)
         await self.unlock_maps(locked)
         return KernReturn.SUCCESS
@@ -103,6 +111,11 @@ class Fault:
         obj.generation += 1
         page.dirty = True
         self.k.emit("dirty", obj.name, page.pindex, obj.generation)
+
+    def set_writeable_dirty(self, obj: VmObject) -> None:
+        """A writable mapping appears: the object might be dirty (generation++)."""
+        obj.generation += 1
+        self.k.emit("writeable", obj.name, obj.generation)
 
     async def wait_busy(self, page: VmPage) -> None:
         await page.wait_unbusy()

@@ -80,6 +80,9 @@ class Kernel:
         self.fault_impl: Callable[..., Any] | None = None
         self.munmap_impl: Callable[..., Any] | None = None
         self.inside_clean: dict[int, int] = {}  # cpu -> depth inside the clean routine
+        self.in_checker = False  # set while harness code reads structures
+        self.shared: dict[str, Any] = {}  # state the checkers share (trackers)
+        self.check_stale = False  # switched on by the stale_structure checker
 
     # -- scheduler services -------------------------------------------------
 
@@ -118,9 +121,14 @@ class Kernel:
     # -- violations ------------------------------------------------------------
 
     def violate(
-        self, rule: str, message: str, cpus: list[int] | None = None, **fields: Any
+        self,
+        rule: str,
+        message: str,
+        cpus: list[int] | None = None,
+        fatal: bool = True,
+        **fields: Any,
     ) -> None:
-        """Record a violation of ``rule`` and end the execution."""
+        """Record a violation of ``rule``; a fatal one ends the execution."""
         from emulator.sched.scheduler import Abort
 
         sched = self.sched
@@ -128,7 +136,7 @@ class Kernel:
         v = Violation(rule, message, sched.step, cpu_list, fields)
         self.violations.append(v)
         self.emit("violation", rule, message)
-        if not sched.over and sched.current is not None:
+        if fatal and not sched.over and sched.current is not None:
             sched._end("violation", message)
             raise Abort()
 
@@ -139,7 +147,7 @@ class Kernel:
     # -- lifetime and discipline hooks ---------------------------------------------
 
     def touch_page(self, page: VmPage) -> None:
-        if page.freed:
+        if page.freed and self.check_stale:
             self.violate(
                 "stale_structure",
                 f"{self.agent_name(self.curcpu())} touched page {page.name} after it was freed",
@@ -147,7 +155,7 @@ class Kernel:
             )
 
     def touch_object(self, obj: VmObject) -> None:
-        if obj.freed:
+        if obj.freed and self.check_stale:
             self.violate(
                 "stale_structure",
                 f"{self.agent_name(self.curcpu())} touched object {obj.name} after it was freed",
@@ -155,13 +163,19 @@ class Kernel:
             )
 
     def touch_entry(self, entry: VmMapEntry) -> None:
-        if entry.freed:
-            self.violate(
-                "stale_structure",
-                f"{self.agent_name(self.curcpu())} touched map entry {entry.describe()} "
-                "after munmap freed it",
-                entry=entry.describe(),
-            )
+        if not entry.freed or not self.check_stale:
+            return
+        self.in_checker = True
+        what = entry.describe()
+        freed_at = entry.freed_at
+        self.in_checker = False
+        self.violate(
+            "stale_structure",
+            f"{self.agent_name(self.curcpu())} touched map entry {what} after it was "
+            f"unlinked and freed at step {freed_at}",
+            entry=what,
+            freed_at=freed_at,
+        )
 
     def map_access(self, vm_map: VmMap, what: str) -> None:
         """Check that the current cpu may ``lookup`` or change (``insert`` ...) the map."""
@@ -171,9 +185,17 @@ class Kernel:
         self._call_hooks("page_freeing", page)
 
     def free_entry(self, entry: VmMapEntry) -> None:
-        """Free an unlinked entry and drop its object reference."""
-        entry.freed = True
+        """Free an unlinked entry and drop its object reference.
+
+        The entry's class becomes ``FreedVmMapEntry``: any later read of one of
+        its fields by an agent is a stale-structure violation.
+        """
+        from emulator.kern.map import FreedVmMapEntry
+
         obj = entry.obj
+        entry.freed = True
+        entry.freed_at = self.sched.step
+        entry.__class__ = FreedVmMapEntry
         if obj is not None:
             self.release_object(obj)
 
@@ -186,6 +208,9 @@ class Kernel:
         if obj.ref_count > 0 or obj.kind == "file":
             return
         for page in list(obj.pages.values()):
+            if page.busy == 0 and self.sched.current is not None:
+                page.busy = 2  # teardown owns every page it frees
+                page.xowner = self.curcpu()
             obj.free_page(page)
         obj.freed = True
         self.emit("object_free", obj.name)

@@ -40,7 +40,18 @@ def parse_prot(prot: str) -> int:
 class VmMapEntry:
     """struct vm_map_entry.  Lock legend: (m) map lock; exclusive to change."""
 
-    __slots__ = ("end", "freed", "kind", "obj", "offset", "prot", "start", "submap", "wired")
+    __slots__ = (
+        "end",
+        "freed",
+        "freed_at",
+        "kind",
+        "obj",
+        "offset",
+        "prot",
+        "start",
+        "submap",
+        "wired",
+    )
 
     def __init__(
         self,
@@ -62,6 +73,7 @@ class VmMapEntry:
         self.wired = wired  # (m) user-wired (mlock)
         self.submap = submap  # (m) set for sub-map entries
         self.freed = False  # (m)
+        self.freed_at = -1  # step at which munmap freed it
 
     @property
     def is_submap(self) -> bool:
@@ -73,6 +85,30 @@ class VmMapEntry:
 
     def describe(self) -> str:
         return f"[{self.start:#x},{self.end:#x})"
+
+
+# The kernel whose agents are running now: one execution at a time per process.
+ACTIVE: list[Kernel] = []
+
+
+class FreedVmMapEntry(VmMapEntry):
+    """A freed entry.  Reading any field from agent code is a stale touch.
+
+    The class of an entry is switched to this one when it is freed, so live
+    entries pay nothing for the check.  Reads from outside agent code (the
+    harness, a checker) are not reported.
+    """
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> object:
+        value = object.__getattribute__(self, name)
+        if ACTIVE and not name.startswith("__") and name not in ("freed", "freed_at", "describe"):
+            k = ACTIVE[-1]
+            sched = k.sched
+            if sched.current is not None and not sched.over and not k.in_checker:
+                k.touch_entry(self)
+        return value
 
 
 class VmMap:

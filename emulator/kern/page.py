@@ -159,7 +159,8 @@ class VmPage:
         self.sowners.remove(holder)
         if not self.sowners:
             self.busy = BUSY_NONE
-            self.k.emit("unbusy", self.obj.name, self.pindex)
+        self.k.emit("unbusy", self.obj.name, self.pindex)
+        if not self.sowners:
             self.k.wakeup(self)
 
     async def sunbusy(self) -> None:

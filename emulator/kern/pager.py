@@ -81,6 +81,7 @@ class Disk:
         page.downgrade_to_io(self.aid)
         self.queue.append(io)
         k.emit("io_issue", page.obj.name, page.pindex, page.contents, int(sync))
+        k._call_hooks("io_issue", io)
         k.wakeup(self)
         return io
 
@@ -91,10 +92,7 @@ class Disk:
         pager = page.obj.pager
         assert pager is not None
         if pager.fail_writes:
-            io.error = True
-            # A failed write leaves the page dirty and the object possibly dirty.
-            page.dirty = True
-            page.obj.generation += 1
+            io.error = True  # the page keeps its dirty flag: nothing was written
         else:
             pager.stored[page.pindex] = io.data
             clear_modify(page)
@@ -103,6 +101,7 @@ class Disk:
             page.dirty = False
         io.done = True
         k.emit("io_done", page.obj.name, page.pindex, io.data, int(io.error))
+        k._call_hooks("io_done", io)
         page.release_shared(self.aid)
         k.wakeup(io)
 

@@ -1,0 +1,49 @@
+"""Rule 8, ``starvation`` (and ``crash``): liveness, reported apart from safety.
+
+The scheduler bounds the steps of an execution; an execution that reaches the
+bound -- a synchronous clean rescanning forever against a writer, a variant
+spinning on schedule points -- is reported as ``starvation`` with what each CPU
+was doing.  A variant that raises is reported as ``crash``, naming the CPU, the
+system call and the exception; vmemu itself goes on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emulator.kern.kernel import Kernel, Violation
+    from emulator.spec import Spec
+
+RULE = "starvation"
+
+
+def install(k: Kernel, spec: Spec) -> None:
+    def doing() -> str:
+        ops = k.shared.get("current_op", {})
+        parts = []
+        for agent in k.sched.agents:
+            if agent.daemon:
+                continue
+            state = {0: "runnable", 1: "blocked", 2: "done"}[int(agent.state)]
+            op = ops.get(agent.aid)
+            parts.append(f"{agent.name} {state}" + (f" in {op}" if op and state != "done" else ""))
+        return ", ".join(parts)
+
+    def on_starvation(v: Violation) -> None:
+        v.message = f"{v.message}: {doing()}"
+        v.cpus = [a.aid for a in k.sched.agents if not a.daemon and int(a.state) != 2]
+
+    def on_crash(v: Violation) -> None:
+        exc = k.sched.crash_exc
+        where = ""
+        tb = exc.__traceback__ if exc is not None else None
+        while tb is not None:
+            where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+            tb = tb.tb_next
+        ops = k.shared.get("current_op", {})
+        cpu = v.cpus[0] if v.cpus else -1
+        v.message = f"{v.message}{where} (during {ops.get(cpu, 'its program')})"
+
+    k.hook("starvation", on_starvation)
+    k.hook("crash", on_crash)

@@ -1,0 +1,21 @@
+"""Rule 3, ``stale_structure``: nothing touches an entry, object or page after it is freed.
+
+Freed entries change class (``FreedVmMapEntry``), so any read of one of their
+fields by agent code is seen, whichever variant reads it.  Pages and objects
+are checked by the primitives every path goes through (lookup, busy, pmap,
+write, chain walk).  This module switches those checks on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emulator.kern.kernel import Kernel
+    from emulator.spec import Spec
+
+RULE = "stale_structure"
+
+
+def install(k: Kernel, spec: Spec) -> None:
+    k.check_stale = True
