@@ -54,7 +54,9 @@ class Variant:
     clean: Callable[..., Any]
     fault: type[Fault] = Fault
     munmap: Callable[..., Any] = munmap_path
-    historical: bool = False  # a faithful reproduction of a real kernel bug
+    doc: str = ""  # one line: what is wrong with it (mutants)
+    profile: str | None = None  # the profile it is meant for (None: any)
+    catches: tuple[str, ...] = ()  # rules expected to catch it (mutants)
 
 
 @dataclass
@@ -80,6 +82,7 @@ def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -
     map_module.ACTIVE[:] = [k]
     for name, pages in spec.files.items():
         pager = Pager(name, pages)
+        pager.fail_writes = name in spec.failing
         obj = VmObject(k, OBJT_FILE, name, pages, pager)
         obj.ref_count = 1  # the vnode's own reference: file objects stay cached
         k.files[name] = obj

@@ -140,12 +140,16 @@ class Spec:
     cpus: tuple[CpuSpec, ...]
     name: str = "spec"
     params: dict[str, Any] = field(default_factory=dict)
+    failing: tuple[str, ...] = ()  # files whose every write fails (EIO)
 
     def to_json(self) -> dict[str, Any]:
         """Return the canonical plain-data form (stable key order)."""
         return {
             "profile": self.profile,
-            "files": {n: {"pages": p} for n, p in self.files.items()},
+            "files": {
+                n: {"pages": p, "fail_writes": True} if n in self.failing else {"pages": p}
+                for n, p in self.files.items()
+            },
             "processes": {
                 n: {"mappings": [m.to_json() for m in maps]}
                 for n, maps in self.processes.items()
@@ -162,7 +166,7 @@ class Spec:
 
 
 _TOP_KEYS = ("profile", "files", "processes", "cpus")
-_FILE_KEYS = ("pages",)
+_FILE_KEYS = ("pages", "fail_writes")
 _PROCESS_KEYS = ("mappings",)
 _CPU_KEYS = ("process", "program")
 _OPTION_KEYS = ("file", "anon", "device", "submap", "offset", "prot", "wired", "private")
@@ -287,7 +291,7 @@ def _check_profile(value: object, where: _Where) -> str:
     return value
 
 
-def _files(value: object, where: _Where) -> dict[str, int]:
+def _files(value: object, where: _Where, failing: list[str]) -> dict[str, int]:
     if not isinstance(value, dict):
         where.fail(f"expected an object of file name -> {{\"pages\": N}}, got {_kind_of(value)}")
     files: dict[str, int] = {}
@@ -299,6 +303,8 @@ def _files(value: object, where: _Where) -> dict[str, int]:
         pages = _int(_require(table, "pages", w), w, "pages", limit=VM_MAX_ADDRESS // PAGE_SIZE)
         if pages == 0:
             w.fail("pages must be at least 1")
+        if _bool(table.get("fail_writes", False), w, "fail_writes"):
+            failing.append(name)
         files[name] = pages
     return files
 
@@ -465,7 +471,8 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
         profile = _check_profile(profile, _Where("--profile"))
     else:
         profile = _check_profile(table.get("profile", DEFAULT_PROFILE), top.key("profile"))
-    files = _files(table.get("files", {}), top.key("files"))
+    failing: list[str] = []
+    files = _files(table.get("files", {}), top.key("files"), failing)
     raw_procs = _require(table, "processes", top)
     pw = top.key("processes")
     if not isinstance(raw_procs, dict):
@@ -477,7 +484,8 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
             pw.fail("empty process name")
         processes[name] = _process(raw, pw.key(name), files)
     cpus = _cpus(_require(table, "cpus", top), top.key("cpus"), files, processes)
-    return Spec(profile=profile, files=files, processes=processes, cpus=cpus)
+    return Spec(profile=profile, files=files, processes=processes, cpus=cpus,
+                failing=tuple(failing))
 
 
 # ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from workloads import (
     msync_vs_munmap,
     random_mix,
     two_cleaners,
+    write_errors,
     writers_vs_msync,
     zero_length_msync,
 )
@@ -34,6 +35,7 @@ WORKLOADS: dict[str, ModuleType] = {
     "invalidate_shared_file": invalidate_shared_file,
     "zero_length_msync": zero_length_msync,
     "random_mix": random_mix,
+    "write_errors": write_errors,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]

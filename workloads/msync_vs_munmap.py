@@ -7,9 +7,18 @@ from typing import Any
 
 from workloads._common import BASE, PAGE, file_mapping, hx, stores
 
+
+def read_modify_write(base: int, pages: int, count: int) -> list[list[Any]]:
+    """Load then store each page in turn: the load maps it writable, the store
+    then only sets the modified bit (no fault, no dirty flag)."""
+    out: list[list[Any]] = []
+    for op in stores(base, pages, count):
+        out += [["load", op[1]], op]
+    return out
+
 PARAMS: dict[str, tuple[type, Any, str]] = {
     "pages": (int, 2, "pages of each of the two entries"),
-    "ops": (int, 4, "stores by the writer"),
+    "ops": (int, 4, "load-then-store pairs by the writer"),
 }
 LIMITS = {"pages": (1, 64), "ops": (1, 64)}
 
@@ -39,6 +48,6 @@ def build(params: dict[str, int], seed: int) -> dict[str, Any]:
         "cpus": [
             {"process": "p0", "program": cleaner},
             {"process": "p0", "program": unmapper},
-            {"process": "p0", "program": stores(BASE, 2 * pages, ops)},
+            {"process": "p0", "program": read_modify_write(BASE, 2 * pages, ops)},
         ],
     }

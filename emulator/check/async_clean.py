@@ -35,8 +35,11 @@ def install(k: Kernel, spec: Spec) -> None:
         dirty = []
         for obj, pindex, va, _ in flushed_pages(k, vm_map, start, end):
             page = obj.pages.get(pindex)
-            if page is not None and (page.dirty or is_modified(page)):
-                dirty.append((obj.name, pindex, page.contents, va))
+            if page is None or not (page.dirty or is_modified(page)):
+                continue
+            if any(io.page is page and io.data == page.contents for io in k.disk.queue):
+                continue  # a write of exactly this data is already queued
+            dirty.append((obj.name, pindex, page.contents, va))
         k.in_checker = False
         call.data["async.dirty"] = dirty
         call.data["async.issued"] = set()

@@ -31,35 +31,46 @@ def install(k: Kernel, spec: Spec) -> None:
     reported: set[tuple[int, str, str]] = set()
     map_holders: dict[str, tuple[int, list[int]]] = {}  # map -> (excl, shared)
 
-    def order(step: int, aid: int, kind: str, name: str, waiting: bool) -> None:
+    def inversion(aid: int, kind: str, waiting: bool) -> tuple[str, str] | None:
+        """Return (held label, why) if taking or waiting for ``kind`` breaks the order.
+
+        Locks rank map < vnode < object.  Page busy is not a lock one may block
+        on freely: waiting for one holding an object lock is forbidden, and so
+        is sleeping for a vnode lock holding one; taking an object lock while
+        holding a busy page is how the kernel works and is allowed.
+        """
         rank = RANKS[kind]
-        mine = held.of(aid)
-        for r, label in mine:
-            bad = r > rank or (waiting and kind == "busy" and r == RANK_OBJECT)
-            if not bad:
-                continue
-            key = (aid, label, kind)
-            if key in reported:
-                return
-            reported.add(key)
-            verb = "waits for" if waiting else "takes"
-            what = f"page {name}" if kind == "busy" else f"the {kind} lock of {name}"
-            if kind == "busy" and r == RANK_OBJECT:
-                why = "no one may wait for a busy page holding an object lock"
-            elif r == RANK_BUSY and kind == "vnode":
-                why = "no one may sleep for a vnode lock holding a busy page"
-            else:
-                why = "the order is map -> vnode -> object -> page busy"
-            k.violate(
-                RULE,
-                f"lock order inverted: {k.agent_name(aid)} {verb} {what} at step {step} "
-                f"while holding the {label}; {why}",
-                cpus=[aid],
-                fatal=False,
-                held=label,
-                wanted=f"{kind} {name}",
-            )
+        for r, label in held.of(aid):
+            if kind == "busy":
+                if waiting and r == RANK_OBJECT:
+                    return label, "no one may wait for a busy page holding an object lock"
+            elif r == RANK_BUSY:
+                if waiting and kind in ("vnode", "map"):
+                    return label, f"no one may sleep for a {kind} lock holding a busy page"
+            elif r > rank:
+                return label, "the order is map -> vnode -> object -> page busy"
+        return None
+
+    def order(step: int, aid: int, kind: str, name: str, waiting: bool) -> None:
+        found = inversion(aid, kind, waiting)
+        if found is None:
             return
+        label, why = found
+        key = (aid, label, kind)
+        if key in reported:
+            return
+        reported.add(key)
+        verb = "waits for" if waiting else "takes"
+        what = f"page {name}" if kind == "busy" else f"the {kind} lock of {name}"
+        k.violate(
+            RULE,
+            f"lock order inverted: {k.agent_name(aid)} {verb} {what} at step {step} "
+            f"while holding the {label}; {why}",
+            cpus=[aid],
+            fatal=False,
+            held=label,
+            wanted=f"{kind} {name}",
+        )
 
     def on_lock(step: int, aid: int, f: tuple[Any, ...]) -> None:
         kind, name, mode = f

@@ -1,8 +1,10 @@
 """vm_map_clean and the page clean: the reference routines and their steps.
 
-The routine is written as small steps (validate the range, remove this map's
-mappings, flush one entry, clean an object's pages, remove an object's pages)
-so that a variant can reuse all of them and change one.  SEMANTICS.md §3-§4
+The routine is the class ``MapClean``, written as small steps (lock the map,
+validate the range, remove this map's mappings, flush one entry, busy a page,
+write-protect it, write it, record the clean generation, free pages) so that a
+variant can subclass it and change one step; ``reference_clean`` is an
+instance's ``clean`` method.  SEMANTICS.md §3-§4
 describe the algorithm; the three profiles differ as its §2 table says:
 
 * ``manpage``/``freebsd5``: exclusive map lock for the whole call; error codes
@@ -41,306 +43,360 @@ def rv_submap(k: Kernel) -> KernReturn:
     return KernReturn.INVALID_ADDRESS if k.profile == "manpage" else KernReturn.INVALID_ARGUMENT
 
 
-# -- the steps ----------------------------------------------------------------------
-
-
-def validate_range(
-    k: Kernel, vm_map: VmMap, first: VmMapEntry, end: int, invalidate: bool
-) -> KernReturn:
-    """Pass 1: refuse holes, sub-maps (or, in modern, wired entries under invalidate).
-
-    The map must be locked.  No side effects.
-    """
-    modern = k.profile == "modern"
-    cur: VmMapEntry | None = first
-    while cur is not None and cur.start < end:
-        k.touch_entry(cur)
-        if cur.submap is not None and not modern:
-            return rv_submap(k)
-        if modern and invalidate and cur.wired:
-            return KernReturn.INVALID_ARGUMENT
-        nxt = vm_map.succ(cur)
-        if end > cur.end and (nxt is None or nxt.start != cur.end):
-            return rv_no_entry(k)
-        cur = nxt
-    return KernReturn.SUCCESS
-
-
-async def remove_mappings(vm_map: VmMap, start: int, end: int) -> None:
-    """Remove this map's page-table entries for [start, end), folding modified bits."""
-    await vm_map.pmap.remove(trunc_page(start) >> PAGE_SHIFT, round_page(end) >> PAGE_SHIFT)
-
-
-def bottom_object(k: Kernel, obj: VmObject | None, offset: int) -> tuple[VmObject | None, int]:
-    """Follow the backing chain to its bottom, adjusting the byte offset."""
-    while obj is not None and obj.backing is not None:
-        k.touch_object(obj)
-        offset += obj.backing_offset << PAGE_SHIFT
-        obj = obj.backing
-    if obj is not None:
-        k.touch_object(obj)
-    return obj, offset
-
-
 def page_range(offset: int, size: int) -> tuple[int, int]:
     """Return the page indexes [first, last) covering bytes [offset, offset + size)."""
     return offset >> PAGE_SHIFT, (offset + size + PAGE_MASK) >> PAGE_SHIFT
 
 
-async def flush_page(obj: VmObject, page: VmPage, sync: bool) -> bool:
-    """Write an exclusive-busy page; wait for a synchronous write.  Object locked.
+class MapClean:
+    """The reference clean of every profile, as steps a variant may override.
 
-    The page stays busy until the write completes; ``dirty`` clears only then.
-    Returns False on a write error.
+    Stateless: one instance serves every execution; each step finds the kernel
+    through the structures it is given.
     """
-    k = obj.k
-    await k.point()
-    k.touch_page(page)
-    io = k.disk.issue(page, sync)
-    if not sync:
-        return True
-    await obj.lock.unlock()
-    await k.disk.wait(io)
-    await obj.lock.lock()
-    return not io.error
 
+    # -- the routine --------------------------------------------------------------
 
-async def page_clean(obj: VmObject, start: int, end: int, sync: bool) -> bool:
-    """Write the dirty pages of [start, end) to the pager (vm_object_page_clean).
+    async def clean(
+        self, vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
+    ) -> KernReturn:
+        """vm_map_clean / vm_map_sync: the entry point, by the run's profile."""
+        if vm_map.k.profile == "modern":
+            return await self.sync_modern(vm_map, start, end, syncio, invalidate)
+        return await self.clean_classic(vm_map, start, end, syncio, invalidate)
 
-    The object must be locked; it is dropped around sleeps.  Each page is busied
-    before its dirty state is read, write-protected everywhere with its modified
-    bits folded in one step, and written if dirty.  A synchronous clean rescans
-    when ``generation`` moved.  Returns False if a write failed.
-    """
-    k = obj.k
-    k.touch_object(obj)
-    if not obj.might_be_dirty() or not obj.pages:
-        return True
-    allclean = start == 0 and end >= obj.size
-    res = True
-    while True:
-        curgen = obj.generation
-        rescan = False
+    async def clean_classic(
+        self, vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
+    ) -> KernReturn:
+        """Push the dirty pages of [start, end) to their pager (manpage, freebsd5).
+
+        Holds the map lock exclusive for the whole call: one caller at a time.
+        """
+        k = vm_map.k
+        await self.lock_map(vm_map)
+        start, end = vm_map.clamp(start, end)
+        entry = await vm_map.lookup_entry(start)
+        if entry is None:
+            await self.unlock_map(vm_map)
+            return self.rv_no_entry(k)
+        if invalidate:
+            await self.before_validation(vm_map, start, end)
+        rv = self.validate_range(k, vm_map, entry, end, invalidate)
+        if rv != KernReturn.SUCCESS:
+            await self.unlock_map(vm_map)
+            return rv
+        if invalidate:
+            await self.remove_mappings(vm_map, start, end)
+        await self.between_passes(vm_map)
+        cur: VmMapEntry | None = entry
+        while cur is not None and cur.start < end:
+            offset = cur.offset + (start - cur.start)
+            size = min(end, cur.end) - start
+            await self.flush_entry(k, cur.obj, offset, size, cur.writable, syncio, invalidate)
+            start += size
+            cur = vm_map.succ(cur)
+        await self.unlock_map(vm_map)
+        return KernReturn.SUCCESS
+
+    async def sync_modern(
+        self, vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
+    ) -> KernReturn:
+        """The modern routine (vm_map_sync): shared lock, dropped around each flush."""
+        k = vm_map.k
+        await vm_map.lock.slock()
+        start, end = vm_map.clamp(start, end)
+        first = await vm_map.lookup_entry(start)
+        if first is None:
+            await vm_map.lock.unlock()
+            return KernReturn.INVALID_ADDRESS
+        if start == end:
+            # Odd semantics: an empty range means the whole entry containing start.
+            start, end = first.start, first.end
+        rv = self.validate_range(k, vm_map, first, end, invalidate)
+        if rv != KernReturn.SUCCESS:
+            await vm_map.lock.unlock()
+            return rv
+        if invalidate:
+            await self.remove_mappings(vm_map, start, end)
+        failed = False
+        entry: VmMapEntry | None = first
+        while entry is not None and entry.start < end:
+            if entry.start > start:
+                start = entry.start  # a hole appeared while unlocked: skip it silently
+            offset = entry.offset + (start - entry.start)
+            size = min(end, entry.end) - start
+            obj = entry.obj
+            if entry.submap is not None:
+                sub = entry.submap
+                await sub.lock.slock()
+                tentry = await sub.lookup_entry(offset)
+                if tentry is None:
+                    obj = None
+                else:
+                    size = min(size, tentry.end - offset)
+                    obj = tentry.obj
+                    offset = tentry.offset + (offset - tentry.start)
+                await sub.lock.unlock()
+            if obj is not None:
+                obj.ref_count += 1  # vm_object_reference: keep it across the unlock
+            last_timestamp = vm_map.lock.timestamp
+            await vm_map.lock.unlock()
+            if not await self.object_sync(k, obj, offset, size, syncio, invalidate):
+                failed = True
+            start += size
+            if obj is not None:
+                k.release_object(obj)
+            await vm_map.lock.slock()
+            entry = self.relock_next(vm_map, entry, last_timestamp, start)
+        await vm_map.lock.unlock()
+        return KernReturn.FAILURE if failed else KernReturn.SUCCESS
+
+    # -- map-level steps --------------------------------------------------------------
+
+    async def lock_map(self, vm_map: VmMap) -> None:
+        await vm_map.lock.xlock()
+
+    async def unlock_map(self, vm_map: VmMap) -> None:
+        await vm_map.lock.unlock()
+
+    async def before_validation(self, vm_map: VmMap, start: int, end: int) -> None:
+        """Nothing: no side effect may precede pass 1."""
+
+    async def between_passes(self, vm_map: VmMap) -> None:
+        """Nothing: the map stays locked from pass 1 to the end."""
+
+    def rv_no_entry(self, k: Kernel) -> KernReturn:
+        return rv_no_entry(k)
+
+    def rv_submap(self, k: Kernel) -> KernReturn:
+        return rv_submap(k)
+
+    def validate_range(
+        self, k: Kernel, vm_map: VmMap, first: VmMapEntry, end: int, invalidate: bool
+    ) -> KernReturn:
+        """Pass 1: refuse holes, sub-maps (or, in modern, wired entries under invalidate).
+
+        The map must be locked.  No side effects.
+        """
+        modern = k.profile == "modern"
+        cur: VmMapEntry | None = first
+        while cur is not None and cur.start < end:
+            if cur.submap is not None and not modern:
+                return self.rv_submap(k)
+            if modern and invalidate and cur.wired:
+                return KernReturn.INVALID_ARGUMENT
+            nxt = vm_map.succ(cur)
+            if end > cur.end and (nxt is None or nxt.start != cur.end):
+                return self.rv_no_entry(k)
+            cur = nxt
+        return KernReturn.SUCCESS
+
+    async def remove_mappings(self, vm_map: VmMap, start: int, end: int) -> None:
+        """Remove this map's page-table entries for [start, end), folding modified bits."""
+        await vm_map.pmap.remove(trunc_page(start) >> PAGE_SHIFT, round_page(end) >> PAGE_SHIFT)
+
+    def relock_next(
+        self, vm_map: VmMap, entry: VmMapEntry, last_timestamp: int, start: int
+    ) -> VmMapEntry | None:
+        """After re-locking (modern): the next entry, looked up again if the map changed."""
+        if last_timestamp == vm_map.lock.timestamp:
+            return vm_map.succ(entry)
+        return vm_map.entry_containing(start) or vm_map.first_entry_after(start)
+
+    def bottom_object(
+        self, k: Kernel, obj: VmObject | None, offset: int
+    ) -> tuple[VmObject | None, int]:
+        """Follow the backing chain to its bottom, adjusting the byte offset."""
+        while obj is not None and obj.backing is not None:
+            k.touch_object(obj)
+            offset += obj.backing_offset << PAGE_SHIFT
+            obj = obj.backing
+        if obj is not None:
+            k.touch_object(obj)
+        return obj, offset
+
+    async def flush_entry(
+        self,
+        k: Kernel,
+        obj: VmObject | None,
+        offset: int,
+        size: int,
+        writable: bool,
+        syncio: bool,
+        invalidate: bool,
+    ) -> bool:
+        """Pass 2 for one entry (manpage, freebsd5): flush, then maybe free, its pages.
+
+        The map stays locked.  Returns False if a write failed.
+        """
+        bottom, offset = self.bottom_object(k, obj, offset)
+        if bottom is None:
+            return True  # an entry with no object: nothing was ever touched
+        first, last = page_range(offset, size)
+        ok = True
+        if bottom.kind == OBJT_FILE and writable:
+            assert bottom.vnode is not None
+            await bottom.vnode.lock()
+            await bottom.lock.lock()
+            ok = await self.page_clean(bottom, first, last, syncio or invalidate)
+            await bottom.lock.unlock()
+            await bottom.vnode.unlock()
+        if invalidate and bottom.kind in (OBJT_FILE, OBJT_DEVICE):
+            await bottom.lock.lock()
+            await self.page_remove(bottom, first, last, self.clean_only(k, bottom))
+            await bottom.lock.unlock()
+        return ok
+
+    def clean_only(self, k: Kernel, obj: VmObject) -> bool:
+        """Whether invalidate keeps pages found dirty (all but freebsd5, for files)."""
+        return obj.kind == OBJT_FILE and k.profile != "freebsd5"
+
+    async def object_sync(
+        self,
+        k: Kernel,
+        obj: VmObject | None,
+        offset: int,
+        size: int,
+        syncio: bool,
+        invalidate: bool,
+    ) -> bool:
+        """Flush (and maybe free) an object's pages, map unlocked (vm_object_sync)."""
+        bottom, offset = self.bottom_object(k, obj, offset)
+        if bottom is None:
+            return True
+        first, last = page_range(offset, size)
+        res = True
+        if bottom.kind == OBJT_FILE and bottom.might_be_dirty():
+            assert bottom.vnode is not None
+            await bottom.vnode.lock()
+            await bottom.lock.lock()
+            res = await self.page_clean(bottom, first, last, syncio or invalidate)
+            await bottom.lock.unlock()
+            await bottom.vnode.unlock()
+        if invalidate and bottom.kind in (OBJT_FILE, OBJT_DEVICE):
+            await bottom.lock.lock()
+            await self.page_remove(bottom, first, last, self.clean_only(k, bottom))
+            await bottom.lock.unlock()
+        return res
+
+    # -- page-level steps ---------------------------------------------------------------
+
+    async def page_clean(self, obj: VmObject, start: int, end: int, sync: bool) -> bool:
+        """Write the dirty pages of [start, end) to the pager (vm_object_page_clean).
+
+        The object must be locked; it is dropped around sleeps.  Each page is
+        busied before its dirty state is read, write-protected everywhere with
+        its modified bits folded in one step, and written if dirty.  A
+        synchronous clean rescans when ``generation`` moved.  Returns False if
+        a write failed.
+        """
+        k = obj.k
+        k.touch_object(obj)
+        if not obj.might_be_dirty() or not obj.pages:
+            return True
+        allclean = start == 0 and end >= obj.size
+        res = True
+        while True:
+            curgen = obj.generation
+            rescan = False
+            page = obj.find_least(start)
+            while page is not None and page.pindex < end:
+                pi = page.pindex
+                if not page.valid:
+                    page = obj.find_least(pi + 1)
+                    continue
+                if not await self.busy_page(obj, page):
+                    if obj.generation != curgen and sync:
+                        rescan = True
+                        break
+                    page = obj.find_least(pi)
+                    continue
+                await self.protect(page)
+                if not page.dirty:
+                    await page.xunbusy()
+                    page = obj.find_least(pi + 1)
+                    continue
+                if not await self.flush_page(obj, page, sync):
+                    res = False
+                    allclean = False
+                if not sync:
+                    allclean = False  # the page is clean only when its write completes
+                if obj.generation != curgen and sync:
+                    rescan = True
+                    break
+                page = obj.find_least(pi + 1)
+            if not rescan:
+                break
+        if allclean:
+            self.set_clean_generation(obj, curgen)
+        return res
+
+    async def busy_page(self, obj: VmObject, page: VmPage) -> bool:
+        """Busy ``page``; if it is busy, sleep (object unlocked) and return False."""
+        if await page.try_xbusy():
+            return True
+        await obj.lock.unlock()
+        await page.wait_unbusy()
+        await obj.lock.lock()
+        return False
+
+    async def protect(self, page: VmPage) -> None:
+        """Revoke write access everywhere and fold modified bits, in one step."""
+        await remove_write(page.k, page)
+
+    async def flush_page(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
+        """Write an exclusive-busy page; wait for a synchronous write.  Object locked.
+
+        The page stays busy until the write completes; ``dirty`` clears only
+        then.  Returns False on a write error.
+        """
+        k = obj.k
+        await k.point()
+        k.touch_page(page)
+        io = k.disk.issue(page, sync)
+        if not sync:
+            return True
+        await obj.lock.unlock()
+        await k.disk.wait(io)
+        await obj.lock.lock()
+        return not io.error
+
+    def set_clean_generation(self, obj: VmObject, curgen: int) -> None:
+        """Record that the object was clean as of generation ``curgen``."""
+        obj.clean_generation = curgen
+        obj.k.emit("clean_generation", obj.name, curgen)
+
+    async def page_remove(self, obj: VmObject, start: int, end: int, clean_only: bool) -> None:
+        """Free the unwired resident pages of [start, end) (vm_object_page_remove).
+
+        The object must be locked.  A busy page is waited for, never freed.
+        With ``clean_only`` a page found dirty (after write-protecting it) stays.
+        """
+        k = obj.k
+        k.touch_object(obj)
         page = obj.find_least(start)
         while page is not None and page.pindex < end:
             pi = page.pindex
-            if not page.valid:
+            if page.wire_count > 0:
                 page = obj.find_least(pi + 1)
                 continue
             if not await page.try_xbusy():
                 await obj.lock.unlock()
                 await page.wait_unbusy()
                 await obj.lock.lock()
-                if obj.generation != curgen and sync:
-                    rescan = True
-                    break
                 page = obj.find_least(pi)
                 continue
-            await remove_write(k, page)
-            if not page.dirty:
-                await page.xunbusy()
-                page = obj.find_least(pi + 1)
-                continue
-            if not await flush_page(obj, page, sync):
-                res = False
-                allclean = False
-            if not sync:
-                allclean = False  # the page is clean only when its write completes
-            if obj.generation != curgen and sync:
-                rescan = True
-                break
+            if clean_only:
+                await remove_write(k, page)
+                if page.dirty:
+                    await page.xunbusy()
+                    page = obj.find_least(pi + 1)
+                    continue
+            await remove_all(k, page)
+            await k.point()
+            obj.free_page(page)
             page = obj.find_least(pi + 1)
-        if not rescan:
-            break
-    if allclean:
-        obj.clean_generation = curgen
-        k.emit("clean_generation", obj.name, curgen)
-    return res
 
 
-async def page_remove(obj: VmObject, start: int, end: int, clean_only: bool) -> None:
-    """Free the unwired resident pages of [start, end) (vm_object_page_remove).
-
-    The object must be locked.  A busy page is waited for, never freed.  With
-    ``clean_only`` a page found dirty (after write-protecting it) stays.
-    """
-    k = obj.k
-    k.touch_object(obj)
-    page = obj.find_least(start)
-    while page is not None and page.pindex < end:
-        pi = page.pindex
-        if page.wire_count > 0:
-            page = obj.find_least(pi + 1)
-            continue
-        if not await page.try_xbusy():
-            await obj.lock.unlock()
-            await page.wait_unbusy()
-            await obj.lock.lock()
-            page = obj.find_least(pi)
-            continue
-        if clean_only:
-            await remove_write(k, page)
-            if page.dirty:
-                await page.xunbusy()
-                page = obj.find_least(pi + 1)
-                continue
-        await remove_all(k, page)
-        await k.point()
-        obj.free_page(page)
-        page = obj.find_least(pi + 1)
-
-
-async def flush_entry_object(
-    k: Kernel,
-    obj: VmObject | None,
-    offset: int,
-    size: int,
-    writable: bool,
-    syncio: bool,
-    invalidate: bool,
-) -> bool:
-    """Pass 2 for one entry (manpage, freebsd5): flush, then maybe free, its pages.
-
-    The map stays locked.  Returns False if a write failed.
-    """
-    bottom, offset = bottom_object(k, obj, offset)
-    if bottom is None:
-        return True  # an entry with no object: nothing was ever touched
-    first, last = page_range(offset, size)
-    ok = True
-    if bottom.kind == OBJT_FILE and writable:
-        assert bottom.vnode is not None
-        await bottom.vnode.lock()
-        await bottom.lock.lock()
-        ok = await page_clean(bottom, first, last, syncio or invalidate)
-        await bottom.lock.unlock()
-        await bottom.vnode.unlock()
-    if invalidate and bottom.kind in (OBJT_FILE, OBJT_DEVICE):
-        await bottom.lock.lock()
-        await page_remove(bottom, first, last, clean_only=k.profile != "freebsd5")
-        await bottom.lock.unlock()
-    return ok
-
-
-# -- the reference routines ---------------------------------------------------------
-
-
-async def vm_map_clean(
-    vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
-) -> KernReturn:
-    """Push the dirty pages of [start, end) to their pager (manpage, freebsd5).
-
-    Holds the map lock exclusive for the whole call: one caller at a time.
-    """
-    k = vm_map.k
-    await vm_map.lock.xlock()
-    start, end = vm_map.clamp(start, end)
-    entry = await vm_map.lookup_entry(start)
-    if entry is None:
-        await vm_map.lock.unlock()
-        return rv_no_entry(k)
-    rv = validate_range(k, vm_map, entry, end, invalidate)
-    if rv != KernReturn.SUCCESS:
-        await vm_map.lock.unlock()
-        return rv
-    if invalidate:
-        await remove_mappings(vm_map, start, end)
-    cur: VmMapEntry | None = entry
-    while cur is not None and cur.start < end:
-        offset = cur.offset + (start - cur.start)
-        size = min(end, cur.end) - start
-        await flush_entry_object(k, cur.obj, offset, size, cur.writable, syncio, invalidate)
-        start += size
-        cur = vm_map.succ(cur)
-    await vm_map.lock.unlock()
-    return KernReturn.SUCCESS
-
-
-async def object_sync(
-    k: Kernel, obj: VmObject | None, offset: int, size: int, syncio: bool, invalidate: bool
-) -> bool:
-    """Flush (and maybe free) an object's pages, map unlocked (vm_object_sync)."""
-    bottom, offset = bottom_object(k, obj, offset)
-    if bottom is None:
-        return True
-    first, last = page_range(offset, size)
-    res = True
-    if bottom.kind == OBJT_FILE and bottom.might_be_dirty():
-        assert bottom.vnode is not None
-        await bottom.vnode.lock()
-        await bottom.lock.lock()
-        res = await page_clean(bottom, first, last, syncio or invalidate)
-        await bottom.lock.unlock()
-        await bottom.vnode.unlock()
-    if invalidate and bottom.kind in (OBJT_FILE, OBJT_DEVICE):
-        await bottom.lock.lock()
-        await page_remove(bottom, first, last, clean_only=bottom.kind == OBJT_FILE)
-        await bottom.lock.unlock()
-    return res
-
-
-async def vm_map_sync(
-    vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
-) -> KernReturn:
-    """The modern routine (vm_map_sync): shared lock, dropped around each flush."""
-    k = vm_map.k
-    await vm_map.lock.slock()
-    start, end = vm_map.clamp(start, end)
-    first = await vm_map.lookup_entry(start)
-    if first is None:
-        await vm_map.lock.unlock()
-        return KernReturn.INVALID_ADDRESS
-    if start == end:
-        # Odd semantics: an empty range means the whole entry containing start.
-        start, end = first.start, first.end
-    rv = validate_range(k, vm_map, first, end, invalidate)
-    if rv != KernReturn.SUCCESS:
-        await vm_map.lock.unlock()
-        return rv
-    if invalidate:
-        await remove_mappings(vm_map, start, end)
-    failed = False
-    entry: VmMapEntry | None = first
-    while entry is not None and entry.start < end:
-        if entry.start > start:
-            start = entry.start  # a hole appeared while unlocked: skip it silently
-        offset = entry.offset + (start - entry.start)
-        size = min(end, entry.end) - start
-        obj = entry.obj
-        if entry.submap is not None:
-            sub = entry.submap
-            await sub.lock.slock()
-            tentry = await sub.lookup_entry(offset)
-            if tentry is None:
-                obj = None
-            else:
-                size = min(size, tentry.end - offset)
-                obj = tentry.obj
-                offset = tentry.offset + (offset - tentry.start)
-            await sub.lock.unlock()
-        if obj is not None:
-            obj.ref_count += 1  # vm_object_reference: keep it across the unlock
-        last_timestamp = vm_map.lock.timestamp
-        await vm_map.lock.unlock()
-        if not await object_sync(k, obj, offset, size, syncio, invalidate):
-            failed = True
-        start += size
-        if obj is not None:
-            k.release_object(obj)
-        await vm_map.lock.slock()
-        if last_timestamp == vm_map.lock.timestamp:
-            entry = vm_map.succ(entry)
-        else:
-            entry = vm_map.entry_containing(start) or vm_map.first_entry_after(start)
-    await vm_map.lock.unlock()
-    return KernReturn.FAILURE if failed else KernReturn.SUCCESS
-
-
-async def reference_clean(
-    vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
-) -> KernReturn:
-    """The reference routine of the run's profile."""
-    if vm_map.k.profile == "modern":
-        return await vm_map_sync(vm_map, start, end, syncio, invalidate)
-    return await vm_map_clean(vm_map, start, end, syncio, invalidate)
+REFERENCE = MapClean()
+reference_clean = REFERENCE.clean

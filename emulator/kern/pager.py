@@ -102,7 +102,8 @@ class Disk:
         io.done = True
         k.emit("io_done", page.obj.name, page.pindex, io.data, int(io.error))
         k._call_hooks("io_done", io)
-        page.release_shared(self.aid)
+        if self.aid in page.sowners:  # a buggy variant may have dropped it already
+            page.release_shared(self.aid)
         k.wakeup(io)
 
     async def run(self) -> None:

@@ -20,8 +20,37 @@ from emulator.errors import BadInput
 from emulator.kern.clean import reference_clean
 from emulator.machine import Variant
 
+# The mutants of SEMANTICS.md §7, each in a module of its own name.
+MUTANT_NAMES = (
+    "no_map_lock",
+    "shared_map_lock",
+    "unlock_between_passes",
+    "no_timestamp_recheck",
+    "no_write_protect",
+    "undirty_at_issue",
+    "early_unbusy",
+    "fault_ignores_busy",
+    "invalidate_frees_dirty",
+    "invalidate_before_flush",
+    "skip_busy_page",
+    "late_clean_generation",
+    "fault_no_generation",
+    "munmap_drops_modified",
+    "swapped_codes",
+    "side_effect_before_validation",
+    "zero_length_toctou",
+    "null_object_deref",
+    "lock_order_inversion",
+    "vnode_lock_while_busy",
+)
+
+MUTANTS: dict[str, Variant] = {
+    name: importlib.import_module(f"emulator.variants.{name}").VARIANT for name in MUTANT_NAMES
+}
+
 BUILTIN: dict[str, Variant] = {
-    "reference": Variant("reference", reference_clean),
+    "reference": Variant("reference", reference_clean, doc="the routine of the run's profile"),
+    **MUTANTS,
 }
 
 
