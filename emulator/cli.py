@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     limit.add_argument("--time-budget", type=float, default=None, help="seconds to explore")
     explore.add_argument("--keep-going", action="store_true",
                          help="do not stop at the first violation")
+    mutants = sub.add_parser("mutants", help="checker power self-test over the built-in mutants")
+    mutants.add_argument("--time-budget", type=float, default=60.0,
+                         help="seconds for the whole self-test (default 60)")
+    mutants.add_argument("--strategy", default="random", help="scheduling strategy")
+    mutants.add_argument("--only", action="append", default=[], metavar="MUTANT",
+                         help="hunt only this mutant (repeatable)")
+    mutants.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("list", help="workloads, profiles, variants, strategies, checkers")
     return parser
 
@@ -235,9 +242,53 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mutants(args: argparse.Namespace) -> int:
+    from emulator.mutants import run_mutants
+    from emulator.variants import MUTANTS
+
+    if args.time_budget <= 0:
+        raise BadInput(f"--time-budget {args.time_budget}: must be positive")
+    make_strategy(args.strategy)
+    for name in args.only:
+        if name not in MUTANTS:
+            raise BadInput(f"--only {name}: not a built-in mutant (see `vmemu list`)")
+
+    async def go() -> dict[str, Any]:
+        return await run_mutants(args.time_budget, args.strategy, args.only or None)
+
+    report = trio.run(go)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{'mutant':32s} {'profile':9s} {'caught by':16s} {'execs':>6s} {'seconds':>8s}  "
+              "workload / seed")
+        for m in report["mutants"]:
+            if m["caught"]:
+                mark = "" if m["expected_rule_seen"] else "  (expected: "
+                mark += "" if m["expected_rule_seen"] else ", ".join(m["expected_rules"]) + ")"
+                print(f"{m['name']:32s} {m['replay'].split('--profile ')[1].split()[0]:9s} "
+                      f"{m['rule']:16s} {m['executions_to_first']:6d} "
+                      f"{m['seconds_to_first']:8.3f}  {m['workload']} / {m['seed']}{mark}")
+            else:
+                print(f"{m['name']:32s} {'':9s} {'NOT CAUGHT':16s} {m['executions']:6d}")
+        print(f"caught {report['caught']} of {report['total']} mutants; "
+              f"reference: {report['reference_executions']} executions, "
+              f"{report['false_alarms']} false alarms")
+        if report["historical_bug_reproduced"]:
+            h = report["historical_example"]
+            print(f"historical bug reproduced: freebsd5's invalidate lost a store "
+                  f"({h['workload']}, seed {h['seed']}): {h['message']}")
+        for alarm in report["false_alarm_examples"]:
+            print(f"FALSE ALARM {alarm['rule']} ({alarm['workload']}, {alarm['profile']}, "
+                  f"seed {alarm['seed']}): {alarm['message']}")
+    all_caught = report["caught"] == report["total"]
+    return 0 if all_caught and report["false_alarms"] == 0 else 1
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "explore": cmd_explore,
+    "mutants": cmd_mutants,
     "list": cmd_list,
 }
 

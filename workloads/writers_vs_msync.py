@@ -1,4 +1,5 @@
-"""Writers store into a shared file mapping while one CPU of the same process msyncs it."""
+"""Writers store into a shared file mapping while one CPU of the same process msyncs it
+(synchronously, then asynchronously, then synchronously again)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def build(params: dict[str, int], seed: int) -> dict[str, Any]:
     cleaner = [
         ["msync", hx(BASE), length, "sync"],
         ["store", hx(BASE)],
+        ["msync", hx(BASE), length, "async"],
         ["store", hx(last)],
         ["msync", hx(BASE), length, "sync"],
     ]

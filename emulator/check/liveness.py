@@ -22,17 +22,20 @@ def install(k: Kernel, spec: Spec) -> None:
     def doing() -> str:
         ops = k.shared.get("current_op", {})
         parts = []
-        for agent in k.sched.agents:
+        states = k.sched.states_at_end or [a.state for a in k.sched.agents]
+        for agent, st in zip(k.sched.agents, states, strict=True):
             if agent.daemon:
                 continue
-            state = {0: "runnable", 1: "blocked", 2: "done"}[int(agent.state)]
+            state = {0: "runnable", 1: "blocked", 2: "done"}[int(st)]
             op = ops.get(agent.aid)
             parts.append(f"{agent.name} {state}" + (f" in {op}" if op and state != "done" else ""))
         return ", ".join(parts)
 
     def on_starvation(v: Violation) -> None:
         v.message = f"{v.message}: {doing()}"
-        v.cpus = [a.aid for a in k.sched.agents if not a.daemon and int(a.state) != 2]
+        states = k.sched.states_at_end or [a.state for a in k.sched.agents]
+        v.cpus = [a.aid for a, st in zip(k.sched.agents, states, strict=True)
+                  if not a.daemon and int(st) != 2]
 
     def on_crash(v: Violation) -> None:
         exc = k.sched.crash_exc

@@ -193,6 +193,8 @@ def install(k: Kernel, spec: Spec) -> None:
             f"{who}, but the pager holds store #{pager.stored[page.pindex]}: the store is lost",
             cpus=[freer] + ([info.cpu] if info is not None else []),
             page=f"{page.obj.name}:{page.pindex}",
+            # freebsd5's invalidate frees re-dirtied pages: its historical data loss.
+            historical=k.profile == "freebsd5" and call is not None and call.invalidate,
         )
 
     def on_final() -> None:

@@ -41,6 +41,7 @@ import outcome
 import trio
 
 from emulator.sched.strategies import Strategy
+from emulator.sched.watchdog import NoSchedulePoint, watch
 
 
 class Abort(BaseException):
@@ -68,7 +69,7 @@ class WaitChannel(Protocol):
 class Agent:
     """One schedulable actor: a CPU, or a daemon such as the disk."""
 
-    __slots__ = ("aid", "chan", "daemon", "name", "state", "task")
+    __slots__ = ("aid", "chan", "daemon", "name", "scope", "state", "task")
 
     def __init__(self, aid: int, name: str, daemon: bool) -> None:
         self.aid = aid
@@ -77,6 +78,7 @@ class Agent:
         self.state = AgentState.RUNNABLE
         self.chan: WaitChannel | None = None
         self.task: trio.lowlevel.Task | None = None
+        self.scope: trio.CancelScope | None = None  # the watchdog cancels a foreign await
 
 
 def _no_abort(_: Any) -> trio.lowlevel.Abort:
@@ -93,9 +95,10 @@ class Scheduler:
       ``decisions`` the agent chosen at every decision with two or more candidates
     """
 
-    def __init__(self, strategy: Strategy, max_steps: int) -> None:
+    def __init__(self, strategy: Strategy, max_steps: int, stall_seconds: float = 2.0) -> None:
         self.strategy = strategy
         self.max_steps = max_steps
+        self.stall_seconds = stall_seconds
         self.agents: list[Agent] = []
         self.step = 0
         self.current: Agent | None = None
@@ -106,6 +109,8 @@ class Scheduler:
         self.decisions: list[int] = []
         self.on_decision: Callable[[int, Sequence[int], int], None] | None = None
         self.crash_exc: BaseException | None = None
+        self.stalled = False  # set by the watchdog before it cancels a stuck agent
+        self.states_at_end: list[AgentState] = []  # agent states when the execution ended
         self._main: trio.lowlevel.Task | None = None
         self._parked = 0
 
@@ -120,6 +125,7 @@ class Scheduler:
         """Run one execution: ``bodies[i]`` is agent i's coroutine function."""
         assert len(bodies) == len(self.agents)
         self._main = trio.lowlevel.current_task()
+        watch(self, self.stall_seconds)
         async with trio.open_nursery() as nursery:
             for agent, body in zip(self.agents, bodies, strict=True):
                 nursery.start_soon(self._agent_main, agent, body)
@@ -142,8 +148,14 @@ class Scheduler:
             trio.lowlevel.reschedule(self._main)
         try:
             await trio.lowlevel.wait_task_rescheduled(_no_abort)
-            await body()
+            with trio.CancelScope() as agent.scope:
+                await body()
         except Abort:
+            return
+        except NoSchedulePoint as exc:
+            if not self.over:
+                self.blame = [agent.aid]
+                self._end("starvation", str(exc))
             return
         except Exception as exc:  # the variant or kernel code under test crashed
             if self.over:
@@ -151,6 +163,12 @@ class Scheduler:
             self.blame = [agent.aid]
             self.crash_exc = exc
             self._end("crash", f"{agent.name} raised {type(exc).__name__}: {exc}")
+            return
+        if agent.scope.cancelled_caught:
+            if not self.over:
+                self.blame = [agent.aid]
+                self._end("starvation", f"{agent.name} awaited something outside the emulator "
+                          "and never came back (an await the scheduler does not control)")
             return
         agent.state = AgentState.DONE
         if self.over:
@@ -288,6 +306,7 @@ class Scheduler:
         self.over = True
         self.outcome = result
         self.detail = detail
+        self.states_at_end = [a.state for a in self.agents]
         cur = self.current
         for a in self.agents:
             if a is not cur and a.state != AgentState.DONE and a.task is not None:

@@ -74,7 +74,82 @@ class ReplayStrategy(Strategy):
         return want
 
 
-STRATEGIES: dict[str, type[Strategy]] = {"random": RandomStrategy}
+class PctStrategy(Strategy):
+    """Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010).
+
+    Each agent gets a random priority when first seen; the highest-priority
+    runnable agent always runs.  ``depth - 1`` change points are drawn
+    uniformly over the first ``steps`` decisions; at the i-th, the running
+    agent's priority drops below every initial priority.  A bug of depth d is
+    found with probability at least 1 / (n * k^(d-1)) per execution, for n
+    agents and k decisions.  ``steps`` is fixed (not learned across
+    executions) so that every execution depends on its seed alone.
+    """
+
+    name = "pct"
+
+    def __init__(self, depth: int = 3, steps: int = 300) -> None:
+        if depth < 1:
+            raise BadInput(f"--pct-depth {depth}: must be at least 1")
+        self.depth = depth
+        self.steps = steps
+        self.rng = random.Random(0)
+        self.prio: dict[int, float] = {}
+        self.changes: list[int] = []
+        self.decision = 0
+
+    def reset(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.prio = {}
+        self.decision = 0
+        self.changes = sorted(self.rng.randrange(1, self.steps + 1) for _ in range(self.depth - 1))
+
+    def choose(self, runnable: Sequence[int], current: int) -> int:
+        self.decision += 1
+        prio = self.prio
+        for aid in runnable:
+            if aid not in prio:
+                prio[aid] = 1.0 + self.rng.random()
+        best = max(runnable, key=prio.__getitem__)
+        changes = self.changes
+        while changes and changes[0] <= self.decision:
+            # A change point: demote the agent about to run below all others.
+            prio[best] = (len(changes) / (self.depth + 1)) * 0.5
+            changes.pop(0)
+            best = max(runnable, key=prio.__getitem__)
+        return best
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "depth": self.depth, "steps": self.steps}
+
+
+class PortfolioStrategy(Strategy):
+    """Mix strategies per execution: the seed picks one, so each execution
+    still replays from its seed alone.  Members: random walk, and PCT of
+    depths 2 and 3 (most of the mutants' races have depth 2 or 3)."""
+
+    name = "portfolio"
+
+    def __init__(self) -> None:
+        self.members: list[Strategy] = [RandomStrategy(), PctStrategy(2), PctStrategy(3)]
+        self.active: Strategy = self.members[0]
+
+    def reset(self, seed: int) -> None:
+        self.active = self.members[seed % len(self.members)]
+        self.active.reset(seed)
+
+    def choose(self, runnable: Sequence[int], current: int) -> int:
+        return self.active.choose(runnable, current)
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "members": [m.describe() for m in self.members]}
+
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "random": RandomStrategy,
+    "pct": PctStrategy,
+    "portfolio": PortfolioStrategy,
+}
 
 
 def make_strategy(name: str) -> Strategy:

@@ -20,5 +20,5 @@ class LateCleanGeneration(MapClean):
 VARIANT = Variant(
     "late_clean_generation", LateCleanGeneration().clean,
     doc="records the clean generation after the scan", profile="manpage",
-    catches=("lost_store",),
+    catches=("lost_store", "async_clean"),
 )

@@ -20,5 +20,5 @@ class SkipBusyPage(MapClean):
 
 VARIANT = Variant(
     "skip_busy_page", SkipBusyPage().clean, doc="skips a busy page instead of waiting",
-    profile="manpage", catches=("lost_store",),
+    profile="manpage", catches=("lost_store", "async_clean"),
 )

@@ -1,0 +1,213 @@
+"""Checker power self-test: hunt every built-in mutant, then look for false alarms.
+
+For each mutant, explore the workloads (round-robin, one execution of each per
+round, seeds 0, 1, 2, ...) under the mutant's profile until a checker reports a
+violation the mutant is expected to cause, or the mutant's share of the time
+budget ends.  Then run the reference over the same workloads and profiles and
+count violations: each is a false alarm, except freebsd5's historical
+invalidate data loss, which the emulator must reproduce and reports as such.
+
+Wall-clock time only bounds how many executions run; every execution is
+reproducible from its workload, profile, variant and seed.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.check import all_checkers
+from emulator.machine import Execution, Machine, Variant
+from emulator.sched.strategies import make_strategy
+from emulator.spec import Spec
+from emulator.variants import BUILTIN, MUTANTS
+from workloads import WORKLOADS, build_workload
+
+PROFILES_USED = ("manpage", "freebsd5", "modern")
+
+
+@dataclass
+class Hunt:
+    """What the search found for one mutant."""
+
+    name: str
+    profile: str
+    expected: tuple[str, ...]
+    caught: bool = False
+    rule: str | None = None  # the first rule that fired
+    rules: list[str] = field(default_factory=list)  # every rule seen, in order
+    expected_rule_seen: bool = False
+    executions: int = 0
+    executions_to_first: int | None = None
+    seconds_to_first: float | None = None
+    workload: str | None = None
+    seed: int | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        replay = None
+        if self.workload is not None:
+            replay = shlex.join([
+                "vmemu", "run", self.workload, "--profile", self.profile,
+                "--variant", self.name, "--seed", str(self.seed),
+            ])
+        return {
+            "name": self.name,
+            "caught": self.caught,
+            "rule": self.rule,
+            "rules": self.rules,
+            "expected_rules": list(self.expected),
+            "expected_rule_seen": self.expected_rule_seen,
+            "executions": self.executions,
+            "executions_to_first": self.executions_to_first,
+            "seconds_to_first": (
+                round(self.seconds_to_first, 4) if self.seconds_to_first is not None else None
+            ),
+            "workload": self.workload,
+            "seed": self.seed,
+            "message": self.message,
+            "trace": None,
+            "replay": replay,
+        }
+
+
+def is_historical(profile: str, variant: Variant, ex: Execution) -> bool:
+    """freebsd5's invalidate freeing a re-dirtied page: a real bug, faithfully emulated."""
+    return (
+        profile == "freebsd5"
+        and variant.name == "reference"
+        and all(v.fields.get("historical") for v in ex.violations)
+    )
+
+
+class _Rotation:
+    """Machines for one variant and profile, one per workload, run round-robin."""
+
+    def __init__(self, variant: Variant, profile: str, strategy: str) -> None:
+        self.variant = variant
+        self.profile = profile
+        self.machines: list[tuple[str, Machine]] = []
+        for name in WORKLOADS:
+            spec = build_workload(name, {}, 0, profile)
+            strat = make_strategy(strategy)
+            self.machines.append((name, Machine(spec, variant, strat, checkers=all_checkers())))
+        self.seed = 0
+        self.turn = 0
+
+    def spec(self, workload: str, seed: int) -> Spec:
+        return build_workload(workload, {}, seed, self.profile)
+
+    async def step(self) -> tuple[str, int, Execution]:
+        name, machine = self.machines[self.turn]
+        seed = self.seed
+        ex = await machine.execute(seed, self.spec(name, seed))
+        self.turn += 1
+        if self.turn == len(self.machines):
+            self.turn = 0
+            self.seed += 1
+        return name, seed, ex
+
+
+async def hunt(variant: Variant, budget: float, strategy: str) -> Hunt:
+    """Explore until a violation of an expected rule, or the budget ends."""
+    profile = variant.profile or "manpage"
+    result = Hunt(variant.name, profile, variant.catches)
+    rotation = _Rotation(variant, profile, strategy)
+    start = time.perf_counter()
+    while time.perf_counter() - start < budget:
+        name, seed, ex = await rotation.step()
+        result.executions += 1
+        if ex.outcome == "ok":
+            continue
+        rules = [v.rule for v in ex.violations]
+        for r in rules:
+            if r not in result.rules:
+                result.rules.append(r)
+        if not result.caught:
+            result.caught = True
+            result.rule = ex.violations[-1].rule
+            result.executions_to_first = result.executions
+            result.seconds_to_first = time.perf_counter() - start
+            result.workload = name
+            result.seed = seed
+            result.message = ex.violations[-1].message
+        if any(r in variant.catches for r in rules):
+            result.expected_rule_seen = True
+            if result.rule not in variant.catches:
+                # Point the report at the execution that shows the expected rule.
+                result.rule = next(r for r in reversed(rules) if r in variant.catches)
+                result.workload, result.seed = name, seed
+                result.message = ex.violations[-1].message
+            break
+    return result
+
+
+@dataclass
+class ReferenceRun:
+    executions: int = 0
+    false_alarms: int = 0
+    historical: int = 0
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    historical_example: dict[str, Any] | None = None
+
+
+async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> ReferenceRun:
+    """Run the reference under every profile over every workload."""
+    out = ReferenceRun()
+    reference = BUILTIN["reference"]
+    rotations = [_Rotation(reference, p, strategy) for p in PROFILES_USED]
+    start = time.perf_counter()
+    done = [0] * len(rotations)
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget and min(done) >= min_per_profile:
+            break
+        i = done.index(min(done))
+        name, seed, ex = await rotations[i].step()
+        done[i] += 1
+        out.executions += 1
+        if ex.outcome == "ok":
+            continue
+        record = {
+            "workload": name,
+            "profile": rotations[i].profile,
+            "seed": seed,
+            "rule": ex.violations[-1].rule,
+            "message": ex.violations[-1].message,
+        }
+        if is_historical(rotations[i].profile, reference, ex):
+            out.historical += 1
+            out.historical_example = out.historical_example or record
+        else:
+            out.false_alarms += 1
+            out.alarms.append(record)
+    return out
+
+
+async def run_mutants(
+    time_budget: float, strategy: str, names: list[str] | None = None
+) -> dict[str, Any]:
+    """Hunt every mutant within ~70% of the budget, then run the references."""
+    chosen = names or list(MUTANTS)
+    share = 0.7 * time_budget / max(1, len(chosen))
+    hunts = []
+    started = time.perf_counter()
+    for name in chosen:
+        hunts.append(await hunt(MUTANTS[name], share, strategy))
+    left = max(0.0, time_budget - (time.perf_counter() - started))
+    ref = await reference_runs(left, min_per_profile=60, strategy=strategy)
+    return {
+        "mutants": [h.to_json() for h in hunts],
+        "caught": sum(h.caught for h in hunts),
+        "total": len(hunts),
+        "false_alarms": ref.false_alarms,
+        "false_alarm_examples": ref.alarms[:5],
+        "reference_executions": ref.executions,
+        "historical_bug_reproduced": ref.historical > 0,
+        "historical_executions": ref.historical,
+        "historical_example": ref.historical_example,
+        "strategy": strategy,
+        "elapsed_seconds": round(time.perf_counter() - started, 3),
+    }
