@@ -19,6 +19,7 @@ the stop lands at the same step every time.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -94,10 +95,8 @@ def _run() -> None:
         if main_id is not None and WATCH.signal_ok:
             signal.pthread_kill(main_id, signal.SIGUSR1)
         if token is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(_cancel, sched, last_step)
-            except trio.RunFinishedError:
-                pass
 
 
 def watch(sched: Scheduler, stall_seconds: float) -> None:
