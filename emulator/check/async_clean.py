@@ -27,13 +27,13 @@ RULE = "async_clean"
 def install(k: Kernel, spec: Spec) -> None:
     calls = tracker(k)
 
-    def on_call(vm_map: VmMap, start: int, end: int, syncio: bool, inval: bool) -> None:
-        if syncio or inval:
+    def expect(call: CleanCall) -> None:
+        """Note the pages dirty now; redone when the call's window opens."""
+        if call.syncio or call.invalidate:
             return
-        call = calls.calls[k.curcpu()]
         k.in_checker = True
         dirty = []
-        for obj, pindex, va, _ in flushed_pages(k, vm_map, start, end):
+        for obj, pindex, va, _ in flushed_pages(k, call.vm_map, call.start, call.end):
             page = obj.pages.get(pindex)
             if page is None or not (page.dirty or is_modified(page)):
                 continue
@@ -44,6 +44,9 @@ def install(k: Kernel, spec: Spec) -> None:
         call.data["async.dirty"] = dirty
         call.data["async.issued"] = set()
         call.data["async.removed"] = []
+
+    def on_call(vm_map: VmMap, start: int, end: int, syncio: bool, inval: bool) -> None:
+        expect(calls.calls[k.curcpu()])
 
     def on_issue(step: int, aid: int, f: tuple[Any, ...]) -> None:
         for call in calls.calls.values():
@@ -85,6 +88,7 @@ def install(k: Kernel, spec: Spec) -> None:
                       "is still queued", cpus=[io.issuer], fatal=False)
 
     k.hook("clean_call", on_call)
+    calls.on_open.append(expect)
     k.observe("io_issue", on_issue)
     k.observe("entry_remove", on_entry_remove)
     calls.on_return.append(on_return)

@@ -104,19 +104,26 @@ def install(k: Kernel, spec: Spec) -> None:
                 sid, k.curcpu(), k.sched.step, vm_map.name, va
             )
 
-    def on_call(vm_map: VmMap, start: int, end: int, syncio: bool, inval: bool) -> None:
-        call = calls.calls[k.curcpu()]
-        if not (syncio or inval):
+    def expect(call: CleanCall) -> None:
+        """Note the stores the call must flush, from the map as it is now.
+
+        Done at the call and again when the call's window opens (its first
+        look at the map): what the routine sees is the map at that moment.
+        """
+        if not (call.syncio or call.invalidate):
             return
         k.in_checker = True
         expected = []
-        for obj, pindex, va, _ in flushed_pages(k, vm_map, start, end):
+        for obj, pindex, va, _ in flushed_pages(k, call.vm_map, call.start, call.end):
             info = last.get((obj.name, pindex))
             if info is not None:
                 expected.append((obj, pindex, va, info))
         k.in_checker = False
         call.data["lost_store.expected"] = expected
         call.data["lost_store.removed"] = []
+
+    def on_call(vm_map: VmMap, start: int, end: int, syncio: bool, inval: bool) -> None:
+        expect(calls.calls[k.curcpu()])
 
     def on_entry_remove(step: int, aid: int, f: tuple[Any, ...]) -> None:
         for call in calls.calls.values():
@@ -215,6 +222,7 @@ def install(k: Kernel, spec: Spec) -> None:
 
     k.hook("store", on_store)
     k.hook("clean_call", on_call)
+    calls.on_open.append(expect)
     k.observe("entry_remove", on_entry_remove)
     calls.on_return.append(on_return)
     k.hook("io_done", on_io_done)
