@@ -51,7 +51,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="kernel profile (default: the spec's, else manpage)")
     p.add_argument("--variant", default="reference",
                    help="clean variant: a built-in name, file.py:function or module:function")
-    p.add_argument("--strategy", default="random", help="scheduling strategy")
+    p.add_argument("--strategy", default="portfolio",
+                   help="scheduling strategy: random, pct or portfolio (default)")
     p.add_argument("--seed", type=int, default=0, help="(first) execution seed")
     p.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
                    help="step bound per execution; beyond it: starvation")
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     mutants = sub.add_parser("mutants", help="checker power self-test over the built-in mutants")
     mutants.add_argument("--time-budget", type=float, default=60.0,
                          help="seconds for the whole self-test (default 60)")
-    mutants.add_argument("--strategy", default="random", help="scheduling strategy")
+    mutants.add_argument("--strategy", default="portfolio",
+                         help="scheduling strategy (default: portfolio, the best measured)")
     mutants.add_argument("--only", action="append", default=[], metavar="MUTANT",
                          help="hunt only this mutant (repeatable)")
     mutants.add_argument("--json", action="store_true", help="print one JSON object")
@@ -113,7 +115,7 @@ class _Job:
             words += ["--profile", a.profile]
         if a.variant != "reference":
             words += ["--variant", a.variant]
-        if a.strategy != "random":
+        if a.strategy != "portfolio":
             words += ["--strategy", a.strategy]
         words += ["--seed", str(seed)]
         if a.max_steps != DEFAULT_MAX_STEPS:

@@ -1,0 +1,126 @@
+"""Fixtures for the checker unit tests: a Kernel on a fake scheduler, driven by hand.
+
+``rig(profile, cpus, installers)`` builds a :class:`Rig`: a real
+:class:`~emulator.kern.kernel.Kernel` whose scheduler is a stand-in with the
+attributes the kernel and the checkers read (``step``, ``current``, ``over``,
+``agents``, ``crash_exc``, ``states_at_end``, ``_end``, and dummy ``point``/``sleep``/``wakeup``).
+Agents 0..cpus-1 are ``cpu0``.., the last one is the ``disk`` daemon.  Tests
+then play events as a chosen agent with :meth:`Rig.emit` / :meth:`Rig.call`,
+each one step after the previous, and look at ``k.violations``.
+
+A fatal violation ends the fake execution (``sched.over``, ``sched.ended``) and
+raises ``Abort`` in the caller, as it does inside a real agent.
+
+The real-run helpers (``one_cpu_spec``, ``variant``) build small specs and
+ad-hoc variants for the checkers that are easier to drive through a Machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from emulator.kern import map as map_module
+from emulator.kern.kernel import Kernel
+from emulator.sched.scheduler import AgentState
+
+
+class FakeAgent:
+    def __init__(self, aid: int, name: str, daemon: bool = False) -> None:
+        self.aid = aid
+        self.name = name
+        self.daemon = daemon
+        self.state = AgentState.RUNNABLE
+
+
+class FakeSched:
+    """Just what Kernel and the checkers read from a Scheduler."""
+
+    def __init__(self, cpus: int) -> None:
+        self.agents = [FakeAgent(i, f"cpu{i}") for i in range(cpus)]
+        self.agents.append(FakeAgent(cpus, "disk", daemon=True))
+        self.step = 0
+        self.current: FakeAgent | None = None
+        self.over = False
+        self.crash_exc: BaseException | None = None
+        self.states_at_end: list[AgentState] = []
+        self.ended: list[tuple[str, str]] = []
+
+    async def point(self) -> None:
+        raise AssertionError("no schedule points in a hand-driven kernel")
+
+    async def sleep(self, chan: Any) -> None:
+        raise AssertionError("no sleeping in a hand-driven kernel")
+
+    def wakeup(self, chan: Any) -> None:
+        pass
+
+    def _end(self, outcome: str, detail: str) -> None:
+        self.over = True
+        self.ended.append((outcome, detail))
+        self.states_at_end = [a.state for a in self.agents]
+
+
+class Rig:
+    def __init__(self, profile: str, cpus: int) -> None:
+        self.sched = FakeSched(cpus)
+        self.k = Kernel(self.sched, profile)  # type: ignore[arg-type]
+        self.k.disk.aid = cpus
+
+    def be(self, aid: int | None) -> None:
+        """Make ``aid`` the running agent (None: no agent, as the harness)."""
+        self.sched.current = None if aid is None else self.sched.agents[aid]
+
+    def emit(self, aid: int, kind: str, *fields: Any) -> None:
+        """Play one event as agent ``aid``, one step after the previous one."""
+        self.be(aid)
+        self.sched.step += 1
+        self.k.emit(kind, *fields)
+
+    def call(self, aid: int, hook: str, *args: Any) -> None:
+        """Run the kernel's ``hook`` as agent ``aid``, one step after the previous one."""
+        self.be(aid)
+        self.sched.step += 1
+        self.k._call_hooks(hook, *args)
+
+    @property
+    def rules(self) -> list[str]:
+        return [v.rule for v in self.k.violations]
+
+
+@pytest.fixture
+def rig() -> Iterator[Callable[..., Rig]]:
+    saved = list(map_module.ACTIVE)
+
+    def make(profile: str = "manpage", cpus: int = 2,
+             installers: tuple[Callable[[Kernel, Any], None], ...] = ()) -> Rig:
+        r = Rig(profile, cpus)
+        for install in installers:
+            install(r.k, None)
+        return r
+
+    yield make
+    map_module.ACTIVE[:] = saved
+
+
+PAGE = 0x1000
+BASE = 0x10000
+
+
+def one_cpu_spec(program: list[list[Any]], pages: int = 2,
+                 mappings: list[dict[str, Any]] | None = None,
+                 cpus: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """File f of ``pages`` pages mapped at BASE in p0; cpu0 runs ``program``."""
+    return {
+        "files": {"f": {"pages": pages}},
+        "processes": {"p0": {"mappings": mappings or [
+            {"addr": hex(BASE), "pages": pages, "file": "f"}]}},
+        "cpus": cpus or [{"process": "p0", "program": program}],
+    }
+
+
+@pytest.fixture
+def spec_of() -> Callable[..., dict[str, Any]]:
+    return one_cpu_spec
