@@ -167,6 +167,9 @@ def _print_violations(job: _Job, failures: list[Execution]) -> None:
     for ex in failures:
         for v in ex.violations:
             print(f"VIOLATION {v.rule} at step {v.step} (seed {ex.seed}): {v.message}")
+            if v.fields.get("historical") and job.variant.name == "reference":
+                print("  (freebsd5's historical invalidate data loss, reproduced as the 2003 "
+                      "code behaved; the manpage and modern profiles keep re-dirtied pages)")
         print(f"  rerun with: {job.rerun_command(ex.seed)}")
 
 
@@ -185,10 +188,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"{job.args.workload}: profile {job.first_spec.profile}, variant "
               f"{job.variant.name}, seed {args.seed}: {ex.steps} steps")
-        for cpu, rows in ex.results.items():
-            shown = ", ".join(f"{r['op']}({', '.join(map(str, r['args']))})={r['ret']}"
-                              for r in rows)
-            print(f"  {cpu}: {shown}")
+        spec = job.spec_for_seed(args.seed)
+        for i, (cpu, rows) in enumerate(ex.results.items()):
+            shown = [f"{r['op']}({', '.join(map(str, r['args']))})={r['ret']}" for r in rows]
+            program = spec.cpus[i].program
+            if ex.outcome != "ok" and len(rows) < len(program):
+                op = program[len(rows)].to_json()
+                shown.append(f"{op[0]}({', '.join(map(str, op[1:]))}) <- in progress")
+            print(f"  {cpu}: {', '.join(shown)}")
         if ex.outcome == "ok":
             print("outcome: ok")
         else:

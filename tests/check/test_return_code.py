@@ -1,0 +1,187 @@
+"""return_code (rule 6): the code each profile requires, computed from the map when the
+clean's window opens, and no side effect before an error.  Small real runs, one CPU, with
+variants that return a wrong code or change state before failing; the reference is quiet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from emulator.check import return_code
+from emulator.kern.clean import reference_clean
+from emulator.kern.kern_return import KernReturn
+from emulator.machine import Variant
+
+CHECK = [return_code.install]
+REF = Variant("reference", reference_clean)
+# A 0x10000-0x14000 file f[0..4), a hole 0x14000-0x15000, B 0x15000-0x17000 file f[4..6).
+MAPPINGS = [{"addr": "0x10000", "pages": 4, "file": "f"},
+            {"addr": "0x15000", "pages": 2, "file": "f", "offset": 4}]
+WHOLE = ["msync", "0x10000", 0x4000, "sync"]  # inside A: success
+HOLEY = ["msync", "0x10000", 0x7000, "sync"]  # A, the hole, B
+NO_ENTRY = {"manpage": "KERN_INVALID_ARGUMENT", "freebsd5": "KERN_INVALID_ADDRESS",
+            "modern": "KERN_INVALID_ADDRESS"}
+
+
+def spec(spec_of: Any, *ops: list[Any]) -> dict[str, Any]:
+    return spec_of([["store", "0x10000"], *ops], pages=6, mappings=MAPPINGS)
+
+
+def answers(rv: Any, touch_map: bool = True) -> Variant:
+    async def clean(vm_map: Any, start: int, end: int, syncio: bool, inval: bool) -> Any:
+        if touch_map:
+            await vm_map.lock.xlock()
+            await vm_map.lookup_entry(start)
+            await vm_map.lock.unlock()
+        return rv
+
+    return Variant(f"answers_{rv}", clean)
+
+
+@pytest.mark.parametrize("profile", ["manpage", "freebsd5", "modern"])
+async def test_success_over_a_hole_fires(run_spec: Any, spec_of: Any, profile: str) -> None:
+    ex, _ = await run_spec(spec(spec_of, HOLEY), profile, checkers=CHECK,
+                           variant=answers(KernReturn.SUCCESS))
+    assert [v.rule for v in ex.violations] == ["return_code"]
+    v = ex.violations[0]
+    assert v.cpus == [0]
+    assert v.fields == {"got": "KERN_SUCCESS", "want": NO_ENTRY[profile]}
+    assert v.message.startswith(
+        f"cpu0's clean of [0x10000,0x17000) in p0 returned KERN_SUCCESS; profile {profile} "
+        f"requires {NO_ENTRY[profile]} for the map as it was at step ")
+
+
+@pytest.mark.parametrize("profile", ["manpage", "freebsd5", "modern"])
+async def test_an_error_over_a_mapped_range_fires(
+    run_spec: Any, spec_of: Any, profile: str
+) -> None:
+    ex, _ = await run_spec(spec(spec_of, WHOLE), profile, checkers=CHECK,
+                           variant=answers(KernReturn.INVALID_ADDRESS))
+    assert [v.rule for v in ex.violations] == ["return_code"]
+    assert ex.violations[0].fields == {"got": "KERN_INVALID_ADDRESS", "want": "KERN_SUCCESS"}
+
+
+async def test_the_other_profiles_code_fires(run_spec: Any, spec_of: Any) -> None:
+    # The man page's code for a hole under freebsd5: the swapped_codes mutant, by hand.
+    ex, _ = await run_spec(spec(spec_of, HOLEY), "freebsd5", checkers=CHECK,
+                           variant=answers(KernReturn.INVALID_ARGUMENT))
+    assert [v.fields["want"] for v in ex.violations] == ["KERN_INVALID_ADDRESS"]
+
+
+@pytest.mark.parametrize("profile", ["manpage", "freebsd5", "modern"])
+async def test_the_right_codes_do_not_fire(run_spec: Any, spec_of: Any, profile: str) -> None:
+    want = KernReturn[NO_ENTRY[profile].removeprefix("KERN_")]
+    for op, variant in ((WHOLE, answers(KernReturn.SUCCESS)), (HOLEY, answers(want)),
+                        (WHOLE, REF), (HOLEY, REF), (["msync", "0x14000", 0x1000, "sync"], REF)):
+        ex, _ = await run_spec(spec(spec_of, op), profile, checkers=CHECK, variant=variant)
+        assert ex.outcome == "ok", (op, variant.name, ex.violations)
+
+
+async def test_a_clean_that_never_looks_at_the_map_is_judged_at_its_return(
+    run_spec: Any, spec_of: Any
+) -> None:
+    ex, _ = await run_spec(spec(spec_of, HOLEY), "manpage", checkers=CHECK,
+                           variant=answers(KernReturn.SUCCESS, touch_map=False))
+    assert [v.fields["want"] for v in ex.violations] == ["KERN_INVALID_ARGUMENT"]
+    ex, _ = await run_spec(spec(spec_of, WHOLE), "manpage", checkers=CHECK,
+                           variant=answers(KernReturn.SUCCESS, touch_map=False))
+    assert ex.outcome == "ok", ex.violations
+
+
+async def test_a_result_that_is_no_kern_code_is_a_return_code_violation(
+    run_spec: Any, spec_of: Any
+) -> None:
+    ex, _ = await run_spec(spec(spec_of, WHOLE), "manpage", checkers=CHECK,
+                           variant=answers("done"))
+    assert [(v.rule, v.message) for v in ex.violations] == [
+        ("return_code", "clean returned 'done', not a KERN_* code")]
+
+
+# -- no side effects on error ------------------------------------------------------------------
+
+
+def unmaps_then_fails(rv: KernReturn) -> Variant:
+    """Remove the range's mappings first, then return ``rv`` (as for a hole)."""
+
+    async def clean(vm_map: Any, start: int, end: int, syncio: bool, inval: bool) -> Any:
+        await vm_map.lock.xlock()
+        await vm_map.lookup_entry(start)
+        await vm_map.pmap.remove(start >> 12, end >> 12)
+        await vm_map.lock.unlock()
+        return rv
+
+    return Variant("unmaps_then_fails", clean)
+
+
+@pytest.mark.parametrize("profile", ["manpage", "freebsd5", "modern"])
+async def test_an_error_after_removing_mappings_fires(
+    run_spec: Any, spec_of: Any, profile: str
+) -> None:
+    want = KernReturn[NO_ENTRY[profile].removeprefix("KERN_")]
+    ex, _ = await run_spec(spec(spec_of, HOLEY), profile, checkers=CHECK,
+                           variant=unmaps_then_fails(want))
+    assert [v.rule for v in ex.violations] == ["return_code"]
+    v = ex.violations[0]
+    assert v.cpus == [0]
+    assert v.fields == {"got": NO_ENTRY[profile], "effect": "pte_remove"}
+    assert v.message.startswith(
+        f"cpu0's clean of [0x10000,0x17000) returned {NO_ENTRY[profile]} but changed state "
+        "first: pte_remove p0 16 23 1 at step ")
+
+
+async def test_success_after_removing_mappings_is_no_side_effect_violation(
+    run_spec: Any, spec_of: Any
+) -> None:
+    ex, _ = await run_spec(spec(spec_of, WHOLE), "manpage", checkers=CHECK,
+                           variant=unmaps_then_fails(KernReturn.SUCCESS))
+    assert ex.outcome == "ok", ex.violations
+
+
+async def test_the_reference_invalidate_over_a_hole_changes_nothing(
+    run_spec: Any, spec_of: Any
+) -> None:
+    op = ["msync", "0x10000", 0x7000, "invalidate,sync"]
+    for profile in ("manpage", "freebsd5", "modern"):
+        ex, k = await run_spec(spec(spec_of, op), profile, checkers=CHECK, variant=REF)
+        assert ex.outcome == "ok", (profile, ex.violations)
+        assert 0x10 in k.maps["p0"].pmap.ptes
+
+
+# -- modern: a write error may turn success into KERN_FAILURE ------------------------------------
+
+
+async def test_modern_failure_after_a_write_error_does_not_fire(
+    run_spec: Any, spec_of: Any
+) -> None:
+    data = spec(spec_of, WHOLE)
+    data["files"]["f"]["fail_writes"] = True
+    ex, _ = await run_spec(data, "modern", checkers=CHECK, variant=REF)
+    assert ex.outcome == "ok", ex.violations
+    assert ex.results["cpu0"][-1]["ret"] == "EIO"
+
+
+async def test_failure_without_a_write_error_fires(run_spec: Any, spec_of: Any) -> None:
+    ex, _ = await run_spec(spec(spec_of, WHOLE), "modern", checkers=CHECK,
+                           variant=answers(KernReturn.FAILURE))
+    assert [v.fields for v in ex.violations] == [{"got": "KERN_FAILURE", "want": "KERN_SUCCESS"}]
+
+
+async def failing_reference(vm_map: Any, start: int, end: int, syncio: bool, inval: bool) -> Any:
+    """The reference, turning success into KERN_FAILURE (modern's answer to a write error)."""
+    rv = await reference_clean(vm_map, start, end, syncio, inval)
+    return KernReturn.FAILURE if rv == KernReturn.SUCCESS else rv
+
+
+async def test_failure_after_a_write_error_is_not_a_manpage_code(
+    run_spec: Any, spec_of: Any
+) -> None:
+    data = spec(spec_of, WHOLE)
+    data["files"]["f"]["fail_writes"] = True
+    ex, _ = await run_spec(data, "manpage", checkers=CHECK,
+                           variant=Variant("failing_reference", failing_reference))
+    assert [v.fields for v in ex.violations] == [{"got": "KERN_FAILURE", "want": "KERN_SUCCESS"}]
+    ex, _ = await run_spec(data, "modern", checkers=CHECK,
+                           variant=Variant("failing_reference", failing_reference))
+    assert ex.outcome == "ok", ex.violations
