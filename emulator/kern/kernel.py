@@ -234,3 +234,4 @@ class Kernel:
             m.pmap._check()
         for obj in self.files.values():
             obj._check()
+        self.disk._check()

@@ -52,6 +52,7 @@ class MapLock:
 
     def _check(self) -> None:
         assert not (self.excl >= 0 and self.shared), f"{self.name}: exclusive and shared at once"
+        assert len(set(self.shared)) == len(self.shared), f"{self.name}: shared hold recursed"
 
     def held_exclusive(self, cpu: int) -> bool:
         return self.excl == cpu
@@ -136,6 +137,9 @@ class Mutex:
 
     def held(self, cpu: int) -> bool:
         return self.owner == cpu
+
+    def _check(self) -> None:
+        assert self.owner >= -1, f"{self.kind} lock of {self.name}: bad owner {self.owner}"
 
     async def lock(self) -> None:
         k = self.k

@@ -75,6 +75,11 @@ class VmMapEntry:
         self.freed = False  # (m)
         self.freed_at = -1  # step at which munmap freed it
 
+    def _check(self) -> None:
+        assert self.start < self.end, f"entry {self.describe()}: empty"
+        assert (self.submap is None) == (self.kind != "submap"), f"entry {self.describe()}: kind"
+        assert self.obj is None or not self.obj.freed, f"entry {self.describe()}: freed object"
+
     @property
     def is_submap(self) -> bool:
         return self.submap is not None
@@ -134,6 +139,9 @@ class VmMap:
             assert e.start >= prev_end, f"map {self.name}: entries overlap at {e.start:#x}"
             assert not e.freed, f"map {self.name}: freed entry {e.describe()} still linked"
             assert not (e.start & PAGE_MASK or e.end & PAGE_MASK), "unaligned entry"
+            e._check()
+            if e.submap is not None:
+                e.submap._check()
             prev_end = e.end
         self.lock._check()
 

@@ -71,6 +71,11 @@ class VmObject:
             assert not page.freed, f"object {self.name}: freed page {pindex} still resident"
             page._check()
         assert self.clean_generation <= self.generation
+        self.lock._check()
+        if self.vnode is not None:
+            self.vnode._check()
+        if self.pager is not None:
+            self.pager._check()
 
     def might_be_dirty(self) -> bool:
         """Return whether a write fault happened since the last complete clean."""

@@ -33,6 +33,9 @@ class Pager:
     def read(self, pindex: int) -> int:
         return self.stored[pindex]
 
+    def _check(self) -> None:
+        assert all(v >= 0 for v in self.stored), f"pager {self.name}: bad store id"
+
 
 class Io:
     """One page write in flight.  A wait channel for its synchronous issuer."""
@@ -70,6 +73,11 @@ class Disk:
 
     def wait_name(self) -> str:
         return "work for the disk"
+
+    def _check(self) -> None:
+        for io in self.queue:
+            assert not io.done, f"disk: completed write of {io.page.name} still queued"
+            assert self.aid in io.page.sowners, f"disk: page {io.page.name} not busy for its write"
 
     def issue(self, page: VmPage, sync: bool) -> Io:
         """Queue a write of ``page``; the caller's exclusive busy becomes the I/O's.

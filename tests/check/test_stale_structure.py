@@ -124,7 +124,7 @@ def reads_after_unlink(read_first: bool) -> Variant:
 
 async def test_a_clean_reading_an_entry_it_unlinked_fires(run_spec: Any, spec_of: Any) -> None:
     spec = spec_of([["msync", hex(BASE), 0x1000, "sync"]])
-    ex, k = await run_spec(spec, "manpage", checkers=[stale_structure.install],
+    ex, _ = await run_spec(spec, "manpage", checkers=[stale_structure.install],
                            variant=reads_after_unlink(read_first=False))
     assert ex.outcome == "violation"
     assert [v.rule for v in ex.violations] == ["stale_structure"]
