@@ -12,7 +12,7 @@ every file, so the pager can be compared with the stores actually made.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,18 +162,30 @@ class Machine:
         self.checkers = checkers or []
         self.max_steps = max_steps
         self.record = record
+        self.sink: Callable[[list[Any]], None] | None = None  # trace writer's, when streaming
+        self.stall_seconds = 2.0
         self.kernel: Kernel | None = None  # the last execution's, for tests
 
     async def execute(self, seed: int, spec: Spec | None = None) -> Execution:
         """Run one execution with ``seed``; return what happened."""
         spec = spec or self.spec
         self.strategy.reset(seed)
-        sched = Scheduler(self.strategy, self.max_steps)
+        sched = Scheduler(self.strategy, self.max_steps, self.stall_seconds)
         cpus = [sched.add_agent(f"cpu{i}") for i in range(len(spec.cpus))]
         disk_agent = sched.add_agent("disk", daemon=True)
         k = build_kernel(spec, sched, self.variant, self.record)
         k.disk.aid = disk_agent.aid
+        k.sink = self.sink
         self.kernel = k
+        if self.record:
+            events = k.events
+
+            def on_decision(step: int, aids: Sequence[int], chosen: int) -> None:
+                cur = sched.current
+                k.emit("sched", chosen, tuple(aids)) if cur is None else events.append(
+                    (step, cur.aid, "sched", (chosen, tuple(aids))))
+
+            sched.on_decision = on_decision
         for checker in self.checkers:
             checker(k, spec)
         results: dict[str, list[dict[str, Any]]] = {a.name: [] for a in cpus}

@@ -56,11 +56,15 @@ def install(k: Kernel, spec: Spec) -> None:
         if page.busy == BUSY_EXCL and page.xowner == me and not page.sowners:
             return
         holders = page.wait_holders()
+        if not page.is_busy():
+            what = "without busying it first (a page is freed exclusive-busy)"
+        else:
+            who = ", ".join(k.agent_name(h) for h in holders)
+            io = ", a write in flight" if page.sowners else ""
+            what = f"while it was busy (held by {who}{io})"
         k.violate(
             RULE,
-            f"{k.agent_name(me)} freed page {page.name} while it was busy "
-            f"(held by {', '.join(k.agent_name(h) for h in holders) or 'nobody'}"
-            f"{', a write in flight' if page.sowners else ''})",
+            f"{k.agent_name(me)} freed page {page.name} {what}",
             cpus=[me, *holders],
             page=page.name,
         )

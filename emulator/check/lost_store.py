@@ -200,9 +200,22 @@ def install(k: Kernel, spec: Spec) -> None:
             f"{who}, but the pager holds store #{pager.stored[page.pindex]}: the store is lost",
             cpus=[freer] + ([info.cpu] if info is not None else []),
             page=f"{page.obj.name}:{page.pindex}",
-            # freebsd5's invalidate frees re-dirtied pages: its historical data loss.
-            historical=k.profile == "freebsd5" and call is not None and call.invalidate,
+            # freebsd5's invalidate frees pages re-dirtied after this call flushed
+            # them: its historical data loss.  Anything else is a plain bug.
+            historical=historical(call, page, info),
         )
+
+    def historical(call: CleanCall | None, page: VmPage, info: StoreInfo | None) -> bool:
+        if k.profile != "freebsd5" or call is None or not call.invalidate or info is None:
+            return False
+        flushed_at = call.data.get("lost_store.flushed", {}).get((page.obj.name, page.pindex))
+        return flushed_at is not None and info.sid == page.contents and info.step > flushed_at
+
+    def on_issue(io: Io) -> None:
+        call = calls.calls.get(io.issuer)
+        if call is not None and call.invalidate:
+            key = (io.page.obj.name, io.page.pindex)
+            call.data.setdefault("lost_store.flushed", {})[key] = k.sched.step
 
     def on_final() -> None:
         for (fname, pindex), info in sorted(last.items(), key=lambda kv: kv[1].sid):
@@ -226,5 +239,6 @@ def install(k: Kernel, spec: Spec) -> None:
     k.observe("entry_remove", on_entry_remove)
     calls.on_return.append(on_return)
     k.hook("io_done", on_io_done)
+    k.hook("io_issue", on_issue)
     k.hook("page_freeing", on_free)
     k.hook("final", on_final)

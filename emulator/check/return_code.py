@@ -89,7 +89,8 @@ def install(k: Kernel, spec: Spec) -> None:
                 RULE,
                 f"{k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) in "
                 f"{call.vm_map.name} returned {got}; profile {k.profile} requires {want} "
-                f"for the map as it was at step {call.window_at}",
+                + (f"for the map as it was at step {call.window_at}" if call.window_at >= 0
+                   else "for the map as it is (the routine never looked at it)"),
                 cpus=[call.cpu],
                 got=got,
                 want=want,

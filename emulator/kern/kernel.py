@@ -66,6 +66,7 @@ class Kernel:
         self.wakeup = sched.wakeup
         self.record = record
         self.events: list[Event] = []
+        self.sink: Callable[[list[Event]], None] | None = None  # streams recorded events
         self.observers: dict[str, list[Observer]] = {}
         self.hooks: dict[str, list[Callable[..., None]]] = {}
         self.violations: list[Violation] = []
@@ -102,7 +103,11 @@ class Kernel:
         cur = sched.current
         aid = cur.aid if cur is not None else -1
         if self.record:
-            self.events.append((sched.step, aid, kind, fields))
+            events = self.events
+            events.append((sched.step, aid, kind, fields))
+            if self.sink is not None and len(events) >= 4096:
+                self.sink(events)  # stream to the trace file: memory stays bounded
+                events.clear()
         obs = self.observers.get(kind)
         if obs:
             for f in obs:

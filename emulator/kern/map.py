@@ -89,7 +89,10 @@ class VmMapEntry:
         return bool(self.prot & PROT_WRITE)
 
     def describe(self) -> str:
-        return f"[{self.start:#x},{self.end:#x})"
+        # Read through object.__getattribute__: describing a freed entry is no touch.
+        start = object.__getattribute__(self, "start")
+        end = object.__getattribute__(self, "end")
+        return f"[{start:#x},{end:#x})"
 
 
 # The kernel whose agents are running now: one execution at a time per process.

@@ -1,0 +1,1 @@
+"""Traces: recording, reading, replay, shrinking and showing executions."""
