@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -15,7 +17,7 @@ from typing import Any, NoReturn
 
 import trio
 
-from emulator.errors import BadInput, EmulatorError
+from emulator.errors import BadInput, EmulatorError, InternalError
 from emulator.kern.kernel import PROFILES
 from emulator.machine import DEFAULT_MAX_STEPS, Campaign, Execution, Machine, campaign
 from emulator.sched.strategies import STRATEGIES, make_strategy
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run one execution")
     _add_common(run)
-    run.add_argument("--trace", default=None, help="write the execution's trace here")
+    run.add_argument("--trace", default=None, help="write the execution's trace to this file")
     explore = sub.add_parser("explore", help="run many executions, stop at the first violation")
     _add_common(explore)
     limit = explore.add_mutually_exclusive_group()
@@ -73,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     limit.add_argument("--time-budget", type=float, default=None, help="seconds to explore")
     explore.add_argument("--keep-going", action="store_true",
                          help="do not stop at the first violation")
+    explore.add_argument("--save-dir", default="traces/failures",
+                         help="where failing executions' traces go (default traces/failures)")
+    replay = sub.add_parser("replay", help="replay a trace exactly, event by event")
+    replay.add_argument("trace", help="a trace file written by run --trace or explore")
+    replay.add_argument("--variant", default=None,
+                        help="replay the recorded schedule against another variant (a fix)")
+    replay.add_argument("--partial", action="store_true",
+                        help="accept a trace with no footer; replay up to its last full line")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
     mutants = sub.add_parser("mutants", help="checker power self-test over the built-in mutants")
     mutants.add_argument("--time-budget", type=float, default=60.0,
                          help="seconds for the whole self-test (default 60)")
@@ -98,6 +109,7 @@ class _Job:
         # Validate the workload once, with the first seed.
         self.first_spec = self.spec_for_seed(args.seed)
         self.seeded = not is_spec_file(args.workload)
+        self.saved: dict[int, str] = {}  # seed -> trace path
 
     def spec_for_seed(self, seed: int) -> Spec:
         return load_workload(self.args.workload, self.params, seed, self.args.profile)
@@ -105,6 +117,19 @@ class _Job:
     def machine(self) -> Machine:
         return Machine(self.first_spec, self.variant, self.strategy,
                        checkers=_checkers(), max_steps=self.args.max_steps)
+
+    def trace_name(self, seed: int) -> str:
+        base = os.path.basename(self.args.workload).replace(".", "_")
+        variant = re.sub(r"[^A-Za-z0-9_]+", "_", self.variant.name).strip("_")
+        return f"{base}-{self.first_spec.profile}-{variant}-seed{seed}.trace.jsonl"
+
+    async def save_trace(self, machine: Machine, seed: int, path: str) -> Execution:
+        """Re-run ``seed`` with recording on and write its trace to ``path``."""
+        from emulator.trace.record import record
+
+        spec = self.spec_for_seed(seed)
+        return await record(machine, seed, spec, path, self.args.workload,
+                            dict(spec.params) or self.params)
 
     def rerun_command(self, seed: int) -> str:
         a = self.args
@@ -139,8 +164,9 @@ def _violations_json(job: _Job, failures: list[Execution]) -> list[dict[str, Any
                 "step": v.step,
                 "seed": ex.seed,
                 "cpus": v.cpus,
-                "trace": None,
-                "replay": job.rerun_command(ex.seed),
+                "trace": job.saved.get(ex.seed),
+                "replay": (f"vmemu replay {shlex.quote(job.saved[ex.seed])}"
+                           if ex.seed in job.saved else job.rerun_command(ex.seed)),
             })
     return out
 
@@ -171,13 +197,23 @@ def _print_violations(job: _Job, failures: list[Execution]) -> None:
                 print("  (freebsd5's historical invalidate data loss, reproduced as the 2003 "
                       "code behaved; the manpage and modern profiles keep re-dirtied pages)")
         print(f"  rerun with: {job.rerun_command(ex.seed)}")
+        if ex.seed in job.saved:
+            print(f"  trace: {job.saved[ex.seed]}")
+            print(f"  replay with: vmemu replay {shlex.quote(job.saved[ex.seed])}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     job = _Job(args)
     machine = job.machine()
 
+    if args.trace:
+        _check_writable(args.trace)
+
     async def go() -> Campaign:
+        if args.trace:
+            ex = await job.save_trace(machine, args.seed, args.trace)
+            job.saved[args.seed] = args.trace
+            return Campaign(1, ex.steps, 0.0, [ex] if ex.outcome != "ok" else [], ex)
         return await campaign(machine, args.seed, 1, None, job.spec_for_seed)
 
     camp = trio.run(go)
@@ -215,8 +251,19 @@ def cmd_explore(args: argparse.Namespace) -> int:
     machine = job.machine()
 
     async def go() -> Campaign:
-        return await campaign(machine, args.seed, iterations, args.time_budget,
+        camp = await campaign(machine, args.seed, iterations, args.time_budget,
                               job.spec_for_seed, stop_on_first=not args.keep_going)
+        if camp.failures:
+            os.makedirs(args.save_dir, exist_ok=True)
+            for ex in camp.failures[:20]:
+                path = os.path.join(args.save_dir, job.trace_name(ex.seed))
+                again = await job.save_trace(machine, ex.seed, path)
+                if [v.to_json() for v in again.violations] != [
+                        v.to_json() for v in ex.violations]:
+                    raise InternalError(f"seed {ex.seed} did not reproduce when re-run for "
+                                        "its trace: vmemu is not deterministic here (a bug)")
+                job.saved[ex.seed] = path
+        return camp
 
     camp = trio.run(go)
     summary = _summary(job, camp, None)
@@ -294,9 +341,95 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     return 0 if all_caught and report["false_alarms"] == 0 else 1
 
 
+def _check_writable(path: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise BadInput(f"--trace {path}: no such directory: {parent}")
+    if os.path.isdir(path):
+        raise BadInput(f"--trace {path}: is a directory")
+
+
+def _show_event(ev: dict[str, Any] | None) -> str:
+    return "(nothing: the run ended)" if ev is None else json.dumps(ev, sort_keys=True)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from emulator.trace.reader import load_trace
+    from emulator.trace.replay import replay
+
+    trace = load_trace(args.trace, partial=args.partial)
+    result = trio.run(replay, trace, args.variant, args.partial)
+    ex = result.execution
+    recorded = trace.violations
+    div = result.divergence
+    if args.variant is not None:
+        still = [v.rule for v in ex.violations]
+        report = {
+            "trace": args.trace,
+            "variant": result.execution and args.variant,
+            "recorded_violations": [v["rule"] for v in recorded],
+            "violations": [v.to_json() for v in ex.violations],
+            "violation_still_occurs": bool(
+                set(still) & {v["rule"] for v in recorded}) if recorded else bool(still),
+            "first_change": None if div is None else {"step": div.step, "line": div.line},
+            "schedule_departure": result.departure,
+        }
+        if args.json:
+            print(json.dumps(report))
+        else:
+            where = ("behaviour never changed" if div is None else
+                     f"behaviour first changed at step {div.step}"
+                     + (f" (trace line {div.line})" if div.line else ""))
+            print(f"replayed {args.trace} with variant {args.variant}: {where}")
+            if div is not None:
+                print(f"  recorded: {_show_event(div.expected)}")
+                print(f"  now:      {_show_event(div.observed)}")
+            if ex.violations:
+                for v in ex.violations:
+                    print(f"VIOLATION {v.rule} at step {v.step}: {v.message}")
+            else:
+                rules = ", ".join(v["rule"] for v in recorded) or "none"
+                print(f"no violation: the recorded violation ({rules}) no longer occurs")
+        return 1 if ex.violations else 0
+    if div is not None or not trace.digest_ok:
+        if args.json:
+            print(json.dumps({
+                "trace": args.trace, "identical": False,
+                "divergence": None if div is None else {
+                    "step": div.step, "line": div.line, "expected": div.expected,
+                    "observed": div.observed},
+                "digest_ok": trace.digest_ok}))
+        elif div is None:
+            print(f"vmemu: error: {args.trace}: the events match a replay but not the footer's "
+                  "digest: the trace was edited", file=sys.stderr)
+            return 2
+        else:
+            print(f"replay of {args.trace} diverged at step {div.step}"
+                  + (f" (trace line {div.line})" if div.line else "") + ":")
+            for ev in div.before:
+                print(f"  before:   {_show_event(ev)}")
+            print(f"  expected: {_show_event(div.expected)}")
+            print(f"  observed: {_show_event(div.observed)}")
+        return 3
+    n = len(trace.events)
+    if args.json:
+        print(json.dumps({"trace": args.trace, "identical": True, "events": n,
+                          "partial": trace.footer is None,
+                          "violations": [v.to_json() for v in ex.violations]}))
+    else:
+        kind = "partial trace: first" if trace.footer is None else "all"
+        print(f"replayed {args.trace}: {kind} {n} events identical")
+        for v in ex.violations:
+            print(f"reproduced VIOLATION {v.rule} at step {v.step}: {v.message}")
+        if not ex.violations:
+            print("outcome: ok, as recorded")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "explore": cmd_explore,
+    "replay": cmd_replay,
     "mutants": cmd_mutants,
     "list": cmd_list,
 }
@@ -313,3 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vmemu: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
