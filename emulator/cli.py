@@ -55,6 +55,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="clean variant: a built-in name, file.py:function or module:function")
     p.add_argument("--strategy", default="portfolio",
                    help="scheduling strategy: random, pct or portfolio (default)")
+    p.add_argument("--pct-depth", type=int, default=3, help="depth d of the pct strategy")
+    p.add_argument("--preemption-bound", type=int, default=2,
+                   help="preemptions per schedule for the dfs strategy (default 2)")
+    p.add_argument("--no-reduction", action="store_true",
+                   help="dfs: do not skip schedules equivalent by independent steps")
     p.add_argument("--seed", type=int, default=0, help="(first) execution seed")
     p.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
                    help="step bound per execution; beyond it: starvation")
@@ -84,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--partial", action="store_true",
                         help="accept a trace with no footer; replay up to its last full line")
     replay.add_argument("--json", action="store_true", help="print one JSON object")
+    shrink = sub.add_parser("shrink", help="shrink a failing trace to the smallest failing run")
+    shrink.add_argument("trace", help="a trace that records a violation")
+    shrink.add_argument("-o", "--out", required=True, help="where the shrunk trace goes")
+    shrink.add_argument("--variant", default=None,
+                        help="the variant to shrink against (needed for a user variant's trace)")
+    shrink.add_argument("--budget", type=float, default=60.0,
+                        help="seconds to search at most (default 60)")
+    shrink.add_argument("--json", action="store_true", help="print one JSON object")
+    show = sub.add_parser("show", help="a trace as a per-CPU timeline in the terminal")
+    show.add_argument("trace", help="a trace file written by run --trace, explore or shrink")
+    show.add_argument("--all", action="store_true",
+                      help="every event, scheduling decisions included")
+    show.add_argument("--width", type=int, default=None,
+                      help="columns to fit (default: the terminal's width, at least 80)")
+    show.add_argument("--partial", action="store_true",
+                      help="accept a trace with no footer; show up to its last full line")
     mutants = sub.add_parser("mutants", help="checker power self-test over the built-in mutants")
     mutants.add_argument("--time-budget", type=float, default=60.0,
                          help="seconds for the whole self-test (default 60)")
@@ -105,7 +126,8 @@ class _Job:
         if args.max_steps <= 0:
             raise BadInput(f"--max-steps {args.max_steps}: must be positive")
         self.variant = load_variant(args.variant)
-        self.strategy = make_strategy(args.strategy)
+        self.strategy = make_strategy(args.strategy, args.pct_depth, args.preemption_bound,
+                                      not args.no_reduction)
         # Validate the workload once, with the first seed.
         self.first_spec = self.spec_for_seed(args.seed)
         self.seeded = not is_spec_file(args.workload)
@@ -426,12 +448,39 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shrink(args: argparse.Namespace) -> int:
+    from emulator.trace.shrink import shrink_trace
+
+    result = shrink_trace(args.trace, args.out, args.budget, args.variant)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print("\n".join(result.lines()))
+    return 0
+
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from emulator.trace.reader import load_trace
+    from emulator.trace.show import MIN_WIDTH, default_width, render, unicode_ok, use_color
+
+    if args.width is not None and args.width < MIN_WIDTH:
+        raise BadInput(f"--width {args.width}: must be at least {MIN_WIDTH}")
+    trace = load_trace(args.trace, partial=args.partial)
+    width = args.width if args.width is not None else default_width()
+    sys.stdout.write(render(trace, width, show_all=args.all, color=use_color(sys.stdout),
+                            unicode=unicode_ok(sys.stdout)))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "explore": cmd_explore,
     "replay": cmd_replay,
+    "shrink": cmd_shrink,
     "mutants": cmd_mutants,
     "list": cmd_list,
+    "show": cmd_show,
 }
 
 

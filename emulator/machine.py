@@ -39,7 +39,7 @@ from emulator.kern.syscalls import (
     sys_store,
     wire_now,
 )
-from emulator.sched.scheduler import Scheduler
+from emulator.sched.scheduler import AgentState, Scheduler
 from emulator.sched.strategies import Strategy
 from emulator.spec import Op, Spec
 
@@ -175,7 +175,13 @@ class Machine:
         disk_agent = sched.add_agent("disk", daemon=True)
         k = build_kernel(spec, sched, self.variant, self.record)
         k.disk.aid = disk_agent.aid
+        # The disk starts idle, asleep on its empty queue: it is not a choice
+        # until there is a write to complete.
+        disk_agent.state = AgentState.BLOCKED
+        disk_agent.chan = k.disk
         k.sink = self.sink
+        if self.strategy.wants_events:
+            k.tap = self.strategy.event
         self.kernel = k
         if self.record:
             events = k.events
@@ -210,7 +216,8 @@ class Machine:
         bodies: list[Callable[[], Any]] = [body(i) for i in range(len(cpus))]
         bodies.append(k.disk.run)
         await sched.run(bodies)
-        outcome = sched.outcome  # ok, violation, deadlock, starvation or crash
+        outcome = sched.outcome  # ok, violation, deadlock, starvation, crash or pruned
+        self.strategy.end(outcome)
         if outcome in ("deadlock", "starvation", "crash"):
             v = Violation(outcome, sched.detail, sched.step, list(sched.blame))
             k.violations.append(v)
@@ -247,6 +254,7 @@ class Campaign:
     elapsed: float = 0.0
     failures: list[Execution] = field(default_factory=list)
     last: Execution | None = None
+    exhausted: bool = False  # the strategy explored its whole space
 
 
 async def campaign(
@@ -275,10 +283,13 @@ async def campaign(
         out.executions += 1
         out.steps += ex.steps
         out.last = ex
-        if ex.outcome != "ok":
+        if ex.outcome not in ("ok", "pruned"):
             out.failures.append(ex)
             if stop_on_first:
                 break
+        if machine.strategy.exhausted:
+            out.exhausted = True
+            break
         seed += 1
         if out.executions % 64 == 0:
             await trio.lowlevel.checkpoint()

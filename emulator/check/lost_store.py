@@ -206,10 +206,17 @@ def install(k: Kernel, spec: Spec) -> None:
         )
 
     def historical(call: CleanCall | None, page: VmPage, info: StoreInfo | None) -> bool:
+        """freebsd5's data loss: its invalidate frees a page that another process
+        dirtied -- after this call flushed the page, or through another mapping
+        when this call had nothing to flush (a read-only entry)."""
         if k.profile != "freebsd5" or call is None or not call.invalidate or info is None:
             return False
+        if info.sid != page.contents:
+            return False
         flushed_at = call.data.get("lost_store.flushed", {}).get((page.obj.name, page.pindex))
-        return flushed_at is not None and info.sid == page.contents and info.step > flushed_at
+        if flushed_at is not None:
+            return info.step > flushed_at
+        return info.map != call.vm_map.name
 
     def on_issue(io: Io) -> None:
         call = calls.calls.get(io.issuer)

@@ -67,6 +67,7 @@ class Kernel:
         self.record = record
         self.events: list[Event] = []
         self.sink: Callable[[list[Event]], None] | None = None  # streams recorded events
+        self.tap: Callable[[int, str, tuple[Any, ...]], None] | None = None  # every event
         self.observers: dict[str, list[Observer]] = {}
         self.hooks: dict[str, list[Callable[..., None]]] = {}
         self.violations: list[Violation] = []
@@ -112,6 +113,8 @@ class Kernel:
         if obs:
             for f in obs:
                 f(sched.step, aid, fields)
+        if self.tap is not None:
+            self.tap(aid, kind, fields)
 
     def observe(self, kind: str, fn: Observer) -> None:
         self.observers.setdefault(kind, []).append(fn)

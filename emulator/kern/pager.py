@@ -115,7 +115,11 @@ class Disk:
         k.wakeup(io)
 
     async def run(self) -> None:
-        """The disk agent: complete queued writes, oldest first, forever."""
+        """The disk agent: complete queued writes, oldest first, forever.
+
+        It starts asleep on the queue (the machine builder marks it so) and is
+        woken by the first write issued.
+        """
         k = self.k
         while True:
             while not self.queue:

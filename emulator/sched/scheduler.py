@@ -44,6 +44,9 @@ from emulator.sched.strategies import Strategy
 from emulator.sched.watchdog import NoSchedulePoint, watch
 
 
+PRUNE = -2  # a strategy's answer meaning "abandon this execution: it is redundant"
+
+
 class Abort(BaseException):
     """Raised inside an agent whose execution has ended; never caught by kernel code."""
 
@@ -216,7 +219,10 @@ class Scheduler:
                 a.state = AgentState.RUNNABLE
 
     def _pass_on(self, done: Agent) -> None:
-        nxt = self._choose(done)
+        try:
+            nxt = self._choose(done)
+        except Abort:
+            return  # the strategy pruned the execution; _end woke the harness
         if nxt is None:
             self._stuck()
             return
@@ -229,6 +235,13 @@ class Scheduler:
     def _pick(self, runnable: list[Agent], cur: Agent | None) -> Agent:
         aids = [a.aid for a in runnable]
         chosen = self.strategy.choose(aids, cur.aid if cur is not None else -1)
+        if chosen == PRUNE and cur is None:
+            chosen = aids[0]  # the first decision is never redundant
+        if chosen == PRUNE:
+            # The strategy knows every continuation is equivalent to one it
+            # already explored (a sleep-set-blocked path): stop here.
+            self._end("pruned", "")
+            raise Abort()
         self.decisions.append(chosen)
         if self.on_decision is not None:
             self.on_decision(self.step, aids, chosen)

@@ -15,12 +15,27 @@ from emulator.errors import BadInput, ReplayDiverged
 
 
 class Strategy:
-    """The interface: ``reset`` per execution, ``choose`` per decision."""
+    """The interface: ``reset`` per execution, ``choose`` per decision.
+
+    Optional: a strategy with ``wants_events`` sees every kernel event through
+    ``event`` (to learn which steps touch which state); ``end`` is called after
+    each execution; ``exhausted`` tells a campaign that nothing is left to run;
+    ``seeded`` says whether ``reset(seed)`` alone reproduces an execution.
+    """
 
     name = "strategy"
+    wants_events = False
+    exhausted = False
+    seeded = True
 
     def reset(self, seed: int) -> None:
         """Prepare for one execution driven by ``seed``."""
+
+    def event(self, aid: int, kind: str, fields: tuple[object, ...]) -> None:
+        """See one kernel event (only when ``wants_events``)."""
+
+    def end(self, outcome: str) -> None:
+        """The execution just finished with ``outcome``."""
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
         """Return one of ``runnable`` (two or more agent numbers, ascending)."""
@@ -145,16 +160,238 @@ class PortfolioStrategy(Strategy):
         return {"name": self.name, "members": [m.describe() for m in self.members]}
 
 
+# -- footprints: which shared state a step touched ---------------------------------
+
+ANY = ("*",)
+_MAP_EVENTS = ("pte", "pte_remove", "entry_insert", "entry_remove", "entry_clip", "load")
+_PAGE_EVENTS = ("busy", "unbusy", "alloc", "free", "remove_write", "remove_all", "dirty",
+                "pagein", "cow", "wire", "unwire", "clean_generation", "writeable")
+_SILENT = ("call", "ret", "clean_call", "clean_return", "sched", "violation")
+
+
+def footprint_keys(kind: str, fields: tuple[object, ...]) -> tuple[tuple[object, ...], ...]:
+    """Coarse keys of the shared state an event touched: a map or an object.
+
+    Coarse on purpose: everything about one map (its lock, entries, page
+    tables) is one key, everything about one object (its locks, pages, pager)
+    another, so two steps with disjoint keys really commute.
+    """
+    if kind in _SILENT:
+        return ()
+    if kind in ("lock", "unlock", "wait"):
+        res = fields[0]
+        name = str(fields[1])
+        if res == "map":
+            return (("map", name),)
+        if res == "io":
+            return (("obj", name.split(":")[0]), ("disk",))
+        return (("obj", name.split(":")[0]),)
+    if kind in _MAP_EVENTS:
+        return (("map", fields[0]),)
+    if kind == "store":
+        return (("map", fields[0]), ("obj", fields[2]))
+    if kind in _PAGE_EVENTS:
+        return (("obj", fields[0]),)
+    if kind in ("io_issue", "io_done"):
+        return (("obj", fields[0]), ("disk",))
+    return (ANY,)
+
+
+def independent(a: frozenset[tuple[object, ...]], b: frozenset[tuple[object, ...]]) -> bool:
+    """Whether two steps commute: disjoint footprints, neither unknown."""
+    if not a or not b:
+        return False  # a step that emitted nothing may still have read state
+    return ANY not in a and ANY not in b and not (a & b)
+
+
+class PosStrategy(Strategy):
+    """Partial-order sampling (Yuan et al., CAV 2018), over agents' next steps.
+
+    Every agent has a random priority; the highest-priority runnable agent
+    runs.  After a step, the agents whose last step raced with it (their
+    footprints overlap) and the agent that ran get fresh random priorities, so
+    racing steps are reordered with equal chance while independent ones keep
+    their order -- sampling partial orders more uniformly than a random walk.
+    """
+
+    name = "pos"
+    wants_events = True
+
+    def __init__(self) -> None:
+        self.rng = random.Random(0)
+        self.prio: dict[int, float] = {}
+        self.last: dict[int, frozenset[tuple[object, ...]]] = {}
+        self.step_keys: set[tuple[object, ...]] = set()
+        self.runner = -1
+
+    def reset(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.prio = {}
+        self.last = {}
+        self.step_keys = set()
+        self.runner = -1
+
+    def event(self, aid: int, kind: str, fields: tuple[object, ...]) -> None:
+        self.step_keys.update(footprint_keys(kind, fields))
+
+    def choose(self, runnable: Sequence[int], current: int) -> int:
+        rng, prio = self.rng, self.prio
+        runner = self.runner
+        if runner >= 0:
+            fp = frozenset(self.step_keys) or frozenset((ANY,))
+            self.last[runner] = fp
+            for other, ofp in self.last.items():
+                if other != runner and not independent(fp, ofp):
+                    prio[other] = rng.random()
+            prio[runner] = rng.random()
+        self.step_keys = set()
+        for aid in runnable:
+            if aid not in prio:
+                prio[aid] = rng.random()
+        best = max(runnable, key=prio.__getitem__)
+        self.runner = best
+        return best
+
+
+class _Node:
+    """One decision point on the current DFS path."""
+
+    __slots__ = ("chosen", "current", "done", "fp", "preemptions", "runnable", "sleep")
+
+    def __init__(self, runnable: tuple[int, ...], current: int, preemptions: int,
+                 sleep: dict[int, frozenset[tuple[object, ...]]]) -> None:
+        self.runnable = runnable
+        self.current = current
+        self.preemptions = preemptions  # preemptions on the path before this node
+        self.sleep = sleep  # agents whose step here is known redundant, with footprints
+        self.done: dict[int, frozenset[tuple[object, ...]]] = {}  # explored: footprint
+        self.chosen = -1
+        self.fp: frozenset[tuple[object, ...]] = frozenset()
+
+
+class DfsStrategy(Strategy):
+    """Bounded exhaustive search: every schedule with at most ``bound`` preemptions, once.
+
+    Stateless model checking by re-execution (as CHESS does): each execution
+    follows a prefix of decisions, then goes on without preempting; afterwards
+    the deepest decision with an untried choice within the preemption bound
+    becomes the next prefix.  A preemption is choosing another agent while the
+    running one could go on.  With ``reduction``, sleep sets (Godefroid 1996)
+    skip choices whose step is independent of everything run since the same
+    step was explored: those schedules only reorder commuting steps.  The space
+    is exhausted when no untried choice is left.
+    """
+
+    name = "dfs"
+    wants_events = True
+    seeded = False
+
+    def __init__(self, bound: int | None = 2, reduction: bool = True) -> None:
+        self.bound = bound
+        self.reduction = reduction
+        self.stack: list[_Node] = []
+        self.prefix: list[int] = []
+        self.pos = 0
+        self.step_keys: set[tuple[object, ...]] = set()
+        self.exhausted = False
+        self.schedules = 0  # executions run to the end
+        self.pruned = 0  # executions abandoned as redundant
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "preemption_bound": self.bound, "reduction": self.reduction}
+
+    def reset(self, seed: int) -> None:
+        self.pos = 0
+        self.step_keys = set()
+
+    def event(self, aid: int, kind: str, fields: tuple[object, ...]) -> None:
+        self.step_keys.update(footprint_keys(kind, fields))
+
+    def _allowed(self, node: _Node, aid: int) -> bool:
+        if self.reduction and aid in node.sleep:
+            return False
+        if self.bound is None:
+            return True
+        preempt = aid != node.current and node.current in node.runnable
+        return node.preemptions + int(preempt) <= self.bound
+
+    def choose(self, runnable: Sequence[int], current: int) -> int:
+        from emulator.sched.scheduler import PRUNE
+
+        stack = self.stack
+        pos = self.pos
+        self.pos += 1
+        if pos > 0:
+            parent = stack[pos - 1]
+            parent.fp = frozenset(self.step_keys) or frozenset((ANY,))
+            parent.done[parent.chosen] = parent.fp
+        self.step_keys = set()
+        if pos < len(self.prefix):
+            node = stack[pos]
+            node.chosen = self.prefix[pos]
+            return node.chosen
+        # A new decision point: its sleep set follows from its parent's.
+        sleep: dict[int, frozenset[tuple[object, ...]]] = {}
+        preemptions = 0
+        if pos > 0:
+            parent = stack[pos - 1]
+            preemptions = parent.preemptions + int(
+                parent.chosen != parent.current and parent.current in parent.runnable)
+            if self.reduction:
+                for aid, fp in (*parent.sleep.items(), *parent.done.items()):
+                    if aid != parent.chosen and independent(fp, parent.fp):
+                        sleep[aid] = fp
+        node = _Node(tuple(runnable), current, preemptions, sleep)
+        del stack[pos:]
+        stack.append(node)
+        order = ([current] if current in runnable else []) + [a for a in runnable if a != current]
+        for aid in order:
+            if self._allowed(node, aid):
+                node.chosen = aid
+                return aid
+        return PRUNE
+
+    def end(self, outcome: str) -> None:
+        if outcome == "pruned":
+            self.pruned += 1
+        else:
+            self.schedules += 1
+        if self.pos > 0 and self.pos <= len(self.stack):
+            last = self.stack[self.pos - 1]
+            if last.chosen >= 0:
+                last.done.setdefault(last.chosen, frozenset(self.step_keys) or frozenset((ANY,)))
+        del self.stack[self.pos:]
+        # Backtrack to the deepest decision with an allowed, untried choice.
+        while self.stack:
+            node = self.stack[-1]
+            for aid in node.runnable:
+                if aid not in node.done and aid != node.chosen and self._allowed(node, aid):
+                    node.chosen = aid
+                    self.prefix = [n.chosen for n in self.stack]
+                    return
+            self.stack.pop()
+        self.exhausted = True
+
+
 STRATEGIES: dict[str, type[Strategy]] = {
     "random": RandomStrategy,
     "pct": PctStrategy,
+    "pos": PosStrategy,
+    "dfs": DfsStrategy,
     "portfolio": PortfolioStrategy,
 }
 
 
-def make_strategy(name: str) -> Strategy:
+def make_strategy(
+    name: str, pct_depth: int = 3, preemption_bound: int | None = 2, reduction: bool = True
+) -> Strategy:
     """Return a fresh strategy by name; unknown names are bad input."""
-    cls = STRATEGIES.get(name)
-    if cls is None:
+    if name not in STRATEGIES:
         raise BadInput(f"unknown strategy '{name}' (known: {', '.join(sorted(STRATEGIES))})")
-    return cls()
+    if name == "pct":
+        return PctStrategy(pct_depth)
+    if name == "dfs":
+        if preemption_bound is not None and preemption_bound < 0:
+            raise BadInput(f"--preemption-bound {preemption_bound}: must be 0 or more")
+        return DfsStrategy(preemption_bound, reduction)
+    return STRATEGIES[name]()
