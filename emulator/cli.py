@@ -7,16 +7,21 @@ usage (one line on stderr, nothing written), 3 replay diverged.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import shlex
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any, NoReturn
 
 import trio
 
+from emulator.campaign import Config, Failure, Progress, confidence, run_campaign
 from emulator.errors import BadInput, EmulatorError, InternalError
 from emulator.kern.kernel import PROFILES
 from emulator.machine import DEFAULT_MAX_STEPS, Campaign, Execution, Machine, campaign
@@ -80,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     limit.add_argument("--time-budget", type=float, default=None, help="seconds to explore")
     explore.add_argument("--keep-going", action="store_true",
                          help="do not stop at the first violation")
+    explore.add_argument("--stop-on-first", action="store_true",
+                         help="stop every job at the first violation (the default)")
+    explore.add_argument("--jobs", type=int, default=1,
+                         help="processes to spread the executions over (disjoint seeds)")
     explore.add_argument("--save-dir", default="traces/failures",
                          help="where failing executions' traces go (default traces/failures)")
     replay = sub.add_parser("replay", help="replay a trace exactly, event by event")
@@ -261,48 +270,183 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if camp.failures else 0
 
 
+def _config(job: _Job, iterations: int | None) -> Config:
+    a = job.args
+    return Config(
+        workload=a.workload, params=tuple(sorted(job.params.items())), profile=a.profile,
+        variant=a.variant, strategy=a.strategy, pct_depth=a.pct_depth,
+        preemption_bound=a.preemption_bound, reduction=not a.no_reduction,
+        max_steps=a.max_steps, first_seed=a.seed, iterations=iterations,
+        time_budget=a.time_budget, stop_on_first=not a.keep_going)
+
+
+class _ProgressLine:
+    """A one-line progress display on a terminal (stderr), updated twice a second."""
+
+    def __init__(self, progress: Progress, budget: float | None, iterations: int | None) -> None:
+        self.progress = progress
+        self.budget = budget
+        self.iterations = iterations
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="vmemu-progress", daemon=True)
+        self.start = time.monotonic()
+
+    def __enter__(self) -> _ProgressLine:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+        sys.stderr.write("\r\x1b[2K")
+        sys.stderr.flush()
+
+    def _run(self) -> None:
+        while not self.done.wait(0.5):
+            executions, violations = self.progress.read()
+            elapsed = time.monotonic() - self.start
+            rate = executions / elapsed if elapsed > 0 else 0.0
+            if self.budget is not None:
+                left = f"{max(0.0, self.budget - elapsed):.0f}s left"
+            elif self.iterations is not None and rate > 0:
+                left = f"~{max(0.0, (self.iterations - executions) / rate):.0f}s left"
+            else:
+                left = "until the space is exhausted"
+            sys.stderr.write(f"\r\x1b[2K{executions} executions, {rate:.0f}/s, "
+                             f"{violations} violations, {left}")
+            sys.stderr.flush()
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
     job = _Job(args)
     if args.iterations is not None and args.iterations <= 0:
         raise BadInput(f"--iterations {args.iterations}: must be positive")
     if args.time_budget is not None and args.time_budget <= 0:
         raise BadInput(f"--time-budget {args.time_budget}: must be positive")
+    if args.jobs < 1:
+        raise BadInput(f"--jobs {args.jobs}: must be at least 1")
+    dfs = args.strategy == "dfs"
+    if dfs and args.jobs > 1:
+        raise BadInput("--jobs: the dfs strategy enumerates one schedule tree in one process; "
+                       "use --jobs 1")
     iterations = args.iterations
-    if iterations is None and args.time_budget is None:
+    if iterations is None and args.time_budget is None and not dfs:
         iterations = 1000
-    machine = job.machine()
-
-    async def go() -> Campaign:
-        camp = await campaign(machine, args.seed, iterations, args.time_budget,
-                              job.spec_for_seed, stop_on_first=not args.keep_going)
-        if camp.failures:
-            os.makedirs(args.save_dir, exist_ok=True)
-            for ex in camp.failures[:20]:
-                path = os.path.join(args.save_dir, job.trace_name(ex.seed))
-                again = await job.save_trace(machine, ex.seed, path)
-                if [v.to_json() for v in again.violations] != [
-                        v.to_json() for v in ex.violations]:
-                    raise InternalError(f"seed {ex.seed} did not reproduce when re-run for "
-                                        "its trace: vmemu is not deterministic here (a bug)")
-                job.saved[ex.seed] = path
-        return camp
-
-    camp = trio.run(go)
-    summary = _summary(job, camp, None)
+    cfg = _config(job, iterations)
+    progress = Progress()
+    show = sys.stderr.isatty() and not args.json
+    with _ProgressLine(progress, args.time_budget, iterations) if show else nullcontext():
+        summary = run_campaign(cfg, args.jobs, progress)
+        without = None
+        if dfs and summary.exhausted and not args.no_reduction and not summary.failures:
+            without = run_campaign(dataclasses.replace(cfg, reduction=False), 1)
+    failures = summary.failures
+    _save_failure_traces(job, failures, args.save_dir)
+    out = {
+        "outcome": "violation" if failures else "ok",
+        "workload": args.workload,
+        "profile": job.first_spec.profile,
+        "variant": job.variant.name,
+        "strategy": job.strategy.name,
+        "seed": args.seed,
+        "jobs": args.jobs,
+        "executions": summary.executions,
+        "steps": summary.steps,
+        "steps_per_second": (round(summary.steps / summary.elapsed, 1)
+                             if summary.elapsed > 0 else 0.0),
+        "elapsed_seconds": round(summary.elapsed, 4),
+        "violations": [
+            {**{k: v[k] for k in ("rule", "message", "step", "cpus")}, "seed": f.seed,
+             "trace": job.saved.get(f.seed), "replay": _replay_command(job, f.seed)}
+            for f in failures for v in f.violations
+        ],
+        "results": None,
+    }
+    if dfs:
+        out["exhausted"] = summary.exhausted
+        out["schedules"] = summary.explored
+        out["pruned"] = summary.pruned
+        out["preemption_bound"] = args.preemption_bound
+        out["reduction"] = not args.no_reduction
+        if without is not None:
+            out["schedules_without_reduction"] = without.explored
+    if not failures:
+        out["confidence"] = confidence(summary)
     if args.json:
-        print(json.dumps(summary))
-    else:
-        last_seed = args.seed + camp.executions - 1
-        print(f"explored {camp.executions} executions of {args.workload} "
-              f"(profile {summary['profile']}, variant {summary['variant']}, "
-              f"strategy {summary['strategy']}, seeds {args.seed}..{last_seed})"
-              f": {camp.steps} steps in {camp.elapsed:.2f}s "
-              f"({summary['steps_per_second']:.0f} steps/s)")
-        if camp.failures:
-            _print_violations(job, camp.failures)
-        else:
-            print("outcome: ok")
-    return 1 if camp.failures else 0
+        print(json.dumps(out))
+        return 1 if failures else 0
+    seeds = ("seeds " + (f"{args.seed}.." if args.jobs == 1 else f"from {args.seed}, ")
+             + (f"{args.seed + summary.executions - 1}" if args.jobs == 1
+                else f"{args.jobs} interleaved streams"))
+    if dfs:
+        seeds = f"preemption bound {args.preemption_bound}"
+    print(f"explored {summary.executions} executions of {args.workload} "
+          f"(profile {out['profile']}, variant {out['variant']}, strategy {out['strategy']}, "
+          f"{seeds}): {summary.steps} steps in {summary.elapsed:.2f}s "
+          f"({out['steps_per_second']:.0f} steps/s)")
+    if dfs:
+        line = (f"space {'exhausted' if summary.exhausted else 'NOT exhausted (stopped early)'}: "
+                f"{summary.explored} schedules with at most {args.preemption_bound} "
+                f"preemptions")
+        if not args.no_reduction:
+            line += f" ({summary.pruned} more skipped as equivalent by independent steps"
+            if without is not None:
+                line += f"; {without.explored} without the reduction"
+            line += ")"
+        print(line)
+    if failures:
+        for f in failures:
+            for v in f.violations:
+                print(f"VIOLATION {v['rule']} at step {v['step']} (seed {f.seed}): "
+                      f"{v['message']}")
+                if v["fields"].get("historical") and job.variant.name == "reference":
+                    print("  (freebsd5's historical invalidate data loss, reproduced as the "
+                          "2003 code behaved; the manpage and modern profiles keep re-dirtied "
+                          "pages)")
+            if not dfs:
+                print(f"  rerun with: {job.rerun_command(f.seed)}")
+            if f.seed in job.saved:
+                print(f"  trace: {job.saved[f.seed]}")
+                print(f"  replay with: vmemu replay {shlex.quote(job.saved[f.seed])}")
+        return 1
+    print("outcome: ok")
+    print(f"coverage: {out['confidence']['statement']}")
+    return 0
+
+
+def _replay_command(job: _Job, seed: int) -> str:
+    if seed in job.saved:
+        return f"vmemu replay {shlex.quote(job.saved[seed])}"
+    return job.rerun_command(seed)
+
+
+def _save_failure_traces(job: _Job, failures: list[Failure], save_dir: str) -> None:
+    """Re-run each failing execution with recording on and save its trace.
+
+    A seeded strategy re-runs from the seed; dfs re-runs its recorded
+    decisions.  Either way the re-run must reproduce the same violations.
+    """
+    if not failures:
+        return
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--save-dir {save_dir}: {exc.strerror}") from None
+    from emulator.trace.replay import FollowStrategy
+
+    async def go() -> None:
+        for f in failures[:20]:
+            machine = job.machine()
+            if not machine.strategy.seeded:
+                machine.strategy = FollowStrategy(f.decisions)
+            path = os.path.join(save_dir, job.trace_name(f.seed))
+            again = await job.save_trace(machine, f.seed, path)
+            if [v.to_json() for v in again.violations] != f.violations:
+                raise InternalError(f"seed {f.seed} did not reproduce when re-run for its "
+                                    "trace: vmemu is not deterministic here (a bug)")
+            job.saved[f.seed] = path
+
+    trio.run(go)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -215,7 +215,7 @@ def install(k: Kernel, spec: Spec) -> None:
             return False
         flushed_at = call.data.get("lost_store.flushed", {}).get((page.obj.name, page.pindex))
         if flushed_at is not None:
-            return info.step > flushed_at
+            return info.step > int(flushed_at)
         return info.map != call.vm_map.name
 
     def on_issue(io: Io) -> None:

@@ -43,7 +43,6 @@ import trio
 from emulator.sched.strategies import Strategy
 from emulator.sched.watchdog import NoSchedulePoint, watch
 
-
 PRUNE = -2  # a strategy's answer meaning "abandon this execution: it is redundant"
 
 

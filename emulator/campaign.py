@@ -1,0 +1,365 @@
+"""Campaigns: many executions of one workload, in one process or several.
+
+A campaign is described by a picklable :class:`Config`.  It runs as *shards*:
+shard ``i`` of ``n`` takes the seeds ``first + i``, ``first + i + n``, ... so
+shards never share a seed, and the union of the shards of an ``--iterations``
+campaign is exactly the seeds a serial run would take.  Shards go to an
+:class:`Executor` -- in-process for one job, local processes for several
+(``LocalProcessExecutor``); a distributed engine can serve the same interface.
+Results merge into one :class:`Summary`.
+
+After a campaign without violations, :func:`confidence` states what was
+covered: executions, distinct schedules, the largest agent count n and
+decision count k seen, and for PCT runs the per-run bound 1/(n·k^(d-1)) and
+the depth up to which the campaign would have found a bug with 95% confidence.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import math
+import multiprocessing
+import multiprocessing.synchronize
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from emulator.check import all_checkers
+from emulator.machine import Execution, Machine
+from emulator.sched.strategies import DfsStrategy, PctStrategy, PortfolioStrategy, make_strategy
+from emulator.spec import Spec
+from emulator.variants import load_variant
+from workloads import load_workload
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a shard needs to rebuild its machine: plain, picklable data."""
+
+    workload: str
+    params: tuple[tuple[str, str], ...]
+    profile: str | None
+    variant: str
+    strategy: str
+    pct_depth: int
+    preemption_bound: int | None
+    reduction: bool
+    max_steps: int
+    first_seed: int
+    iterations: int | None
+    time_budget: float | None
+    stop_on_first: bool
+
+    def spec_for_seed(self, seed: int) -> Spec:
+        return load_workload(self.workload, dict(self.params), seed, self.profile)
+
+    def machine(self) -> Machine:
+        strategy = make_strategy(self.strategy, self.pct_depth, self.preemption_bound,
+                                 self.reduction)
+        return Machine(self.spec_for_seed(self.first_seed), load_variant(self.variant),
+                       strategy, checkers=all_checkers(), max_steps=self.max_steps)
+
+
+@dataclass
+class Failure:
+    """A failing execution, as plain data (crosses process boundaries)."""
+
+    seed: int
+    outcome: str
+    violations: list[dict[str, Any]]
+    decisions: list[int]
+    steps: int
+
+
+@dataclass
+class Summary:
+    executions: int = 0
+    steps: int = 0
+    elapsed: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    schedules: set[bytes] = field(default_factory=set)  # decision-sequence digests
+    max_agents: int = 0
+    max_decisions: int = 0
+    pct_runs: dict[int, int] = field(default_factory=dict)  # PCT depth -> executions
+    pct_horizon: int = 0
+    exhausted: bool = False
+    explored: int = 0  # dfs: schedules run to the end
+    pruned: int = 0  # dfs: executions abandoned as redundant
+
+    def merge(self, other: Summary) -> None:
+        self.executions += other.executions
+        self.steps += other.steps
+        self.elapsed = max(self.elapsed, other.elapsed)
+        self.failures.extend(other.failures)
+        self.schedules |= other.schedules
+        self.max_agents = max(self.max_agents, other.max_agents)
+        self.max_decisions = max(self.max_decisions, other.max_decisions)
+        for d, n in other.pct_runs.items():
+            self.pct_runs[d] = self.pct_runs.get(d, 0) + n
+        self.pct_horizon = max(self.pct_horizon, other.pct_horizon)
+        self.exhausted = self.exhausted or other.exhausted
+        self.explored += other.explored
+        self.pruned += other.pruned
+
+
+def _digest(decisions: list[int]) -> bytes:
+    h = hashlib.blake2b(digest_size=12)
+    h.update(b",".join(str(d).encode() for d in decisions))
+    return h.digest()
+
+
+def _pct_depth_of(machine: Machine) -> int | None:
+    strategy = machine.strategy
+    if isinstance(strategy, PortfolioStrategy):
+        strategy = strategy.active
+    return strategy.depth if isinstance(strategy, PctStrategy) else None
+
+
+class Counters(Protocol):
+    """Live progress, shared with the display (and across processes)."""
+
+    def add(self, executions: int, violations: int) -> None: ...
+
+
+async def run_shard(
+    cfg: Config,
+    shard: int,
+    shards: int,
+    stop: Callable[[], bool] = lambda: False,
+    counters: Counters | None = None,
+    on_failure: Callable[[], None] = lambda: None,
+) -> Summary:
+    """Run this shard's seeds until its share of iterations, the budget, or a stop."""
+    machine = cfg.machine()
+    out = Summary()
+    quota = None
+    if cfg.iterations is not None:
+        quota = cfg.iterations // shards + (1 if shard < cfg.iterations % shards else 0)
+    start = time.perf_counter()
+    seed = cfg.first_seed + shard
+    seeded = machine.strategy.seeded
+    reported = [0, 0]  # executions and failures already added to the counters
+
+    def report() -> None:
+        if counters is not None:
+            counters.add(out.executions - reported[0], len(out.failures) - reported[1])
+        reported[0], reported[1] = out.executions, len(out.failures)
+
+    while True:
+        if quota is not None and out.executions >= quota:
+            break
+        if cfg.time_budget is not None and time.perf_counter() - start >= cfg.time_budget:
+            break
+        if stop():
+            break
+        ex = await machine.execute(seed, cfg.spec_for_seed(seed) if seeded else None)
+        out.executions += 1
+        out.steps += ex.steps
+        _account(out, machine, ex)
+        failed = ex.outcome not in ("ok", "pruned")
+        if failed:
+            out.failures.append(Failure(ex.seed, ex.outcome,
+                                        [v.to_json() for v in ex.violations],
+                                        list(ex.decisions), ex.steps))
+            if cfg.stop_on_first:
+                on_failure()
+        if failed or out.executions % 16 == 0:
+            report()
+        if failed and cfg.stop_on_first:
+            break
+        if machine.strategy.exhausted:
+            out.exhausted = True
+            break
+        seed += shards if seeded else 0
+        if out.executions % 64 == 0:
+            await trio.lowlevel.checkpoint()
+    report()
+    out.elapsed = time.perf_counter() - start
+    if isinstance(machine.strategy, DfsStrategy):
+        out.explored = machine.strategy.schedules
+        out.pruned = machine.strategy.pruned
+    return out
+
+
+def _account(out: Summary, machine: Machine, ex: Execution) -> None:
+    if ex.outcome == "pruned":
+        return
+    out.schedules.add(_digest(ex.decisions))
+    kernel = machine.kernel
+    agents = len(kernel.sched.agents) if kernel is not None else 0
+    out.max_agents = max(out.max_agents, agents)
+    out.max_decisions = max(out.max_decisions, len(ex.decisions))
+    depth = _pct_depth_of(machine)
+    if depth is not None:
+        out.pct_runs[depth] = out.pct_runs.get(depth, 0) + 1
+        strategy = machine.strategy
+        if isinstance(strategy, PortfolioStrategy):
+            strategy = strategy.active
+        assert isinstance(strategy, PctStrategy)
+        out.pct_horizon = max(out.pct_horizon, strategy.steps)
+
+
+# -- executors ---------------------------------------------------------------------------
+
+
+class Executor(Protocol):
+    """Runs a campaign's shards somewhere and returns their summaries, in shard order."""
+
+    def run(self, cfg: Config, shards: int, counters: Any) -> list[Summary]: ...
+
+
+class InlineExecutor:
+    """One shard, in this process (``--jobs 1``)."""
+
+    def run(self, cfg: Config, shards: int, counters: Any) -> list[Summary]:
+        assert shards == 1
+        return [trio.run(run_shard, cfg, 0, 1, lambda: False, counters)]
+
+
+_STOP: multiprocessing.synchronize.Event | None = None
+_COUNTS: Any = None
+
+
+def _init_worker(stop: multiprocessing.synchronize.Event, counts: Any) -> None:
+    global _STOP, _COUNTS
+    _STOP, _COUNTS = stop, counts
+
+
+class _SharedCounters:
+    def add(self, executions: int, violations: int) -> None:
+        with _COUNTS.get_lock():
+            _COUNTS[0] += executions
+            _COUNTS[1] += violations
+
+
+def _worker(cfg: Config, shard: int, shards: int) -> Summary:
+    stop = _STOP
+    assert stop is not None
+    return trio.run(run_shard, cfg, shard, shards, stop.is_set, _SharedCounters(), stop.set)
+
+
+class LocalProcessExecutor:
+    """Shards in local processes (``--jobs N``), through concurrent.futures."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+
+    def run(self, cfg: Config, shards: int, counters: Any) -> list[Summary]:
+        ctx = multiprocessing.get_context("fork")
+        stop = ctx.Event()
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.jobs, mp_context=ctx, initializer=_init_worker,
+            initargs=(stop, counters.shared),
+        ) as pool:
+            futures = [pool.submit(_worker, cfg, i, shards) for i in range(shards)]
+            return [f.result() for f in futures]
+
+
+class Progress:
+    """Counters a display thread reads: shared memory, so workers can add to them."""
+
+    def __init__(self) -> None:
+        self.shared = multiprocessing.get_context("fork").Array("q", 2)
+
+    def add(self, executions: int, violations: int) -> None:
+        with self.shared.get_lock():
+            self.shared[0] += executions
+            self.shared[1] += violations
+
+    def read(self) -> tuple[int, int]:
+        return int(self.shared[0]), int(self.shared[1])
+
+
+def run_campaign(cfg: Config, jobs: int, progress: Progress | None = None) -> Summary:
+    """Run ``cfg`` over ``jobs`` shards and merge the results."""
+    counters = progress or Progress()
+    executor: Executor = InlineExecutor() if jobs == 1 else LocalProcessExecutor(jobs)
+    started = time.perf_counter()
+    parts = executor.run(cfg, jobs, counters)
+    total = Summary()
+    for part in parts:
+        total.merge(part)
+    total.failures.sort(key=lambda f: f.seed)
+    total.elapsed = time.perf_counter() - started
+    return total
+
+
+# -- confidence ---------------------------------------------------------------------------
+
+
+def pct_bound(n: int, k: int, depth: int) -> float:
+    """PCT's per-run probability bound for a bug of depth ``depth``: 1/(n·k^(d-1))."""
+    return 1.0 / (n * float(k) ** (depth - 1))
+
+
+def confidence(summary: Summary) -> dict[str, Any]:
+    """What a campaign without violations covered, and what it rules out."""
+    n = max(summary.max_agents, 1)
+    k = max(summary.max_decisions, summary.pct_horizon, 1)
+    out: dict[str, Any] = {
+        "executions": summary.executions,
+        "distinct_schedules": len(summary.schedules),
+        "n_agents": n,
+        "k_decisions": k,
+        "pct_runs": {str(d): r for d, r in sorted(summary.pct_runs.items())},
+    }
+    if summary.exhausted:
+        out["statement"] = "the bounded search space was exhausted: every schedule in it ran"
+        out["exhausted"] = True
+        return out
+    if not summary.pct_runs:
+        out["statement"] = (f"{summary.executions} executions, {len(summary.schedules)} "
+                            "distinct schedules; no probabilistic bound (run pct or portfolio)")
+        return out
+    per_depth: dict[str, Any] = {}
+    best_depth = 0
+    best_conf = 0.0
+    for depth in range(1, max(summary.pct_runs) + 1):
+        # A PCT run with parameter d' >= depth finds a depth-`depth` bug with
+        # probability at least 1/(n·k^(d'-1)).
+        log_miss = sum(
+            runs * math.log1p(-pct_bound(n, k, d))
+            for d, runs in summary.pct_runs.items() if d >= depth
+        )
+        conf = 1.0 - math.exp(log_miss)
+        per_depth[str(depth)] = {
+            "per_run_bound": pct_bound(n, k, max(d for d in summary.pct_runs if d >= depth)),
+            "confidence": conf,
+        }
+        if conf >= CONFIDENCE:
+            best_depth, best_conf = depth, conf
+    out["by_depth"] = per_depth
+    out["confident_depth"] = best_depth
+    out["confidence"] = best_conf
+    if best_depth:
+        out["statement"] = (f"no bug of depth <= {best_depth} with confidence "
+                            f"{best_conf:.3f} (PCT bound 1/(n*k^(d-1)) per run, n={n}, k={k}, "
+                            f"{sum(summary.pct_runs.values())} PCT runs)")
+    else:
+        depth = min(summary.pct_runs)
+        runs = summary.pct_runs[depth]
+        deeper = sum(r for d, r in summary.pct_runs.items() if d > depth)
+        conf = per_depth[str(depth)]["confidence"]
+        needed = _runs_needed(n, k, depth)
+        also = f" (and {deeper} deeper runs)" if deeper else ""
+        out["statement"] = (f"{runs} PCT runs of depth {depth}{also} give confidence "
+                            f"{conf:.3f} of no bug of depth <= {depth} (bound 1/(n*k^(d-1)) = "
+                            f"{pct_bound(n, k, depth):.2e} per run, n={n}, k={k}); 95% needs "
+                            f"about {needed} runs of depth {depth}")
+    return out
+
+
+def _runs_needed(n: int, k: int, depth: int) -> int:
+    """PCT runs of depth ``depth`` for 95% confidence against a depth-``depth`` bug."""
+    p = pct_bound(n, k, depth)
+    return math.ceil(math.log(1 - CONFIDENCE) / math.log1p(-p))
+
+
+def seeds_of(summary: Summary) -> Sequence[int]:
+    return [f.seed for f in summary.failures]
