@@ -23,7 +23,8 @@ def _vmemu(*args: str, seed: str = "0") -> subprocess.CompletedProcess[str]:
 
 def test_same_seed_gives_byte_identical_traces_across_processes(tmp_path: Path) -> None:
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    assert _vmemu("run", "writers_vs_msync", "--seed", "7", "--trace", str(a), seed="1").returncode == 0
+    assert _vmemu("run", "writers_vs_msync", "--seed", "7", "--trace", str(a),
+                  seed="1").returncode == 0
     assert _vmemu("run", "writers_vs_msync", "--seed", "7", "--trace", str(b),
                   seed="4242").returncode == 0
     assert a.read_bytes() == b.read_bytes()
