@@ -100,14 +100,22 @@ class _Rotation:
         return build_workload(workload, {}, seed, self.profile)
 
     async def step(self) -> tuple[str, int, Execution]:
+        # Skip workloads whose whole space an exhaustive strategy has covered.
+        for _ in range(len(self.machines)):
+            if not self.machines[self.turn][1].strategy.exhausted:
+                break
+            self._advance()
         name, machine = self.machines[self.turn]
         seed = self.seed
         ex = await machine.execute(seed, self.spec(name, seed))
+        self._advance()
+        return name, seed, ex
+
+    def _advance(self) -> None:
         self.turn += 1
         if self.turn == len(self.machines):
             self.turn = 0
             self.seed += 1
-        return name, seed, ex
 
 
 async def hunt(variant: Variant, budget: float, strategy: str) -> Hunt:

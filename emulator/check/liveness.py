@@ -33,6 +33,8 @@ def install(k: Kernel, spec: Spec) -> None:
 
     def on_starvation(v: Violation) -> None:
         v.message = f"{v.message}: {doing()}"
+        if k.sched.stalled:
+            return  # the watchdog named the one agent that never came back
         states = k.sched.states_at_end or [a.state for a in k.sched.agents]
         v.cpus = [a.aid for a, st in zip(k.sched.agents, states, strict=True)
                   if not a.daemon and int(st) != 2]

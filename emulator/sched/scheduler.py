@@ -156,6 +156,7 @@ class Scheduler:
             return
         except NoSchedulePoint as exc:
             if not self.over:
+                self.stalled = True
                 self.blame = [agent.aid]
                 self._end("starvation", str(exc))
             return
@@ -166,6 +167,12 @@ class Scheduler:
             self.crash_exc = exc
             self._end("crash", f"{agent.name} raised {type(exc).__name__}: {exc}")
             return
+        except BaseException:
+            # vmemu itself is going down (Ctrl-C, an internal error): release
+            # every parked agent so the nursery can unwind instead of hanging.
+            if not self.over:
+                self._end("interrupted", f"{agent.name} was interrupted")
+            raise
         if agent.scope.cancelled_caught:
             if not self.over:
                 self.blame = [agent.aid]

@@ -46,6 +46,7 @@ class FakeSched:
         self.over = False
         self.crash_exc: BaseException | None = None
         self.states_at_end: list[AgentState] = []
+        self.stalled = False
         self.ended: list[tuple[str, str]] = []
 
     async def point(self) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
 
 from emulator.cli import main
 
@@ -182,3 +183,42 @@ def test_bad_trace_path_for_run_is_bad_input(
     err = _one_error_line(capsys, main(["run", "writers_vs_msync", "--trace",
                                         str(tmp_path / "no" / "such" / "t.jsonl")]))
     assert "no such directory" in err
+
+
+def test_a_crash_mid_run_leaves_a_readable_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """vmemu itself failing mid-run leaves the header and the events so far, no footer."""
+    from emulator.kern import pager
+    from emulator.machine import Machine
+    from emulator.sched.strategies import RandomStrategy
+    from emulator.trace.record import record
+    from emulator.variants import BUILTIN
+    from workloads import build_workload
+
+    spec = build_workload("writers_vs_msync", {}, 0, None)
+    machine = Machine(spec, BUILTIN["reference"], RandomStrategy())
+    calls = {"n": 0}
+    real = pager.Disk.complete
+
+    class Crash(BaseException):
+        """Not an Exception: escapes every handler in vmemu, as a real crash would."""
+
+    def failing_complete(self: pager.Disk, io: pager.Io) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Crash()
+        real(self, io)
+
+    monkeypatch.setattr(pager.Disk, "complete", failing_complete)
+    path = tmp_path / "crash.jsonl"
+    with pytest.raises(BaseExceptionGroup) as info:
+        trio.run(record, machine, 0, spec, str(path), "writers_vs_msync", {})
+    assert info.group_contains(Crash)
+    monkeypatch.undo()
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["event"] == "header"
+    assert json.loads(lines[-1])["event"] != "footer" and len(lines) > 10
+    capsys.readouterr()
+    assert main(["replay", str(path)]) == 2  # no footer: bad input without --partial
+    assert main(["replay", str(path), "--partial"]) == 0

@@ -1,0 +1,289 @@
+"""The search: executions and seconds to the first failure, per mutant and per strategy.
+
+Usage (from the repository root)::
+
+    PYTHONPATH=. python benchmarks/search.py [--reps 10] [--cap 20] [--jobs 2]
+        [--strategies random,pct,pos,portfolio] [--mutants a,b] [--json out.json] [--markdown]
+
+Part 1, vmemu: for every built-in mutant and every strategy (pct at depth 3), ``--reps``
+hunts.  A hunt is what ``vmemu mutants`` does (emulator.mutants.hunt): round-robin over every
+workload under the mutant's profile, one execution of each per round, the seed going up by one
+per round -- except that repetition ``r`` starts at seed ``r * 100000``.  It ends at the first
+execution in which a rule the mutant is expected to trip (``Variant.catches``) fires, or after
+``--cap`` seconds (a miss).  Reported per cell: the median executions and seconds to that
+first failure over the repetitions, and the misses.  A median over hunts with misses counts a
+miss as "more than any catch"; when half or more missed, the median is reported as ``>cap``.
+
+Part 2, the same bug found without vmemu (benchmarks/baselines.py, a self-contained model with
+its own checks): ``writers_vs_msync`` with ``no_write_protect`` and ``invalidate_shared_file``
+with freebsd5's invalidate bug (vmemu's ``invalidate_frees_dirty``), each (a) as Trio tasks
+with random ``trio.sleep(0)`` checkpoints and (b) as real threads with random ``time.sleep``;
+``--reps`` repetitions of each, different seeds, the same cap.  For comparison, vmemu on the
+same single workload and mutant, every strategy, seeds from ``r * 100000``.  A sanity pass runs
+the baselines' correct versions for a few seconds and must see no lost store.
+
+Hunts run in ``--jobs`` worker processes (one hunt per task), so with 2 jobs on a 2-core
+machine two hunts share the machine; executions to first failure do not depend on that (every
+vmemu execution is a function of its seed), seconds do a little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import math
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from emulator.check import all_checkers
+from emulator.machine import Machine
+from emulator.sched.strategies import make_strategy
+from emulator.variants import MUTANTS
+from workloads import WORKLOADS, build_workload
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import baselines  # benchmarks/ is not a package: import it from beside this file
+
+STRATEGIES = ("random", "pct", "pos", "portfolio")
+PCT_DEPTH = 3
+SEED_STRIDE = 100_000
+# Part 2: (baseline scenario, vmemu workload, vmemu mutant)
+COMPARISONS = (
+    ("no_write_protect", "writers_vs_msync", "no_write_protect"),
+    ("invalidate", "invalidate_shared_file", "invalidate_frees_dirty"),
+)
+
+
+@dataclass
+class HuntResult:
+    kind: str  # "vmemu" or "baseline"
+    subject: str  # mutant (vmemu) or scenario (baseline)
+    method: str  # strategy, or trio/threads variant
+    rep: int
+    caught: bool
+    executions: int
+    seconds: float
+    workload: str | None = None
+    seed: int | None = None
+    rule: str | None = None
+
+
+async def _vmemu_hunt(mutant: str, strategy: str, rep: int, cap: float,
+                      workloads: tuple[str, ...]) -> HuntResult:
+    variant = MUTANTS[mutant]
+    profile = variant.profile or "manpage"
+    machines = [
+        (name, Machine(build_workload(name, {}, 0, profile), variant,
+                       make_strategy(strategy, pct_depth=PCT_DEPTH), checkers=all_checkers()))
+        for name in workloads
+    ]
+    seed = rep * SEED_STRIDE
+    executions = 0
+    start = time.perf_counter()
+    while True:
+        for name, machine in machines:
+            ex = await machine.execute(seed, build_workload(name, {}, seed, profile))
+            executions += 1
+            fired = [v.rule for v in ex.violations if v.rule in variant.catches]
+            if fired:
+                return HuntResult("vmemu", mutant, strategy, rep, True, executions,
+                                  time.perf_counter() - start, name, seed, fired[0])
+            if time.perf_counter() - start >= cap:
+                return HuntResult("vmemu", mutant, strategy, rep, False, executions,
+                                  time.perf_counter() - start)
+        seed += 1
+
+
+def run_task(task: tuple[Any, ...]) -> HuntResult:
+    kind = task[0]
+    if kind == "vmemu":
+        _, mutant, strategy, rep, cap, workloads = task
+        return trio.run(_vmemu_hunt, mutant, strategy, rep, cap, workloads)
+    _, scenario, method, rep, cap = task
+    if method == "trio":
+        h = baselines.hunt_trio(scenario, rep, cap)
+    elif method == "trio, no inserted yields":
+        h = baselines.hunt_trio(scenario, rep, cap, p_yield=0.0)
+    elif method == "threads":
+        h = baselines.hunt_threads(scenario, rep, cap)
+    elif method == "threads, no inserted sleeps":
+        h = baselines.hunt_threads(scenario, rep, cap, p_yield=0.0)
+    elif method.startswith("sanity"):
+        harness = method.split()[-1]
+        hunt = baselines.hunt_trio if harness == "trio" else baselines.hunt_threads
+        h = hunt(scenario, rep, cap, buggy=False)
+    else:
+        raise AssertionError(method)
+    return HuntResult("baseline", scenario, method, rep, h.caught, h.executions, h.seconds)
+
+
+BASELINE_METHODS = ("trio", "trio, no inserted yields", "threads", "threads, no inserted sleeps")
+
+
+def tasks(args: argparse.Namespace) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    all_workloads = tuple(WORKLOADS)
+    for rep in range(args.reps):
+        for mutant in args.mutants:
+            for strategy in args.strategies:
+                out.append(("vmemu", mutant, strategy, rep, args.cap, all_workloads))
+    if args.baselines:
+        for scenario, workload, mutant in COMPARISONS:
+            for rep in range(args.reps):
+                for strategy in args.strategies:
+                    out.append(("vmemu", mutant, strategy, rep, args.cap, (workload,)))
+                for method in BASELINE_METHODS:
+                    out.append(("baseline", scenario, method, rep, args.cap))
+            for harness in ("trio", "threads"):
+                out.append(("baseline", scenario, f"sanity {harness}", 0, args.sanity))
+    return out
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+
+def _median(results: list[HuntResult], attr: str) -> float:
+    """Median with misses counted as +inf; inf when half or more missed."""
+    values = sorted(getattr(r, attr) if r.caught else math.inf for r in results)
+    return float(statistics.median(values)) if values else math.nan
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 0.01:
+        return f"{s * 1000:.1f} ms"
+    if s < 10:
+        return f"{s:.2f} s"
+    return f"{s:.0f} s"
+
+
+def cell(results: list[HuntResult], cap: float) -> str:
+    misses = sum(not r.caught for r in results)
+    ex, sec = _median(results, "executions"), _median(results, "seconds")
+    if math.isinf(ex):
+        text = f">{cap:.0f} s"
+    else:
+        text = f"{ex:.0f} · {_fmt_seconds(sec)}"
+    if misses:
+        text += f" ({misses} miss)"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--cap", type=float, default=20.0, help="seconds per hunt at most")
+    p.add_argument("--sanity", type=float, default=3.0,
+                   help="seconds of the baselines' correct versions (must find nothing)")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--strategies", default=",".join(STRATEGIES))
+    p.add_argument("--mutants", default=",".join(MUTANTS))
+    p.add_argument("--no-baselines", dest="baselines", action="store_false")
+    p.add_argument("--json", default=None, help="write every hunt's result here")
+    args = p.parse_args(argv)
+    args.strategies = args.strategies.split(",")
+    args.mutants = args.mutants.split(",")
+    todo = tasks(args)
+    started = time.perf_counter()
+    results: list[tuple[tuple[Any, ...], HuntResult]] = []
+    ctx = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(run_task, t): t for t in todo}
+        for done, f in enumerate(concurrent.futures.as_completed(futures), 1):
+            results.append((futures[f], f.result()))
+            if done % 50 == 0 or done == len(todo):
+                print(f"[{done}/{len(todo)} hunts, {time.perf_counter() - started:.0f} s]",
+                      file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - started
+    rotation = [r for t, r in results if t[0] == "vmemu" and len(t[5]) > 1]
+    single = [(t, r) for t, r in results if t[0] == "vmemu" and len(t[5]) == 1]
+    base = [r for t, r in results if t[0] == "baseline"]
+
+    out: list[str] = []
+    out.append(f"Machine: nproc {os.cpu_count()}, CPython {platform.python_version()}, "
+               f"trio {trio.__version__}, {platform.machine()}; {args.jobs} worker processes; "
+               f"whole run {elapsed:.0f} s.")
+    out.append("")
+    out.append(f"Part 1: median executions · seconds to the first expected violation over "
+               f"{args.reps} hunts (round-robin over all {len(WORKLOADS)} workloads, seeds from "
+               f"r·{SEED_STRIDE}), cap {args.cap:.0f} s per hunt; misses in parentheses.")
+    out.append("")
+    by: dict[tuple[str, str], list[HuntResult]] = {}
+    for r in rotation:
+        by.setdefault((r.subject, r.method), []).append(r)
+    out.append("| mutant | " + " | ".join(
+        f"{s} (depth {PCT_DEPTH})" if s == "pct" else s for s in args.strategies) + " |")
+    out.append("|---" * (len(args.strategies) + 1) + "|")
+    for mutant in args.mutants:
+        row = [f"`{mutant}`"] + [cell(by.get((mutant, s), []), args.cap)
+                                 for s in args.strategies]
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    totals = []
+    for s in args.strategies:
+        rs = [r for r in rotation if r.method == s]
+        caught = sum(r.caught for r in rs)
+        secs = sum(r.seconds for r in rs)
+        cells_missed = sum(
+            1 for m in args.mutants
+            if sum(not r.caught for r in by.get((m, s), [])) * 2 >= len(by.get((m, s), [])) > 0)
+        totals.append(f"{s}: {caught}/{len(rs)} hunts caught, {cells_missed} mutants with "
+                      f"median >cap, {secs:.0f} s of hunting")
+    out.append("Totals: " + "; ".join(totals) + ".")
+    if args.baselines:
+        out.append("")
+        out.append(f"Part 2: the same bug without vmemu ({args.reps} repetitions each, cap "
+                   f"{args.cap:.0f} s; median executions · seconds to the first lost store, "
+                   "and seconds per execution).")
+        out.append("")
+        out.append("| bug | method | caught | median executions | median seconds | "
+                   "s / execution |")
+        out.append("|---|---|---|---|---|---|")
+        for scenario, workload, mutant in COMPARISONS:
+            label = f"`{workload}` + `{mutant}`"
+            rows: list[tuple[str, list[HuntResult]]] = []
+            for s in args.strategies:
+                rs = [r for t, r in single if r.subject == mutant and r.method == s
+                      and t[5] == (workload,)]
+                rows.append((f"vmemu {s}" + (f" (depth {PCT_DEPTH})" if s == "pct" else ""),
+                             rs))
+            for method in BASELINE_METHODS:
+                rs = [r for r in base if r.subject == scenario and r.method == method]
+                rows.append((f"baseline: {method}", rs))
+            for name, rs in rows:
+                if not rs:
+                    continue
+                ex, sec = _median(rs, "executions"), _median(rs, "seconds")
+                per = sum(r.seconds for r in rs) / max(1, sum(r.executions for r in rs))
+                caught = sum(r.caught for r in rs)
+                out.append(f"| {label} | {name} | {caught}/{len(rs)} | "
+                           f"{'>cap' if math.isinf(ex) else f'{ex:.0f}'} | "
+                           f"{'>cap' if math.isinf(sec) else _fmt_seconds(sec)} | "
+                           f"{per * 1000:.2f} ms |")
+        sanity = [r for r in base if r.method.startswith("sanity")]
+        out.append("")
+        out.append("Sanity (the baselines' correct versions): " + "; ".join(
+            f"{r.subject} {r.method.split()[-1]}: {r.executions} executions in "
+            f"{r.seconds:.1f} s, {'LOST STORE REPORTED' if r.caught else 'no lost store'}"
+            for r in sorted(sanity, key=lambda r: (r.subject, r.method))) + ".")
+    print("\n".join(out))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"args": dict(vars(args)),
+                       "elapsed": elapsed,
+                       "hunts": [{**asdict(r), "workloads": list(t[5]) if t[0] == "vmemu"
+                                  else None} for t, r in results]}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
