@@ -310,7 +310,9 @@ def confidence(summary: Summary) -> dict[str, Any]:
         "pct_runs": {str(d): r for d, r in sorted(summary.pct_runs.items())},
     }
     if summary.exhausted:
-        out["statement"] = "the bounded search space was exhausted: every schedule in it ran"
+        out["statement"] = ("the bounded search space was exhausted: every schedule in it ran"
+                            + (", up to reordering of independent steps" if summary.pruned
+                               else ""))
         out["exhausted"] = True
         return out
     if not summary.pct_runs:

@@ -61,10 +61,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", default="portfolio",
                    help="scheduling strategy: random, pct or portfolio (default)")
     p.add_argument("--pct-depth", type=int, default=3, help="depth d of the pct strategy")
-    p.add_argument("--preemption-bound", type=int, default=2,
-                   help="preemptions per schedule for the dfs strategy (default 2)")
-    p.add_argument("--no-reduction", action="store_true",
-                   help="dfs: do not skip schedules equivalent by independent steps")
+    p.add_argument("--preemption-bound", type=_bound, default=2,
+                   help="preemptions per schedule for the dfs strategy (default 2; 'none': "
+                   "no bound)")
+    p.add_argument("--reduction", choices=("auto", "on", "off"), default="auto",
+                   help="dfs: skip schedules equivalent by independent steps (sleep sets); "
+                   "auto: on without a preemption bound, off with one (see README)")
+    p.add_argument("--no-reduction", dest="reduction", action="store_const", const="off",
+                   help="same as --reduction off")
     p.add_argument("--seed", type=int, default=0, help="(first) execution seed")
     p.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
                    help="step bound per execution; beyond it: starvation")
@@ -136,7 +140,7 @@ class _Job:
             raise BadInput(f"--max-steps {args.max_steps}: must be positive")
         self.variant = load_variant(args.variant)
         self.strategy = make_strategy(args.strategy, args.pct_depth, args.preemption_bound,
-                                      not args.no_reduction)
+                                      _reduction(args))
         # Validate the workload once, with the first seed.
         self.first_spec = self.spec_for_seed(args.seed)
         self.seeded = not is_spec_file(args.workload)
@@ -275,7 +279,7 @@ def _config(job: _Job, iterations: int | None) -> Config:
     return Config(
         workload=a.workload, params=tuple(sorted(job.params.items())), profile=a.profile,
         variant=a.variant, strategy=a.strategy, pct_depth=a.pct_depth,
-        preemption_bound=a.preemption_bound, reduction=not a.no_reduction,
+        preemption_bound=a.preemption_bound, reduction=_reduction(a),
         max_steps=a.max_steps, first_seed=a.seed, iterations=iterations,
         time_budget=a.time_budget, stop_on_first=not a.keep_going)
 
@@ -337,9 +341,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty() and not args.json
     with _ProgressLine(progress, args.time_budget, iterations) if show else nullcontext():
         summary = run_campaign(cfg, args.jobs, progress)
-        without = None
-        if dfs and summary.exhausted and not args.no_reduction and not summary.failures:
-            without = run_campaign(dataclasses.replace(cfg, reduction=False), 1)
+        other = None  # dfs: the same space counted the other way, for comparison
+        if dfs and summary.exhausted and not summary.failures:
+            other = run_campaign(dataclasses.replace(cfg, reduction=not cfg.reduction), 1)
     failures = summary.failures
     _save_failure_traces(job, failures, args.save_dir)
     out = {
@@ -367,9 +371,11 @@ def cmd_explore(args: argparse.Namespace) -> int:
         out["schedules"] = summary.explored
         out["pruned"] = summary.pruned
         out["preemption_bound"] = args.preemption_bound
-        out["reduction"] = not args.no_reduction
-        if without is not None:
-            out["schedules_without_reduction"] = without.explored
+        out["reduction"] = cfg.reduction
+        if other is not None:
+            with_r, without_r = (summary, other) if cfg.reduction else (other, summary)
+            out["schedules_with_reduction"] = with_r.explored
+            out["schedules_without_reduction"] = without_r.explored
     if not failures:
         out["confidence"] = confidence(summary)
     if args.json:
@@ -385,14 +391,17 @@ def cmd_explore(args: argparse.Namespace) -> int:
           f"{seeds}): {summary.steps} steps in {summary.elapsed:.2f}s "
           f"({out['steps_per_second']:.0f} steps/s)")
     if dfs:
+        bound = ("no preemption bound" if args.preemption_bound is None
+                 else f"at most {args.preemption_bound} preemptions")
         line = (f"space {'exhausted' if summary.exhausted else 'NOT exhausted (stopped early)'}: "
-                f"{summary.explored} schedules with at most {args.preemption_bound} "
-                f"preemptions")
-        if not args.no_reduction:
-            line += f" ({summary.pruned} more skipped as equivalent by independent steps"
-            if without is not None:
-                line += f"; {without.explored} without the reduction"
-            line += ")"
+                f"{summary.explored} schedules with {bound}"
+                + (" (sleep-set reduction on)" if cfg.reduction else ""))
+        if other is not None:
+            if cfg.reduction:
+                line += f"; {other.explored} without the reduction"
+            else:
+                line += (f"; {other.explored} with the sleep-set reduction, which skips "
+                         "schedules equivalent by independent steps")
         print(line)
     if failures:
         for f in failures:
@@ -505,6 +514,26 @@ def cmd_mutants(args: argparse.Namespace) -> int:
                   f"seed {alarm['seed']}): {alarm['message']}")
     all_caught = report["caught"] == report["total"]
     return 0 if all_caught and report["false_alarms"] == 0 else 1
+
+
+def _bound(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number or 'none'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be 0 or more")
+    return value
+
+
+def _reduction(args: argparse.Namespace) -> bool:
+    """Sleep sets are sound alone; under a preemption bound they can skip a
+    schedule whose only equivalents need more preemptions, so auto keeps them off."""
+    if args.reduction == "auto":
+        return args.preemption_bound is None
+    return bool(args.reduction == "on")
 
 
 def _check_writable(path: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from emulator.kern import map as map_module
+from emulator.kern.clean import reference_clean
 from emulator.kern.fault import Fault
 from emulator.kern.kernel import Kernel, Violation
 from emulator.kern.map import VmMap
@@ -99,6 +100,8 @@ def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -
     k.fault_impl = fault.fault
     k.clean_impl = variant.clean
     k.munmap_impl = variant.munmap
+    k.trusted = (variant.clean is reference_clean and variant.fault is Fault
+                 and variant.munmap is munmap_path)
     return k
 
 
@@ -122,7 +125,7 @@ async def run_op(k: Kernel, vm_map: VmMap, op: Op) -> Any:
     if name == "munlock":
         return await sys_munlock(k, vm_map, a[0], a[1])
     if name == "yield":
-        await k.point()
+        await k.kpoint()
         return 0
     raise AssertionError(f"unknown op {name}")
 

@@ -351,7 +351,7 @@ class MapClean:
         then.  Returns False on a write error.
         """
         k = obj.k
-        await k.point()
+        await k.kpoint()
         k.touch_page(page)
         io = k.disk.issue(page, sync)
         if not sync:
@@ -393,7 +393,7 @@ class MapClean:
                     page = obj.find_least(pi + 1)
                     continue
             await remove_all(k, page)
-            await k.point()
+            await k.kpoint()
             obj.free_page(page)
             page = obj.find_least(pi + 1)
 

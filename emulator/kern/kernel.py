@@ -61,8 +61,7 @@ class Kernel:
             raise ValueError(profile)
         self.sched = sched
         self.profile = profile
-        self.point = sched.point
-        self.sleep: Callable[[WaitChannel], Any] = sched.sleep
+        self.kpoint = sched.point  # the primitives' schedule point (they report what they touch)
         self.wakeup = sched.wakeup
         self.record = record
         self.events: list[Event] = []
@@ -81,6 +80,7 @@ class Kernel:
         self.clean_impl: Callable[..., Any] | None = None
         self.fault_impl: Callable[..., Any] | None = None
         self.munmap_impl: Callable[..., Any] | None = None
+        self.trusted = True  # the paths under test are the reference's (see untrusted())
         self.inside_clean: dict[int, int] = {}  # cpu -> depth inside the clean routine
         self.in_checker = False  # set while harness code reads structures
         self.shared: dict[str, Any] = {}  # state the checkers share (trackers)
@@ -92,6 +92,37 @@ class Kernel:
         cur = self.sched.current
         assert cur is not None
         return cur.aid
+
+    async def point(self) -> None:
+        """A schedule point for variant code: another CPU may run here.
+
+        What the code does after it is unknown to the kernel, so a strategy
+        that reasons about independent steps treats that step as touching
+        everything (the kernel's own primitives use ``kpoint`` and report
+        their reads and writes).
+        """
+        await self.sched.point()
+        if self.tap is not None:
+            self.tap(self.curcpu(), "read", ("*", ""))
+
+    def untrusted(self) -> None:
+        """Variant code is about to run until its next schedule point."""
+        if self.tap is not None:
+            self.tap(self.curcpu(), "read", ("*", ""))
+
+    async def sleep(self, chan: WaitChannel) -> None:
+        """Block on ``chan`` until woken; a strategy watching footprints sees the wake-up."""
+        await self.sched.sleep(chan)
+        if self.tap is not None:
+            self.tap(self.curcpu(), "woke", (chan,))
+
+    def read(self, kind: str, name: str) -> None:
+        """Note a read of shared state that emits no event (for footprint-aware strategies).
+
+        Not recorded in traces; costs nothing unless a strategy watches.
+        """
+        if self.tap is not None:
+            self.tap(self.curcpu(), "read", (kind, name))
 
     def agent_name(self, aid: int) -> str:
         agents = self.sched.agents

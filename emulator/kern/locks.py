@@ -63,7 +63,7 @@ class MapLock:
     async def xlock(self) -> None:
         """Take the map lock exclusive, sleeping while anyone holds it."""
         k = self.k
-        await k.point()
+        await k.kpoint()
         me = k.curcpu()
         if self.excl == me:
             k.contract(f"{self.name}: map lock recursed by cpu{me}")
@@ -77,7 +77,7 @@ class MapLock:
     async def slock(self) -> None:
         """Take the map lock shared, sleeping while it is held exclusive."""
         k = self.k
-        await k.point()
+        await k.kpoint()
         while self.excl >= 0:
             k.emit("wait", "map", self.name)
             await k.sleep(self)
@@ -91,7 +91,8 @@ class MapLock:
         callers here always retry from scratch anyway).
         """
         k = self.k
-        await k.point()
+        await k.kpoint()
+        k.read("map", self.name)
         me = k.curcpu()
         if self.shared != [me]:
             return False
@@ -104,7 +105,7 @@ class MapLock:
     async def unlock(self) -> None:
         """Release this cpu's hold, exclusive or shared."""
         k = self.k
-        await k.point()
+        await k.kpoint()
         me = k.curcpu()
         if self.excl == me:
             self.excl = -1
@@ -143,7 +144,7 @@ class Mutex:
 
     async def lock(self) -> None:
         k = self.k
-        await k.point()
+        await k.kpoint()
         me = k.curcpu()
         if self.owner == me:
             k.contract(f"{self.kind} lock of {self.name} recursed by cpu{me}")
@@ -155,7 +156,7 @@ class Mutex:
 
     async def unlock(self) -> None:
         k = self.k
-        await k.point()
+        await k.kpoint()
         me = k.curcpu()
         if self.owner != me:
             k.contract(

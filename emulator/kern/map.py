@@ -162,7 +162,8 @@ class VmMap:
     async def lookup_entry(self, addr: int) -> VmMapEntry | None:
         """Find the entry containing ``addr`` (vm_map_lookup_entry).  The map must be locked."""
         k = self.k
-        await k.point()
+        await k.kpoint()
+        k.read("map", self.name)
         k.map_access(self, "lookup")
         return self.entry_containing(addr)
 

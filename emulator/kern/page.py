@@ -94,7 +94,8 @@ class VmPage:
     async def try_xbusy(self) -> bool:
         """Busy the page exclusive if it is not busy (vm_page_tryxbusy)."""
         k = self.k
-        await k.point()
+        await k.kpoint()
+        k.read("obj", self.obj.name)
         k.touch_page(self)
         if self.busy != BUSY_NONE:
             return False
@@ -121,7 +122,7 @@ class VmPage:
     async def xunbusy(self) -> None:
         """Release the exclusive busy and wake sleepers (vm_page_xunbusy)."""
         k = self.k
-        await k.point()
+        await k.kpoint()
         me = k.curcpu()
         if self.busy != BUSY_EXCL or self.xowner != me:
             k.contract(f"page {self.name}: xunbusy by cpu{me}, which does not hold it")
@@ -145,7 +146,8 @@ class VmPage:
     async def sbusy(self) -> bool:
         """Add a shared busy if the page is not exclusive busy (vm_page_trysbusy)."""
         k = self.k
-        await k.point()
+        await k.kpoint()
+        k.read("obj", self.obj.name)
         k.touch_page(self)
         if self.busy == BUSY_EXCL:
             return False
@@ -165,7 +167,7 @@ class VmPage:
 
     async def sunbusy(self) -> None:
         k = self.k
-        await k.point()
+        await k.kpoint()
         me = k.curcpu()
         if me not in self.sowners:
             k.contract(f"page {self.name}: sunbusy by cpu{me}, which does not hold it")

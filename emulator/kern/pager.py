@@ -124,7 +124,7 @@ class Disk:
         while True:
             while not self.queue:
                 await k.sleep(self)
-            await k.point()
+            await k.kpoint()
             self.complete(self.queue.pop(0))
 
     async def wait(self, io: Io) -> None:

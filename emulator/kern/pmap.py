@@ -58,7 +58,7 @@ class Pmap:
     async def enter(self, vpn: int, page: VmPage, writable: bool) -> None:
         """Map ``page`` at ``vpn``, replacing any mapping there (pmap_enter)."""
         k = self.k
-        await k.point()
+        await k.kpoint()
         k.touch_page(page)
         old = self.ptes.get(vpn)
         if old is not None:
@@ -74,7 +74,8 @@ class Pmap:
     async def remove(self, start_vpn: int, end_vpn: int) -> None:
         """Remove every mapping in [start_vpn, end_vpn), folding modified bits."""
         k = self.k
-        await k.point()
+        await k.kpoint()
+        k.read("map", self.name)
         gone = [vpn for vpn in self.ptes if start_vpn <= vpn < end_vpn]
         gone.sort()
         for vpn in gone:
@@ -85,7 +86,8 @@ class Pmap:
     async def remove_discard(self, start_vpn: int, end_vpn: int) -> None:
         """Remove mappings *dropping* their modified bits: a known-buggy path."""
         k = self.k
-        await k.point()
+        await k.kpoint()
+        k.read("map", self.name)
         gone = sorted(vpn for vpn in self.ptes if start_vpn <= vpn < end_vpn)
         for vpn in gone:
             self.ptes[vpn].modified = False
@@ -96,7 +98,7 @@ class Pmap:
 
 async def remove_write(k: Kernel, page: VmPage) -> None:
     """Revoke write access to ``page`` everywhere, folding modified bits (one step)."""
-    await k.point()
+    await k.kpoint()
     k.touch_page(page)
     for pmap, vpn in page.pv:
         pte = pmap.ptes[vpn]
@@ -131,7 +133,7 @@ def is_modified(page: VmPage) -> bool:
 
 async def remove_all(k: Kernel, page: VmPage) -> None:
     """Remove every mapping of ``page``, folding modified bits (pmap_remove_all)."""
-    await k.point()
+    await k.kpoint()
     k.touch_page(page)
     for pmap, vpn in list(page.pv):
         pmap._drop(vpn, pmap.ptes[vpn])

@@ -101,7 +101,8 @@ async def sys_load(k: Kernel, vm_map: VmMap, va: int) -> int | str:
     """Read the word at ``va``: the id of the store that page holds."""
     vpn = va >> PAGE_SHIFT
     while True:
-        await k.point()
+        await k.kpoint()
+        k.read("map", vm_map.name)
         pte = vm_map.pmap.lookup(vpn)
         if pte is not None:
             k.touch_page(pte.page)
@@ -109,6 +110,8 @@ async def sys_load(k: Kernel, vm_map: VmMap, va: int) -> int | str:
             k.emit("load", vm_map.name, va, value)
             return value
         assert k.fault_impl is not None
+        if not k.trusted:
+            k.untrusted()
         rv = await k.fault_impl(vm_map, va, False)
         if rv != KernReturn.SUCCESS:
             return SIGSEGV
@@ -122,7 +125,8 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
     """
     vpn = va >> PAGE_SHIFT
     while True:
-        await k.point()
+        await k.kpoint()
+        k.read("map", vm_map.name)
         pte = vm_map.pmap.lookup(vpn)
         if pte is not None and pte.writable:
             page = pte.page
@@ -134,6 +138,8 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
             k._call_hooks("store", vm_map, va, page, value)
             return 0
         assert k.fault_impl is not None
+        if not k.trusted:
+            k.untrusted()
         rv = await k.fault_impl(vm_map, va, True)
         if rv != KernReturn.SUCCESS:
             return SIGSEGV
@@ -172,6 +178,8 @@ async def sys_munmap(k: Kernel, vm_map: VmMap, addr: int, length: int) -> int | 
     if length == 0 or end > vm_map.max or end <= start:
         return "EINVAL"
     assert k.munmap_impl is not None
+    if not k.trusted:
+        k.untrusted()
     await k.munmap_impl(vm_map, start, end)
     return 0
 
@@ -235,7 +243,7 @@ async def wire_entry(k: Kernel, entry: VmMapEntry) -> None:
             await obj.lock.lock()
             continue
         else:
-            await k.point()
+            await k.kpoint()
             page.wire_count += 1
         k.emit("wire", obj.name, pindex, page.wire_count)
         pindex += 1
@@ -342,6 +350,8 @@ async def sys_clean(
     k.inside_clean[cpu] = k.inside_clean.get(cpu, 0) + 1
     k.emit("clean_call", vm_map.name, start, end, int(syncio), int(invalidate))
     k._call_hooks("clean_call", vm_map, start, end, syncio, invalidate)
+    if not k.trusted:
+        k.untrusted()
     rv = await k.clean_impl(vm_map, start, end, syncio, invalidate)
     if not isinstance(rv, KernReturn):
         try:

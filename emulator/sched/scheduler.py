@@ -99,6 +99,7 @@ class Scheduler:
 
     def __init__(self, strategy: Strategy, max_steps: int, stall_seconds: float = 2.0) -> None:
         self.strategy = strategy
+        self.consult_single = strategy.wants_single
         self.max_steps = max_steps
         self.stall_seconds = stall_seconds
         self.agents: list[Agent] = []
@@ -198,6 +199,8 @@ class Scheduler:
         assert cur is not None
         runnable = [a for a in self.agents if a.state == AgentState.RUNNABLE]
         if len(runnable) == 1:
+            if self.consult_single:
+                self._single(runnable[0])
             return
         nxt = self._pick(runnable, cur)
         if nxt is not cur:
@@ -258,8 +261,16 @@ class Scheduler:
         if not runnable:
             return None
         if len(runnable) == 1:
+            if self.consult_single and cur is not None:
+                self._single(runnable[0])
             return runnable[0]
         return self._pick(runnable, cur)
+
+    def _single(self, only: Agent) -> None:
+        """Let a pruning strategy abandon a path whose only continuation is redundant."""
+        if self.strategy.single(only.aid) == PRUNE:
+            self._end("pruned", "")
+            raise Abort()
 
     async def _switch(self, cur: Agent, nxt: Agent) -> None:
         self.current = nxt

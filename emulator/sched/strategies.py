@@ -25,6 +25,7 @@ class Strategy:
 
     name = "strategy"
     wants_events = False
+    wants_single = False  # consult ``single`` when only one agent can run
     exhausted = False
     seeded = True
 
@@ -33,6 +34,10 @@ class Strategy:
 
     def event(self, aid: int, kind: str, fields: tuple[object, ...]) -> None:
         """See one kernel event (only when ``wants_events``)."""
+
+    def single(self, aid: int) -> int:
+        """Only ``aid`` can run (only when ``wants_single``): return it, or PRUNE."""
+        return aid
 
     def end(self, outcome: str) -> None:
         """The execution just finished with ``outcome``."""
@@ -178,6 +183,12 @@ def footprint_keys(kind: str, fields: tuple[object, ...]) -> tuple[tuple[object,
     """
     if kind in _SILENT:
         return ()
+    if kind == "read":
+        return (ANY,) if fields[0] == "*" else ((fields[0], fields[1]),)
+    if kind == "woke":
+        return _channel_keys(fields[0])
+    if kind in ("object_new", "object_free"):
+        return (("obj", fields[0]),)
     if kind in ("lock", "unlock", "wait"):
         res = fields[0]
         name = str(fields[1])
@@ -197,10 +208,29 @@ def footprint_keys(kind: str, fields: tuple[object, ...]) -> tuple[tuple[object,
     return (ANY,)
 
 
+def _channel_keys(chan: object) -> tuple[tuple[object, ...], ...]:
+    """Keys of what a woken agent re-reads: the lock, page or I/O it slept on."""
+    kind = type(chan).__name__
+    if kind == "MapLock":
+        return (("map", getattr(chan, "name", "")),)
+    if kind == "Mutex":
+        return (("obj", getattr(chan, "name", "")),)
+    if kind == "VmPage":
+        return (("obj", chan.obj.name),)  # type: ignore[attr-defined]
+    if kind == "Io":
+        return (("obj", chan.page.obj.name), ("disk",))  # type: ignore[attr-defined]
+    if kind == "Disk":
+        return (("disk",),)
+    return (ANY,)
+
+
 def independent(a: frozenset[tuple[object, ...]], b: frozenset[tuple[object, ...]]) -> bool:
-    """Whether two steps commute: disjoint footprints, neither unknown."""
-    if not a or not b:
-        return False  # a step that emitted nothing may still have read state
+    """Whether two steps commute: disjoint footprints, neither unknown.
+
+    Every read of shared state outside a lock the reader holds is reported
+    (an event, or ``Kernel.read``), so a step with an empty footprint touched
+    nothing shared: it commutes with everything.
+    """
     return ANY not in a and ANY not in b and not (a & b)
 
 
@@ -238,7 +268,7 @@ class PosStrategy(Strategy):
         rng, prio = self.rng, self.prio
         runner = self.runner
         if runner >= 0:
-            fp = frozenset(self.step_keys) or frozenset((ANY,))
+            fp = frozenset(self.step_keys)
             self.last[runner] = fp
             for other, ofp in self.last.items():
                 if other != runner and not independent(fp, ofp):
@@ -284,6 +314,7 @@ class DfsStrategy(Strategy):
 
     name = "dfs"
     wants_events = True
+    wants_single = True
     seeded = False
 
     def __init__(self, bound: int | None = 2, reduction: bool = True) -> None:
@@ -323,7 +354,7 @@ class DfsStrategy(Strategy):
         self.pos += 1
         if pos > 0:
             parent = stack[pos - 1]
-            parent.fp = frozenset(self.step_keys) or frozenset((ANY,))
+            parent.fp = frozenset(self.step_keys)
             parent.done[parent.chosen] = parent.fp
         self.step_keys = set()
         if pos < len(self.prefix):
@@ -351,6 +382,20 @@ class DfsStrategy(Strategy):
                 return aid
         return PRUNE
 
+    def single(self, aid: int) -> int:
+        """Only ``aid`` can run: PRUNE if its step is asleep here (already explored)."""
+        from emulator.sched.scheduler import PRUNE
+
+        if not self.reduction or self.pos == 0:
+            return aid
+        node = self.stack[self.pos - 1]
+        if aid == node.chosen:
+            return aid
+        fp = node.sleep.get(aid, node.done.get(aid))
+        if fp is not None and independent(fp, frozenset(self.step_keys)):
+            return PRUNE
+        return aid
+
     def end(self, outcome: str) -> None:
         if outcome == "pruned":
             self.pruned += 1
@@ -359,7 +404,7 @@ class DfsStrategy(Strategy):
         if self.pos > 0 and self.pos <= len(self.stack):
             last = self.stack[self.pos - 1]
             if last.chosen >= 0:
-                last.done.setdefault(last.chosen, frozenset(self.step_keys) or frozenset((ANY,)))
+                last.done.setdefault(last.chosen, frozenset(self.step_keys))
         del self.stack[self.pos:]
         # Backtrack to the deepest decision with an allowed, untried choice.
         while self.stack:
