@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import trio
 
 from emulator.campaign import Config, Failure, Progress, confidence, run_campaign
-from emulator.errors import BadInput, EmulatorError, InternalError
+from emulator.errors import BadInput, EmulatorError, InternalError, check_output_path
 from emulator.kern.kernel import PROFILES
 from emulator.machine import DEFAULT_MAX_STEPS, Campaign, Execution, Machine, campaign
 from emulator.sched.strategies import STRATEGIES, make_strategy
@@ -242,7 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     machine = job.machine()
 
     if args.trace:
-        _check_writable(args.trace)
+        check_output_path(args.trace, "--trace")
 
     async def go() -> Campaign:
         if args.trace:
@@ -536,12 +536,6 @@ def _reduction(args: argparse.Namespace) -> bool:
     return bool(args.reduction == "on")
 
 
-def _check_writable(path: str) -> None:
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise BadInput(f"--trace {path}: no such directory: {parent}")
-    if os.path.isdir(path):
-        raise BadInput(f"--trace {path}: is a directory")
 
 
 def _show_event(ev: dict[str, Any] | None) -> str:

@@ -6,6 +6,8 @@ contracts raise.  Each error carries an exit code for the command line.
 
 from __future__ import annotations
 
+import os
+
 
 class EmulatorError(Exception):
     """Root of every error vmemu raises on purpose."""
@@ -33,3 +35,12 @@ class InternalError(EmulatorError):
     """vmemu itself broke an invariant (a bug in vmemu, not in the variant)."""
 
     exit_code = 70
+
+
+def check_output_path(path: str, option: str) -> None:
+    """Refuse, before anything is written, an output path that cannot be a file."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise BadInput(f"{option} {path}: no such directory: {parent}")
+    if os.path.isdir(path):
+        raise BadInput(f"{option} {path}: is a directory")

@@ -16,6 +16,7 @@ describe the algorithm; the three profiles differ as its §2 table says:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from emulator.kern.kern_return import KernReturn
@@ -227,29 +228,11 @@ class MapClean:
     ) -> bool:
         """Pass 2 for one entry (manpage, freebsd5): flush, then maybe free, its pages.
 
-        The map stays locked.  Returns False if a write failed.
+        The map stays locked.  Only writable entries' file objects are flushed.
+        Returns False if a write failed.
         """
-        bottom, offset = self.bottom_object(k, obj, offset)
-        if bottom is None:
-            return True  # an entry with no object: nothing was ever touched
-        first, last = page_range(offset, size)
-        ok = True
-        if bottom.kind == OBJT_FILE and writable:
-            assert bottom.vnode is not None
-            await bottom.vnode.lock()
-            await bottom.lock.lock()
-            ok = await self.page_clean(bottom, first, last, syncio or invalidate)
-            await bottom.lock.unlock()
-            await bottom.vnode.unlock()
-        if invalidate and bottom.kind in (OBJT_FILE, OBJT_DEVICE):
-            await bottom.lock.lock()
-            await self.page_remove(bottom, first, last, self.clean_only(k, bottom))
-            await bottom.lock.unlock()
-        return ok
-
-    def clean_only(self, k: Kernel, obj: VmObject) -> bool:
-        """Whether invalidate keeps pages found dirty (all but freebsd5, for files)."""
-        return obj.kind == OBJT_FILE and k.profile != "freebsd5"
+        return await self.sync_pages(k, obj, offset, size, syncio, invalidate,
+                                     flush=lambda bottom: writable)
 
     async def object_sync(
         self,
@@ -260,24 +243,60 @@ class MapClean:
         syncio: bool,
         invalidate: bool,
     ) -> bool:
-        """Flush (and maybe free) an object's pages, map unlocked (vm_object_sync)."""
+        """Flush (and maybe free) an object's pages, map unlocked (vm_object_sync).
+
+        Any file object that might be dirty is flushed, whatever the entry's
+        protection.
+        """
+        return await self.sync_pages(k, obj, offset, size, syncio, invalidate,
+                                     flush=lambda bottom: bottom.might_be_dirty())
+
+    async def sync_pages(
+        self,
+        k: Kernel,
+        obj: VmObject | None,
+        offset: int,
+        size: int,
+        syncio: bool,
+        invalidate: bool,
+        flush: Callable[[VmObject], bool],
+    ) -> bool:
+        """Follow the chain to the bottom object, flush its file pages in range if
+        ``flush(bottom)``, then free them if invalidating.  Returns False if a
+        write failed."""
         bottom, offset = self.bottom_object(k, obj, offset)
         if bottom is None:
-            return True
+            return True  # an entry with no object: nothing was ever touched
         first, last = page_range(offset, size)
-        res = True
-        if bottom.kind == OBJT_FILE and bottom.might_be_dirty():
-            assert bottom.vnode is not None
-            await bottom.vnode.lock()
-            await bottom.lock.lock()
-            res = await self.page_clean(bottom, first, last, syncio or invalidate)
-            await bottom.lock.unlock()
-            await bottom.vnode.unlock()
+        ok = True
+        if bottom.kind == OBJT_FILE and flush(bottom):
+            ok = await self.flush_object(bottom, first, last, syncio or invalidate)
         if invalidate and bottom.kind in (OBJT_FILE, OBJT_DEVICE):
-            await bottom.lock.lock()
-            await self.page_remove(bottom, first, last, self.clean_only(k, bottom))
-            await bottom.lock.unlock()
-        return res
+            await self.remove_object_pages(k, bottom, first, last)
+        return ok
+
+    async def flush_object(self, obj: VmObject, first: int, last: int, sync: bool) -> bool:
+        """Clean pages [first, last) of a file object under its vnode and object locks."""
+        assert obj.vnode is not None
+        await obj.vnode.lock()
+        await obj.lock.lock()
+        ok = await self.page_clean(obj, first, last, sync)
+        await obj.lock.unlock()
+        await obj.vnode.unlock()
+        return ok
+
+    async def remove_object_pages(
+        self, k: Kernel, obj: VmObject, first: int, last: int, clean_only: bool | None = None
+    ) -> None:
+        """Free pages [first, last) under the object lock (the profile decides which)."""
+        await obj.lock.lock()
+        keep_dirty = self.clean_only(k, obj) if clean_only is None else clean_only
+        await self.page_remove(obj, first, last, keep_dirty)
+        await obj.lock.unlock()
+
+    def clean_only(self, k: Kernel, obj: VmObject) -> bool:
+        """Whether invalidate keeps pages found dirty (all but freebsd5, for files)."""
+        return obj.kind == OBJT_FILE and k.profile != "freebsd5"
 
     # -- page-level steps ---------------------------------------------------------------
 
@@ -353,13 +372,21 @@ class MapClean:
         k = obj.k
         await k.kpoint()
         k.touch_page(page)
+        self.before_issue(page)
         io = k.disk.issue(page, sync)
+        self.after_issue(page)
         if not sync:
             return True
         await obj.lock.unlock()
         await k.disk.wait(io)
         await obj.lock.lock()
         return not io.error
+
+    def before_issue(self, page: VmPage) -> None:
+        """Nothing: ``dirty`` stays set until the write completes."""
+
+    def after_issue(self, page: VmPage) -> None:
+        """Nothing: the page stays busy until the write completes."""
 
     def set_clean_generation(self, obj: VmObject, curgen: int) -> None:
         """Record that the object was clean as of generation ``curgen``."""

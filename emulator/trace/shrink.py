@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import trio
 
 from emulator.check import all_checkers
-from emulator.errors import BadInput, InternalError
+from emulator.errors import BadInput, InternalError, check_output_path
 from emulator.machine import Machine, Variant
 from emulator.sched.strategies import PortfolioStrategy, Strategy
 from emulator.spec import Op, Spec
@@ -445,11 +445,7 @@ async def _shrink(trace: Trace, variant: Variant, variant_override: str | None, 
 
 
 def check_output(out: str) -> None:
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise BadInput(f"-o {out}: no such directory: {parent}")
-    if os.path.isdir(out):
-        raise BadInput(f"-o {out}: is a directory")
+    check_output_path(out, "-o")
 
 
 def shrink_trace(path: str, out: str, budget: float = 60.0,
