@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="scheduling strategy (default: portfolio, the best measured)")
     mutants.add_argument("--only", action="append", default=[], metavar="MUTANT",
                          help="hunt only this mutant (repeatable)")
+    mutants.add_argument("--save-dir", default="traces/mutants",
+                         help="where each caught mutant's trace goes (default traces/mutants)")
     mutants.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("list", help="workloads, profiles, variants, strategies, checkers")
     return parser
@@ -484,8 +486,14 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         if name not in MUTANTS:
             raise BadInput(f"--only {name}: not a built-in mutant (see `vmemu list`)")
 
+    try:
+        os.makedirs(args.save_dir, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--save-dir {args.save_dir}: {exc.strerror}") from None
+
     async def go() -> dict[str, Any]:
-        return await run_mutants(args.time_budget, args.strategy, args.only or None)
+        return await run_mutants(args.time_budget, args.strategy, args.only or None,
+                                 args.save_dir)
 
     report = trio.run(go)
     if args.json:
@@ -497,7 +505,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
             if m["caught"]:
                 mark = "" if m["expected_rule_seen"] else "  (expected: "
                 mark += "" if m["expected_rule_seen"] else ", ".join(m["expected_rules"]) + ")"
-                print(f"{m['name']:32s} {m['replay'].split('--profile ')[1].split()[0]:9s} "
+                print(f"{m['name']:32s} {m['profile']:9s} "
                       f"{m['rule']:16s} {m['executions_to_first']:6d} "
                       f"{m['seconds_to_first']:8.3f}  {m['workload']} / {m['seed']}{mark}")
             else:

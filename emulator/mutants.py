@@ -13,6 +13,7 @@ reproducible from its workload, profile, variant and seed.
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -45,16 +46,20 @@ class Hunt:
     workload: str | None = None
     seed: int | None = None
     message: str | None = None
+    trace: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         replay = None
-        if self.workload is not None:
+        if self.trace is not None:
+            replay = shlex.join(["vmemu", "replay", self.trace])
+        elif self.workload is not None:
             replay = shlex.join([
                 "vmemu", "run", self.workload, "--profile", self.profile,
                 "--variant", self.name, "--seed", str(self.seed),
             ])
         return {
             "name": self.name,
+            "profile": self.profile,
             "caught": self.caught,
             "rule": self.rule,
             "rules": self.rules,
@@ -68,7 +73,7 @@ class Hunt:
             "workload": self.workload,
             "seed": self.seed,
             "message": self.message,
-            "trace": None,
+            "trace": self.trace,
             "replay": replay,
         }
 
@@ -118,11 +123,17 @@ class _Rotation:
             self.seed += 1
 
 
-async def hunt(variant: Variant, budget: float, strategy: str) -> Hunt:
-    """Explore until a violation of an expected rule, or the budget ends."""
+async def hunt(
+    variant: Variant, budget: float, strategy: str, save_dir: str | None = None
+) -> Hunt:
+    """Explore until a violation of an expected rule, or the budget ends.
+
+    With ``save_dir``, the reported execution's trace is written there.
+    """
     profile = variant.profile or "manpage"
     result = Hunt(variant.name, profile, variant.catches)
     rotation = _Rotation(variant, profile, strategy)
+    decisions: list[int] = []
     start = time.perf_counter()
     while time.perf_counter() - start < budget:
         name, seed, ex = await rotation.step()
@@ -141,6 +152,7 @@ async def hunt(variant: Variant, budget: float, strategy: str) -> Hunt:
             result.workload = name
             result.seed = seed
             result.message = ex.violations[-1].message
+            decisions = list(ex.decisions)
         if any(r in variant.catches for r in rules):
             result.expected_rule_seen = True
             if result.rule not in variant.catches:
@@ -148,8 +160,29 @@ async def hunt(variant: Variant, budget: float, strategy: str) -> Hunt:
                 result.rule = next(r for r in reversed(rules) if r in variant.catches)
                 result.workload, result.seed = name, seed
                 result.message = ex.violations[-1].message
+                decisions = list(ex.decisions)
             break
+    if save_dir is not None and result.workload is not None and result.seed is not None:
+        result.trace = await _save(rotation, result.workload, result.seed, decisions,
+                                   os.path.join(save_dir, f"{variant.name}.trace.jsonl"))
     return result
+
+
+async def _save(rotation: _Rotation, workload: str, seed: int, decisions: list[int],
+                path: str) -> str:
+    """Record the reported execution again, with its trace; return the path."""
+    from emulator.trace.record import record
+    from emulator.trace.replay import FollowStrategy
+
+    machine = dict(rotation.machines)[workload]
+    saved = machine.strategy
+    if not saved.seeded:
+        machine.strategy = FollowStrategy(decisions)
+    try:
+        await record(machine, seed, rotation.spec(workload, seed), path, workload, {})
+    finally:
+        machine.strategy = saved
+    return path
 
 
 @dataclass
@@ -195,7 +228,8 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> 
 
 
 async def run_mutants(
-    time_budget: float, strategy: str, names: list[str] | None = None
+    time_budget: float, strategy: str, names: list[str] | None = None,
+    save_dir: str | None = None,
 ) -> dict[str, Any]:
     """Hunt every mutant within ~70% of the budget, then run the references."""
     chosen = names or list(MUTANTS)
@@ -203,7 +237,7 @@ async def run_mutants(
     hunts = []
     started = time.perf_counter()
     for name in chosen:
-        hunts.append(await hunt(MUTANTS[name], share, strategy))
+        hunts.append(await hunt(MUTANTS[name], share, strategy, save_dir))
     left = max(0.0, time_budget - (time.perf_counter() - started))
     ref = await reference_runs(left, min_per_profile=60, strategy=strategy)
     return {

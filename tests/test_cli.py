@@ -178,3 +178,17 @@ def test_python_dash_m_emulator_bad_input_exits_2() -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1
+
+
+def test_mutants_command_reports_a_caught_mutant_with_a_replayable_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["mutants", "--time-budget", "4", "--only", "no_map_lock", "--json",
+                 "--save-dir", str(tmp_path)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    (m,) = report["mutants"]
+    assert m["caught"] and m["rule"] == "single_entry" and m["expected_rule_seen"]
+    assert report["false_alarms"] == 0 and report["reference_executions"] > 0
+    assert main(["replay", m["trace"]]) == 0
+    assert "reproduced VIOLATION single_entry" in capsys.readouterr().out
