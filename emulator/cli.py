@@ -461,12 +461,12 @@ def _save_failure_traces(job: _Job, failures: list[Failure], save_dir: str) -> N
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from emulator.check import CHECKERS
+    from emulator.check import RULES
 
     print("profiles:   " + ", ".join(PROFILES) + "   (default: manpage)")
     print("strategies: " + ", ".join(STRATEGIES))
     print("variants:   " + ", ".join(BUILTIN))
-    print("checkers:   " + ", ".join(CHECKERS))
+    print("rules:      " + ", ".join(RULES) + "   (every checker is always on)")
     print("workloads:")
     for name, doc, params in describe():
         print(f"  {name:24s} {doc}")
