@@ -22,7 +22,7 @@ import math
 import multiprocessing
 import multiprocessing.synchronize
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,6 +75,11 @@ class Failure:
     violations: list[dict[str, Any]]
     decisions: list[int]
     steps: int
+
+    @classmethod
+    def of(cls, ex: Execution) -> Failure:
+        return cls(ex.seed, ex.outcome, [v.to_json() for v in ex.violations],
+                   list(ex.decisions), ex.steps)
 
 
 @dataclass
@@ -164,9 +169,7 @@ async def run_shard(
         _account(out, machine, ex)
         failed = ex.outcome not in ("ok", "pruned")
         if failed:
-            out.failures.append(Failure(ex.seed, ex.outcome,
-                                        [v.to_json() for v in ex.violations],
-                                        list(ex.decisions), ex.steps))
+            out.failures.append(Failure.of(ex))
             if cfg.stop_on_first:
                 on_failure()
         if failed or out.executions % 16 == 0:
@@ -231,17 +234,10 @@ def _init_worker(stop: multiprocessing.synchronize.Event, counts: Any) -> None:
     _STOP, _COUNTS = stop, counts
 
 
-class _SharedCounters:
-    def add(self, executions: int, violations: int) -> None:
-        with _COUNTS.get_lock():
-            _COUNTS[0] += executions
-            _COUNTS[1] += violations
-
-
 def _worker(cfg: Config, shard: int, shards: int) -> Summary:
     stop = _STOP
     assert stop is not None
-    return trio.run(run_shard, cfg, shard, shards, stop.is_set, _SharedCounters(), stop.set)
+    return trio.run(run_shard, cfg, shard, shards, stop.is_set, Progress(_COUNTS), stop.set)
 
 
 class LocalProcessExecutor:
@@ -264,8 +260,10 @@ class LocalProcessExecutor:
 class Progress:
     """Counters a display thread reads: shared memory, so workers can add to them."""
 
-    def __init__(self) -> None:
-        self.shared = multiprocessing.get_context("fork").Array("q", 2)
+    def __init__(self, shared: Any = None) -> None:
+        # A worker process wraps the parent's shared array; the parent makes it.
+        self.shared = shared if shared is not None else (
+            multiprocessing.get_context("fork").Array("q", 2))
 
     def add(self, executions: int, violations: int) -> None:
         with self.shared.get_lock():
@@ -362,6 +360,3 @@ def _runs_needed(n: int, k: int, depth: int) -> int:
     p = pct_bound(n, k, depth)
     return math.ceil(math.log(1 - CONFIDENCE) / math.log1p(-p))
 
-
-def seeds_of(summary: Summary) -> Sequence[int]:
-    return [f.seed for f in summary.failures]

@@ -24,7 +24,7 @@ import trio
 from emulator.campaign import Config, Failure, Progress, confidence, run_campaign
 from emulator.errors import BadInput, EmulatorError, InternalError, check_output_path
 from emulator.kern.kernel import PROFILES
-from emulator.machine import DEFAULT_MAX_STEPS, Campaign, Execution, Machine, campaign
+from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
 from emulator.sched.strategies import STRATEGIES, make_strategy
 from emulator.spec import Spec
 from emulator.variants import BUILTIN, load_variant
@@ -191,73 +191,66 @@ def _checkers() -> list[Callable[..., None]]:
     return all_checkers()
 
 
-def _violations_json(job: _Job, failures: list[Execution]) -> list[dict[str, Any]]:
-    out = []
-    for ex in failures:
-        for v in ex.violations:
-            out.append({
-                "rule": v.rule,
-                "message": v.message,
-                "step": v.step,
-                "seed": ex.seed,
-                "cpus": v.cpus,
-                "trace": job.saved.get(ex.seed),
-                "replay": (f"vmemu replay {shlex.quote(job.saved[ex.seed])}"
-                           if ex.seed in job.saved else job.rerun_command(ex.seed)),
-            })
-    return out
+def _violations_json(job: _Job, failures: list[Failure]) -> list[dict[str, Any]]:
+    return [
+        {**{k: v[k] for k in ("rule", "message", "step", "cpus")}, "seed": f.seed,
+         "trace": job.saved.get(f.seed), "replay": _replay_command(job, f.seed)}
+        for f in failures for v in f.violations
+    ]
 
 
-def _summary(job: _Job, camp: Campaign, results: dict[str, Any] | None) -> dict[str, Any]:
-    elapsed = camp.elapsed
+def _summary(job: _Job, executions: int, steps: int, elapsed: float, failures: list[Failure],
+             results: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``--json`` object of DESIGN.md, shared by run and explore."""
     return {
-        "outcome": "violation" if camp.failures else "ok",
+        "outcome": "violation" if failures else "ok",
         "workload": job.args.workload,
         "profile": job.first_spec.profile,
         "variant": job.variant.name,
         "strategy": job.strategy.name,
         "seed": job.args.seed,
-        "executions": camp.executions,
-        "steps": camp.steps,
-        "steps_per_second": round(camp.steps / elapsed, 1) if elapsed > 0 else 0.0,
+        "executions": executions,
+        "steps": steps,
+        "steps_per_second": round(steps / elapsed, 1) if elapsed > 0 else 0.0,
         "elapsed_seconds": round(elapsed, 4),
-        "violations": _violations_json(job, camp.failures),
+        "violations": _violations_json(job, failures),
         "results": results,
     }
 
 
-def _print_violations(job: _Job, failures: list[Execution]) -> None:
-    for ex in failures:
-        for v in ex.violations:
-            print(f"VIOLATION {v.rule} at step {v.step} (seed {ex.seed}): {v.message}")
-            if v.fields.get("historical") and job.variant.name == "reference":
+def _print_failures(job: _Job, failures: list[Failure], rerun: bool = True) -> None:
+    for f in failures:
+        for v in f.violations:
+            print(f"VIOLATION {v['rule']} at step {v['step']} (seed {f.seed}): {v['message']}")
+            if v["fields"].get("historical") and job.variant.name == "reference":
                 print("  (freebsd5's historical invalidate data loss, reproduced as the 2003 "
                       "code behaved; the manpage and modern profiles keep re-dirtied pages)")
-        print(f"  rerun with: {job.rerun_command(ex.seed)}")
-        if ex.seed in job.saved:
-            print(f"  trace: {job.saved[ex.seed]}")
-            print(f"  replay with: vmemu replay {shlex.quote(job.saved[ex.seed])}")
+        if rerun:
+            print(f"  rerun with: {job.rerun_command(f.seed)}")
+        if f.seed in job.saved:
+            print(f"  trace: {job.saved[f.seed]}")
+            print(f"  replay with: vmemu replay {shlex.quote(job.saved[f.seed])}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     job = _Job(args)
     machine = job.machine()
-
     if args.trace:
         check_output_path(args.trace, "--trace")
 
-    async def go() -> Campaign:
+    async def go() -> Execution:
         if args.trace:
             ex = await job.save_trace(machine, args.seed, args.trace)
             job.saved[args.seed] = args.trace
-            return Campaign(1, ex.steps, 0.0, [ex] if ex.outcome != "ok" else [], ex)
-        return await campaign(machine, args.seed, 1, None, job.spec_for_seed)
+            return ex
+        return await machine.execute(args.seed, job.spec_for_seed(args.seed))
 
-    camp = trio.run(go)
-    ex = camp.last
-    assert ex is not None
+    started = time.perf_counter()
+    ex = trio.run(go)
+    elapsed = time.perf_counter() - started
+    failures = [] if ex.outcome == "ok" else [Failure.of(ex)]
     if args.json:
-        print(json.dumps(_summary(job, camp, ex.results), sort_keys=False))
+        print(json.dumps(_summary(job, 1, ex.steps, elapsed, failures, ex.results)))
     else:
         print(f"{job.args.workload}: profile {job.first_spec.profile}, variant "
               f"{job.variant.name}, seed {args.seed}: {ex.steps} steps")
@@ -269,11 +262,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 op = program[len(rows)].to_json()
                 shown.append(f"{op[0]}({', '.join(map(str, op[1:]))}) <- in progress")
             print(f"  {cpu}: {', '.join(shown)}")
-        if ex.outcome == "ok":
-            print("outcome: ok")
+        if failures:
+            _print_failures(job, failures)
         else:
-            _print_violations(job, camp.failures)
-    return 1 if camp.failures else 0
+            print("outcome: ok")
+    return 1 if failures else 0
 
 
 def _config(job: _Job, iterations: int | None) -> Config:
@@ -348,26 +341,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
             other = run_campaign(dataclasses.replace(cfg, reduction=not cfg.reduction), 1)
     failures = summary.failures
     _save_failure_traces(job, failures, args.save_dir)
-    out = {
-        "outcome": "violation" if failures else "ok",
-        "workload": args.workload,
-        "profile": job.first_spec.profile,
-        "variant": job.variant.name,
-        "strategy": job.strategy.name,
-        "seed": args.seed,
-        "jobs": args.jobs,
-        "executions": summary.executions,
-        "steps": summary.steps,
-        "steps_per_second": (round(summary.steps / summary.elapsed, 1)
-                             if summary.elapsed > 0 else 0.0),
-        "elapsed_seconds": round(summary.elapsed, 4),
-        "violations": [
-            {**{k: v[k] for k in ("rule", "message", "step", "cpus")}, "seed": f.seed,
-             "trace": job.saved.get(f.seed), "replay": _replay_command(job, f.seed)}
-            for f in failures for v in f.violations
-        ],
-        "results": None,
-    }
+    out = _summary(job, summary.executions, summary.steps, summary.elapsed, failures, None)
+    out["jobs"] = args.jobs
     if dfs:
         out["exhausted"] = summary.exhausted
         out["schedules"] = summary.explored
@@ -406,19 +381,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
                          "schedules equivalent by independent steps")
         print(line)
     if failures:
-        for f in failures:
-            for v in f.violations:
-                print(f"VIOLATION {v['rule']} at step {v['step']} (seed {f.seed}): "
-                      f"{v['message']}")
-                if v["fields"].get("historical") and job.variant.name == "reference":
-                    print("  (freebsd5's historical invalidate data loss, reproduced as the "
-                          "2003 code behaved; the manpage and modern profiles keep re-dirtied "
-                          "pages)")
-            if not dfs:
-                print(f"  rerun with: {job.rerun_command(f.seed)}")
-            if f.seed in job.saved:
-                print(f"  trace: {job.saved[f.seed]}")
-                print(f"  replay with: vmemu replay {shlex.quote(job.saved[f.seed])}")
+        _print_failures(job, failures, rerun=not dfs)
         return 1
     print("outcome: ok")
     print(f"coverage: {out['confidence']['statement']}")

@@ -11,12 +11,9 @@ every file, so the pager can be compared with the stores actually made.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import trio
 
 from emulator.kern import map as map_module
 from emulator.kern.clean import reference_clean
@@ -246,56 +243,3 @@ class Machine:
 
 def _plain_args(op: Op) -> list[Any]:
     return [a for a in op.to_json()[1:] if not isinstance(a, dict)]
-
-
-@dataclass
-class Campaign:
-    """The summary of many executions."""
-
-    executions: int = 0
-    steps: int = 0
-    elapsed: float = 0.0
-    failures: list[Execution] = field(default_factory=list)
-    last: Execution | None = None
-    exhausted: bool = False  # the strategy explored its whole space
-
-
-async def campaign(
-    machine: Machine,
-    first_seed: int,
-    iterations: int | None,
-    time_budget: float | None,
-    spec_for_seed: Callable[[int], Spec] | None = None,
-    stop_on_first: bool = True,
-) -> Campaign:
-    """Run executions with seeds first_seed, first_seed + 1, ... until a limit.
-
-    Stops at the first failure when ``stop_on_first``.  Wall-clock time bounds
-    how many executions run, never what any of them does.
-    """
-    out = Campaign()
-    start = time.perf_counter()
-    seed = first_seed
-    while True:
-        if iterations is not None and out.executions >= iterations:
-            break
-        if time_budget is not None and time.perf_counter() - start >= time_budget:
-            break
-        spec = spec_for_seed(seed) if spec_for_seed is not None else None
-        ex = await machine.execute(seed, spec)
-        out.executions += 1
-        out.steps += ex.steps
-        out.last = ex
-        if ex.outcome not in ("ok", "pruned"):
-            out.failures.append(ex)
-            if stop_on_first:
-                break
-        if machine.strategy.exhausted:
-            out.exhausted = True
-            break
-        seed += 1
-        if out.executions % 64 == 0:
-            await trio.lowlevel.checkpoint()
-    out.elapsed = time.perf_counter() - start
-    return out
-

@@ -58,6 +58,3 @@ def all_checkers() -> list[Installer]:
     """Return every checker's installer, in a fixed order."""
     return list(CHECKERS.values())
 
-
-def checkers_named(names: list[str]) -> list[Installer]:
-    return [CHECKERS[n] for n in names]

@@ -81,7 +81,6 @@ class Kernel:
         self.fault_impl: Callable[..., Any] | None = None
         self.munmap_impl: Callable[..., Any] | None = None
         self.trusted = True  # the paths under test are the reference's (see untrusted())
-        self.inside_clean: dict[int, int] = {}  # cpu -> depth inside the clean routine
         self.in_checker = False  # set while harness code reads structures
         self.shared: dict[str, Any] = {}  # state the checkers share (trackers)
         self.check_stale = False  # switched on by the stale_structure checker
@@ -102,8 +101,7 @@ class Kernel:
         their reads and writes).
         """
         await self.sched.point()
-        if self.tap is not None:
-            self.tap(self.curcpu(), "read", ("*", ""))
+        self.untrusted()
 
     def untrusted(self) -> None:
         """Variant code is about to run until its next schedule point."""

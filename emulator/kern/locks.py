@@ -54,12 +54,6 @@ class MapLock:
         assert not (self.excl >= 0 and self.shared), f"{self.name}: exclusive and shared at once"
         assert len(set(self.shared)) == len(self.shared), f"{self.name}: shared hold recursed"
 
-    def held_exclusive(self, cpu: int) -> bool:
-        return self.excl == cpu
-
-    def held(self, cpu: int) -> bool:
-        return self.excl == cpu or cpu in self.shared
-
     async def xlock(self) -> None:
         """Take the map lock exclusive, sleeping while anyone holds it."""
         k = self.k
@@ -135,9 +129,6 @@ class Mutex:
 
     def wait_name(self) -> str:
         return f"{self.kind} lock of {self.name}"
-
-    def held(self, cpu: int) -> bool:
-        return self.owner == cpu
 
     def _check(self) -> None:
         assert self.owner >= -1, f"{self.kind} lock of {self.name}: bad owner {self.owner}"

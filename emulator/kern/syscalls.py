@@ -102,7 +102,8 @@ async def sys_load(k: Kernel, vm_map: VmMap, va: int) -> int | str:
     vpn = va >> PAGE_SHIFT
     while True:
         await k.kpoint()
-        k.read("map", vm_map.name)
+        if k.tap is not None:  # only footprint-aware strategies pay for this
+            k.read("map", vm_map.name)
         pte = vm_map.pmap.lookup(vpn)
         if pte is not None:
             k.touch_page(pte.page)
@@ -126,7 +127,8 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
     vpn = va >> PAGE_SHIFT
     while True:
         await k.kpoint()
-        k.read("map", vm_map.name)
+        if k.tap is not None:  # only footprint-aware strategies pay for this
+            k.read("map", vm_map.name)
         pte = vm_map.pmap.lookup(vpn)
         if pte is not None and pte.writable:
             page = pte.page
@@ -346,8 +348,6 @@ async def sys_clean(
 ) -> KernReturn:
     """Call the clean routine under test, bracketed by events the checkers watch."""
     assert k.clean_impl is not None
-    cpu = k.curcpu()
-    k.inside_clean[cpu] = k.inside_clean.get(cpu, 0) + 1
     k.emit("clean_call", vm_map.name, start, end, int(syncio), int(invalidate))
     k._call_hooks("clean_call", vm_map, start, end, syncio, invalidate)
     if not k.trusted:
@@ -359,7 +359,6 @@ async def sys_clean(
         except ValueError:
             k.violate("return_code", f"clean returned {rv!r}, not a KERN_* code")
             raise AssertionError("unreachable") from None
-    k.inside_clean[cpu] -= 1
     k.emit("clean_return", vm_map.name, rv.label)
     k._call_hooks("clean_return", vm_map, start, end, syncio, invalidate, rv)
     return rv
