@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
@@ -29,6 +29,9 @@ from emulator.sched.strategies import STRATEGIES, make_strategy
 from emulator.spec import Spec
 from emulator.variants import BUILTIN, load_variant
 from workloads import describe, is_spec_file, load_workload
+
+if TYPE_CHECKING:
+    from emulator.check.base import Checker
 
 __all__ = ["main"]
 
@@ -185,7 +188,7 @@ class _Job:
         return shlex.join(words)
 
 
-def _checkers() -> list[Callable[..., None]]:
+def _checkers() -> list[type[Checker]]:
     from emulator.check import all_checkers
 
     return all_checkers()

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.check import Rule
+from emulator.check.base import Checker
+
 if TYPE_CHECKING:
-    from emulator.kern.kernel import Kernel, Violation
-    from emulator.spec import Spec
-
-RULE = "starvation"
+    from emulator.kern.kernel import Violation
 
 
-def install(k: Kernel, spec: Spec) -> None:
-    def doing() -> str:
+class Liveness(Checker):
+    rule = Rule.STARVATION
+
+    def doing(self) -> str:
+        k = self.k
         ops = k.shared.get("current_op", {})
         parts = []
         states = k.sched.states_at_end or [a.state for a in k.sched.agents]
@@ -31,24 +34,28 @@ def install(k: Kernel, spec: Spec) -> None:
             parts.append(f"{agent.name} {state}" + (f" in {op}" if op and state != "done" else ""))
         return ", ".join(parts)
 
-    def on_starvation(v: Violation) -> None:
-        v.message = f"{v.message}: {doing()}"
+    def explain(self, v: Violation) -> None:
+        if v.rule == Rule.STARVATION:
+            self._starvation(v)
+        elif v.rule == Rule.CRASH:
+            self._crash(v)
+
+    def _starvation(self, v: Violation) -> None:
+        k = self.k
+        v.message = f"{v.message}: {self.doing()}"
         if k.sched.stalled:
             return  # the watchdog named the one agent that never came back
         states = k.sched.states_at_end or [a.state for a in k.sched.agents]
         v.cpus = [a.aid for a, st in zip(k.sched.agents, states, strict=True)
                   if not a.daemon and int(st) != 2]
 
-    def on_crash(v: Violation) -> None:
-        exc = k.sched.crash_exc
+    def _crash(self, v: Violation) -> None:
+        exc = self.k.sched.crash_exc
         where = ""
         tb = exc.__traceback__ if exc is not None else None
         while tb is not None:
             where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
             tb = tb.tb_next
-        ops = k.shared.get("current_op", {})
+        ops = self.k.shared.get("current_op", {})
         cpu = v.cpus[0] if v.cpus else -1
         v.message = f"{v.message}{where} (during {ops.get(cpu, 'its program')})"
-
-    k.hook("starvation", on_starvation)
-    k.hook("crash", on_crash)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
+from emulator.kern.events import Alloc, Free
 from emulator.kern.locks import RANK_OBJECT, RANK_VNODE, Mutex
 from emulator.kern.page import VmPage
 
@@ -108,7 +109,7 @@ class VmObject:
             page.busy = 2
             page.xowner = k.curcpu()
         self.pages[pindex] = page
-        k.emit("alloc", self.name, pindex)
+        k.emit(Alloc(self.name, pindex))
         return page
 
     def free_page(self, page: VmPage) -> None:
@@ -119,5 +120,5 @@ class VmObject:
         page.busy = 0
         page.xowner = -1
         page.freed = True
-        k.emit("free", self.name, page.pindex, int(page.dirty))
+        k.emit(Free(self.name, page.pindex, int(page.dirty)))
         k.wakeup(page)

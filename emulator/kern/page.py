@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.kern.events import Busy, Unbusy, Wait
+
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.object import VmObject
@@ -101,7 +103,7 @@ class VmPage:
             return False
         self.busy = BUSY_EXCL
         self.xowner = k.curcpu()
-        k.emit("busy", self.obj.name, self.pindex, "x")
+        k.emit(Busy(self.obj.name, self.pindex, "x"))
         return True
 
     async def wait_unbusy(self) -> None:
@@ -111,7 +113,7 @@ class VmPage:
         """
         k = self.k
         while self.busy != BUSY_NONE:
-            k.emit("wait", "busy", self.name)
+            k.emit(Wait("busy", self.name))
             await k.sleep(self)
 
     async def xbusy(self) -> None:
@@ -129,7 +131,7 @@ class VmPage:
             return
         self.busy = BUSY_NONE
         self.xowner = -1
-        k.emit("unbusy", self.obj.name, self.pindex)
+        k.emit(Unbusy(self.obj.name, self.pindex))
         k.wakeup(self)
 
     def downgrade_to_io(self, holder: int) -> None:
@@ -153,7 +155,7 @@ class VmPage:
             return False
         self.busy = BUSY_SHARED
         self.sowners.append(k.curcpu())
-        k.emit("busy", self.obj.name, self.pindex, "s")
+        k.emit(Busy(self.obj.name, self.pindex, "s"))
         return True
 
     def release_shared(self, holder: int) -> None:
@@ -161,7 +163,7 @@ class VmPage:
         self.sowners.remove(holder)
         if not self.sowners:
             self.busy = BUSY_NONE
-        self.k.emit("unbusy", self.obj.name, self.pindex)
+        self.k.emit(Unbusy(self.obj.name, self.pindex))
         if not self.sowners:
             self.k.wakeup(self)
 
