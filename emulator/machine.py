@@ -40,21 +40,9 @@ from emulator.kern.syscalls import (
 from emulator.sched.scheduler import AgentState, Scheduler
 from emulator.sched.strategies import Strategy
 from emulator.spec import Op, Spec
+from emulator.variants.base import Variant
 
 DEFAULT_MAX_STEPS = 20_000
-
-
-@dataclass
-class Variant:
-    """The code under test: a clean routine, and optionally fault/munmap paths."""
-
-    name: str
-    clean: Callable[..., Any]
-    fault: type[Fault] = Fault
-    munmap: Callable[..., Any] = munmap_path
-    doc: str = ""  # one line: what is wrong with it (mutants)
-    profile: str | None = None  # the profile it is meant for (None: any)
-    catches: tuple[str, ...] = ()  # rules expected to catch it (mutants)
 
 
 @dataclass
