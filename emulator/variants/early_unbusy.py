@@ -4,7 +4,7 @@ from emulator.kern.clean import MapClean
 from emulator.kern.kernel import Kernel
 from emulator.kern.page import VmPage
 from emulator.kern.pager import Io
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class EarlyUnbusy(MapClean):

@@ -4,7 +4,7 @@ from emulator.kern.clean import REFERENCE
 from emulator.kern.map import VmMap
 from emulator.kern.param import PAGE_SHIFT
 from emulator.kern.syscalls import remove_entries
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 async def remove_mappings_dropping_modified(vm_map: VmMap, start: int, end: int) -> None:

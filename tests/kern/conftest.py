@@ -12,8 +12,10 @@ interleaving is exact rather than sampled.  ``cpu.resident(obj, pindex)``
 allocates a valid, unbusied, unmapped page.
 
 The body runs where a clean routine runs (it is plugged in as the variant's
-clean), so it has a current CPU, may take locks, busy pages and issue I/O, and a
-broken locking contract ends the execution with a violation, as in a real run.
+clean), so it has a current CPU, may take locks, busy pages and issue I/O.  No
+checker is installed unless ``rules`` names some (``rules=["lock_discipline"]``
+judges the primitives' locking contracts, ending the execution with a
+violation as in a real run).
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from typing import Any
 
 import pytest
 
+from emulator.check import CHECKERS
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.kernel import Kernel
 from emulator.kern.map import VmMap
 from emulator.kern.object import VmObject
 from emulator.kern.page import VmPage
-from emulator.machine import Execution, Variant
+from emulator.machine import Execution
 from emulator.sched.strategies import Strategy
+from emulator.variants import Variant
 
 BASE = 0x10000  # f, shared and writable, in p0 and p1
 ANON = 0x20000  # anonymous memory, in p0
@@ -118,7 +122,8 @@ RunKernel = Callable[..., Awaitable[KernelRun]]
 def run_kernel(run_spec: Any) -> RunKernel:
     async def run(*bodies: Body, spec: dict[str, Any] | None = None,
                   processes: Sequence[str] = (), profile: str | None = None,
-                  order: Sequence[int] = (), max_steps: int = 2000) -> KernelRun:
+                  order: Sequence[int] = (), max_steps: int = 2000,
+                  rules: Sequence[str] = ()) -> KernelRun:
         data = dict(spec or SPEC)
         data["cpus"] = [
             {"process": processes[i] if i < len(processes) else "p0",
@@ -135,7 +140,8 @@ def run_kernel(run_spec: Any) -> RunKernel:
             return KernReturn.SUCCESS
 
         ex, k = await run_spec(data, profile, strategy=result.strategy,
-                               variant=Variant("unit", clean), max_steps=max_steps)
+                               variant=Variant("unit", clean), max_steps=max_steps,
+                               checkers=[CHECKERS[rule] for rule in rules])
         result.execution, result.k = ex, k
         return result
 

@@ -155,7 +155,7 @@ async def test_recursing_the_map_lock_breaks_the_locking_contract(run_kernel: An
         await cpu.vm_map.lock.xlock()
         cpu.log("not reached")
 
-    run = await run_kernel(body)
+    run = await run_kernel(body, rules=["lock_discipline"])
     assert run.outcome == "violation"
     assert run.rules == ["lock_discipline"]
     assert run.execution.violations[0].message == "p0: map lock recursed by cpu0"
@@ -166,7 +166,7 @@ async def test_releasing_a_map_lock_not_held_breaks_the_locking_contract(run_ker
     async def body(cpu: Cpu) -> None:
         await cpu.vm_map.lock.unlock()
 
-    run = await run_kernel(body)
+    run = await run_kernel(body, rules=["lock_discipline"])
     assert run.rules == ["lock_discipline"]
     assert run.execution.violations[0].message == (
         "p0: map lock released by cpu0, which does not hold it")
@@ -222,7 +222,7 @@ async def test_recursing_a_mutex_breaks_the_locking_contract(run_kernel: Any, wh
         await _mutex(cpu.k, which).lock()
         await _mutex(cpu.k, which).lock()
 
-    run = await run_kernel(body)
+    run = await run_kernel(body, rules=["lock_discipline"])
     assert run.rules == ["lock_discipline"]
     assert run.execution.violations[0].message == f"{which} lock of f recursed by cpu0"
 
@@ -236,7 +236,7 @@ async def test_releasing_another_cpus_mutex_breaks_the_locking_contract(run_kern
     async def thief(cpu: Cpu) -> None:
         await cpu.k.files["f"].lock.unlock()
 
-    run = await run_kernel(owner, thief)
+    run = await run_kernel(owner, thief, rules=["lock_discipline"])
     assert run.rules == ["lock_discipline"]
     assert run.execution.violations[0].message == (
         "object lock of f released by cpu1, owner cpu0")
