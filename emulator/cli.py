@@ -194,12 +194,6 @@ class _Job:
         return config.command() if config.seeded or self.single else None
 
 
-def _checkers() -> list[Callable[..., None]]:
-    from emulator.check import all_checkers
-
-    return all_checkers()
-
-
 def _violations_json(job: _Job, failures: list[Failure]) -> list[dict[str, Any]]:
     return [
         {**{k: v[k] for k in ("rule", "message", "step", "cpus")}, "seed": f.seed,
@@ -319,27 +313,28 @@ class _ProgressLine:
 
 def cmd_explore(args: argparse.Namespace) -> int:
     job = _Job(run_config(args), single=False)
+    run = job.config
     if args.iterations is not None and args.iterations <= 0:
         raise BadInput(f"--iterations {args.iterations}: must be positive")
     if args.time_budget is not None and args.time_budget <= 0:
         raise BadInput(f"--time-budget {args.time_budget}: must be positive")
     if args.jobs < 1:
         raise BadInput(f"--jobs {args.jobs}: must be at least 1")
-    dfs = job.config.strategy == "dfs"
+    dfs = run.strategy == "dfs"
     if dfs and args.jobs > 1:
         raise BadInput("--jobs: the dfs strategy enumerates one schedule tree in one process; "
                        "use --jobs 1")
     iterations = args.iterations
     if iterations is None and args.time_budget is None and not dfs:
         iterations = 1000
-    cfg = Config(job.config, iterations, args.time_budget, stop_on_first=not args.keep_going)
+    cfg = Config(run, iterations, args.time_budget, stop_on_first=not args.keep_going)
     progress = Progress()
     show = sys.stderr.isatty() and not args.json
     with _ProgressLine(progress, args.time_budget, iterations) if show else nullcontext():
         summary = run_campaign(cfg, args.jobs, progress)
         other = None  # dfs: the same space counted the other way, for comparison
         if dfs and summary.exhausted and not summary.failures:
-            flipped = dataclasses.replace(cfg.run, reduction=not cfg.run.reduction)
+            flipped = dataclasses.replace(run, reduction=not run.reduction)
             other = run_campaign(dataclasses.replace(cfg, run=flipped), 1)
     failures = summary.failures
     _save_failure_traces(job, failures, args.save_dir)
@@ -349,10 +344,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
         out["exhausted"] = summary.exhausted
         out["schedules"] = summary.explored
         out["pruned"] = summary.pruned
-        out["preemption_bound"] = job.config.preemption_bound
-        out["reduction"] = cfg.run.reduction
+        out["preemption_bound"] = run.preemption_bound
+        out["reduction"] = run.reduction
         if other is not None:
-            with_r, without_r = (summary, other) if cfg.run.reduction else (other, summary)
+            with_r, without_r = (summary, other) if run.reduction else (other, summary)
             out["schedules_with_reduction"] = with_r.explored
             out["schedules_without_reduction"] = without_r.explored
     if not failures:
@@ -360,23 +355,23 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 1 if failures else 0
-    seeds = ("seeds " + (f"{job.config.seed}.." if args.jobs == 1 else f"from {job.config.seed}, ")
-             + (f"{job.config.seed + summary.executions - 1}" if args.jobs == 1
+    seeds = ("seeds " + (f"{run.seed}.." if args.jobs == 1 else f"from {run.seed}, ")
+             + (f"{run.seed + summary.executions - 1}" if args.jobs == 1
                 else f"{args.jobs} interleaved streams"))
     if dfs:
-        seeds = f"preemption bound {job.config.preemption_bound}"
-    print(f"explored {summary.executions} executions of {job.config.workload} "
+        seeds = f"preemption bound {run.preemption_bound}"
+    print(f"explored {summary.executions} executions of {run.workload} "
           f"(profile {out['profile']}, variant {out['variant']}, strategy {out['strategy']}, "
           f"{seeds}): {summary.steps} steps in {summary.elapsed:.2f}s "
           f"({out['steps_per_second']:.0f} steps/s)")
     if dfs:
-        bound = ("no preemption bound" if job.config.preemption_bound is None
-                 else f"at most {job.config.preemption_bound} preemptions")
+        bound = ("no preemption bound" if run.preemption_bound is None
+                 else f"at most {run.preemption_bound} preemptions")
         line = (f"space {'exhausted' if summary.exhausted else 'NOT exhausted (stopped early)'}: "
                 f"{summary.explored} schedules with {bound}"
-                + (" (sleep-set reduction on)" if cfg.run.reduction else ""))
+                + (" (sleep-set reduction on)" if run.reduction else ""))
         if other is not None:
-            if cfg.run.reduction:
+            if run.reduction:
                 line += f"; {other.explored} without the reduction"
             else:
                 line += (f"; {other.explored} with the sleep-set reduction, which skips "

@@ -8,7 +8,8 @@ count violations: each is a false alarm, except freebsd5's historical
 invalidate data loss, which the emulator must reproduce and reports as such.
 
 Wall-clock time only bounds how many executions run; every execution is
-reproducible from its workload, profile, variant and seed.
+reproducible from its :class:`RunConfig` (workload, profile, variant, strategy
+and seed), whose command the report gives.
 """
 
 from __future__ import annotations

@@ -121,6 +121,8 @@ def _one_error_line(capsys: pytest.CaptureFixture[str], code: int, want: int = 2
         ("variant", lambda ls: [ls[0].replace('"variant": "reference"', '"variant": "nope"'),
                                 *ls[1:]], "unknown variant 'nope'"),
         ("foreign", lambda ls: ['{"hello": 1}', *ls[1:]], "not a vmemu trace"),
+        ("strategy", lambda ls: [ls[0].replace('"name": "portfolio"', '"nom": "portfolio"'),
+                                 *ls[1:]], "header field 'strategy' has no name"),
         ("event", lambda ls: [*ls[:5], '{"event": "store", "step": 3}', *ls[6:]],
          "line 6: event 'store' must have"),
     ],
