@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator import __version__
-from emulator.machine import DEFAULT_MAX_STEPS, Machine, Variant
+from emulator.check import all_checkers
+from emulator.machine import DEFAULT_MAX_STEPS, Machine
 from emulator.sched.strategies import STRATEGIES, Strategy, make_strategy
 from emulator.spec import Spec
+from emulator.variants import Variant, load_variant
 from workloads import load_workload
 
 DEFAULT_VARIANT = "reference"
@@ -103,9 +105,6 @@ class RunConfig:
 
     def machine(self, variant: Variant | None = None, spec: Spec | None = None) -> Machine:
         """A machine for these executions; ``variant``: the already loaded one."""
-        from emulator.check import all_checkers
-        from emulator.variants import load_variant
-
         return Machine(spec or self.spec(), variant or load_variant(self.variant),
                        self.make_strategy(), checkers=all_checkers(), max_steps=self.max_steps)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.config import FOLLOW, RunConfig
-from emulator.machine import Execution, Machine, Variant
-from emulator.variants import BUILTIN, MUTANTS
+from emulator.machine import Execution, Machine
+from emulator.variants import BUILTIN, MUTANTS, Variant
 from workloads import WORKLOADS
 
 PROFILES_USED = ("manpage", "freebsd5", "modern")
