@@ -3,8 +3,8 @@
 Each module defines a :class:`~emulator.check.base.Checker` subclass, built
 when an execution's machine is built; it subscribes to the kernel's events.
 ``Rule`` names every rule id (the strings of reports and traces); ``CHECKERS``
-is the registry, in the order the checkers subscribe -- which one fires first
-when two would at the same event.
+is the registry, rule -> checker, in the order the checkers subscribe -- which
+one fires first when two would at the same event.
 
 Adding a rule: a new module with its Checker class, a ``Rule`` member and
 its ``CHECKERS`` line here.
@@ -41,20 +41,20 @@ from emulator.check.return_code import ReturnCode  # noqa: E402
 from emulator.check.single_entry import SingleEntry  # noqa: E402
 from emulator.check.stale_structure import StaleStructure  # noqa: E402
 
-CHECKERS: tuple[type[Checker], ...] = (
-    SingleEntry,
-    LockDiscipline,
-    StaleStructure,
-    LostStore,
-    Invalidate,
-    ReturnCode,
-    AsyncClean,
-    Liveness,
-)
+CHECKERS: dict[Rule, type[Checker]] = {
+    Rule.SINGLE_ENTRY: SingleEntry,
+    Rule.LOCK_DISCIPLINE: LockDiscipline,  # and deadlock
+    Rule.STALE_STRUCTURE: StaleStructure,
+    Rule.LOST_STORE: LostStore,
+    Rule.INVALIDATE: Invalidate,
+    Rule.RETURN_CODE: ReturnCode,
+    Rule.ASYNC_CLEAN: AsyncClean,
+    Rule.STARVATION: Liveness,  # and crash
+}
 
 RULES: tuple[Rule, ...] = tuple(Rule)
 
 
 def all_checkers() -> list[type[Checker]]:
     """Return every checker class, in the registry's order."""
-    return list(CHECKERS)
+    return list(CHECKERS.values())

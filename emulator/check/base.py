@@ -34,8 +34,9 @@ from emulator.kern.events import (
 from emulator.kern.locks import RANK_BUSY, RANK_MAP, RANK_NAMES, RANK_OBJECT, RANK_VNODE
 
 if TYPE_CHECKING:
-    from emulator.kern.kernel import Kernel, Violation
+    from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap
+    from emulator.kern.monitor import Violation
 
 
 class Checker:
@@ -55,8 +56,15 @@ class Checker:
 
     def violate(self, message: str, cpus: list[int] | None = None, fatal: bool = True,
                 **fields: Any) -> None:
-        """Report a violation of this checker's rule (a fatal one ends the execution)."""
-        self.k.violate(self.rule, message, cpus=cpus, fatal=fatal, **fields)
+        """Give the verdict: this checker's rule is broken (``cpus``: the running CPU).
+
+        A fatal verdict ends the execution (the agent running now is unwound);
+        a non-fatal one is recorded and the execution goes on.
+        """
+        if fatal:
+            self.k.monitor.fatal(self.rule, message, cpus, **fields)
+        else:
+            self.k.monitor.note(self.rule, message, cpus, **fields)
 
     def end(self) -> None:
         """Every CPU has finished; the trusted flush has not run yet."""

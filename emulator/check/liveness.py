@@ -9,24 +9,31 @@ system call and the exception; vmemu itself goes on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from emulator.check import Rule
 from emulator.check.base import Checker
 
 if TYPE_CHECKING:
-    from emulator.kern.kernel import Violation
+    from emulator.kern.monitor import Violation
+    from emulator.sched.scheduler import Scheduler
 
 
 class Liveness(Checker):
     rule = Rule.STARVATION
 
+    @property
+    def sched(self) -> Scheduler:
+        # Starvation and crashes are findings of the harness's scheduler, which the
+        # kernel runs on (the kernel itself knows only the Sched protocol).
+        return cast("Scheduler", self.k.sched)
+
     def doing(self) -> str:
-        k = self.k
-        ops = k.shared.get("current_op", {})
+        sched = self.sched
+        ops = self.k.shared.get("current_op", {})
         parts = []
-        states = k.sched.states_at_end or [a.state for a in k.sched.agents]
-        for agent, st in zip(k.sched.agents, states, strict=True):
+        states = sched.states_at_end or [a.state for a in sched.agents]
+        for agent, st in zip(sched.agents, states, strict=True):
             if agent.daemon:
                 continue
             state = {0: "runnable", 1: "blocked", 2: "done"}[int(st)]
@@ -41,16 +48,16 @@ class Liveness(Checker):
             self._crash(v)
 
     def _starvation(self, v: Violation) -> None:
-        k = self.k
+        sched = self.sched
         v.message = f"{v.message}: {self.doing()}"
-        if k.sched.stalled:
+        if sched.stalled:
             return  # the watchdog named the one agent that never came back
-        states = k.sched.states_at_end or [a.state for a in k.sched.agents]
-        v.cpus = [a.aid for a, st in zip(k.sched.agents, states, strict=True)
+        states = sched.states_at_end or [a.state for a in sched.agents]
+        v.cpus = [a.aid for a, st in zip(sched.agents, states, strict=True)
                   if not a.daemon and int(st) != 2]
 
     def _crash(self, v: Violation) -> None:
-        exc = self.k.sched.crash_exc
+        exc = self.sched.crash_exc
         where = ""
         tb = exc.__traceback__ if exc is not None else None
         while tb is not None:

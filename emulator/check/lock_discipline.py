@@ -7,6 +7,8 @@
   waits for a busy page holding an object lock, or sleeps for a vnode lock
   holding a busy page.  An inversion is recorded when it happens but does not
   end the run: if it leads to a deadlock, the deadlock is reported with it.
+* The locking contracts of the primitives hold (no recursion, no release by a
+  non-holder): the kernel reports a broken one (``Contract``), this judges it.
 * A wait-for cycle (detected by the scheduler when no agent can run) is a
   ``deadlock``; its report names what each CPU holds and wants.
 """
@@ -17,11 +19,12 @@ from typing import TYPE_CHECKING
 
 from emulator.check import Rule
 from emulator.check.base import RANKS, Checker, holdings
-from emulator.kern.events import Busy, Lock, MapAccess, Unlock, Wait
+from emulator.kern.events import Busy, Contract, Lock, MapAccess, Unlock, Wait
 from emulator.kern.locks import RANK_BUSY, RANK_OBJECT
 
 if TYPE_CHECKING:
-    from emulator.kern.kernel import Kernel, Violation
+    from emulator.kern.kernel import Kernel
+    from emulator.kern.monitor import Violation
 
 
 class LockDiscipline(Checker):
@@ -37,6 +40,7 @@ class LockDiscipline(Checker):
         k.observe(Wait, self._wait)
         k.observe(Busy, self._busy)
         k.observe(MapAccess, self._map_access)
+        k.observe(Contract, self._contract)
 
     def inversion(self, aid: int, kind: str, waiting: bool) -> tuple[str, str] | None:
         """Return (held label, why) if taking or waiting for ``kind`` breaks the order.
@@ -128,6 +132,9 @@ class LockDiscipline(Checker):
                 cpus=[aid],
                 map=vm_map.name,
             )
+
+    def _contract(self, step: int, aid: int, ev: Contract) -> None:
+        self.violate(ev.message)
 
     def explain(self, v: Violation) -> None:
         if v.rule != Rule.DEADLOCK:

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
-from emulator.kern.events import Event, Free, IoDone, IoIssue, PteRemove, RemoveAll, RemoveWrite
+from emulator.kern.events import (
+    BadReturn,
+    Event,
+    Free,
+    IoDone,
+    IoIssue,
+    PteRemove,
+    RemoveAll,
+    RemoveWrite,
+)
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -69,6 +78,7 @@ class ReturnCode(Checker):
         for kind in SIDE_EFFECTS:
             k.observe(kind, self._effect)
         k.observe(IoDone, self._io_done)
+        k.observe(BadReturn, self._bad_return)
 
     def _notes(self, call: OpenCall) -> _Notes:
         notes = self.notes.get(call)
@@ -96,6 +106,9 @@ class ReturnCode(Checker):
         if ev.error:
             for call in self.calls.calls.values():
                 self._notes(call).io_error = True
+
+    def _bad_return(self, step: int, aid: int, ev: BadReturn) -> None:
+        self.violate(f"clean returned {ev.rv!r}, not a KERN_* code")
 
     def _return(self, call: OpenCall, got: str) -> None:
         k = self.k

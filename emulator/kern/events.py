@@ -15,8 +15,10 @@ Two families:
   and is ``None`` in an event read back from a trace;
 * **untraced** events are moments only observers see: a map's entry list
   looked at or changed (:class:`MapAccess`), a page about to be freed
-  (:class:`PageFreeing`), and the reads and wake-ups a footprint-aware
-  strategy needs (:class:`Read`, :class:`Woke`).
+  (:class:`PageFreeing`), what the primitives report for the checkers to
+  judge (:class:`Contract`, :class:`TouchFreed`, :class:`BadReturn`), and the
+  reads and wake-ups a footprint-aware strategy needs (:class:`Read`,
+  :class:`Woke`).
 
 Events are slotted dataclasses: building one costs about what building the
 positional tuple did, and a field is read as fast as an index.
@@ -466,6 +468,32 @@ class PageFreeing(Event):
 
     kind: ClassVar[str] = "page_freeing"
     page: VmPage
+
+
+@dataclass(slots=True)
+class Contract(Event):
+    """A locking contract of a primitive was broken by the running code."""
+
+    kind: ClassVar[str] = "contract"
+    message: str
+
+
+@dataclass(slots=True)
+class TouchFreed(Event):
+    """The running code touched ``what``, a freed ``page``, ``object`` or ``entry``."""
+
+    kind: ClassVar[str] = "touch_freed"
+    res: str
+    what: Any
+
+
+@dataclass(slots=True)
+class BadReturn(Event):
+    """The clean routine under test returned ``rv``, which is no KERN_* code."""
+
+    kind: ClassVar[str] = "bad_return"
+    vm_map: VmMap
+    rv: Any
 
 
 @dataclass(slots=True)

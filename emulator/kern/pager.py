@@ -109,7 +109,9 @@ class Disk:
             page.dirty = False
         io.done = True
         k.emit(IoDone(page.obj.name, page.pindex, io.data, int(io.error), io))
-        if self.aid in page.sowners:  # a buggy variant may have dropped it already
+        # A variant that broke the busy protocol may have dropped the write's busy
+        # already: the disk goes on, and the checkers report what that lost.
+        if self.aid in page.sowners:
             page.release_shared(self.aid)
         k.wakeup(io)
 

@@ -16,7 +16,7 @@ from emulator.check.lost_store import LostStore
 from emulator.kern.clean import REFERENCE, reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import remove_all, remove_write
-from emulator.machine import Variant
+from emulator.variants import Variant
 
 BASE = 0x10000
 CHECK = [LostStore]
