@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from emulator.kern.syscalls import SYSCALLS, Syscall, call_phrases
 from emulator.trace.reader import Trace
 
 __all__ = ["MIN_WIDTH", "default_width", "render", "unicode_ok", "use_color"]
@@ -246,17 +247,12 @@ class _State:
 
 
 def _call_text(a: list[Any]) -> str:
-    op, args = str(a[0]), a[1:]
-    if op == "clean" and len(args) == 4:
-        flags = ("sync" if args[2] else "async") + (",inval" if args[3] else "")
-        return f"clean({_hex(args[0])}, {_hex(args[1])}, {flags})"
-    shown = []
-    for x in args:
-        if isinstance(x, dict):
-            shown.append(" ".join(f"{k}={v}" for k, v in sorted(x.items())))
-        else:
-            shown.append(str(x))
-    return f"{op}({', '.join(shown)})"
+    return call_phrases(a)[0]
+
+
+def _syscall(a: list[Any]) -> Syscall | None:
+    """The table's row for a ``call`` event's args, if the trace names a known call."""
+    return SYSCALLS.get(a[0]) if a and isinstance(a[0], str) else None
 
 
 Text = tuple[str, ...]  # a cell's phrasings, longest first: the first that fits is shown
@@ -275,16 +271,6 @@ def _phrase(ev: dict[str, Any], state: _State) -> Text:
 
 def _generic(kind: str, a: list[Any]) -> str:
     return " ".join([kind, *(str(x) for x in a)])
-
-
-def _call(a: list[Any]) -> Text:
-    long = _call_text(a)
-    op, args = str(a[0]), a[1:]
-    if op == "msync" and len(args) == 3:
-        return long, f"msync {args[0]} {args[2]}", f"msync {args[2]}"
-    if op == "clean" and len(args) == 4:
-        return long, "clean " + long.split(", ")[-1].rstrip(")")
-    return (long,)
 
 
 def _lock(a: list[Any], _s: _State) -> str:
@@ -329,7 +315,7 @@ def _dirty_flag(value: Any) -> str:
 
 
 _PHRASES: dict[str, Callable[[list[Any], _State], str | Text]] = {
-    "call": lambda a, s: _call(a),
+    "call": lambda a, s: call_phrases(a),
     "ret": lambda a, s: f"{a[0]} -> {a[1]}",
     "clean_call": lambda a, s: _clean_call(a),
     "clean_return": lambda a, s: f"clean -> {a[1]}",
@@ -492,12 +478,12 @@ def _plan(events: Sequence[dict[str, Any]], show_all: bool) -> _Plan:
         after = events[n] if n is not None else None
         if kind == "sched" or (ev["cpu"] < 0 and kind != "violation"):
             hidden.add(i)  # the harness: decisions, and the machine built before step 0
-        elif kind == "call" and a and a[0] in ("store", "load"):
+        elif kind == "call" and (call := _syscall(a)) is not None and call.memory_access:
             if after is not None and after["event"] == a[0]:
                 hidden.add(i)  # no fault: the store or load itself says it all
             else:
                 faults.add(i)
-        elif kind == "call" and a and a[0] in ("msync", "clean"):
+        elif kind == "call" and (call := _syscall(a)) is not None and call.reaches_clean:
             if after is not None and after["event"] == "clean_call" and n is not None:
                 joined[i] = n
                 hidden.add(n)
@@ -518,9 +504,10 @@ def _plan(events: Sequence[dict[str, Any]], show_all: bool) -> _Plan:
         elif kind == "ret" and len(a) >= 2:
             p = prv[i]
             before = events[p] if p is not None else None
-            if (a[0] == "store" and a[1] == 0) or (
-                    a[0] == "load" and before is not None and before["event"] == "load"):
-                hidden.add(i)
+            call = _syscall(a)
+            if call is not None and call.memory_access and before is not None and (
+                    before["event"] == a[0]):
+                hidden.add(i)  # the store or load itself showed what it did
     return _Plan(hidden, joined, faults)
 
 
