@@ -172,11 +172,11 @@ class Machine:
             async def run() -> None:
                 for op in program:
                     current_op[i] = op.name
-                    k.emit("call", op.name, *op.call.event_args(op.args))
+                    k.emit("call", op.name, *op.event_args)
                     value = await run_op(k, vm_map, op)
                     rendered = result_value(value)
                     k.emit("ret", op.name, rendered)
-                    out.append({"op": op.name, "args": op.to_json()[1:], "ret": rendered})
+                    out.append({"op": op.name, "args": list(op.plain_args), "ret": rendered})
 
             return run
 

@@ -25,6 +25,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn, assert_never
 
@@ -89,16 +90,25 @@ class Op:
     name: str
     args: tuple[Any, ...] = ()
 
-    @property
+    # The machine emits and records every op of every execution: look it up
+    # and render it once.  (cached_property writes the instance dict, past frozen.)
+    @cached_property
     def call(self) -> Syscall:
         return SYSCALLS[self.name]
 
-    def to_json(self) -> list[Any]:
-        """Return the canonical plain-data form: ``[name, *args]``.
+    @cached_property
+    def plain_args(self) -> tuple[Any, ...]:
+        """The arguments as plain data: hex-string addresses, ints, a mapping's options."""
+        return tuple(self.call.to_json(self.args)[1:])
 
-        Addresses are hex strings; lengths and page counts are plain ints.
-        """
-        return self.call.to_json(self.args)
+    @cached_property
+    def event_args(self) -> tuple[Any, ...]:
+        """The ``call`` event's fields after the name (no mapping options)."""
+        return tuple(self.call.event_args(self.args))
+
+    def to_json(self) -> list[Any]:
+        """Return the canonical plain-data form: ``[name, *args]``."""
+        return [self.name, *self.plain_args]
 
     def mappings(self) -> list[MappingSpec]:
         """The mappings this step asks for (an mmap's options)."""

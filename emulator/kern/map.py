@@ -66,7 +66,7 @@ class VmMapEntry:
         end: int,
         obj: VmObject | None,
         offset: int,
-        prot: Prot,
+        prot: Prot | int,
         kind: str,
         wired: bool = False,
         submap: VmMap | None = None,
@@ -75,7 +75,7 @@ class VmMapEntry:
         self.end = end  # (m)
         self.obj = obj  # (m) None until first fault for anonymous memory
         self.offset = offset  # (m) byte offset into obj (or into the sub-map)
-        self.prot = prot  # (m)
+        self.prot = Prot(prot)  # (m) a plain int of PROT_* bits is accepted
         self.kind = kind  # (m) "file", "anon", "device", "submap"
         self.wired = wired  # (m) user-wired (mlock)
         self.submap = submap  # (m) set for sub-map entries
@@ -93,7 +93,7 @@ class VmMapEntry:
 
     @property
     def writable(self) -> bool:
-        return bool(self.prot & PROT_WRITE)
+        return PROT_WRITE in self.prot
 
     def describe(self) -> str:
         # Read through object.__getattribute__: describing a freed entry is no touch.
