@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import inspect
-import json
 
 import pytest
 
-from emulator.kern.map import PROT_WORDS, Prot, VmMapEntry
-from emulator.kern.object import OBJT_DEVICE, OBJT_FILE, ObjType
-from emulator.kern.page import Busy
 from emulator.kern.syscalls import SYSCALLS, ArgKind, call_phrases
 from emulator.spec import MappingSpec, parse_spec
 
@@ -53,20 +49,3 @@ def test_calls_are_phrased_by_their_row_and_anything_else_generically() -> None:
     # What a damaged or foreign trace may hold: no row, or the wrong count of arguments.
     assert call_phrases(["clean", "0x1000"]) == ("clean(0x1000)",)
     assert call_phrases(["fsync", 3]) == ("fsync(3)",)
-
-
-def test_busy_states_are_the_ints_checkers_and_snapshots_compare() -> None:
-    assert [int(b) for b in (Busy.NONE, Busy.SHARED, Busy.EXCL)] == [0, 1, 2]
-    assert Busy.EXCL == 2 and not Busy.NONE
-
-
-def test_object_kinds_are_the_words_specs_and_traces_use() -> None:
-    assert json.dumps([OBJT_FILE, OBJT_DEVICE]) == '["file", "device"]'
-    assert f"{ObjType.ANON}" == "anon" and ObjType("file") is OBJT_FILE
-
-
-def test_only_protections_with_write_make_an_entry_writable() -> None:
-    writable = {word: VmMapEntry(0, 0x1000, None, 0, prot, "anon").writable
-                for word, prot in PROT_WORDS.items()}
-    assert writable == {"r": False, "rw": True, "rwx": True}
-    assert PROT_WORDS["rwx"] & Prot.EXECUTE and not PROT_WORDS["rw"] & Prot.EXECUTE
