@@ -15,7 +15,7 @@ from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
 from emulator.kern.events import PageFreeing, PteEnter
 from emulator.kern.kern_return import KernReturn
-from emulator.kern.page import BUSY_EXCL
+from emulator.kern.page import Busy
 from emulator.kern.param import PAGE_SHIFT, round_page, trunc_page
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class Invalidate(Checker):
 
     def _free(self, step: int, aid: int, ev: PageFreeing) -> None:
         page, k = ev.page, self.k
-        if page.busy == BUSY_EXCL and page.xowner == aid and not page.sowners:
+        if page.busy == Busy.EXCL and page.xowner == aid and not page.sowners:
             return
         holders = page.wait_holders()
         if not page.is_busy():

@@ -12,18 +12,24 @@ happen without the object lock (vm_page_busy_sleep drops it).
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import Busy, Unbusy, Wait
+from emulator.kern import events  # events.Busy is the busy event; Busy here is the state
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.object import VmObject
     from emulator.kern.pmap import Pmap
 
-BUSY_NONE = 0
-BUSY_SHARED = 1
-BUSY_EXCL = 2
+
+
+class Busy(enum.IntEnum):
+    """A page's busy state.  An IntEnum: checkers and test snapshots compare plain ints."""
+
+    NONE = 0
+    SHARED = 1  # sbusy: readers and in-flight writes, owners in ``sowners``
+    EXCL = 2  # xbusy: one owner, ``xowner``
 
 
 class VmPage:
@@ -55,7 +61,7 @@ class VmPage:
         self.dirty = False  # (o)+(b) software dirty flag
         self.valid = False  # (b) contents paged in
         self.contents = 0  # (b) id of the last store, or 0
-        self.busy = BUSY_NONE  # (o)
+        self.busy = Busy.NONE  # (o)
         self.xowner = -1  # (o) cpu holding the exclusive busy
         self.sowners: list[int] = []  # (o) holders of shared busy (disk for in-flight writes)
         self.wire_count = 0  # (o)
@@ -68,20 +74,20 @@ class VmPage:
 
     # -- wait channel --
     def wait_holders(self) -> list[int]:
-        if self.busy == BUSY_EXCL:
+        if self.busy == Busy.EXCL:
             return [self.xowner]
         return list(self.sowners)
 
     def wait_name(self) -> str:
-        kind = "xbusy" if self.busy == BUSY_EXCL else "sbusy" if self.busy else "busy"
+        kind = "xbusy" if self.busy == Busy.EXCL else "sbusy" if self.busy else "busy"
         holder = self.wait_holders()
         who = ",".join(self.k.agent_name(h) for h in holder) or "nobody"
         return f"page {self.name} ({kind}, held by {who})"
 
     def _check(self) -> None:
-        if self.busy == BUSY_EXCL:
+        if self.busy == Busy.EXCL:
             assert self.xowner >= 0 and not self.sowners, f"page {self.name}: xbusy without owner"
-        elif self.busy == BUSY_SHARED:
+        elif self.busy == Busy.SHARED:
             assert self.sowners and self.xowner < 0, f"page {self.name}: sbusy without holders"
         else:
             assert self.xowner < 0 and not self.sowners, f"page {self.name}: owner but not busy"
@@ -91,7 +97,7 @@ class VmPage:
     # -- busy protocol --------------------------------------------------------
 
     def is_busy(self) -> bool:
-        return self.busy != BUSY_NONE
+        return self.busy != Busy.NONE
 
     async def try_xbusy(self) -> bool:
         """Busy the page exclusive if it is not busy (vm_page_tryxbusy)."""
@@ -99,11 +105,11 @@ class VmPage:
         await k.kpoint()
         k.read("obj", self.obj.name)
         k.touch_page(self)
-        if self.busy != BUSY_NONE:
+        if self.busy != Busy.NONE:
             return False
-        self.busy = BUSY_EXCL
+        self.busy = Busy.EXCL
         self.xowner = k.curcpu()
-        k.emit(Busy(self.obj.name, self.pindex, "x"))
+        k.emit(events.Busy(self.obj.name, self.pindex, "x"))
         return True
 
     async def wait_unbusy(self) -> None:
@@ -112,8 +118,8 @@ class VmPage:
         The caller must hold no object lock.  Returns without the busy.
         """
         k = self.k
-        while self.busy != BUSY_NONE:
-            k.emit(Wait("busy", self.name))
+        while self.busy != Busy.NONE:
+            k.emit(events.Wait("busy", self.name))
             await k.sleep(self)
 
     async def xbusy(self) -> None:
@@ -126,12 +132,12 @@ class VmPage:
         k = self.k
         await k.kpoint()
         me = k.curcpu()
-        if self.busy != BUSY_EXCL or self.xowner != me:
+        if self.busy != Busy.EXCL or self.xowner != me:
             k.contract(f"page {self.name}: xunbusy by cpu{me}, which does not hold it")
             return
-        self.busy = BUSY_NONE
+        self.busy = Busy.NONE
         self.xowner = -1
-        k.emit(Unbusy(self.obj.name, self.pindex))
+        k.emit(events.Unbusy(self.obj.name, self.pindex))
         k.wakeup(self)
 
     def downgrade_to_io(self, holder: int) -> None:
@@ -140,8 +146,8 @@ class VmPage:
         Used when a write is issued: the page stays busy until completion
         (vm_page_busy_downgrade).  Part of the issuing step, not a point.
         """
-        assert self.busy == BUSY_EXCL
-        self.busy = BUSY_SHARED
+        assert self.busy == Busy.EXCL
+        self.busy = Busy.SHARED
         self.xowner = -1
         self.sowners.append(holder)
 
@@ -151,19 +157,19 @@ class VmPage:
         await k.kpoint()
         k.read("obj", self.obj.name)
         k.touch_page(self)
-        if self.busy == BUSY_EXCL:
+        if self.busy == Busy.EXCL:
             return False
-        self.busy = BUSY_SHARED
+        self.busy = Busy.SHARED
         self.sowners.append(k.curcpu())
-        k.emit(Busy(self.obj.name, self.pindex, "s"))
+        k.emit(events.Busy(self.obj.name, self.pindex, "s"))
         return True
 
     def release_shared(self, holder: int) -> None:
         """Drop one shared busy held by ``holder`` and wake sleepers.  Not a point."""
         self.sowners.remove(holder)
         if not self.sowners:
-            self.busy = BUSY_NONE
-        self.k.emit(Unbusy(self.obj.name, self.pindex))
+            self.busy = Busy.NONE
+        self.k.emit(events.Unbusy(self.obj.name, self.pindex))
         if not self.sowners:
             self.k.wakeup(self)
 
