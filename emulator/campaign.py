@@ -31,6 +31,7 @@ import trio
 
 from emulator.config import RunConfig
 from emulator.machine import Execution, Machine
+from emulator.sched.outcome import Outcome
 from emulator.sched.strategies import DfsStrategy, PctStrategy, PortfolioStrategy
 from emulator.spec import Spec
 
@@ -162,7 +163,7 @@ async def run_shard(
         out.executions += 1
         out.steps += ex.steps
         _account(out, machine, ex)
-        failed = ex.outcome not in ("ok", "pruned")
+        failed = ex.outcome not in (Outcome.OK, Outcome.PRUNED)
         if failed:
             out.failures.append(Failure.of(ex))
             if cfg.stop_on_first:
@@ -186,7 +187,7 @@ async def run_shard(
 
 
 def _account(out: Summary, machine: Machine, ex: Execution) -> None:
-    if ex.outcome == "pruned":
+    if ex.outcome == Outcome.PRUNED:
         return
     out.schedules.add(_digest(ex.decisions))
     kernel = machine.kernel

@@ -56,11 +56,7 @@ class Event:
         if len(args) != len(cls.trace_fields):
             raise ValueError(f"{cls.kind}: {len(cls.trace_fields)} args expected, "
                              f"got {len(args)}")
-        return cls(*[_tupled(a) for a in args])
-
-
-def _tupled(value: Any) -> Any:
-    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
+        return cls(*args)
 
 
 def live() -> Any:
@@ -105,7 +101,7 @@ class Call(Event):
     def from_args(cls, args: list[Any]) -> Event:
         if not args:
             raise ValueError("call: no op")
-        return cls(args[0], tuple(_tupled(a) for a in args[1:]))
+        return cls(args[0], tuple(args[1:]))
 
 
 @traced
@@ -126,6 +122,11 @@ class Sched(Event):
     kind: ClassVar[str] = "sched"
     chosen: int
     runnable: tuple[int, ...]
+
+    @classmethod
+    def from_args(cls, args: list[Any]) -> Event:
+        chosen, runnable = args
+        return cls(chosen, tuple(runnable))
 
 
 @traced

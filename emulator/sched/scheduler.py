@@ -41,6 +41,7 @@ import outcome
 import trio
 
 from emulator.kern.sched import WaitChannel
+from emulator.sched.outcome import Outcome
 from emulator.sched.strategies import Strategy
 from emulator.sched.watchdog import NoSchedulePoint, watch
 
@@ -80,7 +81,8 @@ class Scheduler:
     """Run one execution's agents one at a time, in the order a strategy picks.
 
     Attributes read by the harness after the execution:
-      ``outcome``  "ok", "deadlock", "starvation" or "crash"
+      ``outcome``  an Outcome: ok, deadlock, starvation, crash, pruned, interrupted
+                   (the monitor ends an execution as a violation)
       ``detail``   a one-line explanation when the outcome is not ok
       ``step``     schedule points passed
       ``decisions`` the agent chosen at every decision with two or more candidates
@@ -95,7 +97,7 @@ class Scheduler:
         self.step = 0
         self.current: Agent | None = None
         self.over = False
-        self.outcome = "ok"
+        self.outcome = Outcome.OK
         self.detail = ""
         self.blame: list[int] = []  # agents named by a deadlock or crash
         self.decisions: list[int] = []
@@ -125,7 +127,7 @@ class Scheduler:
             await trio.lowlevel.wait_task_rescheduled(_no_abort)
             first = self._choose(None)
             if first is None:
-                self._end("ok", "")
+                self._end(Outcome.OK, "")
             else:
                 self.current = first
                 assert first.task is not None
@@ -148,26 +150,26 @@ class Scheduler:
             if not self.over:
                 self.stalled = True
                 self.blame = [agent.aid]
-                self._end("starvation", str(exc))
+                self._end(Outcome.STARVATION, str(exc))
             return
         except Exception as exc:  # the variant or kernel code under test crashed
             if self.over:
                 return
             self.blame = [agent.aid]
             self.crash_exc = exc
-            self._end("crash", f"{agent.name} raised {type(exc).__name__}: {exc}")
+            self._end(Outcome.CRASH, f"{agent.name} raised {type(exc).__name__}: {exc}")
             return
         except BaseException:
             # vmemu itself is going down (Ctrl-C, an internal error): release
             # every parked agent so the nursery can unwind instead of hanging.
             if not self.over:
-                self._end("interrupted", f"{agent.name} was interrupted")
+                self._end(Outcome.INTERRUPTED, f"{agent.name} was interrupted")
             raise
         if agent.scope.cancelled_caught:
             if not self.over:
                 self.blame = [agent.aid]
-                self._end("starvation", f"{agent.name} awaited something outside the emulator "
-                          "and never came back (an await the scheduler does not control)")
+                self._end(Outcome.STARVATION, f"{agent.name} awaited something outside the "
+                          "emulator and never came back (an await the scheduler does not control)")
             return
         agent.state = AgentState.DONE
         if self.over:
@@ -182,7 +184,7 @@ class Scheduler:
             raise Abort()
         self.step += 1
         if self.step > self.max_steps:
-            self._end("starvation", f"no end after {self.max_steps} steps")
+            self._end(Outcome.STARVATION, f"no end after {self.max_steps} steps")
             raise Abort()
         cur = self.current
         assert cur is not None
@@ -218,7 +220,7 @@ class Scheduler:
 
     def abort(self, result: str, detail: str) -> NoReturn:
         """End the execution as ``result`` from inside the running agent, and unwind it."""
-        self._end(result, detail)
+        self._end(Outcome(result), detail)
         raise Abort()
 
     def _pass_on(self, done: Agent) -> None:
@@ -243,7 +245,7 @@ class Scheduler:
         if chosen == PRUNE:
             # The strategy knows every continuation is equivalent to one it
             # already explored (a sleep-set-blocked path): stop here.
-            self._end("pruned", "")
+            self._end(Outcome.PRUNED, "")
             raise Abort()
         self.decisions.append(chosen)
         if self.on_decision is not None:
@@ -263,7 +265,7 @@ class Scheduler:
     def _single(self, only: Agent) -> None:
         """Let a pruning strategy abandon a path whose only continuation is redundant."""
         if self.strategy.single(only.aid) == PRUNE:
-            self._end("pruned", "")
+            self._end(Outcome.PRUNED, "")
             raise Abort()
 
     async def _switch(self, cur: Agent, nxt: Agent) -> None:
@@ -276,7 +278,7 @@ class Scheduler:
         """No agent can run: the execution is over, or deadlocked."""
         waiting = [a for a in self.agents if a.state == AgentState.BLOCKED and not a.daemon]
         if not waiting:
-            self._end("ok", "")
+            self._end(Outcome.OK, "")
             return
         cycle = self.wait_cycle()
         if cycle:
@@ -284,13 +286,13 @@ class Scheduler:
             text = "; ".join(
                 f"{self.agents[a].name} waits for {chan.wait_name()}" for a, chan in cycle
             )
-            self._end("deadlock", f"wait-for cycle: {text}")
+            self._end(Outcome.DEADLOCK, f"wait-for cycle: {text}")
         else:
             self.blame = [a.aid for a in waiting]
             text = "; ".join(
                 f"{a.name} waits for {a.chan.wait_name() if a.chan else '?'}" for a in waiting
             )
-            self._end("deadlock", f"no agent can run: {text}")
+            self._end(Outcome.DEADLOCK, f"no agent can run: {text}")
 
     def wait_cycle(self) -> list[tuple[int, WaitChannel]]:
         """Return a wait-for cycle among blocked agents as (agent, channel) pairs."""
@@ -323,7 +325,7 @@ class Scheduler:
             path.pop()
         return None
 
-    def _end(self, result: str, detail: str) -> None:
+    def _end(self, result: Outcome, detail: str) -> None:
         """Finish the execution: abort every parked agent, wake the harness."""
         if self.over:
             return

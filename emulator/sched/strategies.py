@@ -51,6 +51,7 @@ from emulator.kern.events import (
     Woke,
     Writeable,
 )
+from emulator.sched.outcome import Outcome
 
 
 class Strategy:
@@ -78,7 +79,7 @@ class Strategy:
         """Only ``aid`` can run (only when ``wants_single``): return it, or PRUNE."""
         return aid
 
-    def end(self, outcome: str) -> None:
+    def end(self, outcome: Outcome) -> None:
         """The execution just finished with ``outcome``."""
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
@@ -454,8 +455,8 @@ class DfsStrategy(Strategy):
             return PRUNE
         return aid
 
-    def end(self, outcome: str) -> None:
-        if outcome == "pruned":
+    def end(self, outcome: Outcome) -> None:
+        if outcome == Outcome.PRUNED:
             self.pruned += 1
         else:
             self.schedules += 1

@@ -4,6 +4,10 @@ Every problem is one ``BadInput`` line naming the file, the line number and
 what is wrong: an empty file, a line that is not JSON, a truncated line, a
 header from another tool or a newer format version, an event without its
 fields, a missing footer (a cut trace: replay it with ``--partial``).
+
+``Trace.events`` are the event lines as parsed JSON (what replay compares
+text for text); ``Trace.entries`` are the same lines read back as typed
+events (emulator.kern.events), for the tools that read their fields.
 """
 
 from __future__ import annotations
@@ -11,13 +15,34 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from emulator.config import RunConfig
 from emulator.errors import BadInput
+from emulator.kern.events import Event, Sched, Violated, parse_event
 from emulator.kern.kernel import PROFILES
 from emulator.spec import Spec, parse_spec
 from emulator.trace.format import FORMAT, VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event line of a trace, read back."""
+
+    step: int
+    cpu: int  # the agent; -1: the harness
+    kind: str
+    args: list[Any]  # as the line holds them
+    event: Event | None  # typed; None if the kind is unknown or the args do not fit it
+
+    @classmethod
+    def of(cls, line: dict[str, Any]) -> Entry:
+        try:
+            event: Event | None = parse_event(line["event"], line["args"])
+        except (TypeError, ValueError):
+            event = None
+        return cls(line["step"], line["cpu"], line["event"], line["args"], event)
 
 
 @dataclass
@@ -37,18 +62,23 @@ class Trace:
         """The run configuration the header records."""
         return RunConfig.from_header(self.header)
 
+    @cached_property
+    def entries(self) -> list[Entry]:
+        """The event lines as typed events, in order (one per ``events`` item)."""
+        return [Entry.of(line) for line in self.events]
+
     @property
     def decisions(self) -> list[int]:
-        return [int(e["args"][0]) for e in self.events if e["event"] == "sched"]
+        return [int(e.event.chosen) for e in self.entries if isinstance(e.event, Sched)]
 
     @property
     def violations(self) -> list[dict[str, Any]]:
         if self.footer is not None:
             return list(self.footer.get("violations", []))
         return [
-            {"rule": e["args"][0], "message": e["args"][1], "step": e["step"]}
-            for e in self.events
-            if e["event"] == "violation"
+            {"rule": e.event.rule, "message": e.event.message, "step": e.step}
+            for e in self.entries
+            if isinstance(e.event, Violated)
         ]
 
 

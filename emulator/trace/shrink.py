@@ -39,6 +39,7 @@ import trio
 from emulator.check import all_checkers
 from emulator.config import FOLLOW
 from emulator.errors import BadInput, InternalError, check_output_path
+from emulator.kern.events import Sched
 from emulator.machine import Machine
 from emulator.sched.strategies import PortfolioStrategy, Strategy
 from emulator.spec import Op, Spec
@@ -126,13 +127,8 @@ class NonPreemptiveStrategy(Strategy):
 
 def count_preemptions(trace: Trace) -> int:
     """Preemptions in a recorded trace: sched events whose chooser could go on."""
-    n = 0
-    for e in trace.events:
-        if e["event"] == "sched":
-            chosen, runnable = e["args"]
-            if chosen != e["cpu"] and e["cpu"] in runnable:
-                n += 1
-    return n
+    return sum(1 for e in trace.entries if isinstance(e.event, Sched)
+               and e.event.chosen != e.cpu and e.cpu in e.event.runnable)
 
 
 def count_ops(spec: Spec) -> int:

@@ -21,12 +21,16 @@ import pytest
 
 from emulator.check import all_checkers
 from emulator.errors import ReplayDiverged
+from emulator.kern.events import WATCHED, Busy, Call, Lock, MapAccess, Read, Store, Wait
 from emulator.machine import Machine
 from emulator.sched.strategies import (
+    _FOOTPRINTS,
+    ANY,
     DfsStrategy,
     PctStrategy,
     RandomStrategy,
     ReplayStrategy,
+    footprint_keys,
     make_strategy,
 )
 from emulator.spec import Spec, parse_spec
@@ -426,3 +430,21 @@ async def test_pos_catches_easy_mutants(mutant: str, workload: str) -> None:
     machine = _machine(workload, make_strategy("pos"), mutant)
     runs, _ = await _runs_to_catch(machine, workload, 20)
     assert runs is not None, f"pos missed {mutant} on {workload} in 20 runs"
+
+
+# -- footprints --------------------------------------------------------------------
+
+
+def test_every_watched_event_class_has_its_own_footprint() -> None:
+    """A class without one would be taken to touch everything: sound, but no reduction."""
+    assert set(WATCHED) <= set(_FOOTPRINTS)
+
+
+def test_footprints_name_the_map_or_object_an_event_touched() -> None:
+    assert footprint_keys(Lock("map", "p0", "x")) == (("map", "p0"),)
+    assert footprint_keys(Wait("io", "f:3")) == (("obj", "f"), ("disk",))
+    assert footprint_keys(Store("p0", 0x10000, "f", 0, 5)) == (("map", "p0"), ("obj", "f"))
+    assert footprint_keys(Busy("f", 1, "x")) == (("obj", "f"),)
+    assert footprint_keys(Read("*", "")) == (ANY,)
+    assert footprint_keys(Call("msync", ())) == ()
+    assert footprint_keys(MapAccess(None, "lookup")) == (ANY,)  # type: ignore[arg-type]

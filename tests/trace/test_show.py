@@ -263,4 +263,25 @@ def test_every_event_kind_in_the_corpus_has_its_own_phrasing() -> None:
     """A kind with no entry in ``KINDS`` would show as its raw arguments."""
     kinds = {ev["event"] for path in (ROOT / "traces").glob("*.trace.jsonl")
              for ev in load_trace(str(path)).events}
-    assert kinds and kinds - {"violation"} <= set(KINDS)  # a violation is a banner, not a cell
+    phrased = {cls.kind for cls in KINDS}
+    assert kinds and kinds - {"violation"} <= phrased  # a violation is a banner, not a cell
+
+
+def test_an_event_whose_args_do_not_fit_its_kind_shows_raw_and_changes_no_holds(
+    traces: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edited, done = [], False
+    for line in traces["lost"].read_text().splitlines():
+        obj = json.loads(line)
+        if not done and obj["event"] == "lock" and obj["args"][0] == "map":
+            obj["args"].append("extra")
+            mode = obj["args"][2]
+            done = True
+        edited.append(json.dumps(obj, sort_keys=True))
+    assert done
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(edited) + "\n")
+    text = _show(capsys, str(path), "--width", "200", "--all")
+    row = next(r for r in text.splitlines() if " extra" in r)
+    assert f"lock map p0 {mode} extra" in row  # raw: kind and args
+    assert row.rstrip(" │").endswith("extra")  # and no holds changed

@@ -10,55 +10,62 @@ clean's return with its syscall's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from emulator.kern import syscalls
+from emulator.kern.events import Call, CleanCall, CleanReturn, Ret
+from emulator.trace.reader import Entry
 from emulator.trace.show.text import Text, generic, hex_text
 
 
-def syscall(a: list[Any]) -> syscalls.Syscall | None:
-    """The table's row for a ``call`` event's ``[op, *args]``, if it names a known call."""
-    return syscalls.SYSCALLS.get(a[0]) if a and isinstance(a[0], str) else None
+def syscall(op: object) -> syscalls.Syscall | None:
+    """The table's row for a ``call`` or ``ret`` event's ``op``, if it names a known call."""
+    return syscalls.SYSCALLS.get(op) if isinstance(op, str) else None
 
 
-def call_text(a: list[Any]) -> str:
-    """``msync(0x1000, 4096, sync)``: a call from its ``[op, *args]`` list."""
-    return syscalls.call_phrases(a)[0]
+def op_text(op: Sequence[Any]) -> str:
+    """``msync(0x1000, 4096, sync)``: a call from its ``[op, *args]`` (a spec's program step)."""
+    return syscalls.call_phrases(op)[0]
 
 
-def call_phrases(a: list[Any]) -> Text:
+def call_text(ev: Call) -> str:
+    """``msync(0x1000, 4096, sync)``: a call from its ``call`` event."""
+    return op_text(ev.args())
+
+
+def call_phrases(ev: Call) -> Text:
     """A ``call`` event's cell: the whole call, then shorter forms for narrow columns."""
-    return syscalls.call_phrases(a)
+    return syscalls.call_phrases(ev.args())
 
 
-def fault_phrases(call: Text, a: list[Any]) -> Text:
+def fault_phrases(call: Text, ev: Call) -> Text:
     """A store or load call that faults: the fault is what the row is about."""
-    args = a[1:]
-    return call[0] + ": fault", f"fault {args[0] if args else '?'}"
+    return call[0] + ": fault", f"fault {ev.params[0] if ev.params else '?'}"
 
 
-def ret_phrase(a: list[Any]) -> str:
+def ret_phrase(ev: Ret) -> str:
     """A ``ret`` event's cell: ``msync -> 0``."""
-    return f"{a[0]} -> {a[1]}"
+    return f"{ev.op} -> {ev.value}"
 
 
-def clean_call_phrases(a: list[Any]) -> Text:
+def clean_call_phrases(ev: CleanCall) -> Text:
     """``vm_map_clean``'s own call: ``clean p0 [0x1000, 0x3000) sync,inval``."""
-    flags = ("sync" if a[3] else "async") + (",inval" if a[4] else "")
-    return f"clean {a[0]} [{hex_text(a[1])}, {hex_text(a[2])}) {flags}", f"clean {flags}"
+    flags = ("sync" if ev.syncio else "async") + (",inval" if ev.invalidate else "")
+    return (f"clean {ev.map} [{hex_text(ev.start)}, {hex_text(ev.end)}) {flags}",
+            f"clean {flags}")
 
 
-def clean_return_phrase(a: list[Any]) -> str:
+def clean_return_phrase(ev: CleanReturn) -> str:
     """``vm_map_clean``'s return: ``clean -> KERN_SUCCESS``."""
-    return f"clean -> {a[1]}"
+    return f"clean -> {ev.rv}"
 
 
-def joined_ret_phrases(clean_ret: dict[str, Any], ret: dict[str, Any]) -> Text:
+def joined_ret_phrases(clean_ret: Entry, ret: Entry) -> Text:
     """``msync -> 0``; the clean's own code too when the call is not ``clean`` itself."""
-    try:
-        op, value, code = ret["args"][0], ret["args"][1], clean_ret["args"][1]
-    except (IndexError, TypeError):
-        return (generic(ret["event"], ret["args"]),)
+    if not isinstance(clean_ret.event, CleanReturn) or not isinstance(ret.event, Ret):
+        return (generic(ret.kind, ret.args),)
+    op, value, code = ret.event.op, ret.event.value, clean_ret.event.rv
     if op == "clean" or str(value) == str(code) or str(code) == "KERN_SUCCESS":
         return (f"{op} -> {value}",)
     return f"{op} -> {value} ({code})", f"{op} -> {value}"

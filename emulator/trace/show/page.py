@@ -14,7 +14,7 @@ from typing import Any
 
 from emulator.kern.param import PAGE_SHIFT
 from emulator.trace.reader import Trace
-from emulator.trace.show.calls import call_text
+from emulator.trace.show.calls import op_text
 from emulator.trace.show.layout import (
     ASCII,
     UNICODE,
@@ -41,7 +41,7 @@ def render(trace: Trace, width: int, show_all: bool = False, color: bool = False
     disk = agents.index("disk") if "disk" in agents else len(agents) - 1
     violations = trace_violations(trace)
     marked = {n for v in violations for n in store_ids(v.message)}
-    rows, state = build(trace.events, agents, disk, violations, marked, show_all, g.joint)
+    rows, state = build(trace.entries, agents, disk, violations, marked, show_all, g.joint)
 
     # Columns: step, the agents (the harness if it has rows), holds.
     columns = list(range(len(agents)))
@@ -135,7 +135,7 @@ def _header_lines(trace: Trace, violations: list[Violation], rows: int,
         if not isinstance(cpu, dict):
             continue
         program = as_list(cpu.get("program"))
-        ops = [call_text(op) for op in program if isinstance(op, list) and op]
+        ops = [op_text(op) for op in program if isinstance(op, list) and op]
         lines.append(f"cpu{i} on {cpu.get('process', '?')}: " + ", ".join(ops))
     return lines
 

@@ -21,6 +21,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from emulator.kern.events import (
+    Alloc,
+    Call,
+    IoDone,
+    Lock,
+    Pagein,
+    Ret,
+    Sched,
+    Unbusy,
+    Unlock,
+    Violated,
+    Wait,
+)
+from emulator.trace.reader import Entry
 from emulator.trace.show import calls
 from emulator.trace.show.phrases import mentions, phrase
 from emulator.trace.show.state import State
@@ -28,7 +42,7 @@ from emulator.trace.show.text import Text
 from emulator.trace.show.violations import Violation, take_violation
 
 
-def quiet_object_locks(events: Sequence[dict[str, Any]]) -> set[int]:
+def quiet_object_locks(events: Sequence[Entry]) -> set[int]:
     """Indices of object lock, unlock and wait events that are bookkeeping.
 
     An object lock hold is kept if its holder waits for anything while holding
@@ -41,25 +55,24 @@ def quiet_object_locks(events: Sequence[dict[str, Any]]) -> set[int]:
     pairs: dict[int, int] = {}  # lock index -> unlock index
     waits: list[tuple[int, int, str, int | None]] = []  # (index, waiter, object, hold)
     acquired_after: dict[tuple[int, str], int] = {}  # (agent, object) -> last lock index
-    for i, ev in enumerate(events):
-        kind, aid, a = ev["event"], ev["cpu"], ev["args"]
-        is_object = len(a) >= 2 and a[0] == "object"
-        if kind == "lock" and is_object:
-            name = str(a[1])
+    for i, entry in enumerate(events):
+        ev, aid = entry.event, entry.cpu
+        if isinstance(ev, Lock) and ev.res == "object":
+            name = str(ev.name)
             open_holds[(aid, name)] = i
             owner[name] = i
             acquired_after[(aid, name)] = i
-        elif kind == "unlock" and is_object:
-            name = str(a[1])
+        elif isinstance(ev, Unlock) and ev.res == "object":
+            name = str(ev.name)
             taken = open_holds.pop((aid, name), None)
             if taken is not None:
                 pairs[taken] = i
             owner.pop(name, None)
-        elif kind == "wait":
+        elif isinstance(ev, Wait):
             keep.update(at for (holder, _), at in open_holds.items() if holder == aid)
-            if is_object:
-                waits.append((i, aid, str(a[1]), owner.get(str(a[1]))))
-        elif kind == "violation":
+            if ev.res == "object":
+                waits.append((i, aid, str(ev.name), owner.get(str(ev.name))))
+        elif isinstance(ev, Violated):
             keep.update(open_holds.values())
     keep.update(open_holds.values())
     quiet: set[int] = set()
@@ -73,33 +86,34 @@ def quiet_object_locks(events: Sequence[dict[str, Any]]) -> set[int]:
     return quiet
 
 
-def _next_of_agent(events: Sequence[dict[str, Any]]) -> list[int | None]:
+def _next_of_agent(events: Sequence[Entry]) -> list[int | None]:
     """For each event, the index of the same agent's next non-sched event."""
     out: list[int | None] = [None] * len(events)
     last: dict[int, int] = {}
     for i in range(len(events) - 1, -1, -1):
-        ev = events[i]
-        if ev["event"] == "sched":
+        entry = events[i]
+        if entry.kind == "sched":
             continue
-        out[i] = last.get(ev["cpu"])
-        last[ev["cpu"]] = i
+        out[i] = last.get(entry.cpu)
+        last[entry.cpu] = i
     return out
 
 
-def _prev_of_agent(events: Sequence[dict[str, Any]]) -> list[int | None]:
+def _prev_of_agent(events: Sequence[Entry]) -> list[int | None]:
     """For each event, the index of the same agent's previous non-sched event."""
     out: list[int | None] = [None] * len(events)
     last: dict[int, int] = {}
-    for i, ev in enumerate(events):
-        if ev["event"] == "sched":
+    for i, entry in enumerate(events):
+        if entry.kind == "sched":
             continue
-        out[i] = last.get(ev["cpu"])
-        last[ev["cpu"]] = i
+        out[i] = last.get(entry.cpu)
+        last[entry.cpu] = i
     return out
 
 
-def _same_page(a: list[Any], b: list[Any]) -> bool:
-    return len(a) >= 2 and len(b) >= 2 and a[0] == b[0] and a[1] == b[1]
+def _same_page(a: Any, b: Any) -> bool:
+    """Whether two page events (alloc, pagein, io_done, unbusy) name the same page."""
+    return bool(a.obj == b.obj and a.pindex == b.pindex)
 
 
 @dataclass
@@ -111,48 +125,50 @@ class Plan:
     calls_that_fault: set[int]
 
     @classmethod
-    def of(cls, events: Sequence[dict[str, Any]], show_all: bool) -> Plan:
+    def of(cls, events: Sequence[Entry], show_all: bool) -> Plan:
         if show_all:
             return cls(set(), {}, set())
         hidden = quiet_object_locks(events)
         joined: dict[int, int] = {}
         faults: set[int] = set()
         nxt, prv = _next_of_agent(events), _prev_of_agent(events)
-        for i, ev in enumerate(events):
-            kind, a = ev["event"], ev["args"]
+        for i, entry in enumerate(events):
+            ev = entry.event
             n = nxt[i]
             after = events[n] if n is not None else None
-            if kind == "sched" or (ev["cpu"] < 0 and kind != "violation"):
+            if entry.kind == "sched" or (entry.cpu < 0 and entry.kind != "violation"):
                 hidden.add(i)  # the harness: decisions, and the machine built before step 0
-            elif kind == "call" and (call := calls.syscall(a)) is not None and call.memory_access:
-                if after is not None and after["event"] == a[0]:
+            elif isinstance(ev, Call) and (call := calls.syscall(ev.op)) is not None \
+                    and call.memory_access:
+                if after is not None and after.kind == ev.op:
                     hidden.add(i)  # no fault: the store or load itself says it all
                 else:
                     faults.add(i)
-            elif kind == "call" and (call := calls.syscall(a)) is not None and call.reaches_clean:
-                if after is not None and after["event"] == "clean_call" and n is not None:
+            elif isinstance(ev, Call) and (call := calls.syscall(ev.op)) is not None \
+                    and call.reaches_clean:
+                if after is not None and after.kind == "clean_call" and n is not None:
                     joined[i] = n
                     hidden.add(n)
-            elif kind == "clean_return":
-                if after is not None and after["event"] == "ret" and n is not None:
+            elif entry.kind == "clean_return":
+                if after is not None and after.kind == "ret" and n is not None:
                     joined[i] = n
                     hidden.add(n)
-            elif kind == "alloc":
-                if (after is not None and after["event"] == "pagein" and n is not None
-                        and _same_page(a, after["args"])):
+            elif isinstance(ev, Alloc):
+                if (after is not None and isinstance(after.event, Pagein) and n is not None
+                        and _same_page(ev, after.event)):
                     joined[i] = n  # one row: the page-in (the alloc busies the page)
                     hidden.add(n)
-            elif kind == "io_done":
-                if (after is not None and after["event"] == "unbusy" and n is not None
-                        and _same_page(a, after["args"]) and after["step"] == ev["step"]):
+            elif isinstance(ev, IoDone):
+                if (after is not None and isinstance(after.event, Unbusy) and n is not None
+                        and _same_page(ev, after.event) and after.step == entry.step):
                     joined[i] = n
                     hidden.add(n)
-            elif kind == "ret" and len(a) >= 2:
+            elif isinstance(ev, Ret):
                 p = prv[i]
                 before = events[p] if p is not None else None
-                call = calls.syscall(a)
+                call = calls.syscall(ev.op)
                 if call is not None and call.memory_access and before is not None and (
-                        before["event"] == a[0]):
+                        before.kind == ev.op):
                     hidden.add(i)  # the store or load itself showed what it did
         return cls(hidden, joined, faults)
 
@@ -178,7 +194,7 @@ def _diff(name: str, before: tuple[str, ...], after: tuple[str, ...]) -> str:
     return " ".join([name, *gone, *new])
 
 
-def build(events: Sequence[dict[str, Any]], agents: list[str], disk: int,
+def build(events: Sequence[Entry], agents: list[str], disk: int,
           violations: list[Violation], marked: set[int], show_all: bool,
           joint: str) -> tuple[list[Row], State]:
     """The rows for ``events``, and the state as the last event left it.
@@ -193,34 +209,34 @@ def build(events: Sequence[dict[str, Any]], agents: list[str], disk: int,
     rows: list[Row] = []
     pending = list(violations)  # matched to violation events, the rest go last
     absorbed = set(plan.joined.values())
-    for i, ev in enumerate(events):
-        kind, aid = ev["event"], ev["cpu"]
+    for i, entry in enumerate(events):
+        kind, aid = entry.kind, entry.cpu
         column = aid if 0 <= aid < len(agents) else -1
-        if kind == "sched" and column == -1 and ev["args"]:
-            chosen = ev["args"][0]
+        if isinstance(entry.event, Sched) and column == -1:
+            chosen = entry.event.chosen
             column = chosen if isinstance(chosen, int) and 0 <= chosen < len(agents) else -1
         if kind == "violation":
-            match = take_violation(pending, ev)
+            match = take_violation(pending, entry)
             before = {a: state.describe(a) for a in range(len(agents))}
-            state.apply(ev)
-            rows.append(Row(ev["step"], column, ("",), kind, [i],
+            state.apply(entry)
+            rows.append(Row(entry.step, column, ("",), kind, [i],
                             violation=dataclasses.replace(match, held=before)))
             continue
         if i in plan.hidden and i not in absorbed:
-            state.apply(ev)
+            state.apply(entry)
             continue
         if i in absorbed:
             continue  # applied with the row that absorbed it
-        text = phrase(ev, state)
-        if kind == "call" and i in plan.calls_that_fault:
-            text = calls.fault_phrases(text, ev["args"])
+        text = phrase(entry, state)
+        if isinstance(entry.event, Call) and i in plan.calls_that_fault:
+            text = calls.fault_phrases(text, entry.event)
         before_holds = {a: state.snapshot(a) for a in range(len(agents))}
-        state.apply(ev)
+        state.apply(entry)
         idx = [i]
         j = plan.joined.get(i)
         if j is not None:
             if kind == "clean_return":
-                text = calls.joined_ret_phrases(ev, events[j])
+                text = calls.joined_ret_phrases(entry, events[j])
             elif kind == "alloc":
                 text = phrase(events[j], state)
             state.apply(events[j])  # an io_done's unbusy shows in the holds column
@@ -231,9 +247,9 @@ def build(events: Sequence[dict[str, Any]], agents: list[str], disk: int,
                           for a in changed)
         holds_text = (full, diff) if changed else ("",)
         mark = any(mentions(events[x], marked) for x in idx)
-        rows.append(Row(ev["step"], column, text, kind, idx, holds_text, mark))
+        rows.append(Row(entry.step, column, text, kind, idx, holds_text, mark))
     for v in pending:
-        last = events[-1]["step"] if events else 0
+        last = events[-1].step if events else 0
         step = v.step if v.step is not None else last
         rows.append(Row(step, -1, ("",), "violation", [], violation=dataclasses.replace(
             v, held={a: state.describe(a) for a in range(len(agents))})))

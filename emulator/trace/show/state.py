@@ -12,10 +12,26 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
+from emulator.kern.events import (
+    Alloc,
+    Busy,
+    Call,
+    Event,
+    Free,
+    IoIssue,
+    Lock,
+    PteEnter,
+    PteRemove,
+    RemoveAll,
+    Ret,
+    Unbusy,
+    Unlock,
+    Wait,
+)
+from emulator.trace.reader import Entry
 from emulator.trace.show.calls import call_text
-from emulator.trace.show.text import generic, page
+from emulator.trace.show.text import page
 
 # Holding ranks: the lock order, so a holds list reads map -> vnode -> object -> page.
 RANK = {"map": 0, "vnode": 1, "object": 2, "page": 3}
@@ -41,7 +57,7 @@ class State:
     agents: list[str]
     disk: int
     holds: dict[int, dict[Key, str]] = field(default_factory=dict)
-    waiting: dict[int, list[Any]] = field(default_factory=dict)  # the wait's args
+    waiting: dict[int, Wait] = field(default_factory=dict)  # the wait each agent is in
     running: dict[int, str] = field(default_factory=dict)
     returned: dict[int, int] = field(default_factory=dict)
     ptes: dict[tuple[str, int], str] = field(default_factory=dict)  # (map, vpn) -> page
@@ -84,59 +100,57 @@ class State:
                 del self.holds[aid][key]
                 return
 
-    def apply(self, ev: dict[str, Any]) -> None:
-        """Advance the state past ``ev``.  Unknown or malformed events change nothing."""
-        kind, aid, a = ev["event"], ev["cpu"], ev["args"]
+    def apply(self, entry: Entry) -> None:
+        """Advance the state past ``entry``.  Unknown or malformed events change nothing."""
         with contextlib.suppress(IndexError, TypeError, ValueError):
-            self._apply(kind, aid, a)
+            self._apply(entry.kind, entry.cpu, entry.event)
 
-    def _apply(self, kind: str, aid: int, a: list[Any]) -> None:
+    def _apply(self, kind: str, aid: int, ev: Event | None) -> None:
         if kind != "sched" and kind != "wait":
             self.waiting.pop(aid, None)
-        if kind == "lock":
-            lkind, name, mode = str(a[0]), str(a[1]), str(a[2])
+        if isinstance(ev, Lock):
+            lkind, name, mode = str(ev.res), str(ev.name), str(ev.mode)
             label = f"{SHORT.get(lkind, lkind)} {name}" + (f" {mode}" if lkind == "map" else "")
             self.held(aid)[lock_key(lkind, name)] = label
-        elif kind == "unlock":
-            self.held(aid).pop(lock_key(str(a[0]), str(a[1])), None)
-        elif kind == "busy":
-            p = page(a[0], a[1])
-            self.held(aid)[page_key(p)] = ("busy " if a[2] == "x" else "sbusy ") + p
-        elif kind == "alloc" and aid >= 0:  # vm_page_alloc returns the page exclusive busy
-            p = page(a[0], a[1])
+        elif isinstance(ev, Unlock):
+            self.held(aid).pop(lock_key(str(ev.res), str(ev.name)), None)
+        elif isinstance(ev, Busy):
+            p = page(ev.obj, ev.pindex)
+            self.held(aid)[page_key(p)] = ("busy " if ev.mode == "x" else "sbusy ") + p
+        elif isinstance(ev, Alloc) and aid >= 0:  # vm_page_alloc returns the page exclusive busy
+            p = page(ev.obj, ev.pindex)
             self.held(aid)[page_key(p)] = "busy " + p
-        elif kind == "unbusy":
-            self.drop_page(page(a[0], a[1]), aid)
-        elif kind == "io_issue":  # the issuer's busy becomes the write's (shared, the disk's)
-            p = page(a[0], a[1])
+        elif isinstance(ev, Unbusy):
+            self.drop_page(page(ev.obj, ev.pindex), aid)
+        elif isinstance(ev, IoIssue):  # the issuer's busy becomes the write's (the disk's)
+            p = page(ev.obj, ev.pindex)
             self.held(aid).pop(page_key(p), None)
             self.held(self.disk)[page_key(p)] = "writing " + p
-        elif kind == "free":
-            p = page(a[0], a[1])
+        elif isinstance(ev, Free):
+            p = page(ev.obj, ev.pindex)
             for aid2 in list(self.holds):
                 self.holds[aid2].pop(page_key(p), None)
-        elif kind == "wait":
-            self.waiting[aid] = a
-        elif kind == "call":
-            self.running[aid] = call_text(a)
-        elif kind == "ret":
+        elif isinstance(ev, Wait):
+            self.waiting[aid] = ev
+        elif isinstance(ev, Call):
+            self.running[aid] = call_text(ev)
+        elif isinstance(ev, Ret):
             self.running.pop(aid, None)
             self.returned[aid] = self.returned.get(aid, 0) + 1
-        elif kind == "pte":
-            self.ptes[(str(a[0]), int(a[1]))] = page(a[2], a[3])
-        elif kind == "pte_remove":
-            for key in [k for k in self.ptes if k[0] == str(a[0]) and a[1] <= k[1] < a[2]]:
+        elif isinstance(ev, PteEnter):
+            self.ptes[(str(ev.map), int(ev.vpn))] = page(ev.obj, ev.pindex)
+        elif isinstance(ev, PteRemove):
+            for key in [k for k in self.ptes
+                        if k[0] == str(ev.map) and ev.start_vpn <= k[1] < ev.end_vpn]:
                 del self.ptes[key]
-        elif kind == "remove_all":
-            p = page(a[0], a[1])
+        elif isinstance(ev, RemoveAll):
+            p = page(ev.obj, ev.pindex)
             for key in [k for k, v in self.ptes.items() if v == p]:
                 del self.ptes[key]
 
-    def wait_phrase(self, a: list[Any]) -> str:
+    def wait_phrase(self, ev: Wait) -> str:
         """``wait vnode f (cpu0)``: what blocks, and who holds it now."""
-        if len(a) < 2:
-            return generic("wait", a)
-        kind, name = str(a[0]), str(a[1])
+        kind, name = str(ev.res), str(ev.name)
         if kind == "io":
             return f"wait write {name} (disk)"
         if kind == "busy":

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
-from emulator.trace.reader import Trace
+from emulator.kern.events import Violated
+from emulator.trace.reader import Entry, Trace
 from emulator.trace.show.text import clean
 
 
@@ -49,16 +49,16 @@ def trace_violations(trace: Trace) -> list[Violation]:
     return out
 
 
-def take_violation(pending: list[Violation], ev: dict[str, Any]) -> Violation:
+def take_violation(pending: list[Violation], entry: Entry) -> Violation:
     """The footer's record of a violation event (for its cpus), removed from ``pending``."""
-    a = ev["args"]
-    rule = clean(str(a[0])) if a else "?"
-    message = clean(str(a[1])) if len(a) > 1 else ""
+    ev = entry.event
+    rule = clean(str(ev.rule)) if isinstance(ev, Violated) else "?"
+    message = clean(str(ev.message)) if isinstance(ev, Violated) else ""
     for k, v in enumerate(pending):
         if v.rule == rule and v.message == message:
             return pending.pop(k)
-    cpus = sorted({*_named_cpus(message), *([ev["cpu"]] if ev["cpu"] >= 0 else [])})
-    return Violation(rule, message, ev["step"], cpus)
+    cpus = sorted({*_named_cpus(message), *([entry.cpu] if entry.cpu >= 0 else [])})
+    return Violation(rule, message, entry.step, cpus)
 
 
 def store_ids(message: str) -> set[int]:
