@@ -46,6 +46,7 @@ from typing import Any
 import trio
 
 from emulator.check import all_checkers
+from emulator.kern.profile import DEFAULT_PROFILE
 from emulator.machine import Machine
 from emulator.sched.strategies import make_strategy
 from emulator.variants import MUTANTS
@@ -81,7 +82,7 @@ class HuntResult:
 async def _vmemu_hunt(mutant: str, strategy: str, rep: int, cap: float,
                       workloads: tuple[str, ...]) -> HuntResult:
     variant = MUTANTS[mutant]
-    profile = variant.profile or "manpage"
+    profile = variant.profile or DEFAULT_PROFILE.name
     machines = [
         (name, Machine(build_workload(name, {}, 0, profile), variant,
                        make_strategy(strategy, pct_depth=PCT_DEPTH), checkers=all_checkers()))

@@ -23,6 +23,7 @@ from emulator.kern.map import VmMap
 from emulator.kern.object import OBJT_FILE, VmObject
 from emulator.kern.pager import Pager
 from emulator.kern.pmap import fold_modified
+from emulator.kern.profile import PROFILES
 from emulator.kern.syscalls import (
     make_entry,
     munmap_path,
@@ -76,7 +77,7 @@ Checker = Callable[[Kernel, Spec], None]
 
 def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -> Kernel:
     """Create the kernel state a spec describes (outside any agent: no schedule points)."""
-    k = Kernel(sched, spec.profile, record=record)
+    k = Kernel(sched, PROFILES[spec.profile], record=record)
     map_module.ACTIVE[:] = [k]
     for name, pages in spec.files.items():
         pager = Pager(name, pages)

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.check import all_checkers
+from emulator.kern.profile import DEFAULT_PROFILE, PROFILES, InvalidateFrees
 from emulator.machine import Execution, Machine, Variant
 from emulator.sched.strategies import make_strategy
 from emulator.spec import Spec
 from emulator.variants import BUILTIN, MUTANTS
 from workloads import WORKLOADS, build_workload
-
-PROFILES_USED = ("manpage", "freebsd5", "modern")
 
 
 @dataclass
@@ -79,9 +78,10 @@ class Hunt:
 
 
 def is_historical(profile: str, variant: Variant, ex: Execution) -> bool:
-    """freebsd5's invalidate freeing a re-dirtied page: a real bug, faithfully emulated."""
+    """An invalidate freeing a re-dirtied page where the profile's does (freebsd5's):
+    a real bug, faithfully emulated."""
     return (
-        profile == "freebsd5"
+        PROFILES[profile].invalidate_frees is InvalidateFrees.EVERY_UNWIRED
         and variant.name == "reference"
         and all(v.fields.get("historical") for v in ex.violations)
     )
@@ -130,7 +130,7 @@ async def hunt(
 
     With ``save_dir``, the reported execution's trace is written there.
     """
-    profile = variant.profile or "manpage"
+    profile = variant.profile or DEFAULT_PROFILE.name
     result = Hunt(variant.name, profile, variant.catches)
     rotation = _Rotation(variant, profile, strategy)
     decisions: list[int] = []
@@ -198,7 +198,7 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> 
     """Run the reference under every profile over every workload."""
     out = ReferenceRun()
     reference = BUILTIN["reference"]
-    rotations = [_Rotation(reference, p, strategy) for p in PROFILES_USED]
+    rotations = [_Rotation(reference, p, strategy) for p in PROFILES]
     start = time.perf_counter()
     done = [0] * len(rotations)
     while True:

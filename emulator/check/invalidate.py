@@ -36,7 +36,7 @@ def install(k: Kernel, spec: Spec) -> None:
         if not call.invalidate or rv != KernReturn.SUCCESS:
             return
         start, end = call.vm_map.clamp(call.start, call.end)
-        if k.profile == "modern" and start == end:
+        if k.profile.zero_length_whole_entry and start == end:
             return  # the whole entry was meant; the lost-store rule covers its pages
         lo, hi = trunc_page(start) >> PAGE_SHIFT, round_page(end) >> PAGE_SHIFT
         others = call.data.get("invalidate.others", set())

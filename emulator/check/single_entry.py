@@ -1,4 +1,4 @@
-"""Rule 1, ``single_entry`` (profiles manpage and freebsd5).
+"""Rule 1, ``single_entry`` (profiles whose clean holds the map lock exclusive).
 
 On one map, at most one clean is inside the routine at any step, and no fault,
 munmap, mmap or mlock of that map interleaves with it.  Every one of those
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from emulator.check.base import CleanCall, tracker
+from emulator.kern.profile import MapLock
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -20,8 +21,8 @@ RULE = "single_entry"
 
 
 def install(k: Kernel, spec: Spec) -> None:
-    if k.profile == "modern":
-        return  # modern shares the map lock by design
+    if k.profile.map_lock is not MapLock.EXCLUSIVE:
+        return  # the profile shares the map lock by design
     calls = tracker(k)
     open_windows: dict[str, CleanCall] = {}  # map name -> the call inside it
 

@@ -25,13 +25,11 @@ if TYPE_CHECKING:
     from emulator.kern.map import VmMap, VmMapEntry
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
+    from emulator.kern.profile import Profile
     from emulator.sched.scheduler import Scheduler, WaitChannel
 
 Event = tuple[int, int, str, tuple[Any, ...]]
 Observer = Callable[[int, int, tuple[Any, ...]], None]
-
-PROFILES = ("manpage", "freebsd5", "modern")
-
 
 @dataclass
 class Violation:
@@ -56,11 +54,9 @@ class Violation:
 class Kernel:
     """One emulated machine: maps, files, the disk, and the scheduler's services."""
 
-    def __init__(self, sched: Scheduler, profile: str, record: bool = True) -> None:
-        if profile not in PROFILES:
-            raise ValueError(profile)
+    def __init__(self, sched: Scheduler, profile: Profile, record: bool = True) -> None:
         self.sched = sched
-        self.profile = profile
+        self.profile = profile  # the behaviours to follow (kern/profile.py)
         self.kpoint = sched.point  # the primitives' schedule point (they report what they touch)
         self.wakeup = sched.wakeup
         self.record = record

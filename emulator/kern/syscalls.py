@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emulator.kern.kern_return import KernReturn, kern_to_errno
+from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMapEntry, parse_prot
 from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
 from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
@@ -377,7 +377,7 @@ async def sys_msync(k: Kernel, vm_map: VmMap, addr: int, length: int, flags: str
     syncio = "async" not in words
     invalidate = "invalidate" in words
     rv = await sys_clean(k, vm_map, addr, addr + size, syncio, invalidate)
-    return kern_to_errno(rv)
+    return k.profile.msync_result(rv)
 
 
 def result_value(value: Any) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.errors import BadInput
-from emulator.kern.kernel import PROFILES
+from emulator.kern.profile import PROFILES
 from emulator.spec import Spec, parse_spec
 from emulator.trace.format import FORMAT, VERSION
 

@@ -24,6 +24,7 @@ import pytest
 
 from emulator.kern import map as map_module
 from emulator.kern.kernel import Kernel
+from emulator.kern.profile import PROFILES
 from emulator.sched.scheduler import AgentState
 
 
@@ -67,7 +68,7 @@ class FakeSched:
 class Rig:
     def __init__(self, profile: str, cpus: int) -> None:
         self.sched = FakeSched(cpus)
-        self.k = Kernel(self.sched, profile)  # type: ignore[arg-type]
+        self.k = Kernel(self.sched, PROFILES[profile])  # type: ignore[arg-type]
         self.k.disk.aid = cpus
 
     def be(self, aid: int | None) -> None:
