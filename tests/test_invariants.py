@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from emulator.kern.kernel import Kernel
+from emulator.kern.profile import PROFILES
 from emulator.machine import Machine
 from emulator.sched.strategies import RandomStrategy
 from emulator.spec import Spec
 from emulator.variants import load_variant
 from workloads import build_workload
 
-PROFILES = ("manpage", "freebsd5", "modern")
 CHECK_AT = ("unlock", "io_done", "entry_remove", "free", "pte", "pte_remove")
 
 

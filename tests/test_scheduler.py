@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from emulator.kern.kern_return import KernReturn
+from emulator.kern.profile import PROFILES
 from emulator.machine import Machine, Variant
 from emulator.sched.strategies import RandomStrategy, ReplayStrategy
 from emulator.variants import load_variant
@@ -165,7 +166,7 @@ async def test_a_deadlock_replays_from_its_decisions(run_spec: Any) -> None:
 
 
 async def test_the_reference_clean_never_deadlocks_with_the_same_program(run_spec: Any) -> None:
-    for profile in ("manpage", "freebsd5", "modern"):
+    for profile in PROFILES:
         for seed in range(30):
             ex, _ = await run_spec(DEADLOCK_SPEC, profile, seed=seed)
             assert ex.outcome == "ok", (profile, seed, ex.detail)
