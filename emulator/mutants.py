@@ -21,10 +21,10 @@ from typing import Any
 
 from emulator.check import all_checkers
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES, InvalidateFrees
-from emulator.machine import Execution, Machine, Variant
+from emulator.machine import Execution, Machine
 from emulator.sched.strategies import make_strategy
 from emulator.spec import Spec
-from emulator.variants import BUILTIN, MUTANTS
+from emulator.variants import BUILTIN, MUTANTS, Variant
 from workloads import WORKLOADS, build_workload
 
 

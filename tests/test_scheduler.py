@@ -13,9 +13,9 @@ import pytest
 
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.profile import PROFILES
-from emulator.machine import Machine, Variant
+from emulator.machine import Machine
 from emulator.sched.strategies import RandomStrategy, ReplayStrategy
-from emulator.variants import load_variant
+from emulator.variants import Variant, load_variant
 from workloads import build_workload
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -357,8 +357,8 @@ async def sys_clean(
         try:
             rv = KernReturn(rv)
         except ValueError:
-            k.violate("return_code", f"clean returned {rv!r}, not a KERN_* code")
-            raise AssertionError("unreachable") from None
+            k._call_hooks("clean_bad_return", vm_map, rv)  # the checkers judge it
+            raise TypeError(f"clean returned {rv!r}, not a KERN_* code") from None
     k.emit("clean_return", vm_map.name, rv.label)
     k._call_hooks("clean_return", vm_map, start, end, syncio, invalidate, rv)
     return rv

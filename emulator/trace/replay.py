@@ -14,11 +14,11 @@ from typing import Any
 
 from emulator.check import all_checkers
 from emulator.errors import BadInput
-from emulator.machine import Execution, Machine, Variant
+from emulator.machine import Execution, Machine
 from emulator.sched.strategies import Strategy
 from emulator.trace.format import canonical, event_dict
 from emulator.trace.reader import Trace
-from emulator.variants import BUILTIN, load_variant
+from emulator.variants import BUILTIN, Variant, load_variant
 
 
 class FollowStrategy(Strategy):

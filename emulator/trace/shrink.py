@@ -38,12 +38,13 @@ import trio
 
 from emulator.check import all_checkers
 from emulator.errors import BadInput, InternalError, check_output_path
-from emulator.machine import Machine, Variant
+from emulator.machine import Machine
 from emulator.sched.strategies import PortfolioStrategy, Strategy
 from emulator.spec import Op, Spec
 from emulator.trace.reader import Trace, load_trace
 from emulator.trace.record import record
 from emulator.trace.replay import FollowStrategy, replay, trace_variant
+from emulator.variants import Variant
 
 SEEDS = 40  # portfolio seeds tried when the current schedule no longer fails
 

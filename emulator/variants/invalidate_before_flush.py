@@ -3,7 +3,7 @@
 from emulator.kern.clean import MapClean, page_range
 from emulator.kern.kernel import Kernel
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE, VmObject
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class InvalidateBeforeFlush(MapClean):

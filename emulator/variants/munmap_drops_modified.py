@@ -3,7 +3,7 @@
 from emulator.kern.clean import REFERENCE
 from emulator.kern.map import VmMap
 from emulator.kern.syscalls import remove_range
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 async def munmap_dropping(vm_map: VmMap, start: int, end: int) -> None:

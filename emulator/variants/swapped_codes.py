@@ -4,7 +4,7 @@ from emulator.kern.clean import MapClean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.kernel import Kernel
 from emulator.kern.profile import MANPAGE
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class SwappedCodes(MapClean):

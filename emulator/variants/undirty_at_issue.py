@@ -6,7 +6,7 @@ whose data the pager never got.
 
 from emulator.kern.clean import MapClean
 from emulator.kern.page import VmPage
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class UndirtyAtIssue(MapClean):
