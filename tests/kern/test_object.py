@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from emulator.kern.object import OBJT_ANON, OBJT_FILE
 from emulator.kern.syscalls import sys_load, sys_munmap, sys_store
 
 Cpu = Any  # tests/kern/conftest.py's Cpu
@@ -105,7 +106,7 @@ async def test_a_private_write_copies_into_the_shadow_and_leaves_the_file_alone(
         seen.append(await sys_load(cpu.k, cpu.vm_map, PRIVATE + PAGE))
 
     await run_kernel(body)
-    assert seen == [True, "anon", "file", 1, True, None, False, 1]
+    assert seen == [True, OBJT_ANON, OBJT_FILE, 1, True, None, False, 1]
 
 
 async def test_a_private_read_shows_the_files_page_through_the_chain(run_kernel: Any) -> None:
