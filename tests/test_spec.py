@@ -12,6 +12,7 @@ import pytest
 from emulator.errors import BadInput
 from emulator.kern.profile import PROFILES
 from emulator.spec import (
+    OPS,
     MappingSpec,
     Op,
     Spec,
@@ -136,6 +137,7 @@ def test_every_op_round_trips() -> None:
         ["yield"],
     ]
     spec = parse_spec(data)
+    assert {op.name for op in spec.cpus[0].program} == set(OPS)  # a new call belongs here too
     for op in spec.cpus[0].program:
         alone = parse_spec({**data, "cpus": [{"process": "p0", "program": [op.to_json()]}]})
         assert alone.cpus[0].program == (op,)
