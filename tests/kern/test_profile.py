@@ -99,7 +99,7 @@ async def test_modern_rows_hold_under_the_exclusive_map_lock(
                ["store", "0x10000"], ["clean", "0x10000", "0x10000", True, False],
                ["clean", "0x10000", "0x14000", True, False]]
     ex, _ = await run_spec(spec(program), MODERN_EXCLUSIVE.name,
-                           checkers=[*all_checkers(), lambda k, s: ws.append(make_watch(k))])
+                           checkers=[*all_checkers(), lambda k: make_watch(k, ws)])
     assert ex.outcome == "ok", ex.violations
     # Cleaned through the sub-map; start == end meant all of A; the hole is an error.
     assert [r["ret"] for r in ex.results["cpu0"]] == [
@@ -121,7 +121,7 @@ async def test_manpage_rows_hold_under_the_shared_map_lock(
                ["clean", "0x10000", "0x14000", True, False],
                ["clean", "0x13000", "0x16000", True, False]]
     ex, _ = await run_spec(spec(program), MANPAGE_SHARED.name,
-                           checkers=[*all_checkers(), lambda k, s: ws.append(make_watch(k))])
+                           checkers=[*all_checkers(), lambda k: make_watch(k, ws)])
     assert ex.outcome == "ok", ex.violations
     # start == end is empty; a hole and a sub-map are the man page's errors.
     assert [r["ret"] for r in ex.results["cpu0"]] == [
