@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.errors import EmulatorError, InternalError, ReplayDiverged
 from emulator.kern import map as map_module
 from emulator.kern.clean import reference_clean
 from emulator.kern.fault import Fault
@@ -216,6 +217,8 @@ class Machine:
         bodies: list[Callable[[], Any]] = [body(i) for i in range(len(cpus))]
         bodies.append(k.disk.run)
         await sched.run(bodies)
+        if sched.error is not None:
+            raise _outside_error(sched, self.strategy) from sched.error
         outcome = sched.outcome  # ok, violation, deadlock, starvation, crash or pruned
         self.strategy.end(outcome)
         if outcome in ("deadlock", "starvation", "crash"):
@@ -239,6 +242,17 @@ class Machine:
             events=k.events,
             detail=sched.detail,
         )
+
+
+def _outside_error(sched: Scheduler, strategy: Strategy) -> EmulatorError:
+    """What ended an execution from outside the variant, as the error vmemu reports."""
+    err = sched.error
+    if isinstance(err, ReplayDiverged):
+        return ReplayDiverged(f"replay diverged at step {sched.step}, {err}")
+    if isinstance(err, EmulatorError):
+        return err
+    return InternalError(f"the {strategy.name} strategy raised {type(err).__name__} at step "
+                         f"{sched.step}: {err} (a bug in vmemu, not in the variant)")
 
 
 def _plain_args(op: Op) -> list[Any]:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from emulator.errors import BadInput, ReplayDiverged
+from emulator.errors import BadInput, ReplayDiverged, SearchExhausted
 
 
 class Strategy:
     """The interface: ``reset`` per execution, ``choose`` per decision.
+
+    ``choose`` may raise (a replay that cannot go on, a search with nothing
+    left): the scheduler then ends the execution, blaming no agent, and the
+    harness raises the exception once every agent has unwound.
 
     Optional: a strategy with ``wants_events`` sees every kernel event through
     ``event`` (to learn which steps touch which state); ``end`` is called after
@@ -81,15 +85,15 @@ class ReplayStrategy(Strategy):
     def choose(self, runnable: Sequence[int], current: int) -> int:
         if self.pos >= len(self.recorded):
             raise ReplayDiverged(
-                f"decision {self.pos}: the recording has no more decisions "
-                f"(runnable {list(runnable)})"
+                f"decision {self.pos}: expected the end of the recording, observed another "
+                f"decision (runnable {list(runnable)})"
             )
         want = self.recorded[self.pos]
         self.pos += 1
         if want not in runnable:
             raise ReplayDiverged(
-                f"decision {self.pos - 1}: recorded cpu {want} is not runnable "
-                f"(runnable {list(runnable)})"
+                f"decision {self.pos - 1}: expected agent {want} as recorded, observed "
+                f"runnable {list(runnable)}"
             )
         return want
 
@@ -338,6 +342,10 @@ class DfsStrategy(Strategy):
     def event(self, aid: int, kind: str, fields: tuple[object, ...]) -> None:
         self.step_keys.update(footprint_keys(kind, fields))
 
+    def _bound_text(self) -> str:
+        return ("no preemption bound" if self.bound is None
+                else f"at most {self.bound} preemptions")
+
     def _allowed(self, node: _Node, aid: int) -> bool:
         if self.reduction and aid in node.sleep:
             return False
@@ -349,6 +357,9 @@ class DfsStrategy(Strategy):
     def choose(self, runnable: Sequence[int], current: int) -> int:
         from emulator.sched.scheduler import PRUNE
 
+        if self.exhausted:
+            raise SearchExhausted(f"dfs: every schedule with {self._bound_text()} has run; "
+                                  "no execution is left")
         stack = self.stack
         pos = self.pos
         self.pos += 1
