@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.check import all_checkers
+from emulator.errors import SearchExhausted
 from emulator.machine import Execution, Machine, Variant
 from emulator.sched.strategies import make_strategy
 from emulator.spec import Spec
@@ -98,19 +99,24 @@ class _Rotation:
             spec = build_workload(name, {}, 0, profile)
             strat = make_strategy(strategy)
             self.machines.append((name, Machine(spec, variant, strat, checkers=all_checkers())))
+        # An exhaustive strategy searches one spec's schedule tree: it keeps seed 0's.
+        self.seeded = self.machines[0][1].strategy.seeded
         self.seed = 0
         self.turn = 0
 
     def spec(self, workload: str, seed: int) -> Spec:
-        return build_workload(workload, {}, seed, self.profile)
+        return build_workload(workload, {}, seed if self.seeded else 0, self.profile)
 
     async def step(self) -> tuple[str, int, Execution]:
+        """Run the next execution; ``SearchExhausted`` when every workload's space is covered."""
         # Skip workloads whose whole space an exhaustive strategy has covered.
         for _ in range(len(self.machines)):
             if not self.machines[self.turn][1].strategy.exhausted:
                 break
             self._advance()
         name, machine = self.machines[self.turn]
+        if machine.strategy.exhausted:
+            raise SearchExhausted(f"every workload's space is exhausted under {self.profile}")
         seed = self.seed
         ex = await machine.execute(seed, self.spec(name, seed))
         self._advance()
@@ -136,9 +142,12 @@ async def hunt(
     decisions: list[int] = []
     start = time.perf_counter()
     while time.perf_counter() - start < budget:
-        name, seed, ex = await rotation.step()
+        try:
+            name, seed, ex = await rotation.step()
+        except SearchExhausted:
+            break  # nothing left to run: the mutant escaped the whole bounded space
         result.executions += 1
-        if ex.outcome == "ok":
+        if ex.outcome in ("ok", "pruned"):
             continue
         rules = [v.rule for v in ex.violations]
         for r in rules:
@@ -201,15 +210,20 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> 
     rotations = [_Rotation(reference, p, strategy) for p in PROFILES_USED]
     start = time.perf_counter()
     done = [0] * len(rotations)
-    while True:
+    live = list(range(len(rotations)))  # rotations with executions left to run
+    while live:
         elapsed = time.perf_counter() - start
-        if elapsed >= budget and min(done) >= min_per_profile:
+        if elapsed >= budget and min(done[i] for i in live) >= min_per_profile:
             break
-        i = done.index(min(done))
-        name, seed, ex = await rotations[i].step()
+        i = min(live, key=lambda j: done[j])
+        try:
+            name, seed, ex = await rotations[i].step()
+        except SearchExhausted:
+            live.remove(i)
+            continue
         done[i] += 1
         out.executions += 1
-        if ex.outcome == "ok":
+        if ex.outcome in ("ok", "pruned"):
             continue
         record = {
             "workload": name,
