@@ -31,10 +31,9 @@ async def first_failure(name: str, path: str, limit: int = 5000) -> bool:
     variant = MUTANTS[name]
     rotation = _Rotation(variant, variant.profile or "manpage", "portfolio")
     for _ in range(limit):
-        workload, seed, ex = await rotation.step()
+        run, ex = await rotation.step()
         if ex.outcome != "ok":
-            machine = dict(rotation.machines)[workload]
-            await record(machine, seed, rotation.spec(workload, seed), path, workload, {})
+            await record(rotation.machine(run.workload), run, run.spec(), path)
             return True
     return False
 

@@ -28,6 +28,7 @@ import time
 import trio
 
 from emulator.check import all_checkers
+from emulator.config import RunConfig
 from emulator.machine import Machine
 from emulator.sched.strategies import PortfolioStrategy
 from emulator.trace.reader import load_trace
@@ -60,7 +61,7 @@ async def write_traces(folder: str, count: int) -> tuple[int, int, float]:
     start = time.perf_counter()
     for seed in range(count):
         path = os.path.join(folder, f"t{seed}.jsonl")
-        await record(machine, seed, spec, path, "writers_vs_msync", {})
+        await record(machine, RunConfig("writers_vs_msync", seed=seed), spec, path)
         size += os.path.getsize(path)
     elapsed = time.perf_counter() - start
     for seed in range(count):

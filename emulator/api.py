@@ -18,7 +18,7 @@ from emulator.kern.page import VmPage
 from emulator.kern.pager import Io
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, round_page, trunc_page
 from emulator.kern.pmap import clear_modify, fold_modified, is_modified, remove_all, remove_write
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 __all__ = [
     "OBJT_ANON",

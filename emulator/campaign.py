@@ -1,9 +1,10 @@
 """Campaigns: many executions of one workload, in one process or several.
 
-A campaign is described by a picklable :class:`Config`.  It runs as *shards*:
-shard ``i`` of ``n`` takes the seeds ``first + i``, ``first + i + n``, ... so
-shards never share a seed, and the union of the shards of an ``--iterations``
-campaign is exactly the seeds a serial run would take.  Shards go to an
+A campaign is described by a picklable :class:`Config`: a :class:`RunConfig` and
+its stopping rules.  It runs as *shards*: shard ``i`` of ``n`` takes the seeds
+``first + i``, ``first + i + n``, ... so shards never share a seed, and the
+union of the shards of an ``--iterations`` campaign is exactly the seeds a
+serial run would take.  Shards go to an
 :class:`Executor` -- in-process for one job, local processes for several
 (``LocalProcessExecutor``); a distributed engine can serve the same interface.
 Results merge into one :class:`Summary`.
@@ -28,42 +29,36 @@ from typing import Any, Protocol
 
 import trio
 
-from emulator.check import all_checkers
+from emulator.config import RunConfig
 from emulator.machine import Execution, Machine
-from emulator.sched.strategies import DfsStrategy, PctStrategy, PortfolioStrategy, make_strategy
+from emulator.sched.strategies import DfsStrategy, PctStrategy, PortfolioStrategy
 from emulator.spec import Spec
-from emulator.variants import load_variant
-from workloads import load_workload
 
 CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
 class Config:
-    """Everything a shard needs to rebuild its machine: plain, picklable data."""
+    """A campaign: the run configuration of its first execution and when to stop.
 
-    workload: str
-    params: tuple[tuple[str, str], ...]
-    profile: str | None
-    variant: str
-    strategy: str
-    pct_depth: int
-    preemption_bound: int | None
-    reduction: bool
-    max_steps: int
-    first_seed: int
+    Plain, picklable data: each shard rebuilds its machine from it.  Execution
+    ``seed`` runs ``run`` with that seed.
+    """
+
+    run: RunConfig
     iterations: int | None
     time_budget: float | None
     stop_on_first: bool
 
+    @property
+    def first_seed(self) -> int:
+        return self.run.seed
+
     def spec_for_seed(self, seed: int) -> Spec:
-        return load_workload(self.workload, dict(self.params), seed, self.profile)
+        return self.run.spec(seed)
 
     def machine(self) -> Machine:
-        strategy = make_strategy(self.strategy, self.pct_depth, self.preemption_bound,
-                                 self.reduction)
-        return Machine(self.spec_for_seed(self.first_seed), load_variant(self.variant),
-                       strategy, checkers=all_checkers(), max_steps=self.max_steps)
+        return self.run.machine()
 
 
 @dataclass

@@ -23,13 +23,21 @@ from typing import Any, NoReturn
 import trio
 
 from emulator.campaign import Config, Failure, Progress, confidence, run_campaign
+from emulator.config import (
+    DEFAULT_PCT_DEPTH,
+    DEFAULT_PREEMPTION_BOUND,
+    DEFAULT_STRATEGY,
+    DEFAULT_VARIANT,
+    FOLLOW,
+    RunConfig,
+)
 from emulator.errors import BadInput, EmulatorError, InternalError, check_output_path
 from emulator.kern.kernel import PROFILES
 from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
 from emulator.sched.strategies import STRATEGIES, make_strategy
 from emulator.spec import Spec
 from emulator.variants import BUILTIN, load_variant
-from workloads import describe, is_spec_file, load_workload
+from workloads import describe
 
 __all__ = ["main"]
 
@@ -57,14 +65,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="a workload parameter (repeatable)")
     p.add_argument("--profile", choices=PROFILES, default=None,
                    help="kernel profile (default: the spec's, else manpage)")
-    p.add_argument("--variant", default="reference",
+    p.add_argument("--variant", default=DEFAULT_VARIANT,
                    help="clean variant: a built-in name, file.py:function or module:function")
-    p.add_argument("--strategy", default="portfolio",
-                   help="scheduling strategy: random, pct or portfolio (default)")
-    p.add_argument("--pct-depth", type=int, default=3, help="depth d of the pct strategy")
-    p.add_argument("--preemption-bound", type=_bound, default=2,
-                   help="preemptions per schedule for the dfs strategy (default 2; 'none': "
-                   "no bound)")
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY,
+                   help=f"scheduling strategy: {', '.join(STRATEGIES)} "
+                   f"(default {DEFAULT_STRATEGY})")
+    p.add_argument("--pct-depth", type=int, default=DEFAULT_PCT_DEPTH,
+                   help=f"depth d of the pct strategy (default {DEFAULT_PCT_DEPTH})")
+    p.add_argument("--preemption-bound", type=_bound, default=DEFAULT_PREEMPTION_BOUND,
+                   help=f"preemptions per schedule for the dfs strategy (default "
+                   f"{DEFAULT_PREEMPTION_BOUND}; 'none': no bound)")
     p.add_argument("--reduction", choices=("auto", "on", "off"), default="auto",
                    help="dfs: skip schedules equivalent by independent steps (sleep sets); "
                    "auto: on without a preemption bound, off with one (see README)")
@@ -133,69 +143,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Job:
-    """A resolved command: the spec factory, variant and strategy."""
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The run configuration a ``run`` or ``explore`` command line gives."""
+    if args.max_steps <= 0:
+        raise BadInput(f"--max-steps {args.max_steps}: must be positive")
+    return RunConfig(
+        workload=args.workload, params=tuple(_params(args.param).items()),
+        profile=args.profile, variant=args.variant, strategy=args.strategy,
+        pct_depth=args.pct_depth, preemption_bound=args.preemption_bound,
+        reduction=None if args.reduction == "auto" else args.reduction == "on",
+        seed=args.seed, max_steps=args.max_steps)
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.params = _params(args.param)
-        if args.max_steps <= 0:
-            raise BadInput(f"--max-steps {args.max_steps}: must be positive")
-        self.variant = load_variant(args.variant)
-        self.strategy = make_strategy(args.strategy, args.pct_depth, args.preemption_bound,
-                                      _reduction(args))
+
+class _Job:
+    """A resolved command: its run configuration, variant and strategy, checked."""
+
+    def __init__(self, config: RunConfig, single: bool) -> None:
+        self.config = config
+        self.single = single  # one execution (run): the first of a fresh strategy
+        self.variant = load_variant(config.variant)
+        self.strategy = config.make_strategy()
         # Validate the workload once, with the first seed.
-        self.first_spec = self.spec_for_seed(args.seed)
-        self.seeded = not is_spec_file(args.workload)
+        self.first_spec = config.spec()
         self.saved: dict[int, str] = {}  # seed -> trace path
 
     def spec_for_seed(self, seed: int) -> Spec:
-        return load_workload(self.args.workload, self.params, seed, self.args.profile)
+        return self.config.spec(seed)
 
     def machine(self) -> Machine:
-        return Machine(self.first_spec, self.variant, self.strategy,
-                       checkers=_checkers(), max_steps=self.args.max_steps)
+        return self.config.machine(self.variant, self.first_spec)
 
     def trace_name(self, seed: int) -> str:
-        base = os.path.basename(self.args.workload).replace(".", "_")
+        base = os.path.basename(self.config.workload).replace(".", "_")
         variant = re.sub(r"[^A-Za-z0-9_]+", "_", self.variant.name).strip("_")
         return f"{base}-{self.first_spec.profile}-{variant}-seed{seed}.trace.jsonl"
 
     async def save_trace(self, machine: Machine, seed: int, path: str) -> Execution:
         """Re-run ``seed`` with recording on and write its trace to ``path``."""
         from emulator.trace.record import record
+        from emulator.trace.replay import FollowStrategy
 
-        spec = self.spec_for_seed(seed)
-        return await record(machine, seed, spec, path, self.args.workload,
-                            dict(spec.params) or self.params)
+        config = dataclasses.replace(self.config, seed=seed)
+        if isinstance(machine.strategy, FollowStrategy):
+            config = dataclasses.replace(config, strategy=FOLLOW)  # dfs's recorded decisions
+        return await record(machine, config, config.spec(), path)
 
-    def rerun_command(self, seed: int) -> str:
-        a = self.args
-        words = ["vmemu", "run", a.workload]
-        for p in a.param:
-            words += ["--param", p]
-        if a.profile:
-            words += ["--profile", a.profile]
-        if a.variant != "reference":
-            words += ["--variant", a.variant]
-        if a.strategy != "portfolio":
-            words += ["--strategy", a.strategy]
-        words += ["--seed", str(seed)]
-        if a.max_steps != DEFAULT_MAX_STEPS:
-            words += ["--max-steps", str(a.max_steps)]
-        return shlex.join(words)
-
-
-def _checkers() -> list[Callable[..., None]]:
-    from emulator.check import all_checkers
-
-    return all_checkers()
+    def rerun_command(self, seed: int) -> str | None:
+        """The command that reruns execution ``seed``; None when the seed alone does not
+        reproduce it (dfs after its first schedule: its trace does)."""
+        config = dataclasses.replace(self.config, seed=seed)
+        return config.command() if config.seeded or self.single else None
 
 
 def _violations_json(job: _Job, failures: list[Failure]) -> list[dict[str, Any]]:
     return [
         {**{k: v[k] for k in ("rule", "message", "step", "cpus")}, "seed": f.seed,
-         "trace": job.saved.get(f.seed), "replay": _replay_command(job, f.seed)}
+         "trace": job.saved.get(f.seed), "replay": _replay_command(job, f.seed),
+         "rerun": job.rerun_command(f.seed)}
         for f in failures for v in f.violations
     ]
 
@@ -205,11 +209,11 @@ def _summary(job: _Job, executions: int, steps: int, elapsed: float, failures: l
     """The ``--json`` object of DESIGN.md, shared by run and explore."""
     return {
         "outcome": "violation" if failures else "ok",
-        "workload": job.args.workload,
+        "workload": job.config.workload,
         "profile": job.first_spec.profile,
         "variant": job.variant.name,
         "strategy": job.strategy.name,
-        "seed": job.args.seed,
+        "seed": job.config.seed,
         "executions": executions,
         "steps": steps,
         "steps_per_second": round(steps / elapsed, 1) if elapsed > 0 else 0.0,
@@ -219,32 +223,33 @@ def _summary(job: _Job, executions: int, steps: int, elapsed: float, failures: l
     }
 
 
-def _print_failures(job: _Job, failures: list[Failure], rerun: bool = True) -> None:
+def _print_failures(job: _Job, failures: list[Failure]) -> None:
     for f in failures:
         for v in f.violations:
             print(f"VIOLATION {v['rule']} at step {v['step']} (seed {f.seed}): {v['message']}")
             if v["fields"].get("historical") and job.variant.name == "reference":
                 print("  (freebsd5's historical invalidate data loss, reproduced as the 2003 "
                       "code behaved; the manpage and modern profiles keep re-dirtied pages)")
-        if rerun:
-            print(f"  rerun with: {job.rerun_command(f.seed)}")
+        command = job.rerun_command(f.seed)
+        if command is not None:
+            print(f"  rerun with: {command}")
         if f.seed in job.saved:
             print(f"  trace: {job.saved[f.seed]}")
             print(f"  replay with: vmemu replay {shlex.quote(job.saved[f.seed])}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    job = _Job(args)
+    job = _Job(run_config(args), single=True)
     machine = job.machine()
     if args.trace:
         check_output_path(args.trace, "--trace")
 
     async def go() -> Execution:
         if args.trace:
-            ex = await job.save_trace(machine, args.seed, args.trace)
-            job.saved[args.seed] = args.trace
+            ex = await job.save_trace(machine, job.config.seed, args.trace)
+            job.saved[job.config.seed] = args.trace
             return ex
-        return await machine.execute(args.seed, job.spec_for_seed(args.seed))
+        return await machine.execute(job.config.seed, job.spec_for_seed(job.config.seed))
 
     started = time.perf_counter()
     ex = trio.run(go)
@@ -253,9 +258,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_summary(job, 1, ex.steps, elapsed, failures, ex.results)))
     else:
-        print(f"{job.args.workload}: profile {job.first_spec.profile}, variant "
-              f"{job.variant.name}, seed {args.seed}: {ex.steps} steps")
-        spec = job.spec_for_seed(args.seed)
+        print(f"{job.config.workload}: profile {job.first_spec.profile}, variant "
+              f"{job.variant.name}, seed {job.config.seed}: {ex.steps} steps")
+        spec = job.spec_for_seed(job.config.seed)
         for i, (cpu, rows) in enumerate(ex.results.items()):
             shown = [f"{r['op']}({', '.join(map(str, r['args']))})={r['ret']}" for r in rows]
             program = spec.cpus[i].program
@@ -268,16 +273,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print("outcome: ok")
     return 1 if failures else 0
-
-
-def _config(job: _Job, iterations: int | None) -> Config:
-    a = job.args
-    return Config(
-        workload=a.workload, params=tuple(sorted(job.params.items())), profile=a.profile,
-        variant=a.variant, strategy=a.strategy, pct_depth=a.pct_depth,
-        preemption_bound=a.preemption_bound, reduction=_reduction(a),
-        max_steps=a.max_steps, first_seed=a.seed, iterations=iterations,
-        time_budget=a.time_budget, stop_on_first=not a.keep_going)
 
 
 class _ProgressLine:
@@ -318,28 +313,30 @@ class _ProgressLine:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    job = _Job(args)
+    job = _Job(run_config(args), single=False)
+    run = job.config
     if args.iterations is not None and args.iterations <= 0:
         raise BadInput(f"--iterations {args.iterations}: must be positive")
     if args.time_budget is not None and args.time_budget <= 0:
         raise BadInput(f"--time-budget {args.time_budget}: must be positive")
     if args.jobs < 1:
         raise BadInput(f"--jobs {args.jobs}: must be at least 1")
-    dfs = args.strategy == "dfs"
+    dfs = run.strategy == "dfs"
     if dfs and args.jobs > 1:
         raise BadInput("--jobs: the dfs strategy enumerates one schedule tree in one process; "
                        "use --jobs 1")
     iterations = args.iterations
     if iterations is None and args.time_budget is None and not dfs:
         iterations = 1000
-    cfg = _config(job, iterations)
+    cfg = Config(run, iterations, args.time_budget, stop_on_first=not args.keep_going)
     progress = Progress()
     show = sys.stderr.isatty() and not args.json
     with _ProgressLine(progress, args.time_budget, iterations) if show else nullcontext():
         summary = run_campaign(cfg, args.jobs, progress)
         other = None  # dfs: the same space counted the other way, for comparison
         if dfs and summary.exhausted and not summary.failures:
-            other = run_campaign(dataclasses.replace(cfg, reduction=not cfg.reduction), 1)
+            flipped = dataclasses.replace(run, reduction=not run.reduction)
+            other = run_campaign(dataclasses.replace(cfg, run=flipped), 1)
     failures = summary.failures
     _save_failure_traces(job, failures, args.save_dir)
     out = _summary(job, summary.executions, summary.steps, summary.elapsed, failures, None)
@@ -348,10 +345,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
         out["exhausted"] = summary.exhausted
         out["schedules"] = summary.explored
         out["pruned"] = summary.pruned
-        out["preemption_bound"] = args.preemption_bound
-        out["reduction"] = cfg.reduction
+        out["preemption_bound"] = run.preemption_bound
+        out["reduction"] = run.reduction
         if other is not None:
-            with_r, without_r = (summary, other) if cfg.reduction else (other, summary)
+            with_r, without_r = (summary, other) if run.reduction else (other, summary)
             out["schedules_with_reduction"] = with_r.explored
             out["schedules_without_reduction"] = without_r.explored
     if not failures:
@@ -359,37 +356,37 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 1 if failures else 0
-    seeds = ("seeds " + (f"{args.seed}.." if args.jobs == 1 else f"from {args.seed}, ")
-             + (f"{args.seed + summary.executions - 1}" if args.jobs == 1
+    seeds = ("seeds " + (f"{run.seed}.." if args.jobs == 1 else f"from {run.seed}, ")
+             + (f"{run.seed + summary.executions - 1}" if args.jobs == 1
                 else f"{args.jobs} interleaved streams"))
     if dfs:
-        seeds = f"preemption bound {args.preemption_bound}"
-    print(f"explored {summary.executions} executions of {args.workload} "
+        seeds = f"preemption bound {run.preemption_bound}"
+    print(f"explored {summary.executions} executions of {run.workload} "
           f"(profile {out['profile']}, variant {out['variant']}, strategy {out['strategy']}, "
           f"{seeds}): {summary.steps} steps in {summary.elapsed:.2f}s "
           f"({out['steps_per_second']:.0f} steps/s)")
     if dfs:
-        bound = ("no preemption bound" if args.preemption_bound is None
-                 else f"at most {args.preemption_bound} preemptions")
+        bound = ("no preemption bound" if run.preemption_bound is None
+                 else f"at most {run.preemption_bound} preemptions")
         line = (f"space {'exhausted' if summary.exhausted else 'NOT exhausted (stopped early)'}: "
                 f"{summary.explored} schedules with {bound}"
-                + (" (sleep-set reduction on)" if cfg.reduction else ""))
+                + (" (sleep-set reduction on)" if run.reduction else ""))
         if other is not None:
-            if cfg.reduction:
+            if run.reduction:
                 line += f"; {other.explored} without the reduction"
             else:
                 line += (f"; {other.explored} with the sleep-set reduction, which skips "
                          "schedules equivalent by independent steps")
         print(line)
     if failures:
-        _print_failures(job, failures, rerun=not dfs)
+        _print_failures(job, failures)
         return 1
     print("outcome: ok")
     print(f"coverage: {out['confidence']['statement']}")
     return 0
 
 
-def _replay_command(job: _Job, seed: int) -> str:
+def _replay_command(job: _Job, seed: int) -> str | None:
     if seed in job.saved:
         return f"vmemu replay {shlex.quote(job.saved[seed])}"
     return job.rerun_command(seed)
@@ -498,16 +495,6 @@ def _bound(text: str) -> int | None:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value}: must be 0 or more")
     return value
-
-
-def _reduction(args: argparse.Namespace) -> bool:
-    """Sleep sets are sound alone; under a preemption bound they can skip a
-    schedule whose only equivalents need more preemptions, so auto keeps them off."""
-    if args.reduction == "auto":
-        return args.preemption_bound is None
-    return bool(args.reduction == "on")
-
-
 
 
 def _show_event(ev: dict[str, Any] | None) -> str:

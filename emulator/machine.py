@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.check.monitor import watch
 from emulator.errors import EmulatorError, InternalError, ReplayDiverged
-from emulator.kern import map as map_module
 from emulator.kern.clean import reference_clean
 from emulator.kern.fault import Fault
-from emulator.kern.kernel import Kernel, Violation
+from emulator.kern.kernel import Kernel
 from emulator.kern.map import VmMap
+from emulator.kern.monitor import Violation
 from emulator.kern.object import OBJT_FILE, VmObject
 from emulator.kern.pager import Pager
 from emulator.kern.pmap import fold_modified
@@ -41,21 +42,9 @@ from emulator.kern.syscalls import (
 from emulator.sched.scheduler import AgentState, Scheduler
 from emulator.sched.strategies import Strategy
 from emulator.spec import Op, Spec
+from emulator.variants.base import Variant
 
 DEFAULT_MAX_STEPS = 20_000
-
-
-@dataclass
-class Variant:
-    """The code under test: a clean routine, and optionally fault/munmap paths."""
-
-    name: str
-    clean: Callable[..., Any]
-    fault: type[Fault] = Fault
-    munmap: Callable[..., Any] = munmap_path
-    doc: str = ""  # one line: what is wrong with it (mutants)
-    profile: str | None = None  # the profile it is meant for (None: any)
-    catches: tuple[str, ...] = ()  # rules expected to catch it (mutants)
 
 
 @dataclass
@@ -78,7 +67,7 @@ Checker = Callable[[Kernel, Spec], None]
 def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -> Kernel:
     """Create the kernel state a spec describes (outside any agent: no schedule points)."""
     k = Kernel(sched, spec.profile, record=record)
-    map_module.ACTIVE[:] = [k]
+    watch(k)
     for name, pages in spec.files.items():
         pager = Pager(name, pages)
         pager.fail_writes = name in spec.failing

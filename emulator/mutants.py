@@ -8,24 +8,24 @@ count violations: each is a false alarm, except freebsd5's historical
 invalidate data loss, which the emulator must reproduce and reports as such.
 
 Wall-clock time only bounds how many executions run; every execution is
-reproducible from its workload, profile, variant and seed.
+reproducible from its :class:`RunConfig` (workload, profile, variant, strategy
+and seed), whose command the report gives.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.check import all_checkers
+from emulator.config import FOLLOW, RunConfig
 from emulator.errors import SearchExhausted
-from emulator.machine import Execution, Machine, Variant
-from emulator.sched.strategies import make_strategy
-from emulator.spec import Spec
-from emulator.variants import BUILTIN, MUTANTS
-from workloads import WORKLOADS, build_workload
+from emulator.machine import Execution, Machine
+from emulator.variants import BUILTIN, MUTANTS, Variant
+from workloads import WORKLOADS
 
 PROFILES_USED = ("manpage", "freebsd5", "modern")
 
@@ -44,20 +44,25 @@ class Hunt:
     executions: int = 0
     executions_to_first: int | None = None
     seconds_to_first: float | None = None
-    workload: str | None = None
-    seed: int | None = None
+    run: RunConfig | None = None  # the reported execution
+    decisions: list[int] = field(default_factory=list)  # its schedule
     message: str | None = None
     trace: str | None = None
+
+    @property
+    def workload(self) -> str | None:
+        return None if self.run is None else self.run.workload
+
+    @property
+    def seed(self) -> int | None:
+        return None if self.run is None else self.run.seed
 
     def to_json(self) -> dict[str, Any]:
         replay = None
         if self.trace is not None:
             replay = shlex.join(["vmemu", "replay", self.trace])
-        elif self.workload is not None:
-            replay = shlex.join([
-                "vmemu", "run", self.workload, "--profile", self.profile,
-                "--variant", self.name, "--seed", str(self.seed),
-            ])
+        elif self.run is not None and self.run.seeded:
+            replay = self.run.command()
         return {
             "name": self.name,
             "profile": self.profile,
@@ -94,33 +99,35 @@ class _Rotation:
     def __init__(self, variant: Variant, profile: str, strategy: str) -> None:
         self.variant = variant
         self.profile = profile
-        self.machines: list[tuple[str, Machine]] = []
+        self.machines: list[tuple[RunConfig, Machine]] = []
         for name in WORKLOADS:
-            spec = build_workload(name, {}, 0, profile)
-            strat = make_strategy(strategy)
-            self.machines.append((name, Machine(spec, variant, strat, checkers=all_checkers())))
-        # An exhaustive strategy searches one spec's schedule tree: it keeps seed 0's.
-        self.seeded = self.machines[0][1].strategy.seeded
+            config = RunConfig(workload=name, profile=profile, variant=variant.name,
+                               strategy=strategy)
+            self.machines.append((config, config.machine(variant)))
         self.seed = 0
         self.turn = 0
 
-    def spec(self, workload: str, seed: int) -> Spec:
-        return build_workload(workload, {}, seed if self.seeded else 0, self.profile)
+    async def step(self) -> tuple[RunConfig, Execution]:
+        """Run the next execution; return its configuration and what happened.
 
-    async def step(self) -> tuple[str, int, Execution]:
-        """Run the next execution; ``SearchExhausted`` when every workload's space is covered."""
+        ``SearchExhausted`` when an exhaustive strategy has covered every workload's space.
+        """
         # Skip workloads whose whole space an exhaustive strategy has covered.
         for _ in range(len(self.machines)):
             if not self.machines[self.turn][1].strategy.exhausted:
                 break
             self._advance()
-        name, machine = self.machines[self.turn]
+        config, machine = self.machines[self.turn]
         if machine.strategy.exhausted:
             raise SearchExhausted(f"every workload's space is exhausted under {self.profile}")
-        seed = self.seed
-        ex = await machine.execute(seed, self.spec(name, seed))
+        # An exhaustive strategy searches one spec's schedule tree: seed 0's.
+        config = dataclasses.replace(config, seed=self.seed if config.seeded else 0)
+        ex = await machine.execute(config.seed, config.spec())
         self._advance()
-        return name, seed, ex
+        return config, ex
+
+    def machine(self, workload: str) -> Machine:
+        return next(m for c, m in self.machines if c.workload == workload)
 
     def _advance(self) -> None:
         self.turn += 1
@@ -139,11 +146,10 @@ async def hunt(
     profile = variant.profile or "manpage"
     result = Hunt(variant.name, profile, variant.catches)
     rotation = _Rotation(variant, profile, strategy)
-    decisions: list[int] = []
     start = time.perf_counter()
     while time.perf_counter() - start < budget:
         try:
-            name, seed, ex = await rotation.step()
+            run, ex = await rotation.step()
         except SearchExhausted:
             break  # nothing left to run: the mutant escaped the whole bounded space
         result.executions += 1
@@ -158,37 +164,34 @@ async def hunt(
             result.rule = ex.violations[-1].rule
             result.executions_to_first = result.executions
             result.seconds_to_first = time.perf_counter() - start
-            result.workload = name
-            result.seed = seed
+            result.run, result.decisions = run, list(ex.decisions)
             result.message = ex.violations[-1].message
-            decisions = list(ex.decisions)
         if any(r in variant.catches for r in rules):
             result.expected_rule_seen = True
             if result.rule not in variant.catches:
                 # Point the report at the execution that shows the expected rule.
                 result.rule = next(r for r in reversed(rules) if r in variant.catches)
-                result.workload, result.seed = name, seed
+                result.run, result.decisions = run, list(ex.decisions)
                 result.message = ex.violations[-1].message
-                decisions = list(ex.decisions)
             break
-    if save_dir is not None and result.workload is not None and result.seed is not None:
-        result.trace = await _save(rotation, result.workload, result.seed, decisions,
+    if save_dir is not None and result.run is not None:
+        result.trace = await _save(rotation, result.run, result.decisions,
                                    os.path.join(save_dir, f"{variant.name}.trace.jsonl"))
     return result
 
 
-async def _save(rotation: _Rotation, workload: str, seed: int, decisions: list[int],
-                path: str) -> str:
+async def _save(rotation: _Rotation, run: RunConfig, decisions: list[int], path: str) -> str:
     """Record the reported execution again, with its trace; return the path."""
     from emulator.trace.record import record
     from emulator.trace.replay import FollowStrategy
 
-    machine = dict(rotation.machines)[workload]
+    machine = rotation.machine(run.workload)
     saved = machine.strategy
-    if not saved.seeded:
+    if not run.seeded:
         machine.strategy = FollowStrategy(decisions)
+        run = dataclasses.replace(run, strategy=FOLLOW)
     try:
-        await record(machine, seed, rotation.spec(workload, seed), path, workload, {})
+        await record(machine, run, run.spec(), path)
     finally:
         machine.strategy = saved
     return path
@@ -217,7 +220,7 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> 
             break
         i = min(live, key=lambda j: done[j])
         try:
-            name, seed, ex = await rotations[i].step()
+            run, ex = await rotations[i].step()
         except SearchExhausted:
             live.remove(i)
             continue
@@ -226,9 +229,10 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> 
         if ex.outcome in ("ok", "pruned"):
             continue
         record = {
-            "workload": name,
+            "workload": run.workload,
             "profile": rotations[i].profile,
-            "seed": seed,
+            "seed": run.seed,
+            "rerun": run.command() if run.seeded else None,
             "rule": ex.violations[-1].rule,
             "message": ex.violations[-1].message,
         }

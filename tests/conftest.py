@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from emulator.kern.kernel import Kernel
-from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine, Variant
+from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
 from emulator.sched.strategies import RandomStrategy, Strategy
 from emulator.spec import Spec, parse_spec
-from emulator.variants import load_variant
+from emulator.variants import Variant, load_variant
 
 RunSpec = Callable[..., Any]
 

@@ -20,6 +20,7 @@ import trio
 from emulator.campaign import Config, confidence, pct_bound, run_campaign, run_shard
 from emulator.check import all_checkers
 from emulator.cli import main
+from emulator.config import RunConfig
 from emulator.machine import Machine
 from emulator.sched.strategies import DfsStrategy, PctStrategy
 from emulator.variants import load_variant
@@ -27,15 +28,9 @@ from workloads import build_workload
 
 
 def _config(workload: str, variant: str, strategy: str = "portfolio", iterations: int = 200,
-            **kw: Any) -> Config:
-    fields: dict[str, Any] = {
-        "workload": workload, "params": (), "profile": None, "variant": variant,
-        "strategy": strategy, "pct_depth": 3, "preemption_bound": 2, "reduction": True,
-        "max_steps": 20_000, "first_seed": 0, "iterations": iterations, "time_budget": None,
-        "stop_on_first": False,
-    }
-    fields.update(kw)
-    return Config(**fields)
+            first_seed: int = 0, **kw: Any) -> Config:
+    run = RunConfig(workload, variant=variant, strategy=strategy, seed=first_seed, **kw)
+    return Config(run, iterations, time_budget=None, stop_on_first=False)
 
 
 def _found(summary: Any) -> set[tuple[int, str]]:
@@ -214,8 +209,8 @@ def test_bad_jobs_are_bad_input(capsys: Any, argv: list[str]) -> None:
 def test_config_is_plain_picklable_data() -> None:
     import pickle
 
-    cfg = _config("two_cleaners", "reference")
+    cfg = _config("two_cleaners", "reference", "dfs")
     assert pickle.loads(pickle.dumps(cfg)) == cfg
-    assert dataclasses.replace(cfg, reduction=False).reduction is False
+    assert dataclasses.replace(cfg.run, reduction=True).reduction is True
     assert isinstance(cfg.machine().strategy.describe(), dict)
     assert PctStrategy(2).describe()["depth"] == 2

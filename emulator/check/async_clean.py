@@ -71,7 +71,7 @@ def install(k: Kernel, spec: Spec) -> None:
             assert pager is not None
             if pager.stored[pindex] >= contents:
                 continue
-            k.violate(
+            k.monitor.fatal(
                 RULE,
                 f"{k.agent_name(call.cpu)}'s asynchronous clean of [{call.start:#x},"
                 f"{call.end:#x}) returned with page {fname}:{pindex} (holding store "
@@ -84,8 +84,8 @@ def install(k: Kernel, spec: Spec) -> None:
     def on_end() -> None:
         if k.disk.queue:
             io = k.disk.queue[0]
-            k.violate(RULE, f"every CPU finished but the write of page {io.page.name} "
-                      "is still queued", cpus=[io.issuer], fatal=False)
+            k.monitor.note(RULE, f"every CPU finished but the write of page {io.page.name} "
+                           "is still queued", cpus=[io.issuer])
 
     k.hook("clean_call", on_call)
     calls.on_open.append(expect)

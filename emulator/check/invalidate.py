@@ -42,7 +42,7 @@ def install(k: Kernel, spec: Spec) -> None:
         others = call.data.get("invalidate.others", set())
         left = sorted(v for v in call.vm_map.pmap.ptes if lo <= v < hi and v not in others)
         if left:
-            k.violate(
+            k.monitor.fatal(
                 RULE,
                 f"{k.agent_name(call.cpu)}'s invalidating clean of [{call.start:#x},"
                 f"{call.end:#x}) returned success with {len(left)} mapping(s) of "
@@ -62,7 +62,7 @@ def install(k: Kernel, spec: Spec) -> None:
             who = ", ".join(k.agent_name(h) for h in holders)
             io = ", a write in flight" if page.sowners else ""
             what = f"while it was busy (held by {who}{io})"
-        k.violate(
+        k.monitor.fatal(
             RULE,
             f"{k.agent_name(me)} freed page {page.name} {what}",
             cpus=[me, *holders],

@@ -9,21 +9,27 @@ system call and the exception; vmemu itself goes on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from emulator.kern.kernel import Kernel, Violation
+    from emulator.kern.kernel import Kernel
+    from emulator.kern.monitor import Violation
+    from emulator.sched.scheduler import Scheduler
     from emulator.spec import Spec
 
 RULE = "starvation"
 
 
 def install(k: Kernel, spec: Spec) -> None:
+    # Starvation and crashes are findings of the harness's scheduler, which the
+    # kernel runs on (the kernel itself knows only the Sched protocol).
+    sched = cast("Scheduler", k.sched)
+
     def doing() -> str:
         ops = k.shared.get("current_op", {})
         parts = []
-        states = k.sched.states_at_end or [a.state for a in k.sched.agents]
-        for agent, st in zip(k.sched.agents, states, strict=True):
+        states = sched.states_at_end or [a.state for a in sched.agents]
+        for agent, st in zip(sched.agents, states, strict=True):
             if agent.daemon:
                 continue
             state = {0: "runnable", 1: "blocked", 2: "done"}[int(st)]
@@ -33,14 +39,14 @@ def install(k: Kernel, spec: Spec) -> None:
 
     def on_starvation(v: Violation) -> None:
         v.message = f"{v.message}: {doing()}"
-        if k.sched.stalled:
+        if sched.stalled:
             return  # the watchdog named the one agent that never came back
-        states = k.sched.states_at_end or [a.state for a in k.sched.agents]
-        v.cpus = [a.aid for a, st in zip(k.sched.agents, states, strict=True)
+        states = sched.states_at_end or [a.state for a in sched.agents]
+        v.cpus = [a.aid for a, st in zip(sched.agents, states, strict=True)
                   if not a.daemon and int(st) != 2]
 
     def on_crash(v: Violation) -> None:
-        exc = k.sched.crash_exc
+        exc = sched.crash_exc
         where = ""
         tb = exc.__traceback__ if exc is not None else None
         while tb is not None:

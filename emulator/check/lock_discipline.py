@@ -2,6 +2,8 @@
 
 * The entry list of a map changes only under its exclusive lock, held by the
   CPU making the change.
+* The locking contracts of the primitives hold (no recursion, no release by a
+  non-holder): the kernel reports a broken one (``contract``), this judges it.
 * An exclusive holder is alone (no shared holder at the same time).
 * The lock order map -> vnode -> object -> page busy is never inverted; no one
   waits for a busy page holding an object lock, or sleeps for a vnode lock
@@ -19,8 +21,9 @@ from emulator.check.base import RANKS, holdings
 from emulator.kern.locks import RANK_BUSY, RANK_OBJECT
 
 if TYPE_CHECKING:
-    from emulator.kern.kernel import Kernel, Violation
+    from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap
+    from emulator.kern.monitor import Violation
     from emulator.spec import Spec
 
 RULE = "lock_discipline"
@@ -62,12 +65,11 @@ def install(k: Kernel, spec: Spec) -> None:
         reported.add(key)
         verb = "waits for" if waiting else "takes"
         what = f"page {name}" if kind == "busy" else f"the {kind} lock of {name}"
-        k.violate(
+        k.monitor.note(
             RULE,
             f"lock order inverted: {k.agent_name(aid)} {verb} {what} at step {step} "
             f"while holding the {label}; {why}",
             cpus=[aid],
-            fatal=False,
             held=label,
             wanted=f"{kind} {name}",
         )
@@ -80,13 +82,13 @@ def install(k: Kernel, spec: Spec) -> None:
         excl, shared = map_holders.get(name, (-1, []))
         if mode == "x":
             if excl >= 0 or shared:
-                k.violate(RULE, f"{k.agent_name(aid)} holds the map lock of {name} exclusive "
-                          "together with another holder", cpus=[aid])
+                k.monitor.fatal(RULE, f"{k.agent_name(aid)} holds the map lock of {name} "
+                                "exclusive together with another holder", cpus=[aid])
             map_holders[name] = (aid, shared)
         else:
             if excl >= 0:
-                k.violate(RULE, f"{k.agent_name(aid)} holds the map lock of {name} shared while "
-                          f"{k.agent_name(excl)} holds it exclusive", cpus=[aid, excl])
+                k.monitor.fatal(RULE, f"{k.agent_name(aid)} holds the map lock of {name} shared "
+                                f"while {k.agent_name(excl)} holds it exclusive", cpus=[aid, excl])
             map_holders[name] = (excl, [*shared, aid])
 
     def on_unlock(step: int, aid: int, f: tuple[Any, ...]) -> None:
@@ -117,13 +119,16 @@ def install(k: Kernel, spec: Spec) -> None:
                 f"exclusive by {k.agent_name(vm_map.lock.excl)}" if vm_map.lock.excl >= 0
                 else "shared" if vm_map.lock.shared else "not held"
             )
-            k.violate(
+            k.monitor.fatal(
                 RULE,
                 f"{k.agent_name(cpu)} changed the entry list of map {vm_map.name} ({what}) "
                 f"without its exclusive lock (lock {state})",
                 cpus=[cpu],
                 map=vm_map.name,
             )
+
+    def on_contract(message: str) -> None:
+        k.monitor.fatal(RULE, message)
 
     def on_deadlock(v: Violation) -> None:
         parts = [f"{k.agent_name(a)} holds {held.describe(a)}" for a in v.cpus]
@@ -134,4 +139,5 @@ def install(k: Kernel, spec: Spec) -> None:
     k.observe("wait", on_wait)
     k.observe("busy", on_busy)
     k.hook("map_access", on_map_access)
+    k.hook("contract", on_contract)
     k.hook("deadlock", on_deadlock)

@@ -145,7 +145,7 @@ def install(k: Kernel, spec: Spec) -> None:
             if held < info.sid:
                 op = k.shared.get("current_op", {}).get(call.cpu)
                 kind = "msync" if op == "msync" else "clean"
-                k.violate(
+                k.monitor.fatal(
                     RULE,
                     f"{k.agent_name(call.cpu)}'s synchronous {kind} of "
                     f"[{call.start:#x},{call.end:#x}) in {call.vm_map.name} (called at step "
@@ -172,7 +172,7 @@ def install(k: Kernel, spec: Spec) -> None:
         info = last.get(key)
         who = describe(info) if info is not None and info.sid == page.contents else (
             f"store #{page.contents}")
-        k.violate(
+        k.monitor.fatal(
             RULE,
             f"the write of page {page.obj.name}:{page.pindex} (store #{io.data}, issued by "
             f"{k.agent_name(io.issuer)}) completed and left the page clean, but the page "
@@ -194,7 +194,7 @@ def install(k: Kernel, spec: Spec) -> None:
         freer = k.curcpu()
         call = calls.calls.get(freer)
         how = "invalidating clean" if call is not None and call.invalidate else "page free"
-        k.violate(
+        k.monitor.fatal(
             RULE,
             f"{k.agent_name(freer)}'s {how} freed page {page.obj.name}:{page.pindex} holding "
             f"{who}, but the pager holds store #{pager.stored[page.pindex]}: the store is lost",
@@ -230,7 +230,7 @@ def install(k: Kernel, spec: Spec) -> None:
             assert pager is not None
             held = pager.stored[pindex]
             if held != info.sid:
-                k.violate(
+                k.monitor.fatal(
                     RULE,
                     f"after every CPU finished and a trusted flush, the pager of page "
                     f"{fname}:{pindex} holds store #{held}, not the last one, {describe(info)} "

@@ -85,7 +85,7 @@ def install(k: Kernel, spec: Spec) -> None:
         if not ok and want == "KERN_SUCCESS" and got == "KERN_FAILURE":
             ok = k.profile == "modern" and bool(call.data.get("rc.io_error"))
         if not ok:
-            k.violate(
+            k.monitor.fatal(
                 RULE,
                 f"{k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) in "
                 f"{call.vm_map.name} returned {got}; profile {k.profile} requires {want} "
@@ -100,7 +100,7 @@ def install(k: Kernel, spec: Spec) -> None:
             effects = call.data.get("rc.effects") or []
             if effects:
                 step, kind, f = effects[0]
-                k.violate(
+                k.monitor.fatal(
                     RULE,
                     f"{k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) "
                     f"returned {got} but changed state first: {kind} {' '.join(map(str, f))} "
@@ -110,8 +110,12 @@ def install(k: Kernel, spec: Spec) -> None:
                     effect=kind,
                 )
 
+    def on_bad_return(vm_map: VmMap, rv: Any) -> None:
+        k.monitor.fatal(RULE, f"clean returned {rv!r}, not a KERN_* code")
+
     calls.on_open.append(on_open)
     calls.on_return.append(on_return)
+    k.hook("clean_bad_return", on_bad_return)
     for kind in SIDE_EFFECTS:
         k.observe(kind, effect(kind))
     k.observe("io_done", on_io_done)

@@ -28,7 +28,7 @@ def install(k: Kernel, spec: Spec) -> None:
     def on_open(call: CleanCall) -> None:
         other = open_windows.get(call.vm_map.name)
         if other is not None and other.cpu != call.cpu:
-            k.violate(
+            k.monitor.fatal(
                 RULE,
                 f"{k.agent_name(call.cpu)}'s clean entered map {call.vm_map.name} while "
                 f"{k.agent_name(other.cpu)}'s clean has been inside since step "
@@ -50,7 +50,7 @@ def install(k: Kernel, spec: Spec) -> None:
             return
         op = k.shared.get("current_op", {}).get(aid, "a system call")
         mode = "exclusive" if f[2] == "x" else "shared"
-        k.violate(
+        k.monitor.fatal(
             RULE,
             f"{k.agent_name(aid)} ({op}) took the map lock of {f[1]} {mode} at step {step} "
             f"while {k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) has "

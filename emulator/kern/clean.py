@@ -1,10 +1,10 @@
 """vm_map_clean and the page clean: the reference routines and their steps.
 
-The routine is the class ``MapClean``, written as small steps (lock the map,
-validate the range, remove this map's mappings, flush one entry, busy a page,
-write-protect it, write it, record the clean generation, free pages) so that a
-variant can subclass it and change one step; ``reference_clean`` is an
-instance's ``clean`` method.  SEMANTICS.md §3-§4
+The routine is the class ``MapClean``, written as small steps (lock the map;
+pass 1: validate the range, remove this map's mappings; pass 2: flush each
+entry: busy a page, write-protect it, start its write; record the clean
+generation; free pages) so that a variant can subclass it and change one step;
+``reference_clean`` is an instance's ``clean`` method.  SEMANTICS.md §3-§4
 describe the algorithm; the three profiles differ as its §2 table says:
 
 * ``manpage``/``freebsd5``: exclusive map lock for the whole call; error codes
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from emulator.kern.map import VmMap, VmMapEntry
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
+    from emulator.kern.pager import Io
 
 
 # -- error codes per profile (SEMANTICS.md §2) ----------------------------------------
@@ -80,22 +81,11 @@ class MapClean:
         if entry is None:
             await self.unlock_map(vm_map)
             return self.rv_no_entry(k)
-        if invalidate:
-            await self.before_validation(vm_map, start, end)
-        rv = self.validate_range(k, vm_map, entry, end, invalidate)
+        rv = await self.first_pass(k, vm_map, entry, start, end, invalidate)
         if rv != KernReturn.SUCCESS:
             await self.unlock_map(vm_map)
             return rv
-        if invalidate:
-            await self.remove_mappings(vm_map, start, end)
-        await self.between_passes(vm_map)
-        cur: VmMapEntry | None = entry
-        while cur is not None and cur.start < end:
-            offset = cur.offset + (start - cur.start)
-            size = min(end, cur.end) - start
-            await self.flush_entry(k, cur.obj, offset, size, cur.writable, syncio, invalidate)
-            start += size
-            cur = vm_map.succ(cur)
+        await self.second_pass(k, vm_map, entry, start, end, syncio, invalidate)
         await self.unlock_map(vm_map)
         return KernReturn.SUCCESS
 
@@ -160,11 +150,37 @@ class MapClean:
     async def unlock_map(self, vm_map: VmMap) -> None:
         await vm_map.lock.unlock()
 
-    async def before_validation(self, vm_map: VmMap, start: int, end: int) -> None:
-        """Nothing: no side effect may precede pass 1."""
+    async def first_pass(
+        self, k: Kernel, vm_map: VmMap, first: VmMapEntry, start: int, end: int,
+        invalidate: bool,
+    ) -> KernReturn:
+        """Pass 1 (manpage, freebsd5): check the range, then unmap it if invalidating.
 
-    async def between_passes(self, vm_map: VmMap) -> None:
-        """Nothing: the map stays locked from pass 1 to the end."""
+        The map must be locked exclusive.  Nothing changes unless the whole
+        range is valid; then this map's mappings of it go (vm_map_clean's
+        pmap_remove between its two passes), folding modified bits.
+        """
+        rv = self.validate_range(k, vm_map, first, end, invalidate)
+        if rv == KernReturn.SUCCESS and invalidate:
+            await self.remove_mappings(vm_map, start, end)
+        return rv
+
+    async def second_pass(
+        self, k: Kernel, vm_map: VmMap, first: VmMapEntry, start: int, end: int,
+        syncio: bool, invalidate: bool,
+    ) -> None:
+        """Pass 2 (manpage, freebsd5): flush, and maybe free, each entry's pages in turn.
+
+        The map stays locked exclusive from pass 1 on, so ``first`` and its
+        successors are the entries pass 1 checked.
+        """
+        cur: VmMapEntry | None = first
+        while cur is not None and cur.start < end:
+            offset = cur.offset + (start - cur.start)
+            size = min(end, cur.end) - start
+            await self.flush_entry(k, cur.obj, offset, size, cur.writable, syncio, invalidate)
+            start += size
+            cur = vm_map.succ(cur)
 
     def rv_no_entry(self, k: Kernel) -> KernReturn:
         return rv_no_entry(k)
@@ -285,13 +301,10 @@ class MapClean:
         await obj.vnode.unlock()
         return ok
 
-    async def remove_object_pages(
-        self, k: Kernel, obj: VmObject, first: int, last: int, clean_only: bool | None = None
-    ) -> None:
+    async def remove_object_pages(self, k: Kernel, obj: VmObject, first: int, last: int) -> None:
         """Free pages [first, last) under the object lock (the profile decides which)."""
         await obj.lock.lock()
-        keep_dirty = self.clean_only(k, obj) if clean_only is None else clean_only
-        await self.page_remove(obj, first, last, keep_dirty)
+        await self.page_remove(obj, first, last, self.clean_only(k, obj))
         await obj.lock.unlock()
 
     def clean_only(self, k: Kernel, obj: VmObject) -> bool:
@@ -372,9 +385,7 @@ class MapClean:
         k = obj.k
         await k.kpoint()
         k.touch_page(page)
-        self.before_issue(page)
-        io = k.disk.issue(page, sync)
-        self.after_issue(page)
+        io = self.start_write(k, page, sync)
         if not sync:
             return True
         await obj.lock.unlock()
@@ -382,11 +393,12 @@ class MapClean:
         await obj.lock.lock()
         return not io.error
 
-    def before_issue(self, page: VmPage) -> None:
-        """Nothing: ``dirty`` stays set until the write completes."""
+    def start_write(self, k: Kernel, page: VmPage, sync: bool) -> Io:
+        """Queue the page's write (vm_pageout_flush).  Part of the caller's step.
 
-    def after_issue(self, page: VmPage) -> None:
-        """Nothing: the page stays busy until the write completes."""
+        The page stays busy, and ``dirty`` set, until the write completes.
+        """
+        return k.disk.issue(page, sync)
 
     def set_clean_generation(self, obj: VmObject, curgen: int) -> None:
         """Record that the object was clean as of generation ``curgen``."""

@@ -4,28 +4,29 @@ Every kernel structure keeps a reference ``k`` to its Kernel, as FreeBSD's code
 reaches ``curthread`` and the global queues.  The Kernel gives kernel code:
 
 * ``point()``, ``sleep(chan)``, ``wakeup(chan)`` and ``curcpu()`` from the
-  controlled scheduler;
+  scheduler it is given (any ``emulator.kern.sched.Sched``);
 * ``emit(kind, *fields)``: one event, recorded as a compact tuple
   ``(step, agent, kind, fields)`` and passed to the observers of ``kind``;
 * the structure-lifetime and lock-discipline hooks the checkers watch
-  (``touch_*``, ``map_access``, ``page_freeing``), which never depend on the
-  clean variant's cooperation: they sit in the primitives every variant uses;
-* ``violate(rule, message)``: record a violation and end the execution.
+  (``touch_*``, ``contract``, ``map_access``, ``page_freeing``), which never
+  depend on the clean variant's cooperation: they sit in the primitives every
+  variant uses.  The kernel names no rule: the checkers judge what it reports
+  and give their verdicts through ``monitor`` (``emulator.kern.monitor``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from emulator.kern.pager import Disk, Pager
 
 if TYPE_CHECKING:
     from emulator.kern.map import VmMap, VmMapEntry
+    from emulator.kern.monitor import Monitor, Violation
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
-    from emulator.sched.scheduler import Scheduler, WaitChannel
+    from emulator.kern.sched import Sched, WaitChannel
 
 Event = tuple[int, int, str, tuple[Any, ...]]
 Observer = Callable[[int, int, tuple[Any, ...]], None]
@@ -33,30 +34,10 @@ Observer = Callable[[int, int, tuple[Any, ...]], None]
 PROFILES = ("manpage", "freebsd5", "modern")
 
 
-@dataclass
-class Violation:
-    """A broken rule: its id, one readable line, and where it happened."""
-
-    rule: str
-    message: str
-    step: int
-    cpus: list[int] = field(default_factory=list)
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "message": self.message,
-            "step": self.step,
-            "cpus": list(self.cpus),
-            "fields": dict(self.fields),
-        }
-
-
 class Kernel:
     """One emulated machine: maps, files, the disk, and the scheduler's services."""
 
-    def __init__(self, sched: Scheduler, profile: str, record: bool = True) -> None:
+    def __init__(self, sched: Sched, profile: str, record: bool = True) -> None:
         if profile not in PROFILES:
             raise ValueError(profile)
         self.sched = sched
@@ -69,7 +50,9 @@ class Kernel:
         self.tap: Callable[[int, str, tuple[Any, ...]], None] | None = None  # every event
         self.observers: dict[str, list[Observer]] = {}
         self.hooks: dict[str, list[Callable[..., None]]] = {}
-        self.violations: list[Violation] = []
+        self.violations: list[Violation] = []  # the monitor's verdicts on this machine
+        # Given by the harness before any agent runs (emulator.check.monitor.Verdicts).
+        self.monitor: Monitor
         self.maps: dict[str, VmMap] = {}
         self.files: dict[str, VmObject] = {}
         self.pagers: dict[str, Pager] = {}
@@ -83,7 +66,6 @@ class Kernel:
         self.trusted = True  # the paths under test are the reference's (see untrusted())
         self.in_checker = False  # set while harness code reads structures
         self.shared: dict[str, Any] = {}  # state the checkers share (trackers)
-        self.check_stale = False  # switched on by the stale_structure checker
 
     # -- scheduler services -------------------------------------------------
 
@@ -155,64 +137,23 @@ class Kernel:
         for fn in self.hooks.get(name, ()):
             fn(*args)
 
-    # -- violations ------------------------------------------------------------
-
-    def violate(
-        self,
-        rule: str,
-        message: str,
-        cpus: list[int] | None = None,
-        fatal: bool = True,
-        **fields: Any,
-    ) -> None:
-        """Record a violation of ``rule``; a fatal one ends the execution."""
-        from emulator.sched.scheduler import Abort
-
-        sched = self.sched
-        cpu_list = cpus if cpus is not None else ([self.curcpu()] if sched.current else [])
-        v = Violation(rule, message, sched.step, cpu_list, fields)
-        self.violations.append(v)
-        self.emit("violation", rule, message)
-        if fatal and not sched.over and sched.current is not None:
-            sched._end("violation", message)
-            raise Abort()
+    # -- what the primitives report to the checkers -----------------------------------
 
     def contract(self, message: str) -> None:
-        """A locking contract was broken by the code running now."""
-        self.violate("lock_discipline", message)
-
-    # -- lifetime and discipline hooks ---------------------------------------------
+        """A locking contract of a primitive was broken by the code running now."""
+        self._call_hooks("contract", message)
 
     def touch_page(self, page: VmPage) -> None:
-        if page.freed and self.check_stale:
-            self.violate(
-                "stale_structure",
-                f"{self.agent_name(self.curcpu())} touched page {page.name} after it was freed",
-                page=page.name,
-            )
+        if page.freed:
+            self._call_hooks("touch_freed", "page", page)
 
     def touch_object(self, obj: VmObject) -> None:
-        if obj.freed and self.check_stale:
-            self.violate(
-                "stale_structure",
-                f"{self.agent_name(self.curcpu())} touched object {obj.name} after it was freed",
-                object=obj.name,
-            )
+        if obj.freed:
+            self._call_hooks("touch_freed", "object", obj)
 
     def touch_entry(self, entry: VmMapEntry) -> None:
-        if not entry.freed or not self.check_stale:
-            return
-        self.in_checker = True
-        what = entry.describe()
-        freed_at = entry.freed_at
-        self.in_checker = False
-        self.violate(
-            "stale_structure",
-            f"{self.agent_name(self.curcpu())} touched map entry {what} after it was "
-            f"unlinked and freed at step {freed_at}",
-            entry=what,
-            freed_at=freed_at,
-        )
+        if entry.freed:
+            self._call_hooks("touch_freed", "entry", entry)
 
     def map_access(self, vm_map: VmMap, what: str) -> None:
         """Check that the current cpu may ``lookup`` or change (``insert`` ...) the map."""
@@ -232,6 +173,7 @@ class Kernel:
         obj = entry.obj
         entry.freed = True
         entry.freed_at = self.sched.step
+        entry.freed_by = self
         entry.__class__ = FreedVmMapEntry
         if obj is not None:
             self.release_object(obj)

@@ -44,6 +44,7 @@ class VmMapEntry:
         "end",
         "freed",
         "freed_at",
+        "freed_by",
         "kind",
         "obj",
         "offset",
@@ -74,6 +75,8 @@ class VmMapEntry:
         self.submap = submap  # (m) set for sub-map entries
         self.freed = False  # (m)
         self.freed_at = -1  # step at which munmap freed it
+        # Set when freed: the freed entry reports its touches to that kernel.
+        self.freed_by: Kernel
 
     def _check(self) -> None:
         assert self.start < self.end, f"entry {self.describe()}: empty"
@@ -95,10 +98,6 @@ class VmMapEntry:
         return f"[{start:#x},{end:#x})"
 
 
-# The kernel whose agents are running now: one execution at a time per process.
-ACTIVE: list[Kernel] = []
-
-
 class FreedVmMapEntry(VmMapEntry):
     """A freed entry.  Reading any field from agent code is a stale touch.
 
@@ -111,8 +110,8 @@ class FreedVmMapEntry(VmMapEntry):
 
     def __getattribute__(self, name: str) -> object:
         value = object.__getattribute__(self, name)
-        if ACTIVE and not name.startswith("__") and name not in ("freed", "freed_at", "describe"):
-            k = ACTIVE[-1]
+        if not name.startswith("__") and name not in ("freed", "freed_at", "freed_by", "describe"):
+            k: Kernel = object.__getattribute__(self, "freed_by")
             sched = k.sched
             if sched.current is not None and not sched.over and not k.in_checker:
                 k.touch_entry(self)

@@ -110,7 +110,9 @@ class Disk:
         io.done = True
         k.emit("io_done", page.obj.name, page.pindex, io.data, int(io.error))
         k._call_hooks("io_done", io)
-        if self.aid in page.sowners:  # a buggy variant may have dropped it already
+        # A variant that broke the busy protocol may have dropped the write's busy
+        # already: the disk goes on, and the checkers report what that lost.
+        if self.aid in page.sowners:
             page.release_shared(self.aid)
         k.wakeup(io)
 

@@ -48,7 +48,12 @@ class Pmap:
     def lookup(self, vpn: int) -> Pte | None:
         return self.ptes.get(vpn)
 
-    def _drop(self, vpn: int, pte: Pte) -> None:
+    def remove_pte(self, vpn: int) -> None:
+        """Remove the mapping at ``vpn``, folding its modified bit (pmap_remove_pte).
+
+        Part of the caller's step.
+        """
+        pte = self.ptes[vpn]
         page = pte.page
         if pte.modified:
             page.dirty = True
@@ -66,7 +71,7 @@ class Pmap:
                 old.writable = writable
                 k.emit("pte", self.name, vpn, page.obj.name, page.pindex, "w" if writable else "r")
                 return
-            self._drop(vpn, old)
+            self.remove_pte(vpn)
         self.ptes[vpn] = Pte(page, writable)
         page.pv.append((self, vpn))
         k.emit("pte", self.name, vpn, page.obj.name, page.pindex, "w" if writable else "r")
@@ -79,19 +84,7 @@ class Pmap:
         gone = [vpn for vpn in self.ptes if start_vpn <= vpn < end_vpn]
         gone.sort()
         for vpn in gone:
-            self._drop(vpn, self.ptes[vpn])
-        if gone:
-            k.emit("pte_remove", self.name, start_vpn, end_vpn, len(gone))
-
-    async def remove_discard(self, start_vpn: int, end_vpn: int) -> None:
-        """Remove mappings *dropping* their modified bits: a known-buggy path."""
-        k = self.k
-        await k.kpoint()
-        k.read("map", self.name)
-        gone = sorted(vpn for vpn in self.ptes if start_vpn <= vpn < end_vpn)
-        for vpn in gone:
-            self.ptes[vpn].modified = False
-            self._drop(vpn, self.ptes[vpn])
+            self.remove_pte(vpn)
         if gone:
             k.emit("pte_remove", self.name, start_vpn, end_vpn, len(gone))
 
@@ -136,5 +129,5 @@ async def remove_all(k: Kernel, page: VmPage) -> None:
     await k.kpoint()
     k.touch_page(page)
     for pmap, vpn in list(page.pv):
-        pmap._drop(vpn, pmap.ptes[vpn])
+        pmap.remove_pte(vpn)
     k.emit("remove_all", page.obj.name, page.pindex, int(page.dirty))

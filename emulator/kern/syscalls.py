@@ -150,16 +150,22 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
 # -- map changes --------------------------------------------------------------------
 
 
-async def remove_range(vm_map: VmMap, start: int, end: int, drop_modified: bool = False) -> None:
+async def remove_range(vm_map: VmMap, start: int, end: int) -> None:
     """Unmap [start, end): page tables first, then clip and unlink entries.
 
     The map must be locked exclusive.
     """
+    await vm_map.pmap.remove(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
+    await remove_entries(vm_map, start, end)
+
+
+async def remove_entries(vm_map: VmMap, start: int, end: int) -> None:
+    """Clip, unwire, unlink and free the entries of [start, end) (vm_map_delete).
+
+    The map must be locked exclusive, and the range's page-table entries
+    already removed (their modified bits folded into the pages).
+    """
     k = vm_map.k
-    if drop_modified:
-        await vm_map.pmap.remove_discard(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
-    else:
-        await vm_map.pmap.remove(start >> PAGE_SHIFT, end >> PAGE_SHIFT)
     entry = vm_map.entry_containing(start) or vm_map.first_entry_after(start)
     while entry is not None and entry.start < end:
         if entry.start < start:
@@ -357,8 +363,8 @@ async def sys_clean(
         try:
             rv = KernReturn(rv)
         except ValueError:
-            k.violate("return_code", f"clean returned {rv!r}, not a KERN_* code")
-            raise AssertionError("unreachable") from None
+            k._call_hooks("clean_bad_return", vm_map, rv)  # the checkers judge it
+            raise TypeError(f"clean returned {rv!r}, not a KERN_* code") from None
     k.emit("clean_return", vm_map.name, rv.label)
     k._call_hooks("clean_return", vm_map, start, end, syncio, invalidate, rv)
     return rv

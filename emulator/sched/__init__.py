@@ -1,6 +1,7 @@
 """The controlled scheduler and its strategies."""
 
-from emulator.sched.scheduler import Abort, Agent, AgentState, Scheduler, WaitChannel
+from emulator.kern.sched import WaitChannel
+from emulator.sched.scheduler import Abort, Agent, AgentState, Scheduler
 from emulator.sched.strategies import (
     STRATEGIES,
     RandomStrategy,

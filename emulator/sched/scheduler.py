@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import outcome
 import trio
 
 from emulator.errors import InternalError
+from emulator.kern.sched import WaitChannel
 from emulator.sched.strategies import Strategy
 from emulator.sched.watchdog import NoSchedulePoint, watch
 
@@ -62,18 +63,6 @@ class AgentState(enum.IntEnum):
     RUNNABLE = 0
     BLOCKED = 1
     DONE = 2
-
-
-class WaitChannel(Protocol):
-    """Anything an agent can sleep on."""
-
-    def wait_holders(self) -> list[int]:
-        """Return the agents whose progress would wake this channel's sleepers."""
-        ...
-
-    def wait_name(self) -> str:
-        """Return a short human name: ``map lock of p0``, ``page f:3 busy``."""
-        ...
 
 
 class Agent:
@@ -249,6 +238,11 @@ class Scheduler:
             if a.chan is chan:
                 a.chan = None
                 a.state = AgentState.RUNNABLE
+
+    def abort(self, result: str, detail: str) -> NoReturn:
+        """End the execution as ``result`` from inside the running agent, and unwind it."""
+        self._end(result, detail)
+        raise Abort()
 
     def _pass_on(self, done: Agent) -> None:
         try:

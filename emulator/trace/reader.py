@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.config import RunConfig
 from emulator.errors import BadInput
 from emulator.kern.kernel import PROFILES
 from emulator.spec import Spec, parse_spec
@@ -30,6 +31,11 @@ class Trace:
     lines: list[int] = field(default_factory=list)  # the file line of each event
     footer: dict[str, Any] | None = None
     digest_ok: bool = True
+
+    @property
+    def config(self) -> RunConfig:
+        """The run configuration the header records."""
+        return RunConfig.from_header(self.header)
 
     @property
     def decisions(self) -> list[int]:
@@ -66,6 +72,14 @@ def _check_header(path: str, h: Any) -> dict[str, Any]:
             raise _fail(path, 1, f"header field '{key}' is missing or not a {kind.__name__}")
     if h["profile"] not in PROFILES:
         raise _fail(path, 1, f"header names unknown profile '{h['profile']}'")
+    if not isinstance(h["strategy"].get("name"), str):
+        raise _fail(path, 1, "header field 'strategy' has no name")
+    if not isinstance(h.get("params", {}), dict):
+        raise _fail(path, 1, "header field 'params' is not a dict")
+    try:
+        RunConfig.from_header(h)
+    except (TypeError, ValueError) as exc:
+        raise _fail(path, 1, f"header does not describe a run: {exc}") from None
     return h
 
 

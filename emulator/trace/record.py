@@ -2,46 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from emulator import __version__
+from emulator.config import RunConfig
 from emulator.machine import Execution, Machine
 from emulator.spec import Spec
 from emulator.trace.format import TraceWriter
 
 
-def header_fields(
-    machine: Machine, spec: Spec, seed: int, workload: str, params: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "emulator": __version__,
-        "profile": spec.profile,
-        "variant": machine.variant.name,
-        "workload": workload,
-        "params": {k: v for k, v in params.items() if v is not None},
-        "spec": spec.to_json(),
-        "strategy": machine.strategy.describe(),
-        "seed": seed,
-        "max_steps": machine.max_steps,
-        "agents": [f"cpu{i}" for i in range(len(spec.cpus))] + ["disk"],
-    }
+async def record(machine: Machine, config: RunConfig, spec: Spec, path: str) -> Execution:
+    """Run ``config.seed`` on ``machine`` and write its trace to ``path``.
 
-
-async def record(
-    machine: Machine, seed: int, spec: Spec, path: str, workload: str, params: dict[str, Any]
-) -> Execution:
-    """Run ``seed`` on ``machine`` and write its trace to ``path``.
-
-    Events stream to the file in batches as the run goes, so memory stays
-    bounded and a crash leaves a readable prefix (header and events, no footer).
+    The header is ``config.to_header(spec)``: ``machine`` must be the one
+    ``config`` describes (with its strategy following recorded decisions when
+    ``config.strategy`` is ``follow``).  Events stream to the file in batches
+    as the run goes, so memory stays bounded and a crash leaves a readable
+    prefix (header and events, no footer).
     """
     with open(path, "w", encoding="utf-8") as fh:
         writer = TraceWriter(fh)
-        writer.header(**header_fields(machine, spec, seed, workload, params))
+        writer.header(**config.to_header(spec))
         was_record, was_sink = machine.record, machine.sink
         machine.record, machine.sink = True, writer.events
         try:
-            ex = await machine.execute(seed, spec)
+            ex = await machine.execute(config.seed, spec)
         finally:
             machine.record, machine.sink = was_record, was_sink
             if machine.kernel is not None and machine.kernel.events:

@@ -14,11 +14,11 @@ from typing import Any
 
 from emulator.check import all_checkers
 from emulator.errors import BadInput
-from emulator.machine import Execution, Machine, Variant
+from emulator.machine import Execution, Machine
 from emulator.sched.strategies import Strategy
 from emulator.trace.format import canonical, event_dict
 from emulator.trace.reader import Trace
-from emulator.variants import BUILTIN, load_variant
+from emulator.variants import BUILTIN, Variant, load_variant
 
 
 class FollowStrategy(Strategy):
@@ -58,7 +58,7 @@ def trace_variant(trace: Trace, override: str | None) -> Variant:
     """
     if override is not None:
         return load_variant(override)
-    name = trace.header["variant"]
+    name = trace.config.variant
     if name in BUILTIN:
         return BUILTIN[name]
     if ":" in name:
@@ -114,9 +114,10 @@ async def replay(trace: Trace, variant_override: str | None = None,
     """Replay ``trace``; strict unless another variant is given."""
     variant = trace_variant(trace, variant_override)
     strategy = FollowStrategy(trace.decisions)
+    config = trace.config
     machine = Machine(trace.spec, variant, strategy, checkers=all_checkers(),
-                      max_steps=trace.header["max_steps"], record=True)
-    ex = await machine.execute(trace.header["seed"], trace.spec)
+                      max_steps=config.max_steps, record=True)
+    ex = await machine.execute(config.seed, trace.spec)
     observed = [event_dict(e) for e in ex.events]
     return ReplayResult(trace, ex, observed, compare(trace, observed, partial),
                         strategy.first_departure)

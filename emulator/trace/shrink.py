@@ -37,13 +37,15 @@ from typing import Any, TypeVar
 import trio
 
 from emulator.check import all_checkers
+from emulator.config import FOLLOW
 from emulator.errors import BadInput, InternalError, check_output_path
-from emulator.machine import Machine, Variant
+from emulator.machine import Machine
 from emulator.sched.strategies import PortfolioStrategy, Strategy
 from emulator.spec import Op, Spec
 from emulator.trace.reader import Trace, load_trace
 from emulator.trace.record import record
 from emulator.trace.replay import FollowStrategy, replay, trace_variant
+from emulator.variants import Variant
 
 SEEDS = 40  # portfolio seeds tried when the current schedule no longer fails
 
@@ -230,7 +232,7 @@ class Shrinker:
         self.trace = trace
         self.variant = variant
         self.rule = rule
-        self.max_steps = int(trace.header["max_steps"])
+        self.max_steps = trace.config.max_steps
         self.clock = clock
         self.deadline = clock() + budget
         self.executions = 0
@@ -422,11 +424,13 @@ async def _shrink(trace: Trace, variant: Variant, variant_override: str | None, 
     strategy = FollowStrategy(shrinker.best.decisions)
     machine = Machine(shrinker.spec, variant, strategy, checkers=all_checkers(),
                       max_steps=shrinker.max_steps)
-    params = {"shrunk_from": os.path.basename(trace.path)}
+    # The shrunk run follows its decisions from seed 0 and says where it came from.
+    config = dataclasses.replace(
+        trace.config, variant=variant_override or trace.config.variant, strategy=FOLLOW,
+        params=(("shrunk_from", os.path.basename(trace.path)),), seed=0,
+        max_steps=shrinker.max_steps)
     try:
-        ex = await record(machine, 0, shrinker.spec, part, str(trace.header.get("workload",
-                                                                                  "spec")),
-                          params)
+        ex = await record(machine, config, shrinker.spec, part)
         got = ex.violations[0].rule if ex.violations else None
         if got != rule or list(ex.decisions) != shrinker.best.decisions:
             raise InternalError(f"the shrunk run did not fail with {rule} again when recorded "

@@ -2,7 +2,7 @@
 
 A variant is an ``async def clean(map, start, end, syncio, invalidate) ->
 KernReturn`` written against the kernel API (``emulator.api``), or a
-:class:`~emulator.machine.Variant` that also replaces the fault or munmap path.
+:class:`~emulator.variants.base.Variant` that also replaces the fault or munmap path.
 ``reference`` follows the run's profile.  A user's own variant is named
 ``path/to/file.py:function`` or ``module:function``.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from emulator.errors import BadInput
 from emulator.kern.clean import reference_clean
-from emulator.machine import Variant
+from emulator.variants.base import Variant as Variant  # re-exported
 
 # The mutants of SEMANTICS.md §7, each in a module of its own name.
 MUTANT_NAMES = (

@@ -1,13 +1,17 @@
 """Mutant ``early_unbusy`` (S): unbusies the page before its write completes."""
 
 from emulator.kern.clean import MapClean
+from emulator.kern.kernel import Kernel
 from emulator.kern.page import VmPage
-from emulator.machine import Variant
+from emulator.kern.pager import Io
+from emulator.variants.base import Variant
 
 
 class EarlyUnbusy(MapClean):
-    def after_issue(self, page: VmPage) -> None:
-        page.release_shared(page.k.disk.aid)  # too early: the write is still in flight
+    def start_write(self, k: Kernel, page: VmPage, sync: bool) -> Io:
+        io = super().start_write(k, page, sync)
+        page.release_shared(k.disk.aid)  # too early: the write is still in flight
+        return io
 
 
 VARIANT = Variant(

@@ -4,7 +4,7 @@ from emulator.kern.clean import REFERENCE
 from emulator.kern.fault import Fault
 from emulator.kern.object import VmObject
 from emulator.kern.page import VmPage
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class FaultNoGeneration(Fault):

@@ -3,7 +3,7 @@
 from emulator.kern.clean import MapClean, page_range
 from emulator.kern.kernel import Kernel
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE, VmObject
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class InvalidateBeforeFlush(MapClean):
@@ -20,7 +20,9 @@ class InvalidateBeforeFlush(MapClean):
         bottom, boffset = self.bottom_object(k, obj, offset)
         if invalidate and bottom is not None and bottom.kind in (OBJT_FILE, OBJT_DEVICE):
             first, last = page_range(boffset, size)
-            await self.remove_object_pages(k, bottom, first, last, clean_only=False)
+            await bottom.lock.lock()
+            await self.page_remove(bottom, first, last, False)  # dirty pages too: unflushed
+            await bottom.lock.unlock()
         return await super().flush_entry(k, obj, offset, size, writable, syncio, False)
 
 

@@ -6,7 +6,7 @@ This is freebsd5's behaviour, run under the ``manpage`` profile.
 from emulator.kern.clean import MapClean
 from emulator.kern.kernel import Kernel
 from emulator.kern.object import VmObject
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class InvalidateFreesDirty(MapClean):

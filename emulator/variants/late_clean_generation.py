@@ -6,7 +6,7 @@ asynchronous scan, so a write fault during the scan is forgotten.
 
 from emulator.kern.clean import MapClean
 from emulator.kern.object import VmObject
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class LateCleanGeneration(MapClean):

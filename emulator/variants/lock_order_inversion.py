@@ -3,7 +3,7 @@
 from emulator.kern.clean import REFERENCE
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 async def clean(vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool) -> KernReturn:

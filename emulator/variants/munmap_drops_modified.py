@@ -2,13 +2,30 @@
 
 from emulator.kern.clean import REFERENCE
 from emulator.kern.map import VmMap
-from emulator.kern.syscalls import remove_range
-from emulator.machine import Variant
+from emulator.kern.param import PAGE_SHIFT
+from emulator.kern.syscalls import remove_entries
+from emulator.variants.base import Variant
+
+
+async def remove_mappings_dropping_modified(vm_map: VmMap, start: int, end: int) -> None:
+    """pmap_remove of [start, end) that clears each modified bit instead of folding it."""
+    k = vm_map.k
+    pmap = vm_map.pmap
+    await k.kpoint()
+    k.read("map", vm_map.name)
+    start_vpn, end_vpn = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+    gone = sorted(vpn for vpn in pmap.ptes if start_vpn <= vpn < end_vpn)
+    for vpn in gone:
+        pmap.ptes[vpn].modified = False  # the bug: a store through it is forgotten
+        pmap.remove_pte(vpn)
+    if gone:
+        k.emit("pte_remove", vm_map.name, start_vpn, end_vpn, len(gone))
 
 
 async def munmap_dropping(vm_map: VmMap, start: int, end: int) -> None:
     await vm_map.lock.xlock()
-    await remove_range(vm_map, start, end, drop_modified=True)
+    await remove_mappings_dropping_modified(vm_map, start, end)
+    await remove_entries(vm_map, start, end)
     await vm_map.lock.unlock()
 
 

@@ -2,7 +2,7 @@
 
 from emulator.kern.clean import MapClean
 from emulator.kern.map import VmMap, VmMapEntry
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class NoTimestampRecheck(MapClean):

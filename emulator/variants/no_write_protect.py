@@ -3,7 +3,7 @@
 from emulator.kern.clean import MapClean
 from emulator.kern.page import VmPage
 from emulator.kern.pmap import fold_modified
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class NoWriteProtect(MapClean):

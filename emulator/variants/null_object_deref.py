@@ -3,7 +3,7 @@
 from emulator.kern.clean import MapClean
 from emulator.kern.kernel import Kernel
 from emulator.kern.object import VmObject
-from emulator.machine import Variant
+from emulator.variants.base import Variant
 
 
 class NullObjectDeref(MapClean):

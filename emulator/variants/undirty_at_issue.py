@@ -5,13 +5,16 @@ whose data the pager never got.
 """
 
 from emulator.kern.clean import MapClean
+from emulator.kern.kernel import Kernel
 from emulator.kern.page import VmPage
-from emulator.machine import Variant
+from emulator.kern.pager import Io
+from emulator.variants.base import Variant
 
 
 class UndirtyAtIssue(MapClean):
-    def before_issue(self, page: VmPage) -> None:
+    def start_write(self, k: Kernel, page: VmPage, sync: bool) -> Io:
         page.dirty = False  # too early: the write has not completed
+        return super().start_write(k, page, sync)
 
 
 VARIANT = Variant(

@@ -1,14 +1,19 @@
 """Mutant ``unlock_between_passes`` (S): drops the map lock between pass 1 and pass 2."""
 
 from emulator.kern.clean import MapClean
-from emulator.kern.map import VmMap
-from emulator.machine import Variant
+from emulator.kern.kernel import Kernel
+from emulator.kern.map import VmMap, VmMapEntry
+from emulator.variants.base import Variant
 
 
 class UnlockBetweenPasses(MapClean):
-    async def between_passes(self, vm_map: VmMap) -> None:
+    async def second_pass(
+        self, k: Kernel, vm_map: VmMap, first: VmMapEntry, start: int, end: int,
+        syncio: bool, invalidate: bool,
+    ) -> None:
         await vm_map.lock.unlock()
-        await vm_map.lock.xlock()
+        await vm_map.lock.xlock()  # ``first`` may have been unlinked and freed meanwhile
+        await super().second_pass(k, vm_map, first, start, end, syncio, invalidate)
 
 
 VARIANT = Variant(

@@ -3,7 +3,8 @@
 ``rig(profile, cpus, installers)`` builds a :class:`Rig`: a real
 :class:`~emulator.kern.kernel.Kernel` whose scheduler is a stand-in with the
 attributes the kernel and the checkers read (``step``, ``current``, ``over``,
-``agents``, ``crash_exc``, ``states_at_end``, ``_end``, and dummy ``point``/``sleep``/``wakeup``).
+``agents``, ``crash_exc``, ``states_at_end``, ``abort``, ``_end``, and dummy
+``point``/``sleep``/``wakeup``), watched by the harness's monitor.
 Agents 0..cpus-1 are ``cpu0``.., the last one is the ``disk`` daemon.  Tests
 then play events as a chosen agent with :meth:`Rig.emit` / :meth:`Rig.call`,
 each one step after the previous, and look at ``k.violations``.
@@ -17,14 +18,14 @@ ad-hoc variants for the checkers that are easier to drive through a Machine.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from emulator.kern import map as map_module
+from emulator.check.monitor import watch
 from emulator.kern.kernel import Kernel
-from emulator.sched.scheduler import AgentState
+from emulator.sched.scheduler import Abort, AgentState
 
 
 class FakeAgent:
@@ -63,12 +64,17 @@ class FakeSched:
         self.ended.append((outcome, detail))
         self.states_at_end = [a.state for a in self.agents]
 
+    def abort(self, outcome: str, detail: str) -> None:
+        self._end(outcome, detail)
+        raise Abort()
+
 
 class Rig:
     def __init__(self, profile: str, cpus: int) -> None:
         self.sched = FakeSched(cpus)
-        self.k = Kernel(self.sched, profile)  # type: ignore[arg-type]
+        self.k = Kernel(self.sched, profile)
         self.k.disk.aid = cpus
+        watch(self.k)
 
     def be(self, aid: int | None) -> None:
         """Make ``aid`` the running agent (None: no agent, as the harness)."""
@@ -92,9 +98,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig() -> Iterator[Callable[..., Rig]]:
-    saved = list(map_module.ACTIVE)
-
+def rig() -> Callable[..., Rig]:
     def make(profile: str = "manpage", cpus: int = 2,
              installers: tuple[Callable[[Kernel, Any], None], ...] = ()) -> Rig:
         r = Rig(profile, cpus)
@@ -102,8 +106,7 @@ def rig() -> Iterator[Callable[..., Rig]]:
             install(r.k, None)
         return r
 
-    yield make
-    map_module.ACTIVE[:] = saved
+    return make
 
 
 PAGE = 0x1000

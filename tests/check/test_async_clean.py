@@ -11,7 +11,7 @@ from emulator.check import async_clean
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import remove_write
-from emulator.machine import Variant
+from emulator.variants import Variant
 
 BASE = 0x10000
 CHECK = [async_clean.install]

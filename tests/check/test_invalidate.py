@@ -14,9 +14,9 @@ from emulator.check import invalidate
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap
-from emulator.machine import Variant
 from emulator.sched.scheduler import Abort
 from emulator.sched.strategies import RandomStrategy
+from emulator.variants import Variant
 
 BASE = 0x10000
 CHECK = [invalidate.install]

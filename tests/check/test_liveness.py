@@ -8,9 +8,9 @@ from typing import Any
 from emulator.check import liveness
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
-from emulator.kern.kernel import Violation
-from emulator.machine import Variant
+from emulator.kern.monitor import Violation
 from emulator.sched.scheduler import AgentState
+from emulator.variants import Variant
 
 BASE = 0x10000
 

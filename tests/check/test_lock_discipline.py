@@ -1,5 +1,6 @@
 """lock_discipline (rule 2): lock order, exclusive holders alone, entry-list changes under the
-exclusive map lock, and the deadlock report.  Hand-driven events on a fake scheduler."""
+exclusive map lock, and the deadlock report.  Hand-driven events on a fake scheduler;
+the primitives' contracts are broken by tiny variants on a real Machine."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 import pytest
 
 from emulator.check import lock_discipline
-from emulator.kern.kernel import Violation
+from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap
+from emulator.kern.monitor import Violation
 from emulator.sched.scheduler import Abort
+from emulator.variants import Variant
 
 
 def setup(rig: Any) -> Any:
@@ -249,3 +252,33 @@ def test_a_deadlock_report_says_nothing_when_nothing_is_held(rig: Any) -> None:
                   0, [0])
     r.k._call_hooks("deadlock", v)
     assert v.message.endswith("; cpu0 holds nothing")
+
+
+# -- the primitives' contracts, reported by the kernel ---------------------------------------
+
+
+def releases_an_unheld_map_lock() -> Variant:
+    async def clean(vm_map: Any, start: int, end: int, syncio: bool, inval: bool) -> Any:
+        await vm_map.lock.unlock()
+        return KernReturn.SUCCESS
+
+    return Variant("releases_an_unheld_map_lock", clean)
+
+
+async def test_a_broken_lock_contract_is_a_lock_discipline_violation(
+    run_spec: Any, spec_of: Any
+) -> None:
+    spec = spec_of([["msync", "0x10000", 0x1000, "sync"]])
+    ex, _ = await run_spec(spec, "manpage", checkers=[lock_discipline.install],
+                           variant=releases_an_unheld_map_lock())
+    assert ex.outcome == "violation"
+    assert [(v.rule, v.message, v.cpus) for v in ex.violations] == [
+        ("lock_discipline", "p0: map lock released by cpu0, which does not hold it", [0])]
+
+
+async def test_without_the_checker_the_kernel_reports_a_broken_contract_to_no_one(
+    run_spec: Any, spec_of: Any
+) -> None:
+    spec = spec_of([["msync", "0x10000", 0x1000, "sync"]])
+    ex, _ = await run_spec(spec, "manpage", variant=releases_an_unheld_map_lock())
+    assert ex.outcome == "ok" and ex.violations == []

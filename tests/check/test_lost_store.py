@@ -16,7 +16,7 @@ from emulator.check import lost_store
 from emulator.kern.clean import REFERENCE, reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import remove_all, remove_write
-from emulator.machine import Variant
+from emulator.variants import Variant
 
 BASE = 0x10000
 CHECK = [lost_store.install]

@@ -12,7 +12,7 @@ import pytest
 from emulator.check import return_code
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
-from emulator.machine import Variant
+from emulator.variants import Variant
 
 CHECK = [return_code.install]
 REF = Variant("reference", reference_clean)
@@ -185,3 +185,12 @@ async def test_failure_after_a_write_error_is_not_a_manpage_code(
     ex, _ = await run_spec(data, "modern", checkers=CHECK,
                            variant=Variant("failing_reference", failing_reference))
     assert ex.outcome == "ok", ex.violations
+
+
+async def test_without_the_checker_a_result_that_is_no_kern_code_crashes_the_cpu(
+    run_spec: Any, spec_of: Any
+) -> None:
+    ex, _ = await run_spec(spec(spec_of, WHOLE), "manpage", variant=answers("done"))
+    assert ex.outcome == "crash"
+    assert [v.rule for v in ex.violations] == ["crash"]
+    assert "clean returned 'done', not a KERN_* code" in ex.violations[0].message

@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 
 from emulator.check import stale_structure
-from emulator.kern import map as map_module
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap, VmMapEntry
-from emulator.machine import Variant
 from emulator.sched.scheduler import Abort
 from emulator.sched.strategies import RandomStrategy
+from emulator.variants import Variant
 
 BASE = 0x10000
 
@@ -27,7 +26,6 @@ def freed_entry(r: Any) -> VmMapEntry:
     entry = VmMapEntry(BASE, BASE + 0x2000, None, 0, 3, "anon")
     r.sched.step = 5
     r.k.free_entry(entry)
-    map_module.ACTIVE[:] = [r.k]
     return entry
 
 
@@ -72,7 +70,6 @@ def test_without_the_checker_a_freed_entry_is_not_reported(rig: Any) -> None:
 
 def test_a_live_entry_never_fires(rig: Any) -> None:
     r = rig(installers=(stale_structure.install,))
-    map_module.ACTIVE[:] = [r.k]
     entry = VmMapEntry(BASE, BASE + 0x1000, None, 0, 3, "anon")
     r.be(0)
     r.k.touch_entry(entry)
@@ -157,3 +154,16 @@ async def test_the_reference_racing_munmap_never_fires(
         ex, _ = await run_spec(spec, profile, seed=seed, checkers=[stale_structure.install],
                                strategy=RandomStrategy(), variant=ref)
         assert ex.outcome == "ok", (seed, ex.violations)
+
+
+def test_a_freed_entry_reports_to_the_kernel_that_freed_it(rig: Any) -> None:
+    r = rig(installers=(stale_structure.install,))
+    other = rig(installers=(stale_structure.install,))  # a later machine, running cpu0
+    entry = freed_entry(r)
+    other.be(0)
+    r.be(None)
+    assert entry.end == BASE + 0x2000  # its own machine runs no agent: not a touch
+    r.be(1)
+    with pytest.raises(Abort):
+        _ = entry.end
+    assert r.rules == ["stale_structure"] and other.rules == []

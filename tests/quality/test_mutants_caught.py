@@ -40,9 +40,9 @@ from __future__ import annotations
 import pytest
 
 from emulator.check import all_checkers
-from emulator.machine import Execution, Machine, Variant
+from emulator.machine import Execution, Machine
 from emulator.sched.strategies import PortfolioStrategy
-from emulator.variants import MUTANTS
+from emulator.variants import MUTANTS, Variant
 from workloads import WORKLOADS, build_workload
 
 MEASURED = {

@@ -121,6 +121,8 @@ def _one_error_line(capsys: pytest.CaptureFixture[str], code: int, want: int = 2
         ("variant", lambda ls: [ls[0].replace('"variant": "reference"', '"variant": "nope"'),
                                 *ls[1:]], "unknown variant 'nope'"),
         ("foreign", lambda ls: ['{"hello": 1}', *ls[1:]], "not a vmemu trace"),
+        ("strategy", lambda ls: [ls[0].replace('"name": "portfolio"', '"nom": "portfolio"'),
+                                 *ls[1:]], "header field 'strategy' has no name"),
         ("event", lambda ls: [*ls[:5], '{"event": "store", "step": 3}', *ls[6:]],
          "line 6: event 'store' must have"),
     ],
@@ -220,6 +222,7 @@ def test_a_crash_mid_run_leaves_a_readable_prefix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """vmemu itself failing mid-run leaves the header and the events so far, no footer."""
+    from emulator.config import RunConfig
     from emulator.kern import pager
     from emulator.machine import Machine
     from emulator.sched.strategies import RandomStrategy
@@ -244,7 +247,8 @@ def test_a_crash_mid_run_leaves_a_readable_prefix(
     monkeypatch.setattr(pager.Disk, "complete", failing_complete)
     path = tmp_path / "crash.jsonl"
     with pytest.raises(BaseExceptionGroup) as info:
-        trio.run(record, machine, 0, spec, str(path), "writers_vs_msync", {})
+        trio.run(record, machine, RunConfig("writers_vs_msync", strategy="random"), spec,
+                 str(path))
     assert info.group_contains(Crash)
     monkeypatch.undo()
     lines = path.read_text().splitlines()

@@ -1,4 +1,4 @@
-"""``vmemu show``: the per-CPU timeline of a trace (emulator/trace/show.py)."""
+"""``vmemu show``: the per-CPU timeline of a trace (the emulator/trace/show package)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from emulator.cli import main
 from emulator.trace import show
 from emulator.trace.reader import load_trace
+from emulator.trace.show.phrases import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[")
@@ -250,3 +251,16 @@ def test_control_characters_from_a_trace_never_reach_the_terminal(
     text = _show(capsys, str(path), "--width", "120")
     assert "\x1b" not in text and "\x07" not in text
     assert "digest mismatch" in text
+
+
+def test_the_documented_names_import_from_the_package() -> None:
+    assert sorted(show.__all__) == ["MIN_WIDTH", "default_width", "render", "unicode_ok",
+                                    "use_color"]
+    assert all(hasattr(show, name) for name in show.__all__)
+
+
+def test_every_event_kind_in_the_corpus_has_its_own_phrasing() -> None:
+    """A kind with no entry in ``KINDS`` would show as its raw arguments."""
+    kinds = {ev["event"] for path in (ROOT / "traces").glob("*.trace.jsonl")
+             for ev in load_trace(str(path)).events}
+    assert kinds and kinds - {"violation"} <= set(KINDS)  # a violation is a banner, not a cell

@@ -1,4 +1,12 @@
-"""The controlled scheduler: determinism, replay, deadlock, starvation and crash outcomes."""
+"""The controlled scheduler: its primitives, determinism, replay, deadlock, starvation, crash.
+
+The first section drives a bare Scheduler with hand-written agents (no kernel):
+``run_agents(*bodies)`` runs one execution whose agent i is ``bodies[i](sched)``
+and returns the Scheduler.  ``Ordered`` runs the first runnable agent of its
+``order`` list, and a body may change that list to hand the baton over at its
+next schedule point, so each interleaving is exact.  The later sections run
+whole machines.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +14,283 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from emulator.kern.kern_return import KernReturn
-from emulator.machine import Machine, Variant
-from emulator.sched.strategies import RandomStrategy, ReplayStrategy
-from emulator.variants import load_variant
+from emulator.machine import Machine
+from emulator.sched.scheduler import AgentState, Scheduler
+from emulator.sched.strategies import RandomStrategy, ReplayStrategy, Strategy
+from emulator.variants import Variant, load_variant
 from workloads import build_workload
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def machine(name: str = "writers_vs_msync", seed: int = 0, profile: str | None = None,
             strategy: Any = None, **kw: Any) -> Machine:
     spec = build_workload(name, {}, seed, profile)
     return Machine(spec, load_variant("reference"), strategy or RandomStrategy(), **kw)
+
+
+# --- the primitives, on a bare scheduler ------------------------------------------------------
+
+Body = Callable[[Scheduler], Awaitable[None]]
+
+
+class Chan:
+    """A wait channel whose sleepers wait for ``holders``."""
+
+    def __init__(self, name: str, holders: Iterable[int] = ()) -> None:
+        self.name = name
+        self.holders = list(holders)
+
+    def wait_holders(self) -> list[int]:
+        return list(self.holders)
+
+    def wait_name(self) -> str:
+        return self.name
+
+
+class Ordered(Strategy):
+    """Run the first runnable agent of ``order``; the lowest runnable one if none is."""
+
+    name = "ordered"
+
+    def __init__(self, *order: int) -> None:
+        self.order = list(order)
+
+    def choose(self, runnable: Sequence[int], current: int) -> int:
+        for aid in self.order:
+            if aid in runnable:
+                return aid
+        return runnable[0]
+
+
+async def run_agents(*bodies: Body, strategy: Strategy | None = None, max_steps: int = 1000,
+                     daemons: Iterable[int] = ()) -> Scheduler:
+    """Run one execution of ``bodies`` (agent i: ``cpu<i>``, or ``daemon<i>``)."""
+    sched = Scheduler(strategy or Ordered(), max_steps)
+    daemon_set = set(daemons)
+    for i in range(len(bodies)):
+        sched.add_agent(f"daemon{i}" if i in daemon_set else f"cpu{i}", daemon=i in daemon_set)
+
+    def bind(body: Body) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            await body(sched)
+
+        return run
+
+    await sched.run([bind(b) for b in bodies])
+    return sched
+
+
+async def test_a_point_hands_the_baton_to_the_agent_the_strategy_picks() -> None:
+    log: list[str] = []
+    order = Ordered(0, 1)
+
+    async def first(sched: Scheduler) -> None:
+        log.append("cpu0 before")
+        order.order = [1, 0]
+        await sched.point()
+        log.append("cpu0 after")
+
+    async def second(sched: Scheduler) -> None:
+        log.append("cpu1")
+
+    sched = await run_agents(first, second, strategy=order)
+    assert sched.outcome == "ok"
+    assert log == ["cpu0 before", "cpu1", "cpu0 after"]
+
+
+async def test_a_point_keeps_running_the_current_agent_when_the_strategy_picks_it() -> None:
+    log: list[str] = []
+
+    async def body(sched: Scheduler) -> None:
+        me = sched.current.name  # type: ignore[union-attr]
+        for i in range(2):
+            log.append(f"{me} {i}")
+            await sched.point()
+
+    await run_agents(body, body, strategy=Ordered(0, 1))
+    assert log == ["cpu0 0", "cpu0 1", "cpu1 0", "cpu1 1"]
+
+
+async def test_every_point_counts_one_step_even_with_one_runnable_agent() -> None:
+    async def three_points(sched: Scheduler) -> None:
+        for _ in range(3):
+            await sched.point()
+
+    sched = await run_agents(three_points)
+    assert sched.step == 3
+    assert sched.decisions == []  # one runnable agent: nothing to decide
+
+
+async def test_decisions_record_the_agent_chosen_among_two_or_more() -> None:
+    async def two_points(sched: Scheduler) -> None:
+        await sched.point()
+        await sched.point()
+
+    sched = await run_agents(two_points, two_points, strategy=Ordered(1, 0))
+    # The first baton, then cpu1's two points with cpu0 runnable; cpu0 then runs alone.
+    assert sched.decisions == [1, 1, 1]
+
+
+async def test_a_sleeper_runs_again_only_after_a_wakeup_on_its_channel() -> None:
+    log: list[str] = []
+    chan = Chan("the test channel")
+
+    async def sleeper(sched: Scheduler) -> None:
+        log.append("cpu0 sleeps")
+        await sched.sleep(chan)
+        log.append("cpu0 woke")
+
+    async def waker(sched: Scheduler) -> None:
+        log.append("cpu1 runs")
+        await sched.point()  # cpu0 is asleep: cpu1 runs on although the strategy prefers cpu0
+        log.append("cpu1 wakes cpu0")
+        sched.wakeup(chan)
+        log.append("cpu1 goes on")  # a wakeup is not a schedule point
+        await sched.point()
+        log.append("cpu1 done")
+
+    sched = await run_agents(sleeper, waker, strategy=Ordered(0, 1))
+    assert sched.outcome == "ok"
+    assert log == ["cpu0 sleeps", "cpu1 runs", "cpu1 wakes cpu0", "cpu1 goes on",
+                   "cpu0 woke", "cpu1 done"]
+
+
+async def test_a_wakeup_makes_every_sleeper_on_the_channel_runnable() -> None:
+    chan = Chan("the test channel")
+    woke: list[int] = []
+    states: list[AgentState] = []
+
+    async def sleeper(sched: Scheduler) -> None:
+        await sched.sleep(chan)
+        woke.append(sched.current.aid)  # type: ignore[union-attr]
+
+    async def waker(sched: Scheduler) -> None:
+        sched.wakeup(chan)
+        states.extend(a.state for a in sched.agents)
+
+    sched = await run_agents(sleeper, sleeper, waker, strategy=Ordered(0, 1, 2))
+    assert sched.outcome == "ok"
+    assert states[:2] == [AgentState.RUNNABLE, AgentState.RUNNABLE]
+    assert woke == [0, 1]
+
+
+async def test_a_wakeup_on_another_channel_leaves_the_sleeper_blocked() -> None:
+    async def sleeper(sched: Scheduler) -> None:
+        await sched.sleep(Chan("channel a"))
+
+    async def waker(sched: Scheduler) -> None:
+        sched.wakeup(Chan("channel b"))
+
+    sched = await run_agents(sleeper, waker)
+    assert sched.outcome == "deadlock"
+    assert sched.detail == "no agent can run: cpu0 waits for channel a"
+
+
+async def test_the_execution_is_ok_when_only_daemons_are_left_asleep() -> None:
+    async def cpu(sched: Scheduler) -> None:
+        await sched.point()
+
+    async def daemon(sched: Scheduler) -> None:
+        await sched.sleep(Chan("work for the daemon"))
+
+    sched = await run_agents(cpu, daemon, daemons=[1])
+    assert sched.outcome == "ok"
+    assert sched.detail == ""
+
+
+async def test_a_wait_for_cycle_is_a_deadlock_naming_each_wait() -> None:
+    async def body(sched: Scheduler) -> None:
+        me = sched.current.aid  # type: ignore[union-attr]
+        other = 1 - me
+        await sched.sleep(Chan(f"lock held by cpu{other}", holders=[other]))
+
+    sched = await run_agents(body, body)
+    assert sched.outcome == "deadlock"
+    assert sched.detail == ("wait-for cycle: cpu0 waits for lock held by cpu1; "
+                            "cpu1 waits for lock held by cpu0")
+    assert sched.blame == [0, 1]
+
+
+async def test_the_wait_for_cycle_leaves_out_agents_that_only_wait_on_it() -> None:
+    holders = {0: [1], 1: [2], 2: [1]}  # cpu0 waits for the cycle cpu1 <-> cpu2
+
+    async def body(sched: Scheduler) -> None:
+        me = sched.current.aid  # type: ignore[union-attr]
+        await sched.sleep(Chan(f"chan{me}", holders=holders[me]))
+
+    sched = await run_agents(body, body, body)
+    assert sched.outcome == "deadlock"
+    assert sched.detail == "wait-for cycle: cpu1 waits for chan1; cpu2 waits for chan2"
+    assert sched.blame == [1, 2]
+
+
+async def test_blocked_agents_without_a_cycle_are_a_deadlock_naming_every_sleeper() -> None:
+    async def body(sched: Scheduler) -> None:
+        me = sched.current.aid  # type: ignore[union-attr]
+        await sched.sleep(Chan(f"chan{me}"))  # nobody holds it: no wait-for edge
+
+    sched = await run_agents(body, body)
+    assert sched.outcome == "deadlock"
+    assert sched.detail == "no agent can run: cpu0 waits for chan0; cpu1 waits for chan1"
+    assert sched.blame == [0, 1]
+
+
+async def test_the_step_bound_turns_an_endless_loop_into_starvation() -> None:
+    async def spin(sched: Scheduler) -> None:
+        while True:
+            await sched.point()
+
+    sched = await run_agents(spin, max_steps=50)
+    assert sched.outcome == "starvation"
+    assert sched.detail == "no end after 50 steps"
+    assert sched.step == 51
+
+
+async def test_no_agent_runs_after_the_execution_ended() -> None:
+    log: list[str] = []
+    order = Ordered(1, 2, 0)
+
+    async def spin(sched: Scheduler) -> None:
+        while True:
+            await sched.point()
+
+    async def sleeper(sched: Scheduler) -> None:
+        log.append("cpu1 sleeps")
+        await sched.sleep(Chan("never woken"))
+        log.append("cpu1 after the end")
+
+    async def runner(sched: Scheduler) -> None:
+        log.append("cpu2 runs")
+        order.order = [0]
+        await sched.point()  # cpu0 now spins past the step bound
+        log.append("cpu2 after the end")
+
+    sched = await run_agents(spin, sleeper, runner, max_steps=20, strategy=order)
+    assert sched.outcome == "starvation"
+    assert log == ["cpu1 sleeps", "cpu2 runs"]
+
+
+async def test_an_agent_raising_ends_the_execution_as_a_crash_blaming_it() -> None:
+    async def fine(sched: Scheduler) -> None:
+        await sched.point()
+
+    async def raising(sched: Scheduler) -> None:
+        await sched.point()
+        raise ValueError("boom")
+
+    sched = await run_agents(fine, raising, strategy=Ordered(1, 0))
+    assert sched.outcome == "crash"
+    assert sched.detail == "cpu1 raised ValueError: boom"
+    assert sched.blame == [1]
+    assert isinstance(sched.crash_exc, ValueError)
 
 
 # --- determinism ----------------------------------------------------------------------------

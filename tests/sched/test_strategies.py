@@ -1,7 +1,8 @@
 """The scheduling strategies (emulator/sched/strategies.py).
 
 * random, pct, pos and portfolio are deterministic per seed: the same seed gives the same
-  decisions, in a fresh machine or a reused one, and different seeds give different schedules;
+  decisions, from ``choose`` alone and in a fresh machine or a reused one, and different seeds
+  give different schedules; replay follows its decision list and diverges loudly;
 * dfs enumerates exactly the known schedule counts on a two-CPU ``yield`` workload -- without a
   preemption bound C(a+b+2, a+1), with a bound the count of an independent brute-force
   enumeration -- exhausts its space, and its reduction never adds schedules;
@@ -23,14 +24,21 @@ from typing import Any
 import pytest
 
 from emulator.check import all_checkers
+from emulator.errors import ReplayDiverged
 from emulator.machine import Machine
-from emulator.sched.strategies import DfsStrategy, PctStrategy, RandomStrategy, make_strategy
+from emulator.sched.strategies import (
+    DfsStrategy,
+    PctStrategy,
+    RandomStrategy,
+    ReplayStrategy,
+    make_strategy,
+)
 from emulator.spec import Spec, parse_spec
 from emulator.variants import BUILTIN, MUTANTS, load_variant
 from workloads import build_workload
 
 SEEDED = ("random", "pct", "pos", "portfolio")
-ROOT = str(Path(__file__).resolve().parent.parent)
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def _machine(workload: str, strategy: Any, variant: str = "reference") -> Machine:
@@ -45,6 +53,72 @@ Run = tuple[str, int, tuple[int, ...]]  # outcome, steps, decisions
 async def _decisions(machine: Machine, workload: str, seed: int) -> Run:
     ex = await machine.execute(seed, build_workload(workload, {}, seed, machine.variant.profile))
     return ex.outcome, ex.steps, tuple(ex.decisions)
+
+
+# -- choose() alone: the seed decides -----------------------------------------------------------
+
+# Runnable sets a strategy is asked about, in turn (agents come and go as they sleep and wake).
+RUNNABLE = [(0, 1, 2), (0, 2), (1, 2, 3), (0, 1), (0, 1, 2, 3)]
+
+
+def _choices(strategy: Any, seed: int, decisions: int = 300) -> tuple[int, ...]:
+    strategy.reset(seed)
+    return tuple(strategy.choose(RUNNABLE[i % len(RUNNABLE)], -1) for i in range(decisions))
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_same_seed_gives_the_same_choices(name: str) -> None:
+    strategy = make_strategy(name)
+    first = _choices(strategy, 5)
+    _choices(strategy, 6)  # another execution in between changes nothing
+    assert _choices(strategy, 5) == first
+    assert _choices(make_strategy(name), 5) == first
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_different_seeds_give_different_choices(name: str) -> None:
+    runs = {_choices(make_strategy(name), seed) for seed in range(8)}
+    assert len(runs) == 8
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_every_choice_is_one_of_the_runnable_agents(name: str) -> None:
+    strategy = make_strategy(name)
+    strategy.reset(3)
+    for i in range(200):
+        runnable = RUNNABLE[i % len(RUNNABLE)]
+        assert strategy.choose(runnable, -1) in runnable
+
+
+def test_replay_follows_its_decision_list() -> None:
+    replay = ReplayStrategy([2, 0, 1])
+    replay.reset(0)
+    assert [replay.choose((0, 1, 2), -1) for _ in range(3)] == [2, 0, 1]
+
+
+def test_replay_starts_over_at_every_reset() -> None:
+    replay = ReplayStrategy([1, 0])
+    replay.reset(0)
+    replay.choose((0, 1), -1)
+    replay.reset(99)  # the seed plays no part
+    assert replay.choose((0, 1), -1) == 1
+
+
+def test_replay_diverges_when_the_recorded_agent_cannot_run() -> None:
+    replay = ReplayStrategy([0, 2])
+    replay.reset(0)
+    replay.choose((0, 1), -1)
+    with pytest.raises(ReplayDiverged, match=r"decision 1: recorded cpu 2 is not runnable "
+                                             r"\(runnable \[0, 1\]\)"):
+        replay.choose((0, 1), -1)
+
+
+def test_replay_diverges_when_the_recording_runs_out() -> None:
+    replay = ReplayStrategy([1])
+    replay.reset(0)
+    replay.choose((0, 1), -1)
+    with pytest.raises(ReplayDiverged, match="decision 1: the recording has no more decisions"):
+        replay.choose((0, 1), -1)
 
 
 # -- determinism per seed ---------------------------------------------------------------------

@@ -20,12 +20,12 @@ import trio
 
 from emulator.check import all_checkers
 from emulator.kern.kern_return import KernReturn
-from emulator.machine import Machine, Variant
+from emulator.machine import Machine
 from emulator.sched.strategies import RandomStrategy
-from emulator.variants import BUILTIN
+from emulator.variants import BUILTIN, Variant
 from workloads import build_workload
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def spins_without_a_point(*args: Any) -> KernReturn:

@@ -1,0 +1,23 @@
+"""The code under test, as the harness takes it: a clean routine and optional other paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from emulator.kern.fault import Fault
+from emulator.kern.syscalls import munmap_path
+
+
+@dataclass
+class Variant:
+    """The code under test: a clean routine, and optionally fault/munmap paths."""
+
+    name: str
+    clean: Callable[..., Any]
+    fault: type[Fault] = Fault
+    munmap: Callable[..., Any] = munmap_path
+    doc: str = ""  # one line: what is wrong with it (mutants)
+    profile: str | None = None  # the profile it is meant for (None: any)
+    catches: tuple[str, ...] = ()  # rules expected to catch it (mutants)
