@@ -25,20 +25,7 @@ from emulator.kern.monitor import Violation
 from emulator.kern.object import OBJT_FILE, VmObject
 from emulator.kern.pager import Pager
 from emulator.kern.pmap import fold_modified
-from emulator.kern.syscalls import (
-    make_entry,
-    munmap_path,
-    result_value,
-    sys_clean,
-    sys_load,
-    sys_mlock,
-    sys_mmap,
-    sys_msync,
-    sys_munlock,
-    sys_munmap,
-    sys_store,
-    wire_now,
-)
+from emulator.kern.syscalls import make_entry, munmap_path, result_value, wire_now
 from emulator.sched.scheduler import AgentState, Scheduler
 from emulator.sched.strategies import Strategy
 from emulator.spec import Op, Spec
@@ -94,27 +81,7 @@ def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -
 
 async def run_op(k: Kernel, vm_map: VmMap, op: Op) -> Any:
     """Perform one program step and return its result."""
-    name, a = op.name, op.args
-    if name == "store":
-        return await sys_store(k, vm_map, a[0])
-    if name == "load":
-        return await sys_load(k, vm_map, a[0])
-    if name == "msync":
-        return await sys_msync(k, vm_map, a[0], a[1], a[2])
-    if name == "clean":
-        return await sys_clean(k, vm_map, a[0], a[1], a[2], a[3])
-    if name == "munmap":
-        return await sys_munmap(k, vm_map, a[0], a[1])
-    if name == "mmap":
-        return await sys_mmap(k, vm_map, a[0], a[1], a[2])
-    if name == "mlock":
-        return await sys_mlock(k, vm_map, a[0], a[1])
-    if name == "munlock":
-        return await sys_munlock(k, vm_map, a[0], a[1])
-    if name == "yield":
-        await k.kpoint()
-        return 0
-    raise AssertionError(f"unknown op {name}")
+    return await op.call.handler(k, vm_map, *op.args)
 
 
 def final_flush(k: Kernel) -> None:
@@ -195,11 +162,11 @@ class Machine:
             async def run() -> None:
                 for op in program:
                     current_op[i] = op.name
-                    k.emit("call", op.name, *_plain_args(op))
+                    k.emit("call", op.name, *op.event_args)
                     value = await run_op(k, vm_map, op)
                     rendered = result_value(value)
                     k.emit("ret", op.name, rendered)
-                    out.append({"op": op.name, "args": op.to_json()[1:], "ret": rendered})
+                    out.append({"op": op.name, "args": list(op.plain_args), "ret": rendered})
 
             return run
 
@@ -242,7 +209,3 @@ def _outside_error(sched: Scheduler, strategy: Strategy) -> EmulatorError:
         return err
     return InternalError(f"the {strategy.name} strategy raised {type(err).__name__} at step "
                          f"{sched.step}: {err} (a bug in vmemu, not in the variant)")
-
-
-def _plain_args(op: Op) -> list[Any]:
-    return [a for a in op.to_json()[1:] if not isinstance(a, dict)]

@@ -25,31 +25,20 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, assert_never
 
 from emulator.errors import BadInput
+from emulator.kern.map import PROT_WORDS
 from emulator.kern.param import ADDR_LIMIT, PAGE_SIZE, VM_MAX_ADDRESS
+from emulator.kern.syscalls import MSYNC_FLAG_WORDS, SYSCALLS, ArgKind, Syscall
 
-PROTS = ("r", "rw", "rwx")
-MSYNC_FLAG_WORDS = ("async", "invalidate", "sync")
-OPS = ("load", "store", "msync", "clean", "munmap", "mmap", "mlock", "munlock", "yield")
+PROTS = tuple(PROT_WORDS)
+OPS = tuple(SYSCALLS)
 PROFILES = ("manpage", "freebsd5", "modern")
 DEFAULT_PROFILE = "manpage"
 KINDS = ("file", "anon", "device", "submap")
-
-# The argument names of each op, in order (for messages and arity checks).
-OP_ARGS: dict[str, tuple[str, ...]] = {
-    "load": ("addr",),
-    "store": ("addr",),
-    "msync": ("addr", "len", "flags"),
-    "clean": ("start", "end", "syncio", "invalidate"),
-    "munmap": ("addr", "len"),
-    "mmap": ("addr", "pages", "options"),
-    "mlock": ("addr", "len"),
-    "munlock": ("addr", "len"),
-    "yield": (),
-}
 
 
 @dataclass(frozen=True)
@@ -91,37 +80,40 @@ class MappingSpec:
 
 @dataclass(frozen=True)
 class Op:
-    """One step of a CPU program: ``name`` in OPS and normalised ``args``.
+    """One step of a CPU program: a system call's ``name`` and its normalised ``args``.
 
-    Argument shapes after normalisation:
-      load/store   (va,)
-      msync        (addr, length, flags)        flags e.g. "sync", "async,invalidate"
-      clean        (start, end, syncio, invalidate)
-      munmap/mlock/munlock (addr, length)
-      mmap         (addr, pages, MappingSpec)   MAP_FIXED: replaces what is there
-      yield        ()
+    The arguments are as the call's row of ``SYSCALLS`` (emulator/kern/syscalls.py)
+    describes them: addresses and lengths ints, msync flags e.g. ``"async,invalidate"``,
+    clean's syncio and invalidate bools, mmap's options a MappingSpec.
     """
 
     name: str
     args: tuple[Any, ...] = ()
 
-    def to_json(self) -> list[Any]:
-        """Return the canonical plain-data form: ``[name, *args]``.
+    # The machine emits and records every op of every execution: look it up
+    # and render it once.  (cached_property writes the instance dict, past frozen.)
+    @cached_property
+    def call(self) -> Syscall:
+        return SYSCALLS[self.name]
 
-        Addresses are hex strings; lengths and page counts are plain ints.
-        """
-        a = self.args
-        if self.name in ("load", "store"):
-            return [self.name, hex(a[0])]
-        if self.name == "msync":
-            return [self.name, hex(a[0]), a[1], a[2]]
-        if self.name == "clean":
-            return [self.name, hex(a[0]), hex(a[1]), a[2], a[3]]
-        if self.name in ("munmap", "mlock", "munlock"):
-            return [self.name, hex(a[0]), a[1]]
-        if self.name == "mmap":
-            return [self.name, hex(a[0]), a[1], a[2].options_json()]
-        return [self.name]
+    @cached_property
+    def plain_args(self) -> tuple[Any, ...]:
+        """The arguments as plain data: hex-string addresses, ints, a mapping's options."""
+        return tuple(self.call.to_json(self.args)[1:])
+
+    @cached_property
+    def event_args(self) -> tuple[Any, ...]:
+        """The ``call`` event's fields after the name (no mapping options)."""
+        return tuple(self.call.event_args(self.args))
+
+    def to_json(self) -> list[Any]:
+        """Return the canonical plain-data form: ``[name, *args]``."""
+        return [self.name, *self.plain_args]
+
+    def mappings(self) -> list[MappingSpec]:
+        """The mappings this step asks for (an mmap's options)."""
+        return [v for a, v in zip(self.call.args, self.args, strict=True)
+                if a.kind is ArgKind.MAPPING]
 
 
 @dataclass(frozen=True)
@@ -385,55 +377,58 @@ def _process(raw: object, where: _Where, files: Mapping[str, int]) -> tuple[Mapp
     return maps
 
 
-def _msync_flags(value: object, where: _Where) -> str:
-    text = _str(value, where, "msync flags")
+def _msync_flags(value: object, where: _Where, what: str) -> str:
+    text = _str(value, where, what)
     expected = "expected sync, async, invalidate or a comma-joined pair"
     words = [w.strip() for w in text.split(",")]
     if not text.strip():
-        where.fail(f"msync flags: empty ({expected})")
+        where.fail(f"{what}: empty ({expected})")
     for w in words:
         if not w:
-            where.fail(f"msync flags: empty word in {_show(text)}")
+            where.fail(f"{what}: empty word in {_show(text)}")
         if w not in MSYNC_FLAG_WORDS:
-            where.fail(f"msync flags: unknown flag {_show(w)} ({expected})")
+            where.fail(f"{what}: unknown flag {_show(w)} ({expected})")
     unique = sorted(set(words))
     if "sync" in unique and "async" in unique:
-        where.fail(f"msync flags: {_show(text)} combines sync and async")
+        where.fail(f"{what}: {_show(text)} combines sync and async")
     return ",".join(unique)
+
+
+def _arg(kind: ArgKind, value: object, where: _Where, what: str, files: Mapping[str, int],
+         before: list[Any]) -> Any:
+    """Parse one argument of a step; ``before`` holds the step's arguments parsed so far."""
+    match kind:
+        case ArgKind.ADDRESS | ArgKind.LENGTH:
+            return _int(value, where, what)
+        case ArgKind.FLAG:
+            return _bool(value, where, what)
+        case ArgKind.MSYNC_FLAGS:
+            return _msync_flags(value, where, what)
+        case ArgKind.MAPPING:
+            return _mapping(value, where, files, at=(before[0], before[1]))
+        case _:
+            assert_never(kind)
 
 
 def _op(raw: object, where: _Where, files: Mapping[str, int]) -> Op:
     if not isinstance(raw, list) or not raw or not isinstance(raw[0], str):
         where.fail(f"expected an op like [\"store\", \"0x10000\"], got {_show(raw)}")
     name, args = raw[0], raw[1:]
-    if name not in OP_ARGS:
+    call = SYSCALLS.get(name)
+    if call is None:
         where.fail(f"unknown op {_show(name)} (expected one of {_one_of(OPS)})")
-    names = OP_ARGS[name]
+    names = [a.name for a in call.args]
     if len(args) != len(names):
         shape = f" ({', '.join(names)})" if names else ""
         where.fail(f"'{name}' takes {len(names)} argument{'s' if len(names) != 1 else ''}"
                    f"{shape}, got {len(args)}")
-
-    def num(i: int) -> int:
-        return _int(args[i], where, f"{name} {names[i]}")
-
-    if name in ("load", "store"):
-        return Op(name, (num(0),))
-    if name == "msync":
-        return Op(name, (num(0), num(1), _msync_flags(args[2], where)))
-    if name == "clean":
-        start, end = num(0), num(1)
-        if start > end:
-            where.fail(f"clean start {hex(start)} > end {hex(end)}")
-        syncio = _bool(args[2], where, "clean syncio")
-        invalidate = _bool(args[3], where, "clean invalidate")
-        return Op(name, (start, end, syncio, invalidate))
-    if name in ("munmap", "mlock", "munlock"):
-        return Op(name, (num(0), num(1)))
-    if name == "mmap":
-        addr, pages = num(0), num(1)
-        return Op(name, (addr, pages, _mapping(args[2], where, files, at=(addr, pages))))
-    return Op(name)
+    parsed: list[Any] = []
+    for arg, value in zip(call.args, args, strict=True):
+        parsed.append(_arg(arg.kind, value, where, f"{name} {arg.name}", files, parsed))
+    problem = call.check(tuple(parsed)) if call.check is not None else None
+    if problem is not None:
+        where.fail(problem)
+    return Op(name, tuple(parsed))
 
 
 def _cpus(value: object, where: _Where, files: Mapping[str, int],

@@ -11,6 +11,7 @@ import pytest
 
 from emulator.errors import BadInput
 from emulator.spec import (
+    OPS,
     MappingSpec,
     Op,
     Spec,
@@ -135,6 +136,7 @@ def test_every_op_round_trips() -> None:
         ["yield"],
     ]
     spec = parse_spec(data)
+    assert {op.name for op in spec.cpus[0].program} == set(OPS)  # a new call belongs here too
     for op in spec.cpus[0].program:
         alone = parse_spec({**data, "cpus": [{"process": "p0", "program": [op.to_json()]}]})
         assert alone.cpus[0].program == (op,)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.check.base import CleanCall, tracker
 from emulator.kern.kern_return import KernReturn
-from emulator.kern.page import BUSY_EXCL
+from emulator.kern.page import Busy
 from emulator.kern.param import PAGE_SHIFT, round_page, trunc_page
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def install(k: Kernel, spec: Spec) -> None:
 
     def on_free(page: VmPage) -> None:
         me = k.curcpu()
-        if page.busy == BUSY_EXCL and page.xowner == me and not page.sowners:
+        if page.busy == Busy.EXCL and page.xowner == me and not page.sowners:
             return
         holders = page.wait_holders()
         if not page.is_busy():

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from emulator.kern.object import OBJT_FILE
+from emulator.kern.page import Busy
 from emulator.kern.pager import Disk, Pager
 
 if TYPE_CHECKING:
@@ -184,11 +186,11 @@ class Kernel:
         File objects stay cached with their pages, as vnode objects do.
         """
         obj.ref_count -= 1
-        if obj.ref_count > 0 or obj.kind == "file":
+        if obj.ref_count > 0 or obj.kind == OBJT_FILE:
             return
         for page in list(obj.pages.values()):
-            if page.busy == 0 and self.sched.current is not None:
-                page.busy = 2  # teardown owns every page it frees
+            if page.busy == Busy.NONE and self.sched.current is not None:
+                page.busy = Busy.EXCL  # teardown owns every page it frees
                 page.xowner = self.curcpu()
             obj.free_page(page)
         obj.freed = True

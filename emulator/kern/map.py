@@ -8,6 +8,7 @@ change is reported to the kernel's observers.
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
@@ -20,21 +21,27 @@ if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.object import VmObject
 
-PROT_READ = 1
-PROT_WRITE = 2
-PROT_EXEC = 4
+
+class Prot(enum.IntFlag):
+    """vm_prot_t: the access a mapping grants."""
+
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    EXECUTE = 4
 
 
-def parse_prot(prot: str) -> int:
-    """Turn ``r``, ``rw`` or ``rwx`` into PROT_* bits."""
-    bits = 0
-    if "r" in prot:
-        bits |= PROT_READ
-    if "w" in prot:
-        bits |= PROT_WRITE
-    if "x" in prot:
-        bits |= PROT_EXEC
-    return bits
+# FreeBSD's spelling, as variants write it.
+PROT_READ = Prot.READ
+PROT_WRITE = Prot.WRITE
+PROT_EXEC = Prot.EXECUTE
+
+# The protections a mapping may ask for, by the spec's word for each.
+PROT_WORDS: dict[str, Prot] = {
+    "r": Prot.READ,
+    "rw": Prot.READ | Prot.WRITE,
+    "rwx": Prot.READ | Prot.WRITE | Prot.EXECUTE,
+}
 
 
 class VmMapEntry:
@@ -60,7 +67,7 @@ class VmMapEntry:
         end: int,
         obj: VmObject | None,
         offset: int,
-        prot: int,
+        prot: Prot | int,
         kind: str,
         wired: bool = False,
         submap: VmMap | None = None,
@@ -69,7 +76,7 @@ class VmMapEntry:
         self.end = end  # (m)
         self.obj = obj  # (m) None until first fault for anonymous memory
         self.offset = offset  # (m) byte offset into obj (or into the sub-map)
-        self.prot = prot  # (m) PROT_* bits
+        self.prot = Prot(prot)  # (m) a plain int of PROT_* bits is accepted
         self.kind = kind  # (m) "file", "anon", "device", "submap"
         self.wired = wired  # (m) user-wired (mlock)
         self.submap = submap  # (m) set for sub-map entries
@@ -89,7 +96,7 @@ class VmMapEntry:
 
     @property
     def writable(self) -> bool:
-        return bool(self.prot & PROT_WRITE)
+        return PROT_WRITE in self.prot
 
     def describe(self) -> str:
         # Read through object.__getattribute__: describing a freed entry is no touch.

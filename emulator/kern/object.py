@@ -9,20 +9,32 @@ objects have a vnode lock and a pager.  ``generation`` counts write faults;
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
 from emulator.kern.locks import RANK_OBJECT, RANK_VNODE, Mutex
-from emulator.kern.page import VmPage
+from emulator.kern.page import Busy, VmPage
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.pager import Pager
 
-OBJT_FILE = "file"  # OBJT_VNODE
-OBJT_ANON = "anon"  # OBJT_DEFAULT / OBJT_SWAP
-OBJT_DEVICE = "device"
+
+
+class ObjType(enum.StrEnum):
+    """objtype_t.  A StrEnum: the values are the spec's and the traces' words."""
+
+    FILE = "file"  # OBJT_VNODE
+    ANON = "anon"  # OBJT_DEFAULT / OBJT_SWAP
+    DEVICE = "device"
+
+
+# FreeBSD's spelling, as variants write it.
+OBJT_FILE = ObjType.FILE
+OBJT_ANON = ObjType.ANON
+OBJT_DEVICE = ObjType.DEVICE
 
 
 class VmObject:
@@ -46,7 +58,7 @@ class VmObject:
     )
 
     def __init__(
-        self, k: Kernel, kind: str, name: str, size: int, pager: Pager | None = None
+        self, k: Kernel, kind: ObjType, name: str, size: int, pager: Pager | None = None
     ) -> None:
         self.k = k
         self.kind = kind  # (c)
@@ -105,7 +117,7 @@ class VmObject:
         k = self.k
         page = VmPage(k, self, pindex)
         if busy:
-            page.busy = 2
+            page.busy = Busy.EXCL
             page.xowner = k.curcpu()
         self.pages[pindex] = page
         k.emit("alloc", self.name, pindex)
@@ -116,7 +128,7 @@ class VmObject:
         k = self.k
         k.page_freeing(page)
         del self.pages[page.pindex]
-        page.busy = 0
+        page.busy = Busy.NONE
         page.xowner = -1
         page.freed = True
         k.emit("free", self.name, page.pindex, int(page.dirty))

@@ -12,6 +12,7 @@ happen without the object lock (vm_page_busy_sleep drops it).
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,9 +20,14 @@ if TYPE_CHECKING:
     from emulator.kern.object import VmObject
     from emulator.kern.pmap import Pmap
 
-BUSY_NONE = 0
-BUSY_SHARED = 1
-BUSY_EXCL = 2
+
+
+class Busy(enum.IntEnum):
+    """A page's busy state.  An IntEnum: checkers and test snapshots compare plain ints."""
+
+    NONE = 0
+    SHARED = 1  # sbusy: readers and in-flight writes, owners in ``sowners``
+    EXCL = 2  # xbusy: one owner, ``xowner``
 
 
 class VmPage:
@@ -53,7 +59,7 @@ class VmPage:
         self.dirty = False  # (o)+(b) software dirty flag
         self.valid = False  # (b) contents paged in
         self.contents = 0  # (b) id of the last store, or 0
-        self.busy = BUSY_NONE  # (o)
+        self.busy = Busy.NONE  # (o)
         self.xowner = -1  # (o) cpu holding the exclusive busy
         self.sowners: list[int] = []  # (o) holders of shared busy (disk for in-flight writes)
         self.wire_count = 0  # (o)
@@ -66,20 +72,20 @@ class VmPage:
 
     # -- wait channel --
     def wait_holders(self) -> list[int]:
-        if self.busy == BUSY_EXCL:
+        if self.busy == Busy.EXCL:
             return [self.xowner]
         return list(self.sowners)
 
     def wait_name(self) -> str:
-        kind = "xbusy" if self.busy == BUSY_EXCL else "sbusy" if self.busy else "busy"
+        kind = "xbusy" if self.busy == Busy.EXCL else "sbusy" if self.busy else "busy"
         holder = self.wait_holders()
         who = ",".join(self.k.agent_name(h) for h in holder) or "nobody"
         return f"page {self.name} ({kind}, held by {who})"
 
     def _check(self) -> None:
-        if self.busy == BUSY_EXCL:
+        if self.busy == Busy.EXCL:
             assert self.xowner >= 0 and not self.sowners, f"page {self.name}: xbusy without owner"
-        elif self.busy == BUSY_SHARED:
+        elif self.busy == Busy.SHARED:
             assert self.sowners and self.xowner < 0, f"page {self.name}: sbusy without holders"
         else:
             assert self.xowner < 0 and not self.sowners, f"page {self.name}: owner but not busy"
@@ -89,7 +95,7 @@ class VmPage:
     # -- busy protocol --------------------------------------------------------
 
     def is_busy(self) -> bool:
-        return self.busy != BUSY_NONE
+        return self.busy != Busy.NONE
 
     async def try_xbusy(self) -> bool:
         """Busy the page exclusive if it is not busy (vm_page_tryxbusy)."""
@@ -97,9 +103,9 @@ class VmPage:
         await k.kpoint()
         k.read("obj", self.obj.name)
         k.touch_page(self)
-        if self.busy != BUSY_NONE:
+        if self.busy != Busy.NONE:
             return False
-        self.busy = BUSY_EXCL
+        self.busy = Busy.EXCL
         self.xowner = k.curcpu()
         k.emit("busy", self.obj.name, self.pindex, "x")
         return True
@@ -110,7 +116,7 @@ class VmPage:
         The caller must hold no object lock.  Returns without the busy.
         """
         k = self.k
-        while self.busy != BUSY_NONE:
+        while self.busy != Busy.NONE:
             k.emit("wait", "busy", self.name)
             await k.sleep(self)
 
@@ -124,10 +130,10 @@ class VmPage:
         k = self.k
         await k.kpoint()
         me = k.curcpu()
-        if self.busy != BUSY_EXCL or self.xowner != me:
+        if self.busy != Busy.EXCL or self.xowner != me:
             k.contract(f"page {self.name}: xunbusy by cpu{me}, which does not hold it")
             return
-        self.busy = BUSY_NONE
+        self.busy = Busy.NONE
         self.xowner = -1
         k.emit("unbusy", self.obj.name, self.pindex)
         k.wakeup(self)
@@ -138,8 +144,8 @@ class VmPage:
         Used when a write is issued: the page stays busy until completion
         (vm_page_busy_downgrade).  Part of the issuing step, not a point.
         """
-        assert self.busy == BUSY_EXCL
-        self.busy = BUSY_SHARED
+        assert self.busy == Busy.EXCL
+        self.busy = Busy.SHARED
         self.xowner = -1
         self.sowners.append(holder)
 
@@ -149,9 +155,9 @@ class VmPage:
         await k.kpoint()
         k.read("obj", self.obj.name)
         k.touch_page(self)
-        if self.busy == BUSY_EXCL:
+        if self.busy == Busy.EXCL:
             return False
-        self.busy = BUSY_SHARED
+        self.busy = Busy.SHARED
         self.sowners.append(k.curcpu())
         k.emit("busy", self.obj.name, self.pindex, "s")
         return True
@@ -160,7 +166,7 @@ class VmPage:
         """Drop one shared busy held by ``holder`` and wake sleepers.  Not a point."""
         self.sowners.remove(holder)
         if not self.sowners:
-            self.busy = BUSY_NONE
+            self.busy = Busy.NONE
         self.k.emit("unbusy", self.obj.name, self.pindex)
         if not self.sowners:
             self.k.wakeup(self)

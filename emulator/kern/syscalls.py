@@ -1,37 +1,66 @@
-"""System calls for CPU programs: load, store, mmap, munmap, msync, clean, mlock, munlock.
+"""System calls for CPU programs, and the table that describes them.
 
 Each returns what a stress tool would record: ``load`` the value read (a store
 id), ``store`` 0, a fault's failure ``SIGSEGV``, ``msync`` 0 or an errno name,
 ``clean`` a ``KERN_*`` name.  Map changes (mmap, munmap, mlock, munlock) take
 the map lock exclusive; munmap removes page-table entries before unlinking the
 entries, so modified bits reach the page's dirty flag and nothing is lost.
+
+``SYSCALLS`` (at the end) is the one description of every call a program may
+make: its arguments and their kinds, its handler, and how a timeline phrases
+it.  The spec parser, the machine and the trace viewer read it; adding a call
+is one ``sys_*`` function and one row there (a new argument kind also needs
+its parser in emulator/spec.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from emulator.kern.kern_return import KernReturn, kern_to_errno
-from emulator.kern.map import VmMapEntry, parse_prot
+from emulator.kern.map import PROT_WORDS, VmMapEntry
 from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
 from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap
-    from emulator.spec import MappingSpec
 
 
 SIGSEGV = "SIGSEGV"
+
+# msync(2)'s flags as a program names them: MS_ASYNC, MS_INVALIDATE, MS_SYNC.
+MSYNC_FLAG_WORDS = ("async", "invalidate", "sync")
+
+
+class MappingRequest(Protocol):
+    """What mmap(2) and the machine builder read of a mapping (a spec's MappingSpec)."""
+
+    @property
+    def kind(self) -> str: ...  # "file" | "anon" | "device" | "submap"
+    @property
+    def prot(self) -> str: ...  # a key of PROT_WORDS
+    @property
+    def file(self) -> str | None: ...
+    @property
+    def offset(self) -> int: ...  # in pages, into ``file``
+    @property
+    def wired(self) -> bool: ...
+    @property
+    def private(self) -> bool: ...
+    def options_json(self) -> dict[str, Any]: ...  # everything but addr and pages, as plain data
 
 
 # -- building entries (also used by the machine builder, outside any agent) -------
 
 
-def make_entry(k: Kernel, start: int, pages: int, ms: MappingSpec) -> VmMapEntry:
+def make_entry(k: Kernel, start: int, pages: int, ms: MappingRequest) -> VmMapEntry:
     """Build an entry (and its objects) for a mapping spec at ``start``."""
     end = start + (pages << PAGE_SHIFT)
-    prot = parse_prot(ms.prot)
+    prot = PROT_WORDS[ms.prot]
     if ms.kind == "submap":
         from emulator.kern.map import VmMap
 
@@ -199,7 +228,9 @@ async def munmap_path(vm_map: VmMap, start: int, end: int) -> None:
     await vm_map.lock.unlock()
 
 
-async def sys_mmap(k: Kernel, vm_map: VmMap, addr: int, pages: int, ms: MappingSpec) -> int | str:
+async def sys_mmap(
+    k: Kernel, vm_map: VmMap, addr: int, pages: int, ms: MappingRequest
+) -> int | str:
     """mmap(2) with MAP_FIXED: replace whatever is mapped at [addr, addr + pages)."""
     start = addr
     end = addr + (pages << PAGE_SHIFT)
@@ -386,8 +417,129 @@ async def sys_msync(k: Kernel, vm_map: VmMap, addr: int, length: int, flags: str
     return kern_to_errno(rv)
 
 
+async def sys_yield(k: Kernel, vm_map: VmMap) -> int:
+    """Give another CPU the chance to run: one schedule point."""
+    await k.kpoint()
+    return 0
+
+
 def result_value(value: Any) -> Any:
-    """Render a system call's result for ``--json``."""
+    """Render a system call's result as plain data (``--json``, the ``ret`` event)."""
     if isinstance(value, KernReturn):
         return value.label
     return value
+
+
+# -- the table --------------------------------------------------------------------
+
+
+class ArgKind(enum.Enum):
+    """What an argument is: the spec parses it, and the table renders it, by its kind."""
+
+    ADDRESS = "address"  # an int; plain data: a hex string
+    LENGTH = "length"  # an int, bytes or pages; plain data: the int
+    FLAG = "flag"  # a bool
+    MSYNC_FLAGS = "msync flags"  # a sorted comma-joined subset of MSYNC_FLAG_WORDS
+    MAPPING = "mapping"  # options for the call's first two arguments (addr, pages)
+
+    def plain(self, value: Any) -> Any:
+        """``value`` as plain data (JSON): what a spec or a trace holds."""
+        if self is ArgKind.ADDRESS:
+            return hex(value)
+        if self is ArgKind.MAPPING:
+            return value.options_json()
+        return value
+
+
+class Arg(NamedTuple):
+    name: str  # as messages name it: ``msync len: negative value -1``
+    kind: ArgKind
+
+
+Phrases = Callable[[Sequence[Any]], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Syscall:
+    """One call a CPU program may make: its arguments, its handler, its phrasing.
+
+    ``handler(k, vm_map, *args)`` performs the call and returns its result;
+    ``check(args)`` names a problem between arguments (the spec rejects the
+    step with it), or returns None.  ``phrases(plain)`` gives the timeline's
+    phrasings of a call with plain-data arguments, longest first (default:
+    ``name(arg, ...)``).
+    """
+
+    name: str
+    args: tuple[Arg, ...]
+    handler: Callable[..., Awaitable[Any]]
+    check: Callable[[tuple[Any, ...]], str | None] | None = None
+    phrases: Phrases | None = None
+    memory_access: bool = False  # emits an event of its own name unless it faults first
+    reaches_clean: bool = False  # a clean_call event follows its call event
+
+    def to_json(self, args: Sequence[Any]) -> list[Any]:
+        """Return the canonical plain-data form of a call: ``[name, *args]``."""
+        return [self.name, *(a.kind.plain(v) for a, v in zip(self.args, args, strict=True))]
+
+    def event_args(self, args: Sequence[Any]) -> list[Any]:
+        """The ``call`` event's fields after the name: plain arguments, mappings left out."""
+        return [a.kind.plain(v) for a, v in zip(self.args, args, strict=True)
+                if a.kind is not ArgKind.MAPPING]
+
+
+def _hex(value: Any) -> str:
+    return hex(value) if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def _generic_phrase(name: str, args: Sequence[Any]) -> str:
+    shown = [" ".join(f"{k}={v}" for k, v in sorted(x.items())) if isinstance(x, dict) else str(x)
+             for x in args]
+    return f"{name}({', '.join(shown)})"
+
+
+def call_phrases(call: Sequence[Any]) -> tuple[str, ...]:
+    """Phrase ``[name, *plain args]`` (a spec's op or a ``call`` event), longest first.
+
+    Works on whatever a trace holds: an unknown name or a wrong count of
+    arguments gets the generic ``name(arg, ...)``.
+    """
+    name, args = str(call[0]), call[1:]
+    syscall = SYSCALLS.get(name)
+    if syscall is None or syscall.phrases is None or len(args) != len(syscall.args):
+        return (_generic_phrase(name, args),)
+    return syscall.phrases(args)
+
+
+def _clean_phrases(a: Sequence[Any]) -> tuple[str, ...]:
+    flags = ("sync" if a[2] else "async") + (",inval" if a[3] else "")
+    return f"clean({_hex(a[0])}, {_hex(a[1])}, {flags})", f"clean {flags}"
+
+
+def _msync_phrases(a: Sequence[Any]) -> tuple[str, ...]:
+    return _generic_phrase("msync", a), f"msync {a[0]} {a[2]}", f"msync {a[2]}"
+
+
+def _clean_range(a: tuple[Any, ...]) -> str | None:
+    return f"clean start {hex(a[0])} > end {hex(a[1])}" if a[0] > a[1] else None
+
+
+_ADDR = Arg("addr", ArgKind.ADDRESS)
+_LEN = Arg("len", ArgKind.LENGTH)
+
+# In the order messages list them.
+SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
+    Syscall("load", (_ADDR,), sys_load, memory_access=True),
+    Syscall("store", (_ADDR,), sys_store, memory_access=True),
+    Syscall("msync", (_ADDR, _LEN, Arg("flags", ArgKind.MSYNC_FLAGS)), sys_msync,
+            phrases=_msync_phrases, reaches_clean=True),
+    Syscall("clean", (Arg("start", ArgKind.ADDRESS), Arg("end", ArgKind.ADDRESS),
+                      Arg("syncio", ArgKind.FLAG), Arg("invalidate", ArgKind.FLAG)), sys_clean,
+            check=_clean_range, phrases=_clean_phrases, reaches_clean=True),
+    Syscall("munmap", (_ADDR, _LEN), sys_munmap),
+    Syscall("mmap", (_ADDR, Arg("pages", ArgKind.LENGTH), Arg("options", ArgKind.MAPPING)),
+            sys_mmap),
+    Syscall("mlock", (_ADDR, _LEN), sys_mlock),
+    Syscall("munlock", (_ADDR, _LEN), sys_munlock),
+    Syscall("yield", (), sys_yield),
+)}

@@ -85,15 +85,15 @@ class ReplayStrategy(Strategy):
     def choose(self, runnable: Sequence[int], current: int) -> int:
         if self.pos >= len(self.recorded):
             raise ReplayDiverged(
-                f"decision {self.pos}: expected the end of the recording, observed another "
-                f"decision (runnable {list(runnable)})"
+                f"decision {self.pos}: the recording has no more decisions "
+                f"(runnable {list(runnable)})"
             )
         want = self.recorded[self.pos]
         self.pos += 1
         if want not in runnable:
             raise ReplayDiverged(
-                f"decision {self.pos - 1}: expected agent {want} as recorded, observed "
-                f"runnable {list(runnable)}"
+                f"decision {self.pos - 1}: recorded cpu {want} is not runnable "
+                f"(runnable {list(runnable)})"
             )
         return want
 

@@ -357,8 +357,7 @@ class Shrinker:
             await self.accept_spec(dataclasses.replace(spec, processes=procs))
         spec = self.spec
         files = {m.file for maps in spec.processes.values() for m in maps if m.file}
-        files |= {op.args[2].file for c in spec.cpus for op in c.program
-                  if op.name == "mmap" and op.args[2].file}
+        files |= {m.file for c in spec.cpus for op in c.program for m in op.mappings() if m.file}
         kept = {n: p for n, p in spec.files.items() if n in files}
         if len(kept) < len(spec.files):
             failing = tuple(n for n in spec.failing if n in kept)

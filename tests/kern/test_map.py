@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from emulator.kern.map import PROT_READ, PROT_WRITE, VmMapEntry
+from emulator.kern.map import PROT_READ, PROT_WORDS, PROT_WRITE, Prot, VmMapEntry
 from emulator.kern.param import VM_MAX_ADDRESS, VM_MIN_ADDRESS
 
 Cpu = Any  # tests/kern/conftest.py's Cpu
@@ -158,3 +158,10 @@ async def test_map_check_rejects_an_entry_keyed_at_another_address(run_kernel: A
     m.entries[BASE].start = BASE + PAGE
     with pytest.raises(AssertionError, match="entry keyed 0x10000 starts 0x11000"):
         m._check()
+
+
+def test_only_protections_with_write_make_an_entry_writable() -> None:
+    writable = {word: VmMapEntry(0, 0x1000, None, 0, prot, "anon").writable
+                for word, prot in PROT_WORDS.items()}
+    assert writable == {"r": False, "rw": True, "rwx": True}
+    assert PROT_WORDS["rwx"] & Prot.EXECUTE and not PROT_WORDS["rw"] & Prot.EXECUTE

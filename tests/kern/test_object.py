@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, OBJT_FILE, ObjType
 from emulator.kern.syscalls import sys_load, sys_munmap, sys_store
 
 Cpu = Any  # tests/kern/conftest.py's Cpu
@@ -105,7 +107,7 @@ async def test_a_private_write_copies_into_the_shadow_and_leaves_the_file_alone(
         seen.append(await sys_load(cpu.k, cpu.vm_map, PRIVATE + PAGE))
 
     await run_kernel(body)
-    assert seen == [True, "anon", "file", 1, True, None, False, 1]
+    assert seen == [True, OBJT_ANON, OBJT_FILE, 1, True, None, False, 1]
 
 
 async def test_a_private_read_shows_the_files_page_through_the_chain(run_kernel: Any) -> None:
@@ -178,3 +180,8 @@ async def test_object_check_rejects_a_clean_generation_ahead_of_the_generation(
     f.clean_generation = f.generation + 1
     with pytest.raises(AssertionError):
         f._check()
+
+
+def test_object_kinds_are_the_words_specs_and_traces_use() -> None:
+    assert json.dumps([OBJT_FILE, OBJT_DEVICE]) == '["file", "device"]'
+    assert f"{ObjType.ANON}" == "anon" and ObjType("file") is OBJT_FILE

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from emulator.kern.page import Busy
+
 Cpu = Any  # tests/kern/conftest.py's Cpu
 
 
@@ -165,3 +167,8 @@ async def test_page_check_rejects_a_busy_page_without_an_owner(run_kernel: Any) 
     page.xowner = -1
     with pytest.raises(AssertionError, match="xbusy without owner"):
         page._check()
+
+
+def test_busy_states_are_the_ints_checkers_and_snapshots_compare() -> None:
+    assert [int(b) for b in (Busy.NONE, Busy.SHARED, Busy.EXCL)] == [0, 1, 2]
+    assert Busy.EXCL == 2 and not Busy.NONE

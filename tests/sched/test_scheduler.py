@@ -555,7 +555,7 @@ def test_a_replay_that_cannot_follow_its_recording_raises_replay_diverged_at_onc
     assert got["error"] == "ReplayDiverged"
     assert got["exit_code"] == 3
     assert got["message"].startswith(f"replay diverged at step {step}, decision {step}: ")
-    assert "expected agent 7 as recorded, observed runnable [0, 1, 2]" in got["message"]
+    assert "recorded cpu 7 is not runnable (runnable [0, 1, 2])" in got["message"]
 
 
 @pytest.mark.parametrize("case", ["bug_first", "bug_later"])

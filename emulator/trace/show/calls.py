@@ -1,43 +1,34 @@
 """How a system call reads in the timeline: its call, its return, and its clean.
 
-One place for every phrasing of a call, so a new syscall, or a new way of
-writing one, changes this module only: the call as the spec and the header
-give it (``clean(0x1000, 0x3000, sync,inval)``), the ``call`` and ``ret``
-events' cells, the faulting store or load, the inner ``vm_map_clean`` call and
-return, and the row that joins a clean's return with its syscall's.
+The call itself as the spec and the header give it (``clean(0x1000, 0x3000,
+sync,inval)``) and its ``call`` event's cell are phrased by the call's row of
+the syscall table (emulator/kern/syscalls.py), so a new syscall changes
+nothing here.  This module adds the ``ret`` event's cell, the faulting store
+or load, the inner ``vm_map_clean`` call and return, and the row that joins a
+clean's return with its syscall's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from emulator.kern import syscalls
 from emulator.trace.show.text import Text, generic, hex_text
 
 
+def syscall(a: list[Any]) -> syscalls.Syscall | None:
+    """The table's row for a ``call`` event's ``[op, *args]``, if it names a known call."""
+    return syscalls.SYSCALLS.get(a[0]) if a and isinstance(a[0], str) else None
+
+
 def call_text(a: list[Any]) -> str:
-    """``msync(p0, 0x1000, 1, MS_SYNC)``: a call from its ``[op, *args]`` list."""
-    op, args = str(a[0]), a[1:]
-    if op == "clean" and len(args) == 4:
-        flags = ("sync" if args[2] else "async") + (",inval" if args[3] else "")
-        return f"clean({hex_text(args[0])}, {hex_text(args[1])}, {flags})"
-    shown = []
-    for x in args:
-        if isinstance(x, dict):
-            shown.append(" ".join(f"{k}={v}" for k, v in sorted(x.items())))
-        else:
-            shown.append(str(x))
-    return f"{op}({', '.join(shown)})"
+    """``msync(0x1000, 4096, sync)``: a call from its ``[op, *args]`` list."""
+    return syscalls.call_phrases(a)[0]
 
 
 def call_phrases(a: list[Any]) -> Text:
     """A ``call`` event's cell: the whole call, then shorter forms for narrow columns."""
-    long = call_text(a)
-    op, args = str(a[0]), a[1:]
-    if op == "msync" and len(args) == 3:
-        return long, f"msync {args[0]} {args[2]}", f"msync {args[2]}"
-    if op == "clean" and len(args) == 4:
-        return long, "clean " + long.split(", ")[-1].rstrip(")")
-    return (long,)
+    return syscalls.call_phrases(a)
 
 
 def fault_phrases(call: Text, a: list[Any]) -> Text:

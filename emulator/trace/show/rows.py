@@ -124,12 +124,12 @@ class Plan:
             after = events[n] if n is not None else None
             if kind == "sched" or (ev["cpu"] < 0 and kind != "violation"):
                 hidden.add(i)  # the harness: decisions, and the machine built before step 0
-            elif kind == "call" and a and a[0] in ("store", "load"):
+            elif kind == "call" and (call := calls.syscall(a)) is not None and call.memory_access:
                 if after is not None and after["event"] == a[0]:
                     hidden.add(i)  # no fault: the store or load itself says it all
                 else:
                     faults.add(i)
-            elif kind == "call" and a and a[0] in ("msync", "clean"):
+            elif kind == "call" and (call := calls.syscall(a)) is not None and call.reaches_clean:
                 if after is not None and after["event"] == "clean_call" and n is not None:
                     joined[i] = n
                     hidden.add(n)
@@ -150,9 +150,10 @@ class Plan:
             elif kind == "ret" and len(a) >= 2:
                 p = prv[i]
                 before = events[p] if p is not None else None
-                if (a[0] == "store" and a[1] == 0) or (
-                        a[0] == "load" and before is not None and before["event"] == "load"):
-                    hidden.add(i)
+                call = calls.syscall(a)
+                if call is not None and call.memory_access and before is not None and (
+                        before["event"] == a[0]):
+                    hidden.add(i)  # the store or load itself showed what it did
         return cls(hidden, joined, faults)
 
 
