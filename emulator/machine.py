@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.check.base import Checker
 from emulator.check.monitor import watch
 from emulator.errors import EmulatorError, InternalError, ReplayDiverged
 from emulator.kern.clean import reference_clean
+from emulator.kern.events import Call, Ret, Sched, Stamped
 from emulator.kern.fault import Fault
 from emulator.kern.kernel import Kernel
 from emulator.kern.map import VmMap
@@ -26,6 +28,7 @@ from emulator.kern.object import OBJT_FILE, VmObject
 from emulator.kern.pager import Pager
 from emulator.kern.pmap import fold_modified
 from emulator.kern.syscalls import make_entry, munmap_path, result_value, wire_now
+from emulator.sched.outcome import Outcome
 from emulator.sched.scheduler import AgentState, Scheduler
 from emulator.sched.strategies import Strategy
 from emulator.spec import Op, Spec
@@ -39,16 +42,17 @@ class Execution:
     """What one execution did."""
 
     seed: int
-    outcome: str  # ok | violation | deadlock | starvation | crash
+    outcome: Outcome
     steps: int
     violations: list[Violation]
     results: dict[str, list[dict[str, Any]]]
     decisions: list[int]
-    events: list[tuple[int, int, str, tuple[Any, ...]]] = field(default_factory=list)
+    events: list[Stamped] = field(default_factory=list)  # with record: (step, agent, event)
     detail: str = ""
 
 
-Checker = Callable[[Kernel, Spec], None]
+# A checker class, or anything that builds a Checker watching a kernel.
+CheckerFactory = Callable[[Kernel], Checker]
 
 
 def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -> Kernel:
@@ -109,17 +113,17 @@ class Machine:
         spec: Spec,
         variant: Variant,
         strategy: Strategy,
-        checkers: list[Checker] | None = None,
+        checkers: Sequence[CheckerFactory] | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
         record: bool = False,
     ) -> None:
         self.spec = spec
         self.variant = variant
         self.strategy = strategy
-        self.checkers = checkers or []
+        self.checkers = list(checkers or [])
         self.max_steps = max_steps
         self.record = record
-        self.sink: Callable[[list[Any]], None] | None = None  # trace writer's, when streaming
+        self.sink: Callable[[list[Stamped]], None] | None = None  # the trace writer's
         self.stall_seconds = 2.0
         self.kernel: Kernel | None = None  # the last execution's, for tests
 
@@ -137,20 +141,16 @@ class Machine:
         disk_agent.state = AgentState.BLOCKED
         disk_agent.chan = k.disk
         k.sink = self.sink
-        if self.strategy.wants_events:
-            k.tap = self.strategy.event
         self.kernel = k
         if self.record:
-            events = k.events
 
             def on_decision(step: int, aids: Sequence[int], chosen: int) -> None:
-                cur = sched.current
-                k.emit("sched", chosen, tuple(aids)) if cur is None else events.append(
-                    (step, cur.aid, "sched", (chosen, tuple(aids))))
+                k.emit(Sched(chosen, tuple(aids)))
 
             sched.on_decision = on_decision
-        for checker in self.checkers:
-            checker(k, spec)
+        checkers = [make(k) for make in self.checkers]
+        if self.strategy.wants_events:
+            k.watch(self.strategy.event)  # after the checkers: it sees what they let through
         results: dict[str, list[dict[str, Any]]] = {a.name: [] for a in cpus}
 
         def body(i: int) -> Callable[[], Any]:
@@ -162,10 +162,10 @@ class Machine:
             async def run() -> None:
                 for op in program:
                     current_op[i] = op.name
-                    k.emit("call", op.name, *op.event_args)
+                    k.emit(Call(op.name, op.event_args))
                     value = await run_op(k, vm_map, op)
                     rendered = result_value(value)
-                    k.emit("ret", op.name, rendered)
+                    k.emit(Ret(op.name, rendered))
                     out.append({"op": op.name, "args": list(op.plain_args), "ret": rendered})
 
             return run
@@ -175,19 +175,22 @@ class Machine:
         await sched.run(bodies)
         if sched.error is not None:
             raise _outside_error(sched, self.strategy) from sched.error
-        outcome = sched.outcome  # ok, violation, deadlock, starvation, crash or pruned
+        outcome = Outcome(sched.outcome)
         self.strategy.end(outcome)
-        if outcome in ("deadlock", "starvation", "crash"):
+        if outcome in (Outcome.DEADLOCK, Outcome.STARVATION, Outcome.CRASH):
             v = Violation(outcome, sched.detail, sched.step, list(sched.blame))
             k.violations.append(v)
-            k._call_hooks(outcome, v)
-        elif outcome == "ok":
-            k._call_hooks("end")
+            for checker in checkers:
+                checker.explain(v)
+        elif outcome == Outcome.OK:
+            for checker in checkers:
+                checker.end()
             if not k.violations:
                 final_flush(k)
-                k._call_hooks("final")
+                for checker in checkers:
+                    checker.final()
             if k.violations:
-                outcome = "violation"
+                outcome = Outcome.VIOLATION
         return Execution(
             seed=seed,
             outcome=outcome,

@@ -4,18 +4,20 @@
 max_steps=...)`` is an async callable returning ``(execution, kernel)``.
 ``snapshot(k)`` captures every page-table entry, every resident page of every
 object reachable from the maps and files, and every pager, as plain data.
-``watch(k)`` registers hooks that record the pager and page state at every
-clean's return, and at the end of the run (before the final trusted flush).
+``watch(k, into)`` builds a :class:`Watch`, a checker that records the pager
+and page state at every clean's call and return, and at the end of the run
+(before the final trusted flush); ``into`` keeps it for the test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from emulator.check.base import Checker
+from emulator.kern.events import CleanCall, CleanReturn, IoDone, IoIssue, Store
 from emulator.kern.kernel import Kernel
 from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
 from emulator.sched.strategies import RandomStrategy, Strategy
@@ -79,43 +81,45 @@ def snapshot(k: Kernel) -> dict[str, Any]:
     return {"ptes": ptes, "pages": pages, "pagers": pagers}
 
 
-@dataclass
-class Watch:
-    """What the hooks of :func:`watch` saw."""
+class Watch(Checker):
+    """What the kernel showed a test: state at each clean call and return, and at the end."""
 
-    calls: list[dict[str, Any]] = field(default_factory=list)  # state at each clean_call
-    returns: list[dict[str, Any]] = field(default_factory=list)  # state at each clean_return
-    end: dict[str, Any] | None = None  # state when every CPU finished, before the final flush
-    stores: dict[tuple[str, int], int] = field(default_factory=dict)  # (obj, pindex) -> last id
-    io_issued: list[tuple[Any, ...]] = field(default_factory=list)
-    io_done: list[tuple[Any, ...]] = field(default_factory=list)
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        self.calls: list[dict[str, Any]] = []  # state at each clean_call
+        self.returns: list[dict[str, Any]] = []  # state at each clean_return
+        self.end_state: dict[str, Any] | None = None  # when every CPU finished, before the flush
+        self.stores: dict[tuple[str, int], int] = {}  # (obj, pindex) -> last id
+        self.io_issued: list[IoIssue] = []
+        self.io_done: list[IoDone] = []
+        self.open: dict[int, tuple[Any, ...]] = {}  # cpu -> its clean call's args
+        k.observe(CleanCall, self.on_call)
+        k.observe(CleanReturn, self.on_return)
+        k.observe(Store, self.on_store)
+        k.observe(IoIssue, lambda _s, _a, ev: self.io_issued.append(ev))
+        k.observe(IoDone, lambda _s, _a, ev: self.io_done.append(ev))
+
+    def on_call(self, _step: int, aid: int, ev: CleanCall) -> None:
+        args = (ev.map, ev.start, ev.end, bool(ev.syncio), bool(ev.invalidate))
+        self.open[aid] = args
+        self.calls.append({"args": args, **snapshot(self.k)})
+
+    def on_return(self, _step: int, aid: int, ev: CleanReturn) -> None:
+        self.returns.append({"args": self.open.pop(aid), "rv": ev.rv,
+                             "queued": len(self.k.disk.queue), **snapshot(self.k)})
+
+    def on_store(self, _step: int, _aid: int, ev: Store) -> None:
+        self.stores[(ev.obj, ev.pindex)] = ev.sid
+
+    def end(self) -> None:
+        self.end_state = snapshot(self.k)
 
 
-def watch(k: Kernel) -> Watch:
-    """Register hooks and observers that fill a :class:`Watch`."""
-    w = Watch()
-
-    def on_call(vm_map: Any, start: int, end: int, syncio: bool, invalidate: bool) -> None:
-        w.calls.append({"args": (vm_map.name, start, end, syncio, invalidate), **snapshot(k)})
-
-    def on_return(vm_map: Any, start: int, end: int, syncio: bool, invalidate: bool,
-                  rv: Any) -> None:
-        w.returns.append({"args": (vm_map.name, start, end, syncio, invalidate),
-                          "rv": rv.label, "queued": len(k.disk.queue), **snapshot(k)})
-
-    def on_end() -> None:
-        w.end = snapshot(k)
-
-    def on_store(_step: int, _aid: int, fields: tuple[Any, ...]) -> None:
-        _map, _va, obj, pindex, value = fields
-        w.stores[(obj, pindex)] = value
-
-    k.hook("clean_call", on_call)
-    k.hook("clean_return", on_return)
-    k.hook("end", on_end)
-    k.observe("store", on_store)
-    k.observe("io_issue", lambda _s, _a, f: w.io_issued.append(f))
-    k.observe("io_done", lambda _s, _a, f: w.io_done.append(f))
+def watch(k: Kernel, into: list[Watch] | None = None) -> Watch:
+    """Build a :class:`Watch` of ``k``; append it to ``into``."""
+    w = Watch(k)
+    if into is not None:
+        into.append(w)
     return w
 
 
@@ -123,7 +127,7 @@ async def _run_spec(
     data: dict[str, Any] | Spec,
     profile: str | None = None,
     seed: int = 0,
-    checkers: Iterable[Callable[[Kernel, Spec], None]] = (),
+    checkers: Iterable[Callable[[Kernel], Checker]] = (),
     strategy: Strategy | None = None,
     variant: Variant | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
@@ -152,5 +156,5 @@ def take_snapshot() -> Callable[[Kernel], dict[str, Any]]:
 
 
 @pytest.fixture
-def make_watch() -> Callable[[Kernel], Watch]:
+def make_watch() -> Callable[..., Watch]:
     return watch

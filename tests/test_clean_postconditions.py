@@ -27,7 +27,7 @@ def stores(*pages: int) -> list[list[Any]]:
 
 def watched(make_watch: Any) -> tuple[list[Any], Any]:
     ws: list[Any] = []
-    return ws, lambda k, s: ws.append(make_watch(k))
+    return ws, lambda k: make_watch(k, ws)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -93,9 +93,9 @@ async def test_async_msync_returns_with_its_writes_still_in_flight(
     assert at_return["pagers"]["f"] == [0, 0, 0, 0]
     assert at_return["pages"]["f"][0][2] != 0 and at_return["pages"]["f"][2][2] != 0
     # The disk agent completes them without further user action, before the final flush.
-    assert w.end is not None
-    assert w.end["pagers"]["f"] == [1, 0, 2, 0]
-    assert [f[1] for f in w.io_done] == [0, 2]
+    assert w.end_state is not None
+    assert w.end_state["pagers"]["f"] == [1, 0, 2, 0]
+    assert [ev.pindex for ev in w.io_done] == [0, 2]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -107,8 +107,8 @@ async def test_async_msync_is_caught_up_by_the_disk_without_the_final_flush(
     program = [*stores(0, 1, 2, 3), ["msync", hex(BASE), 4 * PAGE, "async"]]
     ex, _ = await run_spec(spec(program), profile, seed=seed, checkers=[hook])
     assert ex.outcome == "ok"
-    assert ws[0].end["pagers"]["f"] == [1, 2, 3, 4]
-    assert all(not p[0] for p in ws[0].end["pages"]["f"].values())
+    assert ws[0].end_state["pagers"]["f"] == [1, 2, 3, 4]
+    assert all(not p[0] for p in ws[0].end_state["pages"]["f"].values())
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -179,7 +179,7 @@ async def test_munmap_keeps_dirty_file_pages_resident_until_the_final_flush(
     program = [*stores(0, 2), ["munmap", hex(BASE), 4 * PAGE]]
     ex, k = await run_spec(spec(program), profile, checkers=[hook])
     assert ex.outcome == "ok"
-    end = ws[0].end
+    end = ws[0].end_state
     assert end["ptes"]["p0"] == {}
     # The store went through a writable mapping: munmap folded the modified bit into dirty.
     assert end["pages"]["f"][0][:2] == (True, 1)

@@ -8,15 +8,16 @@ from typing import Any
 
 import pytest
 
+from emulator.check.base import Checker
+from emulator.kern.events import EntryRemove, Event, Free, IoDone, PteEnter, PteRemove, Unlock
 from emulator.kern.kernel import Kernel
 from emulator.machine import Machine
 from emulator.sched.strategies import RandomStrategy
-from emulator.spec import Spec
 from emulator.variants import load_variant
 from workloads import build_workload
 
 PROFILES = ("manpage", "freebsd5", "modern")
-CHECK_AT = ("unlock", "io_done", "entry_remove", "free", "pte", "pte_remove")
+CHECK_AT: tuple[type[Event], ...] = (Unlock, IoDone, EntryRemove, Free, PteEnter, PteRemove)
 
 
 def check_everything(k: Kernel) -> None:
@@ -43,15 +44,20 @@ def check_everything(k: Kernel) -> None:
 
 
 def invariant_checker(counter: list[int]) -> Any:
-    def install(k: Kernel, _spec: Spec) -> None:
-        def on_event(_step: int, _aid: int, _fields: tuple[Any, ...]) -> None:
+    class Invariants(Checker):
+        """Not a rule: the structures' invariants, at every event of CHECK_AT."""
+
+        def __init__(self, k: Kernel) -> None:
+            super().__init__(k)
+            for kind in CHECK_AT:
+                k.observe(kind, self.on_event)
+
+        def on_event(self, _step: int, _aid: int, _ev: Event) -> None:
             counter[0] += 1
-            check_everything(k)
+            check_everything(self.k)
 
-        for kind in CHECK_AT:
-            k.observe(kind, on_event)
-
-        def at_end() -> None:
+        def end(self) -> None:
+            k = self.k
             check_everything(k)
             for vm_map in k.maps.values():
                 assert vm_map.lock.excl < 0 and not vm_map.lock.shared, vm_map.name
@@ -63,10 +69,10 @@ def invariant_checker(counter: list[int]) -> Any:
             calls = k.shared.get("calls")  # the checkers' tracker of clean calls in flight
             assert calls is None or not calls.calls
 
-        k.hook("end", at_end)
-        k.hook("final", lambda: check_everything(k))
+        def final(self) -> None:
+            check_everything(self.k)
 
-    return install
+    return Invariants
 
 
 @pytest.mark.parametrize("profile", PROFILES)

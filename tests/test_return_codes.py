@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from emulator.check.base import Checker
+from emulator.kern.events import IoDone
 from emulator.kern.kernel import Kernel
-from emulator.spec import Spec
 
 PROFILES = ("manpage", "freebsd5", "modern")
 PAGE = 0x1000
@@ -45,19 +46,25 @@ def rets(ex: Any) -> list[Any]:
     return [r["ret"] for r in ex.results["cpu0"]]
 
 
-def fail_every_write(k: Kernel, _spec: Spec) -> None:
-    k.pagers["f"].fail_writes = True
+class FailEveryWrite(Checker):
+    """Not a rule: every write to f fails (EIO)."""
+
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        k.pagers["f"].fail_writes = True
 
 
-def fail_first_write(k: Kernel, _spec: Spec) -> None:
-    """Make exactly the first write to f fail (EIO); later writes succeed."""
-    pager = k.pagers["f"]
-    pager.fail_writes = True
+class FailFirstWrite(Checker):
+    """Not a rule: exactly the first write to f fails (EIO); later writes succeed."""
 
-    def done(_step: int, _aid: int, _fields: tuple[Any, ...]) -> None:
-        pager.fail_writes = False
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        self.pager = k.pagers["f"]
+        self.pager.fail_writes = True
+        k.observe(IoDone, self.done)
 
-    k.observe("io_done", done)
+    def done(self, _step: int, _aid: int, _ev: IoDone) -> None:
+        self.pager.fail_writes = False
 
 
 # --- the rows of the table, as clean calls -----------------------------------------------
@@ -110,7 +117,7 @@ async def test_clean_over_a_submap_entry_returns_the_profile_code(
 ) -> None:
     ws: list[Any] = []
     program = [["store", "0x22000"], ["clean", "0x22000", "0x24000", True, False]]
-    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k, s: ws.append(make_watch(k))])
+    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k: make_watch(k, ws)])
     assert ex.outcome == "ok"
     assert rets(ex) == [0, SUBMAP[profile]]
     stored_at_return = ws[0].returns[0]["pagers"]["f"][6]
@@ -135,7 +142,7 @@ async def test_invalidate_over_a_wired_entry_returns_the_profile_code(
 ) -> None:
     ws: list[Any] = []
     program = [["store", "0x40000"], ["clean", "0x40000", "0x42000", True, True]]
-    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k, s: ws.append(make_watch(k))])
+    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k: make_watch(k, ws)])
     assert ex.outcome == "ok"
     assert rets(ex) == [0, WIRED_INVALIDATE[profile]]
     at_return = ws[0].returns[0]
@@ -177,7 +184,7 @@ async def test_clean_without_invalidate_over_a_wired_entry_succeeds(
 async def test_a_write_error_returns_the_profile_code(run_spec: Any, profile: str) -> None:
     """Every write to f fails: modern reports KERN_FAILURE, the others ignore it."""
     program = [["store", "0x10000"], ["clean", "0x10000", "0x11000", True, False]]
-    ex, _ = await run_spec(spec(program), profile, checkers=[fail_every_write], max_steps=3000)
+    ex, _ = await run_spec(spec(program), profile, checkers=[FailEveryWrite], max_steps=3000)
     assert ex.outcome == "ok", ex.detail
     assert rets(ex) == [0, WRITE_ERROR[profile]]
 
@@ -188,7 +195,7 @@ async def test_a_single_failed_write_returns_the_profile_code(
 ) -> None:
     """Only the first write fails; the rescan rewrites the page, but modern still fails."""
     program = [["store", "0x10000"], ["clean", "0x10000", "0x11000", True, False]]
-    ex, _ = await run_spec(spec(program), profile, checkers=[fail_first_write])
+    ex, _ = await run_spec(spec(program), profile, checkers=[FailFirstWrite])
     assert ex.outcome == "ok", ex.detail
     assert rets(ex) == [0, WRITE_ERROR[profile]]
 
@@ -201,7 +208,7 @@ async def test_empty_range_cleans_nothing_in_manpage_and_freebsd5(
     program = [["store", "0x10000"], ["store", "0x13000"],
                ["clean", "0x10000", "0x10000", True, False],
                ["clean", "0x12000", "0x12000", True, False]]
-    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k, s: ws.append(make_watch(k))])
+    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k: make_watch(k, ws)])
     assert rets(ex) == [0, 0, "KERN_SUCCESS", "KERN_SUCCESS"]
     assert ws[0].io_issued == []
     assert [r["pagers"]["f"] for r in ws[0].returns] == [[0] * 8, [0] * 8]
@@ -214,7 +221,7 @@ async def test_empty_range_cleans_the_whole_containing_entry_in_modern(
     program = [["store", "0x10000"], ["store", "0x13000"], ["store", "0x15000"],
                ["clean", "0x12000", "0x12000", True, False]]
     ex, _ = await run_spec(spec(program), "modern",
-                           checkers=[lambda k, s: ws.append(make_watch(k))])
+                           checkers=[lambda k: make_watch(k, ws)])
     assert rets(ex) == [0, 0, 0, "KERN_SUCCESS"]
     w = ws[0]
     stored = w.returns[0]["pagers"]["f"]
@@ -263,7 +270,7 @@ async def test_msync_write_error_is_eio_in_modern_and_ignored_elsewhere(
     run_spec: Any, profile: str
 ) -> None:
     program = [["store", "0x10000"], ["msync", "0x10000", PAGE, "sync"]]
-    ex, _ = await run_spec(spec(program), profile, checkers=[fail_first_write])
+    ex, _ = await run_spec(spec(program), profile, checkers=[FailFirstWrite])
     assert rets(ex) == [0, ERRNO[WRITE_ERROR[profile]]]
 
 
@@ -273,7 +280,7 @@ async def test_msync_async_invalidate_is_einval_without_calling_the_clean(
 ) -> None:
     ws: list[Any] = []
     program = [["store", "0x10000"], ["msync", "0x10000", PAGE, "async,invalidate"]]
-    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k, s: ws.append(make_watch(k))])
+    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k: make_watch(k, ws)])
     assert rets(ex) == [0, "EINVAL"]
     assert ws[0].calls == []
     assert ws[0].io_issued == []
@@ -285,7 +292,7 @@ async def test_msync_wrapping_around_the_address_space_is_einval(
 ) -> None:
     ws: list[Any] = []
     program = [["msync", "0xfffffffffffff000", 2 * PAGE, "sync"]]
-    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k, s: ws.append(make_watch(k))])
+    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k: make_watch(k, ws)])
     assert rets(ex) == ["EINVAL"]
     assert ws[0].calls == []
 
@@ -296,7 +303,7 @@ async def test_msync_rounds_addr_down_and_length_up_to_pages(
 ) -> None:
     ws: list[Any] = []
     program = [["store", "0x10000"], ["store", "0x11000"], ["msync", "0x10fff", 2, "sync"]]
-    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k, s: ws.append(make_watch(k))])
+    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k: make_watch(k, ws)])
     assert rets(ex) == [0, 0, 0]
     w = ws[0]
     assert w.calls[0]["args"] == ("p0", 0x10000, 0x12000, True, False)
@@ -331,7 +338,7 @@ async def test_a_failing_clean_changes_no_pte_page_or_pager(
     # written, dirty, modified and writable state all at once.
     program = [*STORES, ["msync", "0x10000", 4 * PAGE, "sync"], ["store", "0x10000"],
                ["load", "0x12000"], op]
-    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k, s: ws.append(make_watch(k))])
+    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k: make_watch(k, ws)])
     assert ex.outcome == "ok"
     assert rets(ex)[-1] not in (0, "KERN_SUCCESS")
     w = ws[0]

@@ -9,28 +9,49 @@ queued and no page of a file is left busy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from emulator.check.base import CleanCall, tracker
+from emulator.check import Rule
+from emulator.check.base import Checker, OpenCall, tracker
 from emulator.check.lost_store import flushed_pages
+from emulator.kern.events import CleanCall, EntryRemove, IoIssue
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import is_modified
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
-    from emulator.kern.map import VmMap
-    from emulator.spec import Spec
 
-RULE = "async_clean"
+SUCCESS = KernReturn.SUCCESS.label
 
 
-def install(k: Kernel, spec: Spec) -> None:
-    calls = tracker(k)
+@dataclass
+class _Notes:
+    """What async_clean notes about one asynchronous clean call."""
 
-    def expect(call: CleanCall) -> None:
+    dirty: list[tuple[str, int, int, int]]  # (file, pindex, contents, va) dirty at the call
+    issued: set[tuple[str, int]] = field(default_factory=set)  # pages written meanwhile
+    removed: list[tuple[int, int]] = field(default_factory=list)  # entries unmapped meanwhile
+
+
+class AsyncClean(Checker):
+    rule = Rule.ASYNC_CLEAN
+
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        self.calls = calls = tracker(k)
+        self.notes: dict[OpenCall, _Notes] = {}
+        k.observe(CleanCall, self._call)
+        calls.on_open.append(self._expect)
+        k.observe(IoIssue, self._issue)
+        k.observe(EntryRemove, self._entry_remove)
+        calls.on_return.append(self._return)
+
+    def _expect(self, call: OpenCall) -> None:
         """Note the pages dirty now; redone when the call's window opens."""
         if call.syncio or call.invalidate:
             return
+        k = self.k
         k.in_checker = True
         dirty = []
         for obj, pindex, va, _ in flushed_pages(k, call.vm_map, call.start, call.end):
@@ -41,38 +62,36 @@ def install(k: Kernel, spec: Spec) -> None:
                 continue  # a write of exactly this data is already queued
             dirty.append((obj.name, pindex, page.contents, va))
         k.in_checker = False
-        call.data["async.dirty"] = dirty
-        call.data["async.issued"] = set()
-        call.data["async.removed"] = []
+        self.notes[call] = _Notes(dirty)
 
-    def on_call(vm_map: VmMap, start: int, end: int, syncio: bool, inval: bool) -> None:
-        expect(calls.calls[k.curcpu()])
+    def _call(self, step: int, aid: int, ev: CleanCall) -> None:
+        self._expect(self.calls.calls[aid])
 
-    def on_issue(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        for call in calls.calls.values():
-            if "async.issued" in call.data:
-                call.data["async.issued"].add((f[0], f[1]))
+    def _issue(self, step: int, aid: int, ev: IoIssue) -> None:
+        for call in self.calls.calls.values():
+            notes = self.notes.get(call)
+            if notes is not None:
+                notes.issued.add((ev.obj, ev.pindex))
 
-    def on_entry_remove(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        for call in calls.calls.values():
-            if call.vm_map.name == f[0] and "async.removed" in call.data:
-                call.data["async.removed"].append((f[1], f[2]))
+    def _entry_remove(self, step: int, aid: int, ev: EntryRemove) -> None:
+        for call in self.calls.calls.values():
+            notes = self.notes.get(call)
+            if call.vm_map.name == ev.map and notes is not None:
+                notes.removed.append((ev.start, ev.end))
 
-    def on_return(call: CleanCall, rv: Any) -> None:
-        dirty = call.data.get("async.dirty")
-        if not dirty or rv != KernReturn.SUCCESS:
+    def _return(self, call: OpenCall, rv: str) -> None:
+        notes = self.notes.pop(call, None)
+        if notes is None or not notes.dirty or rv != SUCCESS:
             return
-        issued = call.data["async.issued"]
-        removed = call.data["async.removed"]
-        for fname, pindex, contents, va in dirty:
-            if (fname, pindex) in issued or any(lo <= va < hi for lo, hi in removed):
+        k = self.k
+        for fname, pindex, contents, va in notes.dirty:
+            if (fname, pindex) in notes.issued or any(lo <= va < hi for lo, hi in notes.removed):
                 continue
             pager = k.files[fname].pager
             assert pager is not None
             if pager.stored[pindex] >= contents:
                 continue
-            k.monitor.fatal(
-                RULE,
+            self.violate(
                 f"{k.agent_name(call.cpu)}'s asynchronous clean of [{call.start:#x},"
                 f"{call.end:#x}) returned with page {fname}:{pindex} (holding store "
                 f"#{contents}, dirty at the call) neither written nor queued",
@@ -81,15 +100,9 @@ def install(k: Kernel, spec: Spec) -> None:
             )
             return
 
-    def on_end() -> None:
-        if k.disk.queue:
-            io = k.disk.queue[0]
-            k.monitor.note(RULE, f"every CPU finished but the write of page {io.page.name} "
-                           "is still queued", cpus=[io.issuer])
-
-    k.hook("clean_call", on_call)
-    calls.on_open.append(expect)
-    k.observe("io_issue", on_issue)
-    k.observe("entry_remove", on_entry_remove)
-    calls.on_return.append(on_return)
-    k.hook("end", on_end)
+    def end(self) -> None:
+        queue = self.k.disk.queue
+        if queue:
+            io = queue[0]
+            self.violate(f"every CPU finished but the write of page {io.page.name} "
+                         "is still queued", cpus=[io.issuer], fatal=False)

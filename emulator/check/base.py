@@ -1,29 +1,83 @@
-"""What the checkers share: the model of a clean call in flight, and lock holdings.
+"""What the checkers share: the Checker base class, the model of a clean call in
+flight, and lock holdings.
 
-Checkers are observers.  They subscribe to kernel events (``k.observe``) and
-hooks (``k.hook``) that the kernel's primitives emit whatever the variant does,
-so a variant cannot hide from them by skipping a helper: the map lock, page
-busy, pmap, pager and entry-list operations report themselves.
+Checkers are observers.  They subscribe to kernel events (``k.observe``) that
+the kernel's primitives emit whatever the variant does, so a variant cannot
+hide from them by skipping a helper: the map lock, page busy, pmap, pager and
+entry-list operations report themselves.
 
-A clean call is *open* from its ``clean_call`` to its ``clean_return``.  Its
-*window* opens at the cleaning CPU's first acquisition of (or first lookup in)
-the map it cleans; the reference holds the map lock from that moment on.
+A clean call is *open* from its ``CleanCall`` to its ``CleanReturn`` event.
+Its *window* opens at the cleaning CPU's first acquisition of (or first lookup
+in) the map it cleans; the reference holds the map lock from that moment on.
+A checker that keeps notes per call keeps them in its own dataclass, keyed by
+the :class:`OpenCall`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from emulator.kern.events import (
+    Alloc,
+    Busy,
+    CleanCall,
+    CleanReturn,
+    Free,
+    IoIssue,
+    Lock,
+    MapAccess,
+    Unbusy,
+    Unlock,
+)
 from emulator.kern.locks import RANK_BUSY, RANK_MAP, RANK_NAMES, RANK_OBJECT, RANK_VNODE
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap
+    from emulator.kern.monitor import Violation
 
 
-@dataclass
-class CleanCall:
+class Checker:
+    """One rule family watching one execution.
+
+    ``__init__`` subscribes to the kernel's events.  The harness then calls
+    ``end`` when every CPU has finished (outcome ok), ``final`` after the
+    trusted final flush (if nothing was violated), and ``explain`` when the
+    execution ended in a deadlock, starvation or crash, so the checker can add
+    what it knows to that report.
+    """
+
+    rule: ClassVar[str]
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    def violate(self, message: str, cpus: list[int] | None = None, fatal: bool = True,
+                **fields: Any) -> None:
+        """Give the verdict: this checker's rule is broken (``cpus``: the running CPU).
+
+        A fatal verdict ends the execution (the agent running now is unwound);
+        a non-fatal one is recorded and the execution goes on.
+        """
+        if fatal:
+            self.k.monitor.fatal(self.rule, message, cpus, **fields)
+        else:
+            self.k.monitor.note(self.rule, message, cpus, **fields)
+
+    def end(self) -> None:
+        """Every CPU has finished; the trusted flush has not run yet."""
+
+    def final(self) -> None:
+        """The trusted final flush has run."""
+
+    def explain(self, v: Violation) -> None:
+        """The execution ended in ``v`` (deadlock, starvation or crash)."""
+
+
+@dataclass(eq=False)  # identity: a checker's notes are keyed by the call
+class OpenCall:
     """One clean (or msync) in flight on one CPU."""
 
     cpu: int
@@ -34,7 +88,6 @@ class CleanCall:
     invalidate: bool
     called_at: int
     window_at: int = -1  # step at which the window opened, -1 before
-    data: dict[str, Any] = field(default_factory=dict)  # per-checker notes
 
 
 class CallTracker:
@@ -42,44 +95,41 @@ class CallTracker:
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
-        self.calls: dict[int, CleanCall] = {}  # cpu -> open call
-        self.on_open: list[Any] = []  # fn(call)
-        self.on_return: list[Any] = []  # fn(call, rv)
-        k.hook("clean_call", self._call)
-        k.hook("clean_return", self._return)
-        k.hook("map_access", self._access)
-        k.observe("lock", self._lock)
+        self.calls: dict[int, OpenCall] = {}  # cpu -> open call
+        self.on_open: list[Callable[[OpenCall], None]] = []
+        self.on_return: list[Callable[[OpenCall, str], None]] = []  # fn(call, KERN_* name)
+        k.observe(CleanCall, self._call)
+        k.observe(CleanReturn, self._return)
+        k.observe(MapAccess, self._access)
+        k.observe(Lock, self._lock)
 
-    def _call(self, vm_map: VmMap, start: int, end: int, syncio: bool, inval: bool) -> None:
-        k = self.k
-        cpu = k.curcpu()
-        self.calls[cpu] = CleanCall(cpu, vm_map, start, end, syncio, inval, k.sched.step)
+    def _call(self, step: int, aid: int, ev: CleanCall) -> None:
+        self.calls[aid] = OpenCall(aid, ev.vm_map, ev.start, ev.end, bool(ev.syncio),
+                                   bool(ev.invalidate), step)
 
-    def _open(self, call: CleanCall) -> None:
+    def _open(self, call: OpenCall) -> None:
         call.window_at = self.k.sched.step
         for fn in self.on_open:
             fn(call)
 
-    def _access(self, vm_map: VmMap, what: str) -> None:
-        call = self.calls.get(self.k.curcpu())
-        if call is not None and call.window_at < 0 and vm_map is call.vm_map:
+    def _access(self, step: int, aid: int, ev: MapAccess) -> None:
+        call = self.calls.get(aid)
+        if call is not None and call.window_at < 0 and ev.vm_map is call.vm_map:
             self._open(call)
 
-    def _lock(self, step: int, aid: int, f: tuple[Any, ...]) -> None:
-        if f[0] != "map":
+    def _lock(self, step: int, aid: int, ev: Lock) -> None:
+        if ev.res != "map":
             return
         call = self.calls.get(aid)
-        if call is not None and call.window_at < 0 and f[1] == call.vm_map.name:
+        if call is not None and call.window_at < 0 and ev.name == call.vm_map.name:
             self._open(call)
 
-    def _return(
-        self, vm_map: VmMap, start: int, end: int, syncio: bool, inval: bool, rv: Any
-    ) -> None:
-        call = self.calls.pop(self.k.curcpu(), None)
+    def _return(self, step: int, aid: int, ev: CleanReturn) -> None:
+        call = self.calls.pop(aid, None)
         if call is None:
             return
         for fn in self.on_return:
-            fn(call, rv)
+            fn(call, ev.rv)
 
 
 def tracker(k: Kernel) -> CallTracker:
@@ -100,38 +150,35 @@ class Holdings:
     def __init__(self, k: Kernel) -> None:
         self.k = k
         self.held: dict[int, list[tuple[int, str]]] = {}  # aid -> [(rank, label)]
-        k.observe("lock", self._lock)
-        k.observe("unlock", self._unlock)
-        k.observe("busy", self._busy)
-        k.observe("alloc", self._alloc)
-        k.observe("unbusy", self._unbusy)
-        k.observe("free", self._unbusy)
-        k.observe("io_issue", self._unbusy)
+        k.observe(Lock, self._lock)
+        k.observe(Unlock, self._unlock)
+        k.observe(Busy, self._busy)
+        k.observe(Alloc, self._alloc)
+        k.observe(Unbusy, self._unbusy)
+        k.observe(Free, self._unbusy)
+        k.observe(IoIssue, self._unbusy)
 
     def of(self, aid: int) -> list[tuple[int, str]]:
         return self.held.setdefault(aid, [])
 
-    def _lock(self, step: int, aid: int, f: tuple[Any, ...]) -> None:
-        self.of(aid).append((RANKS[f[0]], f"{f[0]} lock of {f[1]}"))
+    def _lock(self, step: int, aid: int, ev: Lock) -> None:
+        self.of(aid).append((RANKS[ev.res], f"{ev.res} lock of {ev.name}"))
 
-    def _unlock(self, step: int, aid: int, f: tuple[Any, ...]) -> None:
-        label = f"{f[0]} lock of {f[1]}"
-        held = self.of(aid)
-        for i in range(len(held) - 1, -1, -1):
-            if held[i][1] == label:
-                del held[i]
-                return
+    def _unlock(self, step: int, aid: int, ev: Unlock) -> None:
+        self._drop(aid, f"{ev.res} lock of {ev.name}")
 
-    def _busy(self, step: int, aid: int, f: tuple[Any, ...]) -> None:
-        self.of(aid).append((RANK_BUSY, f"busy page {f[0]}:{f[1]}"))
+    def _busy(self, step: int, aid: int, ev: Busy) -> None:
+        self.of(aid).append((RANK_BUSY, f"busy page {ev.obj}:{ev.pindex}"))
 
-    def _alloc(self, step: int, aid: int, f: tuple[Any, ...]) -> None:
+    def _alloc(self, step: int, aid: int, ev: Alloc) -> None:
         if aid >= 0:
-            self.of(aid).append((RANK_BUSY, f"busy page {f[0]}:{f[1]}"))
+            self.of(aid).append((RANK_BUSY, f"busy page {ev.obj}:{ev.pindex}"))
 
-    def _unbusy(self, step: int, aid: int, f: tuple[Any, ...]) -> None:
+    def _unbusy(self, step: int, aid: int, ev: Unbusy | Free | IoIssue) -> None:
         # unbusy, free and io_issue all end the emitting agent's own busy.
-        label = f"busy page {f[0]}:{f[1]}"
+        self._drop(aid, f"busy page {ev.obj}:{ev.pindex}")
+
+    def _drop(self, aid: int, label: str) -> None:
         held = self.of(aid)
         for i in range(len(held) - 1, -1, -1):
             if held[i][1] == label:

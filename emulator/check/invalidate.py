@@ -9,51 +9,59 @@ written first is the lost-store rule's check at every page free.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from emulator.check.base import CleanCall, tracker
+from emulator.check import Rule
+from emulator.check.base import Checker, OpenCall, tracker
+from emulator.kern.events import PageFreeing, PteEnter
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.page import Busy
 from emulator.kern.param import PAGE_SHIFT, round_page, trunc_page
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
-    from emulator.kern.page import VmPage
-    from emulator.spec import Spec
 
-RULE = "invalidate"
+SUCCESS = KernReturn.SUCCESS.label
 
 
-def install(k: Kernel, spec: Spec) -> None:
-    calls = tracker(k)
+class Invalidate(Checker):
+    rule = Rule.INVALIDATE
 
-    def on_pte(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        for call in calls.calls.values():
-            if call.invalidate and call.cpu != aid and call.vm_map.name == f[0]:
-                call.data.setdefault("invalidate.others", set()).add(f[1])
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        self.calls = calls = tracker(k)
+        # Per invalidating call: the vpns other CPUs mapped in its map meanwhile.
+        self.others: dict[OpenCall, set[int]] = {}
+        k.observe(PteEnter, self._pte)
+        calls.on_return.append(self._return)
+        k.observe(PageFreeing, self._free)
 
-    def on_return(call: CleanCall, rv: Any) -> None:
-        if not call.invalidate or rv != KernReturn.SUCCESS:
+    def _pte(self, step: int, aid: int, ev: PteEnter) -> None:
+        for call in self.calls.calls.values():
+            if call.invalidate and call.cpu != aid and call.vm_map.name == ev.map:
+                self.others.setdefault(call, set()).add(ev.vpn)
+
+    def _return(self, call: OpenCall, rv: str) -> None:
+        others = self.others.pop(call, set())
+        if not call.invalidate or rv != SUCCESS:
             return
         start, end = call.vm_map.clamp(call.start, call.end)
-        if k.profile == "modern" and start == end:
+        if self.k.profile == "modern" and start == end:
             return  # the whole entry was meant; the lost-store rule covers its pages
         lo, hi = trunc_page(start) >> PAGE_SHIFT, round_page(end) >> PAGE_SHIFT
-        others = call.data.get("invalidate.others", set())
         left = sorted(v for v in call.vm_map.pmap.ptes if lo <= v < hi and v not in others)
         if left:
-            k.monitor.fatal(
-                RULE,
-                f"{k.agent_name(call.cpu)}'s invalidating clean of [{call.start:#x},"
+            self.violate(
+                f"{self.k.agent_name(call.cpu)}'s invalidating clean of [{call.start:#x},"
                 f"{call.end:#x}) returned success with {len(left)} mapping(s) of "
                 f"{call.vm_map.name} still in range, first at {left[0] << PAGE_SHIFT:#x}",
                 cpus=[call.cpu],
                 map=call.vm_map.name,
             )
 
-    def on_free(page: VmPage) -> None:
-        me = k.curcpu()
-        if page.busy == Busy.EXCL and page.xowner == me and not page.sowners:
+    def _free(self, step: int, aid: int, ev: PageFreeing) -> None:
+        page, k = ev.page, self.k
+        if page.busy == Busy.EXCL and page.xowner == aid and not page.sowners:
             return
         holders = page.wait_holders()
         if not page.is_busy():
@@ -62,13 +70,8 @@ def install(k: Kernel, spec: Spec) -> None:
             who = ", ".join(k.agent_name(h) for h in holders)
             io = ", a write in flight" if page.sowners else ""
             what = f"while it was busy (held by {who}{io})"
-        k.monitor.fatal(
-            RULE,
-            f"{k.agent_name(me)} freed page {page.name} {what}",
-            cpus=[me, *holders],
+        self.violate(
+            f"{k.agent_name(aid)} freed page {page.name} {what}",
+            cpus=[aid, *holders],
             page=page.name,
         )
-
-    k.observe("pte", on_pte)
-    calls.on_return.append(on_return)
-    k.hook("page_freeing", on_free)

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from emulator.check import Rule
+from emulator.check.base import Checker
+
 if TYPE_CHECKING:
-    from emulator.kern.kernel import Kernel
     from emulator.kern.monitor import Violation
     from emulator.sched.scheduler import Scheduler
-    from emulator.spec import Spec
-
-RULE = "starvation"
 
 
-def install(k: Kernel, spec: Spec) -> None:
-    # Starvation and crashes are findings of the harness's scheduler, which the
-    # kernel runs on (the kernel itself knows only the Sched protocol).
-    sched = cast("Scheduler", k.sched)
+class Liveness(Checker):
+    rule = Rule.STARVATION
 
-    def doing() -> str:
-        ops = k.shared.get("current_op", {})
+    @property
+    def sched(self) -> Scheduler:
+        # Starvation and crashes are findings of the harness's scheduler, which the
+        # kernel runs on (the kernel itself knows only the Sched protocol).
+        return cast("Scheduler", self.k.sched)
+
+    def doing(self) -> str:
+        sched = self.sched
+        ops = self.k.shared.get("current_op", {})
         parts = []
         states = sched.states_at_end or [a.state for a in sched.agents]
         for agent, st in zip(sched.agents, states, strict=True):
@@ -37,24 +41,28 @@ def install(k: Kernel, spec: Spec) -> None:
             parts.append(f"{agent.name} {state}" + (f" in {op}" if op and state != "done" else ""))
         return ", ".join(parts)
 
-    def on_starvation(v: Violation) -> None:
-        v.message = f"{v.message}: {doing()}"
+    def explain(self, v: Violation) -> None:
+        if v.rule == Rule.STARVATION:
+            self._starvation(v)
+        elif v.rule == Rule.CRASH:
+            self._crash(v)
+
+    def _starvation(self, v: Violation) -> None:
+        sched = self.sched
+        v.message = f"{v.message}: {self.doing()}"
         if sched.stalled:
             return  # the watchdog named the one agent that never came back
         states = sched.states_at_end or [a.state for a in sched.agents]
         v.cpus = [a.aid for a, st in zip(sched.agents, states, strict=True)
                   if not a.daemon and int(st) != 2]
 
-    def on_crash(v: Violation) -> None:
-        exc = sched.crash_exc
+    def _crash(self, v: Violation) -> None:
+        exc = self.sched.crash_exc
         where = ""
         tb = exc.__traceback__ if exc is not None else None
         while tb is not None:
             where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
             tb = tb.tb_next
-        ops = k.shared.get("current_op", {})
+        ops = self.k.shared.get("current_op", {})
         cpu = v.cpus[0] if v.cpus else -1
         v.message = f"{v.message}{where} (during {ops.get(cpu, 'its program')})"
-
-    k.hook("starvation", on_starvation)
-    k.hook("crash", on_crash)

@@ -2,39 +2,47 @@
 
 * The entry list of a map changes only under its exclusive lock, held by the
   CPU making the change.
-* The locking contracts of the primitives hold (no recursion, no release by a
-  non-holder): the kernel reports a broken one (``contract``), this judges it.
 * An exclusive holder is alone (no shared holder at the same time).
 * The lock order map -> vnode -> object -> page busy is never inverted; no one
   waits for a busy page holding an object lock, or sleeps for a vnode lock
   holding a busy page.  An inversion is recorded when it happens but does not
   end the run: if it leads to a deadlock, the deadlock is reported with it.
+* The locking contracts of the primitives hold (no recursion, no release by a
+  non-holder): the kernel reports a broken one (``Contract``), this judges it.
 * A wait-for cycle (detected by the scheduler when no agent can run) is a
   ``deadlock``; its report names what each CPU holds and wants.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from emulator.check.base import RANKS, holdings
+from emulator.check import Rule
+from emulator.check.base import RANKS, Checker, holdings
+from emulator.kern.events import Busy, Contract, Lock, MapAccess, Unlock, Wait
 from emulator.kern.locks import RANK_BUSY, RANK_OBJECT
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
-    from emulator.kern.map import VmMap
     from emulator.kern.monitor import Violation
-    from emulator.spec import Spec
-
-RULE = "lock_discipline"
 
 
-def install(k: Kernel, spec: Spec) -> None:
-    held = holdings(k)
-    reported: set[tuple[int, str, str]] = set()
-    map_holders: dict[str, tuple[int, list[int]]] = {}  # map -> (excl, shared)
+class LockDiscipline(Checker):
+    rule = Rule.LOCK_DISCIPLINE
 
-    def inversion(aid: int, kind: str, waiting: bool) -> tuple[str, str] | None:
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        self.held = holdings(k)
+        self.reported: set[tuple[int, str, str]] = set()  # inversions already reported
+        self.map_holders: dict[str, tuple[int, list[int]]] = {}  # map -> (excl, shared)
+        k.observe(Lock, self._lock)
+        k.observe(Unlock, self._unlock)
+        k.observe(Wait, self._wait)
+        k.observe(Busy, self._busy)
+        k.observe(MapAccess, self._map_access)
+        k.observe(Contract, self._contract)
+
+    def inversion(self, aid: int, kind: str, waiting: bool) -> tuple[str, str] | None:
         """Return (held label, why) if taking or waiting for ``kind`` breaks the order.
 
         Locks rank map < vnode < object.  Page busy is not a lock one may block
@@ -43,7 +51,7 @@ def install(k: Kernel, spec: Spec) -> None:
         holding a busy page is how the kernel works and is allowed.
         """
         rank = RANKS[kind]
-        for r, label in held.of(aid):
+        for r, label in self.held.of(aid):
             if kind == "busy":
                 if waiting and r == RANK_OBJECT:
                     return label, "no one may wait for a busy page holding an object lock"
@@ -54,90 +62,82 @@ def install(k: Kernel, spec: Spec) -> None:
                 return label, "the order is map -> vnode -> object -> page busy"
         return None
 
-    def order(step: int, aid: int, kind: str, name: str, waiting: bool) -> None:
-        found = inversion(aid, kind, waiting)
+    def order(self, step: int, aid: int, kind: str, name: str, waiting: bool) -> None:
+        found = self.inversion(aid, kind, waiting)
         if found is None:
             return
         label, why = found
         key = (aid, label, kind)
-        if key in reported:
+        if key in self.reported:
             return
-        reported.add(key)
+        self.reported.add(key)
         verb = "waits for" if waiting else "takes"
         what = f"page {name}" if kind == "busy" else f"the {kind} lock of {name}"
-        k.monitor.note(
-            RULE,
-            f"lock order inverted: {k.agent_name(aid)} {verb} {what} at step {step} "
+        self.violate(
+            f"lock order inverted: {self.k.agent_name(aid)} {verb} {what} at step {step} "
             f"while holding the {label}; {why}",
             cpus=[aid],
+            fatal=False,
             held=label,
             wanted=f"{kind} {name}",
         )
 
-    def on_lock(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        kind, name, mode = f
-        order(step, aid, kind, name, False)
-        if kind != "map":
+    def _lock(self, step: int, aid: int, ev: Lock) -> None:
+        k, name = self.k, ev.name
+        self.order(step, aid, ev.res, name, False)
+        if ev.res != "map":
             return
-        excl, shared = map_holders.get(name, (-1, []))
-        if mode == "x":
+        excl, shared = self.map_holders.get(name, (-1, []))
+        if ev.mode == "x":
             if excl >= 0 or shared:
-                k.monitor.fatal(RULE, f"{k.agent_name(aid)} holds the map lock of {name} "
-                                "exclusive together with another holder", cpus=[aid])
-            map_holders[name] = (aid, shared)
+                self.violate(f"{k.agent_name(aid)} holds the map lock of {name} exclusive "
+                             "together with another holder", cpus=[aid])
+            self.map_holders[name] = (aid, shared)
         else:
             if excl >= 0:
-                k.monitor.fatal(RULE, f"{k.agent_name(aid)} holds the map lock of {name} shared "
-                                f"while {k.agent_name(excl)} holds it exclusive", cpus=[aid, excl])
-            map_holders[name] = (excl, [*shared, aid])
+                self.violate(f"{k.agent_name(aid)} holds the map lock of {name} shared while "
+                             f"{k.agent_name(excl)} holds it exclusive", cpus=[aid, excl])
+            self.map_holders[name] = (excl, [*shared, aid])
 
-    def on_unlock(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        if f[0] != "map":
+    def _unlock(self, step: int, aid: int, ev: Unlock) -> None:
+        if ev.res != "map":
             return
-        excl, shared = map_holders.get(f[1], (-1, []))
+        excl, shared = self.map_holders.get(ev.name, (-1, []))
         if excl == aid:
             excl = -1
         elif aid in shared:
             shared = list(shared)
             shared.remove(aid)
-        map_holders[f[1]] = (excl, shared)
+        self.map_holders[ev.name] = (excl, shared)
 
-    def on_wait(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        kind = f[0]
-        if kind in RANKS:
-            order(step, aid, kind, f[1], True)
+    def _wait(self, step: int, aid: int, ev: Wait) -> None:
+        if ev.res in RANKS:
+            self.order(step, aid, ev.res, ev.name, True)
 
-    def on_busy(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        order(step, aid, "busy", f"{f[0]}:{f[1]}", False)
+    def _busy(self, step: int, aid: int, ev: Busy) -> None:
+        self.order(step, aid, "busy", f"{ev.obj}:{ev.pindex}", False)
 
-    def on_map_access(vm_map: VmMap, what: str) -> None:
-        if what == "lookup":
+    def _map_access(self, step: int, aid: int, ev: MapAccess) -> None:
+        if ev.what == "lookup":
             return
-        cpu = k.curcpu()
-        if vm_map.lock.excl != cpu:
+        k, vm_map = self.k, ev.vm_map
+        if vm_map.lock.excl != aid:
             state = (
                 f"exclusive by {k.agent_name(vm_map.lock.excl)}" if vm_map.lock.excl >= 0
                 else "shared" if vm_map.lock.shared else "not held"
             )
-            k.monitor.fatal(
-                RULE,
-                f"{k.agent_name(cpu)} changed the entry list of map {vm_map.name} ({what}) "
+            self.violate(
+                f"{k.agent_name(aid)} changed the entry list of map {vm_map.name} ({ev.what}) "
                 f"without its exclusive lock (lock {state})",
-                cpus=[cpu],
+                cpus=[aid],
                 map=vm_map.name,
             )
 
-    def on_contract(message: str) -> None:
-        k.monitor.fatal(RULE, message)
+    def _contract(self, step: int, aid: int, ev: Contract) -> None:
+        self.violate(ev.message)
 
-    def on_deadlock(v: Violation) -> None:
-        parts = [f"{k.agent_name(a)} holds {held.describe(a)}" for a in v.cpus]
+    def explain(self, v: Violation) -> None:
+        if v.rule != Rule.DEADLOCK:
+            return
+        parts = [f"{self.k.agent_name(a)} holds {self.held.describe(a)}" for a in v.cpus]
         v.message = f"{v.message}; " + "; ".join(parts)
-
-    k.observe("lock", on_lock)
-    k.observe("unlock", on_unlock)
-    k.observe("wait", on_wait)
-    k.observe("busy", on_busy)
-    k.hook("map_access", on_map_access)
-    k.hook("contract", on_contract)
-    k.hook("deadlock", on_deadlock)

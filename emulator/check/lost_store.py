@@ -20,9 +20,12 @@ The expected state comes from the stores themselves, never from the variant.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from emulator.check.base import CleanCall, tracker
+from emulator.check import Rule
+from emulator.check.base import Checker, OpenCall, tracker
+from emulator.kern.events import CleanCall, EntryRemove, IoDone, IoIssue, PageFreeing, Store
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT
 from emulator.kern.pmap import is_modified
@@ -32,10 +35,8 @@ if TYPE_CHECKING:
     from emulator.kern.map import VmMap, VmMapEntry
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
-    from emulator.kern.pager import Io
-    from emulator.spec import Spec
 
-RULE = "lost_store"
+SUCCESS = KernReturn.SUCCESS.label
 
 
 class StoreInfo:
@@ -90,21 +91,49 @@ def flushed_pages(
     return out
 
 
-def install(k: Kernel, spec: Spec) -> None:
-    calls = tracker(k)
-    last: dict[tuple[str, int], StoreInfo] = {}
-    failed_writes: set[tuple[str, int]] = set()
+@dataclass
+class _Notes:
+    """What lost_store notes about one synchronous or invalidating clean call."""
 
-    def describe(info: StoreInfo) -> str:
-        return f"store #{info.sid} by {k.agent_name(info.cpu)} at step {info.step}"
+    # (file object, pindex, va, the last store before the call) for each page
+    # the call must flush; None: the call must flush nothing (asynchronous).
+    expected: list[tuple[VmObject, int, int, StoreInfo]] | None = None
+    removed: list[tuple[int, int]] = field(default_factory=list)  # entries unmapped meanwhile
+    flushed: dict[tuple[str, int], int] = field(default_factory=dict)  # page -> step written
 
-    def on_store(vm_map: VmMap, va: int, page: VmPage, sid: int) -> None:
-        if page.obj.kind == "file":
-            last[(page.obj.name, page.pindex)] = StoreInfo(
-                sid, k.curcpu(), k.sched.step, vm_map.name, va
-            )
 
-    def expect(call: CleanCall) -> None:
+class LostStore(Checker):
+    rule = Rule.LOST_STORE
+
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        self.calls = calls = tracker(k)
+        self.last: dict[tuple[str, int], StoreInfo] = {}  # file page -> its last store
+        self.failed_writes: set[tuple[str, int]] = set()
+        self.notes: dict[OpenCall, _Notes] = {}
+        k.observe(Store, self._store)
+        k.observe(CleanCall, self._call)
+        calls.on_open.append(self._expect)
+        k.observe(EntryRemove, self._entry_remove)
+        calls.on_return.append(self._return)
+        k.observe(IoDone, self._io_done)
+        k.observe(IoIssue, self._issue)
+        k.observe(PageFreeing, self._free)
+
+    def _notes(self, call: OpenCall) -> _Notes:
+        notes = self.notes.get(call)
+        if notes is None:
+            notes = self.notes[call] = _Notes()
+        return notes
+
+    def describe(self, info: StoreInfo) -> str:
+        return f"store #{info.sid} by {self.k.agent_name(info.cpu)} at step {info.step}"
+
+    def _store(self, step: int, aid: int, ev: Store) -> None:
+        if ev.page.obj.kind == "file":
+            self.last[(ev.obj, ev.pindex)] = StoreInfo(ev.sid, aid, step, ev.map, ev.va)
+
+    def _expect(self, call: OpenCall) -> None:
         """Note the stores the call must flush, from the map as it is now.
 
         Done at the call and again when the call's window opens (its first
@@ -112,56 +141,59 @@ def install(k: Kernel, spec: Spec) -> None:
         """
         if not (call.syncio or call.invalidate):
             return
+        k = self.k
         k.in_checker = True
-        expected = []
+        expected: list[tuple[VmObject, int, int, StoreInfo]] = []
         for obj, pindex, va, _ in flushed_pages(k, call.vm_map, call.start, call.end):
-            info = last.get((obj.name, pindex))
+            info = self.last.get((obj.name, pindex))
             if info is not None:
                 expected.append((obj, pindex, va, info))
         k.in_checker = False
-        call.data["lost_store.expected"] = expected
-        call.data["lost_store.removed"] = []
+        notes = self._notes(call)
+        notes.expected = expected
+        notes.removed = []
 
-    def on_call(vm_map: VmMap, start: int, end: int, syncio: bool, inval: bool) -> None:
-        expect(calls.calls[k.curcpu()])
+    def _call(self, step: int, aid: int, ev: CleanCall) -> None:
+        self._expect(self.calls.calls[aid])
 
-    def on_entry_remove(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        for call in calls.calls.values():
-            if call.vm_map.name == f[0] and "lost_store.removed" in call.data:
-                call.data["lost_store.removed"].append((f[1], f[2]))
+    def _entry_remove(self, step: int, aid: int, ev: EntryRemove) -> None:
+        for call in self.calls.calls.values():
+            notes = self.notes.get(call)
+            if call.vm_map.name == ev.map and notes is not None and notes.expected is not None:
+                notes.removed.append((ev.start, ev.end))
 
-    def on_return(call: CleanCall, rv: Any) -> None:
-        expected = call.data.get("lost_store.expected")
-        if not expected or rv != KernReturn.SUCCESS:
+    def _return(self, call: OpenCall, rv: str) -> None:
+        notes = self.notes.pop(call, None)
+        if notes is None or not notes.expected or rv != SUCCESS:
             return
-        removed = call.data["lost_store.removed"]
-        for obj, pindex, va, info in expected:
-            if any(lo <= va < hi for lo, hi in removed):
+        k = self.k
+        for obj, pindex, va, info in notes.expected:
+            if any(lo <= va < hi for lo, hi in notes.removed):
                 continue  # the mapping went away during the call
-            if (obj.name, pindex) in failed_writes:
+            if (obj.name, pindex) in self.failed_writes:
                 continue
             assert obj.pager is not None
             held = obj.pager.stored[pindex]
             if held < info.sid:
                 op = k.shared.get("current_op", {}).get(call.cpu)
                 kind = "msync" if op == "msync" else "clean"
-                k.monitor.fatal(
-                    RULE,
+                self.violate(
                     f"{k.agent_name(call.cpu)}'s synchronous {kind} of "
                     f"[{call.start:#x},{call.end:#x}) in {call.vm_map.name} (called at step "
                     f"{call.called_at}) returned success, but the pager of page {obj.name}:"
-                    f"{pindex} holds store #{held}, not {describe(info)} before the call",
+                    f"{pindex} holds store #{held}, not {self.describe(info)} before the call",
                     cpus=[call.cpu, info.cpu],
                     page=f"{obj.name}:{pindex}",
                     store=info.sid,
                     pager=held,
                 )
 
-    def on_io_done(io: Io) -> None:
+    def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
+        k, io = self.k, ev.io
         page = io.page
         key = (page.obj.name, page.pindex)
         if io.error:
-            failed_writes.add(key)
+            self.failed_writes.add(key)
             return
         pager = page.obj.pager
         assert pager is not None
@@ -169,11 +201,10 @@ def install(k: Kernel, spec: Spec) -> None:
             return
         if any(other.page is page and other.data == page.contents for other in k.disk.queue):
             return
-        info = last.get(key)
-        who = describe(info) if info is not None and info.sid == page.contents else (
+        info = self.last.get(key)
+        who = self.describe(info) if info is not None and info.sid == page.contents else (
             f"store #{page.contents}")
-        k.monitor.fatal(
-            RULE,
+        self.violate(
             f"the write of page {page.obj.name}:{page.pindex} (store #{io.data}, issued by "
             f"{k.agent_name(io.issuer)}) completed and left the page clean, but the page "
             f"holds {who}, which is now neither in the pager nor dirty",
@@ -181,71 +212,61 @@ def install(k: Kernel, spec: Spec) -> None:
             page=f"{page.obj.name}:{page.pindex}",
         )
 
-    def on_free(page: VmPage) -> None:
+    def _free(self, step: int, aid: int, ev: PageFreeing) -> None:
+        page = ev.page
         if page.obj.kind != "file":
             return
         pager = page.obj.pager
         assert pager is not None
         if page.contents == pager.stored[page.pindex]:
             return
-        info = last.get((page.obj.name, page.pindex))
-        who = describe(info) if info is not None and info.sid == page.contents else (
+        k = self.k
+        info = self.last.get((page.obj.name, page.pindex))
+        who = self.describe(info) if info is not None and info.sid == page.contents else (
             f"store #{page.contents}")
-        freer = k.curcpu()
-        call = calls.calls.get(freer)
+        call = self.calls.calls.get(aid)
         how = "invalidating clean" if call is not None and call.invalidate else "page free"
-        k.monitor.fatal(
-            RULE,
-            f"{k.agent_name(freer)}'s {how} freed page {page.obj.name}:{page.pindex} holding "
+        self.violate(
+            f"{k.agent_name(aid)}'s {how} freed page {page.obj.name}:{page.pindex} holding "
             f"{who}, but the pager holds store #{pager.stored[page.pindex]}: the store is lost",
-            cpus=[freer] + ([info.cpu] if info is not None else []),
+            cpus=[aid] + ([info.cpu] if info is not None else []),
             page=f"{page.obj.name}:{page.pindex}",
             # freebsd5's invalidate frees pages re-dirtied after this call flushed
             # them: its historical data loss.  Anything else is a plain bug.
-            historical=historical(call, page, info),
+            historical=self.historical(call, page, info),
         )
 
-    def historical(call: CleanCall | None, page: VmPage, info: StoreInfo | None) -> bool:
+    def historical(self, call: OpenCall | None, page: VmPage, info: StoreInfo | None) -> bool:
         """freebsd5's data loss: its invalidate frees a page that another process
         dirtied -- after this call flushed the page, or through another mapping
         when this call had nothing to flush (a read-only entry)."""
-        if k.profile != "freebsd5" or call is None or not call.invalidate or info is None:
+        if self.k.profile != "freebsd5" or call is None or not call.invalidate or info is None:
             return False
         if info.sid != page.contents:
             return False
-        flushed_at = call.data.get("lost_store.flushed", {}).get((page.obj.name, page.pindex))
+        notes = self.notes.get(call)
+        flushed_at = notes.flushed.get((page.obj.name, page.pindex)) if notes else None
         if flushed_at is not None:
-            return info.step > int(flushed_at)
+            return info.step > flushed_at
         return info.map != call.vm_map.name
 
-    def on_issue(io: Io) -> None:
-        call = calls.calls.get(io.issuer)
+    def _issue(self, step: int, aid: int, ev: IoIssue) -> None:
+        call = self.calls.calls.get(ev.io.issuer)
         if call is not None and call.invalidate:
-            key = (io.page.obj.name, io.page.pindex)
-            call.data.setdefault("lost_store.flushed", {})[key] = k.sched.step
+            self._notes(call).flushed[(ev.obj, ev.pindex)] = step
 
-    def on_final() -> None:
-        for (fname, pindex), info in sorted(last.items(), key=lambda kv: kv[1].sid):
+    def final(self) -> None:
+        k = self.k
+        for (fname, pindex), info in sorted(self.last.items(), key=lambda kv: kv[1].sid):
             pager = k.files[fname].pager
             assert pager is not None
             held = pager.stored[pindex]
             if held != info.sid:
-                k.monitor.fatal(
-                    RULE,
+                self.violate(
                     f"after every CPU finished and a trusted flush, the pager of page "
-                    f"{fname}:{pindex} holds store #{held}, not the last one, {describe(info)} "
-                    f"at {info.va:#x} in {info.map}: that store was lost",
+                    f"{fname}:{pindex} holds store #{held}, not the last one, "
+                    f"{self.describe(info)} at {info.va:#x} in {info.map}: that store was lost",
                     cpus=[info.cpu],
                     page=f"{fname}:{pindex}",
                 )
                 return
-
-    k.hook("store", on_store)
-    k.hook("clean_call", on_call)
-    calls.on_open.append(expect)
-    k.observe("entry_remove", on_entry_remove)
-    calls.on_return.append(on_return)
-    k.hook("io_done", on_io_done)
-    k.hook("io_issue", on_issue)
-    k.hook("page_freeing", on_free)
-    k.hook("final", on_final)

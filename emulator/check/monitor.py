@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from emulator.kern.events import Violated
 from emulator.kern.monitor import Violation
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class Verdicts:
         if cpus is None:
             cpus = [k.curcpu()] if sched.current else []
         k.violations.append(Violation(rule, message, sched.step, cpus, fields))
-        k.emit("violation", rule, message)
+        k.emit(Violated(rule, message))
 
 
 def watch(k: Kernel) -> None:

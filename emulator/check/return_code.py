@@ -8,18 +8,28 @@ a mapping, write-protected, written or freed a page on the way.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from emulator.check.base import CleanCall, tracker
-from emulator.kern.kern_return import KernReturn
+from emulator.check import Rule
+from emulator.check.base import Checker, OpenCall, tracker
+from emulator.kern.events import (
+    BadReturn,
+    Event,
+    Free,
+    IoDone,
+    IoIssue,
+    PteRemove,
+    RemoveAll,
+    RemoveWrite,
+)
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap, VmMapEntry
-    from emulator.spec import Spec
 
-RULE = "return_code"
-SIDE_EFFECTS = ("pte_remove", "remove_write", "remove_all", "io_issue", "free")
+# The events that change state: none may happen in a call that returns an error.
+SIDE_EFFECTS: tuple[type[Event], ...] = (PteRemove, RemoveWrite, RemoveAll, IoIssue, Free)
 
 
 def expected_code(profile: str, vm_map: VmMap, start: int, end: int, invalidate: bool) -> str:
@@ -47,34 +57,63 @@ def expected_code(profile: str, vm_map: VmMap, start: int, end: int, invalidate:
     return "KERN_SUCCESS"
 
 
-def install(k: Kernel, spec: Spec) -> None:
-    calls = tracker(k)
+@dataclass
+class _Notes:
+    """What return_code notes about one clean call."""
 
-    def on_open(call: CleanCall) -> None:
+    want: str | None = None  # the oracle's code, when the window opened
+    effects: list[tuple[int, Event]] | None = None  # (step, event) since the window opened
+    io_error: bool = False  # a write failed during the call (modern may return FAILURE)
+
+
+class ReturnCode(Checker):
+    rule = Rule.RETURN_CODE
+
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        self.calls = calls = tracker(k)
+        self.notes: dict[OpenCall, _Notes] = {}
+        calls.on_open.append(self._open)
+        calls.on_return.append(self._return)
+        for kind in SIDE_EFFECTS:
+            k.observe(kind, self._effect)
+        k.observe(IoDone, self._io_done)
+        k.observe(BadReturn, self._bad_return)
+
+    def _notes(self, call: OpenCall) -> _Notes:
+        notes = self.notes.get(call)
+        if notes is None:
+            notes = self.notes[call] = _Notes()
+        return notes
+
+    def _open(self, call: OpenCall) -> None:
+        k = self.k
         k.in_checker = True
-        call.data["rc.expected"] = expected_code(
-            k.profile, call.vm_map, call.start, call.end, call.invalidate
-        )
+        want = expected_code(k.profile, call.vm_map, call.start, call.end, call.invalidate)
         k.in_checker = False
-        call.data["rc.effects"] = []
-        call.data["rc.io_error"] = False
+        notes = self._notes(call)
+        notes.want, notes.effects, notes.io_error = want, [], False
 
-    def effect(kind: str) -> Any:
-        def on_event(step: int, aid: int, f: tuple[Any, ...]) -> None:
-            call = calls.calls.get(aid)
-            if call is not None and "rc.effects" in call.data:
-                call.data["rc.effects"].append((step, kind, f))
+    def _effect(self, step: int, aid: int, ev: Event) -> None:
+        call = self.calls.calls.get(aid)
+        if call is None:
+            return
+        notes = self.notes.get(call)
+        if notes is not None and notes.effects is not None:
+            notes.effects.append((step, ev))
 
-        return on_event
+    def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
+        if ev.error:
+            for call in self.calls.calls.values():
+                self._notes(call).io_error = True
 
-    def on_io_done(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        if f[3]:
-            for call in calls.calls.values():
-                call.data["rc.io_error"] = True
+    def _bad_return(self, step: int, aid: int, ev: BadReturn) -> None:
+        self.violate(f"clean returned {ev.rv!r}, not a KERN_* code")
 
-    def on_return(call: CleanCall, rv: Any) -> None:
-        got = rv.label if isinstance(rv, KernReturn) else str(rv)
-        want = call.data.get("rc.expected")
+    def _return(self, call: OpenCall, got: str) -> None:
+        k = self.k
+        notes = self.notes.pop(call, None) or _Notes()
+        want = notes.want
         if want is None:
             # The routine never looked at the map: its answer cannot be right
             # unless the oracle, computed now, agrees.
@@ -83,10 +122,9 @@ def install(k: Kernel, spec: Spec) -> None:
             k.in_checker = False
         ok = got == want
         if not ok and want == "KERN_SUCCESS" and got == "KERN_FAILURE":
-            ok = k.profile == "modern" and bool(call.data.get("rc.io_error"))
+            ok = k.profile == "modern" and notes.io_error
         if not ok:
-            k.monitor.fatal(
-                RULE,
+            self.violate(
                 f"{k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) in "
                 f"{call.vm_map.name} returned {got}; profile {k.profile} requires {want} "
                 + (f"for the map as it was at step {call.window_at}" if call.window_at >= 0
@@ -96,26 +134,13 @@ def install(k: Kernel, spec: Spec) -> None:
                 want=want,
             )
             return
-        if got != "KERN_SUCCESS" and got != "KERN_FAILURE":
-            effects = call.data.get("rc.effects") or []
-            if effects:
-                step, kind, f = effects[0]
-                k.monitor.fatal(
-                    RULE,
-                    f"{k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) "
-                    f"returned {got} but changed state first: {kind} {' '.join(map(str, f))} "
-                    f"at step {step}",
-                    cpus=[call.cpu],
-                    got=got,
-                    effect=kind,
-                )
-
-    def on_bad_return(vm_map: VmMap, rv: Any) -> None:
-        k.monitor.fatal(RULE, f"clean returned {rv!r}, not a KERN_* code")
-
-    calls.on_open.append(on_open)
-    calls.on_return.append(on_return)
-    k.hook("clean_bad_return", on_bad_return)
-    for kind in SIDE_EFFECTS:
-        k.observe(kind, effect(kind))
-    k.observe("io_done", on_io_done)
+        if got != "KERN_SUCCESS" and got != "KERN_FAILURE" and notes.effects:
+            step, ev = notes.effects[0]
+            self.violate(
+                f"{k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) "
+                f"returned {got} but changed state first: {ev.kind} "
+                f"{' '.join(map(str, ev.args()))} at step {step}",
+                cpus=[call.cpu],
+                got=got,
+                effect=ev.kind,
+            )

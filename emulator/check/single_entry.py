@@ -8,57 +8,59 @@ paths takes the map lock, so the rule reads: while a clean's window is open
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from emulator.check.base import CleanCall, tracker
+from emulator.check import Rule
+from emulator.check.base import Checker, OpenCall, tracker
+from emulator.kern.events import Lock
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
-    from emulator.spec import Spec
-
-RULE = "single_entry"
 
 
-def install(k: Kernel, spec: Spec) -> None:
-    if k.profile == "modern":
-        return  # modern shares the map lock by design
-    calls = tracker(k)
-    open_windows: dict[str, CleanCall] = {}  # map name -> the call inside it
+class SingleEntry(Checker):
+    rule = Rule.SINGLE_ENTRY
 
-    def on_open(call: CleanCall) -> None:
-        other = open_windows.get(call.vm_map.name)
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        self.inside: dict[str, OpenCall] = {}  # map name -> the call inside it
+        if k.profile == "modern":
+            return  # modern shares the map lock by design
+        calls = tracker(k)
+        calls.on_open.append(self._open)
+        calls.on_return.append(self._return)
+        k.observe(Lock, self._lock)
+
+    def _open(self, call: OpenCall) -> None:
+        k = self.k
+        other = self.inside.get(call.vm_map.name)
         if other is not None and other.cpu != call.cpu:
-            k.monitor.fatal(
-                RULE,
+            self.violate(
                 f"{k.agent_name(call.cpu)}'s clean entered map {call.vm_map.name} while "
                 f"{k.agent_name(other.cpu)}'s clean has been inside since step "
                 f"{other.window_at}",
                 cpus=[other.cpu, call.cpu],
                 map=call.vm_map.name,
             )
-        open_windows[call.vm_map.name] = call
+        self.inside[call.vm_map.name] = call
 
-    def on_return(call: CleanCall, rv: Any) -> None:
-        if open_windows.get(call.vm_map.name) is call:
-            del open_windows[call.vm_map.name]
+    def _return(self, call: OpenCall, rv: str) -> None:
+        if self.inside.get(call.vm_map.name) is call:
+            del self.inside[call.vm_map.name]
 
-    def on_lock(step: int, aid: int, f: tuple[Any, ...]) -> None:
-        if f[0] != "map":
+    def _lock(self, step: int, aid: int, ev: Lock) -> None:
+        if ev.res != "map":
             return
-        call = open_windows.get(f[1])
+        call = self.inside.get(ev.name)
         if call is None or call.cpu == aid:
             return
+        k = self.k
         op = k.shared.get("current_op", {}).get(aid, "a system call")
-        mode = "exclusive" if f[2] == "x" else "shared"
-        k.monitor.fatal(
-            RULE,
-            f"{k.agent_name(aid)} ({op}) took the map lock of {f[1]} {mode} at step {step} "
+        mode = "exclusive" if ev.mode == "x" else "shared"
+        self.violate(
+            f"{k.agent_name(aid)} ({op}) took the map lock of {ev.name} {mode} at step {step} "
             f"while {k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) has "
             f"been inside the routine since step {call.window_at}",
             cpus=[call.cpu, aid],
-            map=f[1],
+            map=ev.name,
         )
-
-    calls.on_open.append(on_open)
-    calls.on_return.append(on_return)
-    k.observe("lock", on_lock)

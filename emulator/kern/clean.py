@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from emulator.kern.events import CleanGeneration
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
@@ -403,7 +404,7 @@ class MapClean:
     def set_clean_generation(self, obj: VmObject, curgen: int) -> None:
         """Record that the object was clean as of generation ``curgen``."""
         obj.clean_generation = curgen
-        obj.k.emit("clean_generation", obj.name, curgen)
+        obj.k.emit(CleanGeneration(obj.name, curgen))
 
     async def page_remove(self, obj: VmObject, start: int, end: int, clean_only: bool) -> None:
         """Free the unwired resident pages of [start, end) (vm_object_page_remove).

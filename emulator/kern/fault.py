@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.kern.events import Cow, Dirty, Pagein, Writeable
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.param import PAGE_SHIFT
 from emulator.kern.pmap import fold_modified
@@ -110,12 +111,12 @@ class Fault:
         """A write fault: the object might be dirty again, and so is the page."""
         obj.generation += 1
         page.dirty = True
-        self.k.emit("dirty", obj.name, page.pindex, obj.generation)
+        self.k.emit(Dirty(obj.name, page.pindex, obj.generation))
 
     def set_writeable_dirty(self, obj: VmObject) -> None:
         """A writable mapping appears: the object might be dirty (generation++)."""
         obj.generation += 1
-        self.k.emit("writeable", obj.name, obj.generation)
+        self.k.emit(Writeable(obj.name, obj.generation))
 
     async def wait_busy(self, page: VmPage) -> None:
         await page.wait_unbusy()
@@ -166,7 +167,7 @@ class Fault:
             page = obj.alloc_page(pindex)
             page.contents = obj.pager.read(pindex)
             page.valid = True
-            self.k.emit("pagein", obj.name, pindex, page.contents)
+            self.k.emit(Pagein(obj.name, pindex, page.contents))
         elif not await self.busy_resident(page):
             await obj.lock.unlock()
             await vnode.unlock()
@@ -215,7 +216,7 @@ class Fault:
         page = shadow.alloc_page(pindex)
         page.contents = data
         page.valid = True
-        self.k.emit("cow", shadow.name, pindex, data)
+        self.k.emit(Cow(shadow.name, pindex, data))
         self.mark_dirty(shadow, page)
         await shadow.lock.unlock()
         return page, None

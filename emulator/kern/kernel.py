@@ -5,20 +5,34 @@ reaches ``curthread`` and the global queues.  The Kernel gives kernel code:
 
 * ``point()``, ``sleep(chan)``, ``wakeup(chan)`` and ``curcpu()`` from the
   scheduler it is given (any ``emulator.kern.sched.Sched``);
-* ``emit(kind, *fields)``: one event, recorded as a compact tuple
-  ``(step, agent, kind, fields)`` and passed to the observers of ``kind``;
-* the structure-lifetime and lock-discipline hooks the checkers watch
-  (``touch_*``, ``contract``, ``map_access``, ``page_freeing``), which never
-  depend on the clean variant's cooperation: they sit in the primitives every
-  variant uses.  The kernel names no rule: the checkers judge what it reports
+* ``emit(event)``: one event (emulator.kern.events), passed to the observers
+  of its class (``observe``); with ``record``, traced events are kept as
+  ``(step, agent, event)`` in ``events``;
+* the structure-lifetime and lock-discipline reports the checkers watch
+  (``touch_*``, ``contract``, ``map_access``, ``page_freeing``: untraced
+  events), which never depend on the clean variant's cooperation: they sit in
+  the primitives every variant uses.  The kernel names no rule: the checkers judge what it reports
   and give their verdicts through ``monitor`` (``emulator.kern.monitor``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from emulator.kern.events import (
+    TRACED,
+    WATCHED,
+    Contract,
+    Event,
+    MapAccess,
+    ObjectFree,
+    PageFreeing,
+    Read,
+    Stamped,
+    TouchFreed,
+    Woke,
+)
 from emulator.kern.object import OBJT_FILE
 from emulator.kern.page import Busy
 from emulator.kern.pager import Disk, Pager
@@ -30,8 +44,8 @@ if TYPE_CHECKING:
     from emulator.kern.page import VmPage
     from emulator.kern.sched import Sched, WaitChannel
 
-Event = tuple[int, int, str, tuple[Any, ...]]
-Observer = Callable[[int, int, tuple[Any, ...]], None]
+Observer = Callable[[int, int, Any], None]  # fn(step, agent, event)
+E = TypeVar("E", bound=Event)
 
 PROFILES = ("manpage", "freebsd5", "modern")
 
@@ -46,12 +60,15 @@ class Kernel:
         self.profile = profile
         self.kpoint = sched.point  # the primitives' schedule point (they report what they touch)
         self.wakeup = sched.wakeup
-        self.record = record
-        self.events: list[Event] = []
-        self.sink: Callable[[list[Event]], None] | None = None  # streams recorded events
-        self.tap: Callable[[int, str, tuple[Any, ...]], None] | None = None  # every event
-        self.observers: dict[str, list[Observer]] = {}
-        self.hooks: dict[str, list[Callable[..., None]]] = {}
+        self.events: list[Stamped] = []
+        self.sink: Callable[[list[Stamped]], None] | None = None  # streams recorded events
+        self.observers: dict[type[Event], list[Observer]] = {}
+        self.watched = False  # a footprint-aware strategy sees every event (watch())
+        if record:
+            # The recorder is the first observer of every traced kind, so a
+            # violation's event is recorded after the event that caused it.
+            for cls in TRACED.values():
+                self.observe(cls, self._record)
         self.violations: list[Violation] = []  # the monitor's verdicts on this machine
         # Given by the harness before any agent runs (emulator.check.monitor.Verdicts).
         self.monitor: Monitor
@@ -89,22 +106,22 @@ class Kernel:
 
     def untrusted(self) -> None:
         """Variant code is about to run until its next schedule point."""
-        if self.tap is not None:
-            self.tap(self.curcpu(), "read", ("*", ""))
+        if self.watched:
+            self.emit(Read("*", ""))
 
     async def sleep(self, chan: WaitChannel) -> None:
         """Block on ``chan`` until woken; a strategy watching footprints sees the wake-up."""
         await self.sched.sleep(chan)
-        if self.tap is not None:
-            self.tap(self.curcpu(), "woke", (chan,))
+        if self.watched:
+            self.emit(Woke(chan))
 
-    def read(self, kind: str, name: str) -> None:
+    def read(self, res: str, name: str) -> None:
         """Note a read of shared state that emits no event (for footprint-aware strategies).
 
         Not recorded in traces; costs nothing unless a strategy watches.
         """
-        if self.tap is not None:
-            self.tap(self.curcpu(), "read", (kind, name))
+        if self.watched:
+            self.emit(Read(res, name))
 
     def agent_name(self, aid: int) -> str:
         agents = self.sched.agents
@@ -112,57 +129,64 @@ class Kernel:
 
     # -- events ----------------------------------------------------------------
 
-    def emit(self, kind: str, *fields: Any) -> None:
-        sched = self.sched
-        cur = sched.current
-        aid = cur.aid if cur is not None else -1
-        if self.record:
-            events = self.events
-            events.append((sched.step, aid, kind, fields))
-            if self.sink is not None and len(events) >= 4096:
-                self.sink(events)  # stream to the trace file: memory stays bounded
-                events.clear()
-        obs = self.observers.get(kind)
-        if obs:
-            for f in obs:
-                f(sched.step, aid, fields)
-        if self.tap is not None:
-            self.tap(aid, kind, fields)
+    def emit(self, ev: Event) -> None:
+        """Pass ``ev`` to the observers of its class, as the running agent at this step.
 
-    def observe(self, kind: str, fn: Observer) -> None:
+        The hot path: one dictionary lookup when nothing observes the kind.
+        """
+        obs = self.observers.get(type(ev))
+        if obs:
+            sched = self.sched
+            cur = sched.current
+            aid = cur.aid if cur is not None else -1
+            step = sched.step
+            for fn in obs:
+                fn(step, aid, ev)
+
+    def observe(self, kind: type[E], fn: Callable[[int, int, E], None]) -> None:
+        """Call ``fn(step, agent, event)`` for every event of class ``kind``, in
+        subscription order."""
         self.observers.setdefault(kind, []).append(fn)
 
-    def hook(self, name: str, fn: Callable[..., None]) -> None:
-        self.hooks.setdefault(name, []).append(fn)
+    def watch(self, fn: Observer) -> None:
+        """Subscribe ``fn`` to every traced event and to the untraced reads and
+        wake-ups (a footprint-aware strategy).  Subscribe it last: it then sees an
+        event after the checkers, and not at all if a checker ended the execution."""
+        for cls in WATCHED:
+            self.observe(cls, fn)
+        self.watched = True
 
-    def _call_hooks(self, name: str, *args: Any) -> None:
-        for fn in self.hooks.get(name, ()):
-            fn(*args)
+    def _record(self, step: int, aid: int, ev: Event) -> None:
+        events = self.events
+        events.append((step, aid, ev))
+        if self.sink is not None and len(events) >= 4096:
+            self.sink(events)  # stream to the trace file: memory stays bounded
+            events.clear()
 
     # -- what the primitives report to the checkers -----------------------------------
 
     def contract(self, message: str) -> None:
         """A locking contract of a primitive was broken by the code running now."""
-        self._call_hooks("contract", message)
+        self.emit(Contract(message))
 
     def touch_page(self, page: VmPage) -> None:
         if page.freed:
-            self._call_hooks("touch_freed", "page", page)
+            self.emit(TouchFreed("page", page))
 
     def touch_object(self, obj: VmObject) -> None:
         if obj.freed:
-            self._call_hooks("touch_freed", "object", obj)
+            self.emit(TouchFreed("object", obj))
 
     def touch_entry(self, entry: VmMapEntry) -> None:
         if entry.freed:
-            self._call_hooks("touch_freed", "entry", entry)
+            self.emit(TouchFreed("entry", entry))
 
     def map_access(self, vm_map: VmMap, what: str) -> None:
-        """Check that the current cpu may ``lookup`` or change (``insert`` ...) the map."""
-        self._call_hooks("map_access", vm_map, what)
+        """The current cpu looks at (``lookup``) or changes (``insert`` ...) the map's entries."""
+        self.emit(MapAccess(vm_map, what))
 
     def page_freeing(self, page: VmPage) -> None:
-        self._call_hooks("page_freeing", page)
+        self.emit(PageFreeing(page))
 
     def free_entry(self, entry: VmMapEntry) -> None:
         """Free an unlinked entry and drop its object reference.
@@ -194,7 +218,7 @@ class Kernel:
                 page.xowner = self.curcpu()
             obj.free_page(page)
         obj.freed = True
-        self.emit("object_free", obj.name)
+        self.emit(ObjectFree(obj.name))
         if obj.backing is not None:
             self.release_object(obj.backing)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.kern.events import Lock, Unlock, Wait
+
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
 
@@ -62,21 +64,21 @@ class MapLock:
         if self.excl == me:
             k.contract(f"{self.name}: map lock recursed by cpu{me}")
         while self.excl >= 0 or self.shared:
-            k.emit("wait", "map", self.name)
+            k.emit(Wait("map", self.name))
             await k.sleep(self)
         self.excl = me
         self.timestamp += 1
-        k.emit("lock", "map", self.name, "x")
+        k.emit(Lock("map", self.name, "x"))
 
     async def slock(self) -> None:
         """Take the map lock shared, sleeping while it is held exclusive."""
         k = self.k
         await k.kpoint()
         while self.excl >= 0:
-            k.emit("wait", "map", self.name)
+            k.emit(Wait("map", self.name))
             await k.sleep(self)
         self.shared.append(k.curcpu())
-        k.emit("lock", "map", self.name, "s")
+        k.emit(Lock("map", self.name, "s"))
 
     async def try_upgrade(self) -> bool:
         """Upgrade a shared hold to exclusive if this cpu is the only holder.
@@ -93,7 +95,7 @@ class MapLock:
         self.shared.clear()
         self.excl = me
         self.timestamp += 1
-        k.emit("lock", "map", self.name, "x")
+        k.emit(Lock("map", self.name, "x"))
         return True
 
     async def unlock(self) -> None:
@@ -108,7 +110,7 @@ class MapLock:
         else:
             k.contract(f"{self.name}: map lock released by cpu{me}, which does not hold it")
             return
-        k.emit("unlock", "map", self.name)
+        k.emit(Unlock("map", self.name))
         k.wakeup(self)
 
 
@@ -140,10 +142,10 @@ class Mutex:
         if self.owner == me:
             k.contract(f"{self.kind} lock of {self.name} recursed by cpu{me}")
         while self.owner >= 0:
-            k.emit("wait", self.kind, self.name)
+            k.emit(Wait(self.kind, self.name))
             await k.sleep(self)
         self.owner = me
-        k.emit("lock", self.kind, self.name, "x")
+        k.emit(Lock(self.kind, self.name, "x"))
 
     async def unlock(self) -> None:
         k = self.k
@@ -155,5 +157,5 @@ class Mutex:
             )
             return
         self.owner = -1
-        k.emit("unlock", self.kind, self.name)
+        k.emit(Unlock(self.kind, self.name))
         k.wakeup(self)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
+from emulator.kern.events import EntryClip, EntryInsert, EntryRemove
 from emulator.kern.locks import MapLock
 from emulator.kern.param import PAGE_MASK, VM_MAX_ADDRESS, VM_MIN_ADDRESS
 from emulator.kern.pmap import Pmap
@@ -206,14 +207,14 @@ class VmMap:
         k = self.k
         k.map_access(self, "insert")
         self.entries[entry.start] = entry
-        k.emit("entry_insert", self.name, entry.start, entry.end)
+        k.emit(EntryInsert(self.name, entry.start, entry.end))
 
     def unlink_entry(self, entry: VmMapEntry) -> None:
         """Unlink and free ``entry``.  The map must be locked exclusive."""
         k = self.k
         k.map_access(self, "remove")
         del self.entries[entry.start]
-        k.emit("entry_remove", self.name, entry.start, entry.end)
+        k.emit(EntryRemove(self.name, entry.start, entry.end))
         k.free_entry(entry)
 
     def clip(self, entry: VmMapEntry, at: int) -> VmMapEntry:
@@ -238,5 +239,5 @@ class VmMap:
             entry.obj.ref_count += 1
         entry.end = at
         self.entries[at] = upper
-        k.emit("entry_clip", self.name, entry.start, at, upper.end)
+        k.emit(EntryClip(self.name, entry.start, at, upper.end))
         return upper

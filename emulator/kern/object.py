@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
+from emulator.kern.events import Alloc, Free
 from emulator.kern.locks import RANK_OBJECT, RANK_VNODE, Mutex
 from emulator.kern.page import Busy, VmPage
 
@@ -120,7 +121,7 @@ class VmObject:
             page.busy = Busy.EXCL
             page.xowner = k.curcpu()
         self.pages[pindex] = page
-        k.emit("alloc", self.name, pindex)
+        k.emit(Alloc(self.name, pindex))
         return page
 
     def free_page(self, page: VmPage) -> None:
@@ -131,5 +132,5 @@ class VmObject:
         page.busy = Busy.NONE
         page.xowner = -1
         page.freed = True
-        k.emit("free", self.name, page.pindex, int(page.dirty))
+        k.emit(Free(self.name, page.pindex, int(page.dirty)))
         k.wakeup(page)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from emulator.kern import events  # events.Busy is the busy event; Busy here is the state
+
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.object import VmObject
@@ -107,7 +109,7 @@ class VmPage:
             return False
         self.busy = Busy.EXCL
         self.xowner = k.curcpu()
-        k.emit("busy", self.obj.name, self.pindex, "x")
+        k.emit(events.Busy(self.obj.name, self.pindex, "x"))
         return True
 
     async def wait_unbusy(self) -> None:
@@ -117,7 +119,7 @@ class VmPage:
         """
         k = self.k
         while self.busy != Busy.NONE:
-            k.emit("wait", "busy", self.name)
+            k.emit(events.Wait("busy", self.name))
             await k.sleep(self)
 
     async def xbusy(self) -> None:
@@ -135,7 +137,7 @@ class VmPage:
             return
         self.busy = Busy.NONE
         self.xowner = -1
-        k.emit("unbusy", self.obj.name, self.pindex)
+        k.emit(events.Unbusy(self.obj.name, self.pindex))
         k.wakeup(self)
 
     def downgrade_to_io(self, holder: int) -> None:
@@ -159,7 +161,7 @@ class VmPage:
             return False
         self.busy = Busy.SHARED
         self.sowners.append(k.curcpu())
-        k.emit("busy", self.obj.name, self.pindex, "s")
+        k.emit(events.Busy(self.obj.name, self.pindex, "s"))
         return True
 
     def release_shared(self, holder: int) -> None:
@@ -167,7 +169,7 @@ class VmPage:
         self.sowners.remove(holder)
         if not self.sowners:
             self.busy = Busy.NONE
-        self.k.emit("unbusy", self.obj.name, self.pindex)
+        self.k.emit(events.Unbusy(self.obj.name, self.pindex))
         if not self.sowners:
             self.k.wakeup(self)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.kern.events import IoDone, IoIssue, Wait
 from emulator.kern.pmap import clear_modify
 
 if TYPE_CHECKING:
@@ -88,8 +89,7 @@ class Disk:
         io = Io(page, page.contents, sync, k.curcpu(), self.aid)
         page.downgrade_to_io(self.aid)
         self.queue.append(io)
-        k.emit("io_issue", page.obj.name, page.pindex, page.contents, int(sync))
-        k._call_hooks("io_issue", io)
+        k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
         k.wakeup(self)
         return io
 
@@ -108,8 +108,7 @@ class Disk:
             # written, whatever happened to the page meanwhile.
             page.dirty = False
         io.done = True
-        k.emit("io_done", page.obj.name, page.pindex, io.data, int(io.error))
-        k._call_hooks("io_done", io)
+        k.emit(IoDone(page.obj.name, page.pindex, io.data, int(io.error), io))
         # A variant that broke the busy protocol may have dropped the write's busy
         # already: the disk goes on, and the checkers report what that lost.
         if self.aid in page.sowners:
@@ -133,5 +132,5 @@ class Disk:
         """Sleep until ``io`` completes (the issuer of a synchronous write)."""
         k = self.k
         while not io.done:
-            k.emit("wait", "io", io.page.name)
+            k.emit(Wait("io", io.page.name))
             await k.sleep(io)

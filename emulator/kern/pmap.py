@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.kern.events import PteEnter, PteRemove, RemoveAll, RemoveWrite
+
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.page import VmPage
@@ -69,12 +71,13 @@ class Pmap:
         if old is not None:
             if old.page is page:
                 old.writable = writable
-                k.emit("pte", self.name, vpn, page.obj.name, page.pindex, "w" if writable else "r")
+                k.emit(PteEnter(self.name, vpn, page.obj.name, page.pindex,
+                                "w" if writable else "r"))
                 return
             self.remove_pte(vpn)
         self.ptes[vpn] = Pte(page, writable)
         page.pv.append((self, vpn))
-        k.emit("pte", self.name, vpn, page.obj.name, page.pindex, "w" if writable else "r")
+        k.emit(PteEnter(self.name, vpn, page.obj.name, page.pindex, "w" if writable else "r"))
 
     async def remove(self, start_vpn: int, end_vpn: int) -> None:
         """Remove every mapping in [start_vpn, end_vpn), folding modified bits."""
@@ -86,7 +89,7 @@ class Pmap:
         for vpn in gone:
             self.remove_pte(vpn)
         if gone:
-            k.emit("pte_remove", self.name, start_vpn, end_vpn, len(gone))
+            k.emit(PteRemove(self.name, start_vpn, end_vpn, len(gone)))
 
 
 async def remove_write(k: Kernel, page: VmPage) -> None:
@@ -99,7 +102,7 @@ async def remove_write(k: Kernel, page: VmPage) -> None:
             page.dirty = True
             pte.modified = False
         pte.writable = False
-    k.emit("remove_write", page.obj.name, page.pindex, int(page.dirty))
+    k.emit(RemoveWrite(page.obj.name, page.pindex, int(page.dirty)))
 
 
 def fold_modified(page: VmPage) -> None:
@@ -130,4 +133,4 @@ async def remove_all(k: Kernel, page: VmPage) -> None:
     k.touch_page(page)
     for pmap, vpn in list(page.pv):
         pmap.remove_pte(vpn)
-    k.emit("remove_all", page.obj.name, page.pindex, int(page.dirty))
+    k.emit(RemoveAll(page.obj.name, page.pindex, int(page.dirty)))

@@ -20,6 +20,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from emulator.kern.events import (
+    BadReturn,
+    CleanCall,
+    CleanReturn,
+    Load,
+    ObjectNew,
+    Store,
+    Unwire,
+    Wire,
+)
 from emulator.kern.kern_return import KernReturn, kern_to_errno
 from emulator.kern.map import PROT_WORDS, VmMapEntry
 from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
@@ -99,7 +109,7 @@ def top_object(k: Kernel, entry: VmMapEntry) -> VmObject:
         obj = VmObject(k, OBJT_ANON, k.new_object_name("anon"), pages)
         obj.ref_count = 1
         entry.obj = obj
-        k.emit("object_new", obj.name)
+        k.emit(ObjectNew(obj.name))
     return entry.obj
 
 
@@ -131,13 +141,13 @@ async def sys_load(k: Kernel, vm_map: VmMap, va: int) -> int | str:
     vpn = va >> PAGE_SHIFT
     while True:
         await k.kpoint()
-        if k.tap is not None:  # only footprint-aware strategies pay for this
+        if k.watched:  # only footprint-aware strategies pay for this
             k.read("map", vm_map.name)
         pte = vm_map.pmap.lookup(vpn)
         if pte is not None:
             k.touch_page(pte.page)
             value = pte.page.contents
-            k.emit("load", vm_map.name, va, value)
+            k.emit(Load(vm_map.name, va, value))
             return value
         assert k.fault_impl is not None
         if not k.trusted:
@@ -156,7 +166,7 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
     vpn = va >> PAGE_SHIFT
     while True:
         await k.kpoint()
-        if k.tap is not None:  # only footprint-aware strategies pay for this
+        if k.watched:  # only footprint-aware strategies pay for this
             k.read("map", vm_map.name)
         pte = vm_map.pmap.lookup(vpn)
         if pte is not None and pte.writable:
@@ -165,8 +175,7 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
             value = k.new_store_id()
             pte.modified = True
             page.contents = value
-            k.emit("store", vm_map.name, va, page.obj.name, page.pindex, value)
-            k._call_hooks("store", vm_map, va, page, value)
+            k.emit(Store(vm_map.name, va, page.obj.name, page.pindex, value, page))
             return 0
         assert k.fault_impl is not None
         if not k.trusted:
@@ -284,7 +293,7 @@ async def wire_entry(k: Kernel, entry: VmMapEntry) -> None:
         else:
             await k.kpoint()
             page.wire_count += 1
-        k.emit("wire", obj.name, pindex, page.wire_count)
+        k.emit(Wire(obj.name, pindex, page.wire_count))
         pindex += 1
     await obj.lock.unlock()
     if vnode is not None:
@@ -309,7 +318,7 @@ async def unwire_entry(k: Kernel, entry: VmMapEntry) -> None:
         page = obj.lookup_page(pindex)
         if page is not None and page.wire_count > 0:
             page.wire_count -= 1
-            k.emit("unwire", obj.name, pindex, page.wire_count)
+            k.emit(Unwire(obj.name, pindex, page.wire_count))
     await obj.lock.unlock()
 
 
@@ -385,8 +394,7 @@ async def sys_clean(
 ) -> KernReturn:
     """Call the clean routine under test, bracketed by events the checkers watch."""
     assert k.clean_impl is not None
-    k.emit("clean_call", vm_map.name, start, end, int(syncio), int(invalidate))
-    k._call_hooks("clean_call", vm_map, start, end, syncio, invalidate)
+    k.emit(CleanCall(vm_map.name, start, end, int(syncio), int(invalidate), vm_map))
     if not k.trusted:
         k.untrusted()
     rv = await k.clean_impl(vm_map, start, end, syncio, invalidate)
@@ -394,10 +402,9 @@ async def sys_clean(
         try:
             rv = KernReturn(rv)
         except ValueError:
-            k._call_hooks("clean_bad_return", vm_map, rv)  # the checkers judge it
+            k.emit(BadReturn(vm_map, rv))  # the checkers judge it
             raise TypeError(f"clean returned {rv!r}, not a KERN_* code") from None
-    k.emit("clean_return", vm_map.name, rv.label)
-    k._call_hooks("clean_return", vm_map, start, end, syncio, invalidate, rv)
+    k.emit(CleanReturn(vm_map.name, rv.label))
     return rv
 
 

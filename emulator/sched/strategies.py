@@ -9,9 +9,48 @@ depend only on its seed and replay exactly.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from emulator.errors import BadInput, ReplayDiverged, SearchExhausted
+from emulator.kern.events import (
+    Alloc,
+    Busy,
+    Call,
+    CleanCall,
+    CleanGeneration,
+    CleanReturn,
+    Cow,
+    Dirty,
+    EntryClip,
+    EntryInsert,
+    EntryRemove,
+    Event,
+    Free,
+    IoDone,
+    IoIssue,
+    Load,
+    Lock,
+    ObjectFree,
+    ObjectNew,
+    Pagein,
+    PteEnter,
+    PteRemove,
+    Read,
+    RemoveAll,
+    RemoveWrite,
+    Ret,
+    Sched,
+    Store,
+    Unbusy,
+    Unlock,
+    Unwire,
+    Violated,
+    Wait,
+    Wire,
+    Woke,
+    Writeable,
+)
 
 
 class Strategy:
@@ -36,7 +75,7 @@ class Strategy:
     def reset(self, seed: int) -> None:
         """Prepare for one execution driven by ``seed``."""
 
-    def event(self, aid: int, kind: str, fields: tuple[object, ...]) -> None:
+    def event(self, step: int, aid: int, ev: Event) -> None:
         """See one kernel event (only when ``wants_events``)."""
 
     def single(self, aid: int) -> int:
@@ -172,47 +211,19 @@ class PortfolioStrategy(Strategy):
 # -- footprints: which shared state a step touched ---------------------------------
 
 ANY = ("*",)
-_MAP_EVENTS = ("pte", "pte_remove", "entry_insert", "entry_remove", "entry_clip", "load")
-_PAGE_EVENTS = ("busy", "unbusy", "alloc", "free", "remove_write", "remove_all", "dirty",
-                "pagein", "cow", "wire", "unwire", "clean_generation", "writeable")
-_SILENT = ("call", "ret", "clean_call", "clean_return", "sched", "violation")
+Keys = tuple[tuple[object, ...], ...]
 
 
-def footprint_keys(kind: str, fields: tuple[object, ...]) -> tuple[tuple[object, ...], ...]:
-    """Coarse keys of the shared state an event touched: a map or an object.
-
-    Coarse on purpose: everything about one map (its lock, entries, page
-    tables) is one key, everything about one object (its locks, pages, pager)
-    another, so two steps with disjoint keys really commute.
-    """
-    if kind in _SILENT:
-        return ()
-    if kind == "read":
-        return (ANY,) if fields[0] == "*" else ((fields[0], fields[1]),)
-    if kind == "woke":
-        return _channel_keys(fields[0])
-    if kind in ("object_new", "object_free"):
-        return (("obj", fields[0]),)
-    if kind in ("lock", "unlock", "wait"):
-        res = fields[0]
-        name = str(fields[1])
-        if res == "map":
-            return (("map", name),)
-        if res == "io":
-            return (("obj", name.split(":")[0]), ("disk",))
-        return (("obj", name.split(":")[0]),)
-    if kind in _MAP_EVENTS:
-        return (("map", fields[0]),)
-    if kind == "store":
-        return (("map", fields[0]), ("obj", fields[2]))
-    if kind in _PAGE_EVENTS:
-        return (("obj", fields[0]),)
-    if kind in ("io_issue", "io_done"):
-        return (("obj", fields[0]), ("disk",))
-    return (ANY,)
+def _lock_keys(ev: Lock | Unlock | Wait) -> Keys:
+    name = str(ev.name)
+    if ev.res == "map":
+        return (("map", name),)
+    if ev.res == "io":
+        return (("obj", name.split(":")[0]), ("disk",))
+    return (("obj", name.split(":")[0]),)
 
 
-def _channel_keys(chan: object) -> tuple[tuple[object, ...], ...]:
+def _channel_keys(chan: object) -> Keys:
     """Keys of what a woken agent re-reads: the lock, page or I/O it slept on."""
     kind = type(chan).__name__
     if kind == "MapLock":
@@ -226,6 +237,53 @@ def _channel_keys(chan: object) -> tuple[tuple[object, ...], ...]:
     if kind == "Disk":
         return (("disk",),)
     return (ANY,)
+
+
+def _map_keys(ev: PteEnter | PteRemove | EntryInsert | EntryRemove | EntryClip | Load) -> Keys:
+    return (("map", ev.map),)
+
+
+def _object_keys(ev: ObjectNew | ObjectFree | Busy | Unbusy | Alloc | Free | RemoveWrite
+                 | RemoveAll | Dirty | Pagein | Cow | Wire | Unwire | CleanGeneration
+                 | Writeable) -> Keys:
+    return (("obj", ev.obj),)
+
+
+def _silent(ev: Event) -> Keys:
+    return ()
+
+
+def _io_keys(ev: IoIssue | IoDone) -> Keys:
+    return (("obj", ev.obj), ("disk",))
+
+
+# Event class -> the keys it touched.  Coarse on purpose: everything about one
+# map (its lock, entries, page tables) is one key, everything about one object
+# (its locks, pages, pager) another, so two steps with disjoint keys really
+# commute.  A kind missing here is taken to touch everything (sound, if slow).
+_FOOTPRINTS: dict[type[Event], Callable[[Any], Keys]] = {
+    Read: lambda ev: (ANY,) if ev.res == "*" else ((ev.res, ev.name),),
+    Woke: lambda ev: _channel_keys(ev.chan),
+    Lock: _lock_keys,
+    Unlock: _lock_keys,
+    Wait: _lock_keys,
+    Store: lambda ev: (("map", ev.map), ("obj", ev.obj)),
+    IoIssue: _io_keys,
+    IoDone: _io_keys,
+    **dict.fromkeys((PteEnter, PteRemove, EntryInsert, EntryRemove, EntryClip, Load),
+                    _map_keys),
+    **dict.fromkeys((ObjectNew, ObjectFree, Busy, Unbusy, Alloc, Free, RemoveWrite, RemoveAll,
+                     Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
+                    _object_keys),
+    # The harness's bookkeeping touches nothing shared.
+    **dict.fromkeys((Call, Ret, CleanCall, CleanReturn, Sched, Violated), _silent),
+}
+
+
+def footprint_keys(ev: Event) -> Keys:
+    """Coarse keys of the shared state an event touched: a map or an object."""
+    keys = _FOOTPRINTS.get(type(ev))
+    return keys(ev) if keys is not None else (ANY,)
 
 
 def independent(a: frozenset[tuple[object, ...]], b: frozenset[tuple[object, ...]]) -> bool:
@@ -265,8 +323,8 @@ class PosStrategy(Strategy):
         self.step_keys = set()
         self.runner = -1
 
-    def event(self, aid: int, kind: str, fields: tuple[object, ...]) -> None:
-        self.step_keys.update(footprint_keys(kind, fields))
+    def event(self, step: int, aid: int, ev: Event) -> None:
+        self.step_keys.update(footprint_keys(ev))
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
         rng, prio = self.rng, self.prio
@@ -339,8 +397,8 @@ class DfsStrategy(Strategy):
         self.pos = 0
         self.step_keys = set()
 
-    def event(self, aid: int, kind: str, fields: tuple[object, ...]) -> None:
-        self.step_keys.update(footprint_keys(kind, fields))
+    def event(self, step: int, aid: int, ev: Event) -> None:
+        self.step_keys.update(footprint_keys(ev))
 
     def _bound_text(self) -> str:
         return ("no preemption bound" if self.bound is None

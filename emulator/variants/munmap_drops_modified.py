@@ -1,6 +1,7 @@
 """Mutant ``munmap_drops_modified`` (H): munmap discards the modified bits."""
 
 from emulator.kern.clean import REFERENCE
+from emulator.kern.events import PteRemove
 from emulator.kern.map import VmMap
 from emulator.kern.param import PAGE_SHIFT
 from emulator.kern.syscalls import remove_entries
@@ -19,7 +20,7 @@ async def remove_mappings_dropping_modified(vm_map: VmMap, start: int, end: int)
         pmap.ptes[vpn].modified = False  # the bug: a store through it is forgotten
         pmap.remove_pte(vpn)
     if gone:
-        k.emit("pte_remove", vm_map.name, start_vpn, end_vpn, len(gone))
+        k.emit(PteRemove(vm_map.name, start_vpn, end_vpn, len(gone)))
 
 
 async def munmap_dropping(vm_map: VmMap, start: int, end: int) -> None:

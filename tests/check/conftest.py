@@ -5,9 +5,10 @@
 attributes the kernel and the checkers read (``step``, ``current``, ``over``,
 ``agents``, ``crash_exc``, ``states_at_end``, ``abort``, ``_end``, and dummy
 ``point``/``sleep``/``wakeup``), watched by the harness's monitor.
-Agents 0..cpus-1 are ``cpu0``.., the last one is the ``disk`` daemon.  Tests
-then play events as a chosen agent with :meth:`Rig.emit` / :meth:`Rig.call`,
-each one step after the previous, and look at ``k.violations``.
+Agents 0..cpus-1 are ``cpu0``.., the last one is the ``disk`` daemon;
+``installers`` are the checker classes to build.  Tests then play events as a
+chosen agent with :meth:`Rig.emit`, each one step after the previous, end the
+run with :meth:`Rig.end` or :meth:`Rig.explain`, and look at ``k.violations``.
 
 A fatal violation ends the fake execution (``sched.over``, ``sched.ended``) and
 raises ``Abort`` in the caller, as it does inside a real agent.
@@ -23,8 +24,11 @@ from typing import Any
 
 import pytest
 
+from emulator.check.base import Checker
 from emulator.check.monitor import watch
+from emulator.kern.events import Event
 from emulator.kern.kernel import Kernel
+from emulator.kern.monitor import Violation
 from emulator.sched.scheduler import Abort, AgentState
 
 
@@ -75,22 +79,27 @@ class Rig:
         self.k = Kernel(self.sched, profile)
         self.k.disk.aid = cpus
         watch(self.k)
+        self.checkers: list[Checker] = []
 
     def be(self, aid: int | None) -> None:
         """Make ``aid`` the running agent (None: no agent, as the harness)."""
         self.sched.current = None if aid is None else self.sched.agents[aid]
 
-    def emit(self, aid: int, kind: str, *fields: Any) -> None:
+    def emit(self, aid: int, ev: Event) -> None:
         """Play one event as agent ``aid``, one step after the previous one."""
         self.be(aid)
         self.sched.step += 1
-        self.k.emit(kind, *fields)
+        self.k.emit(ev)
 
-    def call(self, aid: int, hook: str, *args: Any) -> None:
-        """Run the kernel's ``hook`` as agent ``aid``, one step after the previous one."""
-        self.be(aid)
-        self.sched.step += 1
-        self.k._call_hooks(hook, *args)
+    def end(self) -> None:
+        """Every CPU finished: what the harness tells the checkers then."""
+        for checker in self.checkers:
+            checker.end()
+
+    def explain(self, v: Violation) -> None:
+        """The execution ended in ``v`` (deadlock, starvation, crash)."""
+        for checker in self.checkers:
+            checker.explain(v)
 
     @property
     def rules(self) -> list[str]:
@@ -100,10 +109,9 @@ class Rig:
 @pytest.fixture
 def rig() -> Callable[..., Rig]:
     def make(profile: str = "manpage", cpus: int = 2,
-             installers: tuple[Callable[[Kernel, Any], None], ...] = ()) -> Rig:
+             installers: tuple[Callable[[Kernel], Checker], ...] = ()) -> Rig:
         r = Rig(profile, cpus)
-        for install in installers:
-            install(r.k, None)
+        r.checkers = [make(r.k) for make in installers]
         return r
 
     return make

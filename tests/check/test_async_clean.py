@@ -7,14 +7,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from emulator.check import async_clean
+from emulator.check.async_clean import AsyncClean
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import remove_write
 from emulator.variants import Variant
 
 BASE = 0x10000
-CHECK = [async_clean.install]
+CHECK = [AsyncClean]
 REF = Variant("reference", reference_clean)
 
 
@@ -120,15 +120,15 @@ async def test_an_entry_removed_during_the_call_is_excused(run_spec: Any, spec_o
 
 
 def test_a_write_still_queued_when_every_cpu_finished_fires(rig: Any) -> None:
-    r = rig(installers=(async_clean.install,))
+    r = rig(installers=(AsyncClean,))
     r.k.disk.queue.append(SimpleNamespace(page=SimpleNamespace(name="f:3"), issuer=1))
     r.be(None)
-    r.k._call_hooks("end")  # non-fatal: reported, nothing raised
+    r.end()  # non-fatal: reported, nothing raised
     assert [(v.rule, v.message, v.cpus) for v in r.k.violations] == [
         ("async_clean", "every CPU finished but the write of page f:3 is still queued", [1])]
 
 
 def test_an_empty_queue_at_the_end_does_not_fire(rig: Any) -> None:
-    r = rig(installers=(async_clean.install,))
-    r.k._call_hooks("end")
+    r = rig(installers=(AsyncClean,))
+    r.end()
     assert r.k.violations == []

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from emulator.check import invalidate
+from emulator.check.invalidate import Invalidate
 from emulator.kern.clean import reference_clean
+from emulator.kern.events import CleanCall, CleanReturn, PteEnter
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap
 from emulator.sched.scheduler import Abort
@@ -19,7 +20,7 @@ from emulator.sched.strategies import RandomStrategy
 from emulator.variants import Variant
 
 BASE = 0x10000
-CHECK = [invalidate.install]
+CHECK = [Invalidate]
 PROFILES = ("manpage", "freebsd5", "modern")
 REF = Variant("reference", reference_clean)
 
@@ -107,12 +108,12 @@ async def test_the_reference_racing_faults_never_fires(
 
 def hand_call(rig: Any, profile: str, entered_by: int) -> Any:
     """cpu0 invalidates [0x10000,0x12000) of p0; ``entered_by`` maps vpn 0x10 meanwhile."""
-    r = rig(profile, installers=(invalidate.install,))
+    r = rig(profile, installers=(Invalidate,))
     m = VmMap(r.k, "p0")
-    r.call(0, "clean_call", m, BASE, BASE + 0x2000, True, True)
-    r.emit(entered_by, "pte", "p0", BASE >> 12, "f", 0, "r")
+    r.emit(0, CleanCall(m.name, BASE, BASE + 0x2000, 1, 1, m))
+    r.emit(entered_by, PteEnter("p0", BASE >> 12, "f", 0, "r"))
     m.pmap.ptes[BASE >> 12] = object()  # type: ignore[assignment]
-    r.call(0, "clean_return", m, BASE, BASE + 0x2000, True, True, KernReturn.SUCCESS)
+    r.emit(0, CleanReturn(m.name, KernReturn.SUCCESS.label))
     return r
 
 

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from emulator.check import lost_store
+from emulator.check.lost_store import LostStore
 from emulator.kern.clean import REFERENCE, reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import remove_all, remove_write
 from emulator.variants import Variant
 
 BASE = 0x10000
-CHECK = [lost_store.install]
+CHECK = [LostStore]
 
 
 def store(page: int = 0) -> list[Any]:

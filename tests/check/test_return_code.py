@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from emulator.check import return_code
+from emulator.check.return_code import ReturnCode
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.variants import Variant
 
-CHECK = [return_code.install]
+CHECK = [ReturnCode]
 REF = Variant("reference", reference_clean)
 # A 0x10000-0x14000 file f[0..4), a hole 0x14000-0x15000, B 0x15000-0x17000 file f[4..6).
 MAPPINGS = [{"addr": "0x10000", "pages": 4, "file": "f"},

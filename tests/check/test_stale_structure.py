@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from emulator.check import stale_structure
+from emulator.check.stale_structure import StaleStructure
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap, VmMapEntry
@@ -33,7 +33,7 @@ def freed_entry(r: Any) -> VmMapEntry:
 
 
 def test_reading_a_freed_entry_fires(rig: Any) -> None:
-    r = rig(installers=(stale_structure.install,))
+    r = rig(installers=(StaleStructure,))
     entry = freed_entry(r)
     r.be(1)
     r.sched.step = 9
@@ -47,7 +47,7 @@ def test_reading_a_freed_entry_fires(rig: Any) -> None:
 
 
 def test_freed_entries_read_by_the_harness_or_a_checker_do_not_fire(rig: Any) -> None:
-    r = rig(installers=(stale_structure.install,))
+    r = rig(installers=(StaleStructure,))
     entry = freed_entry(r)
     r.be(None)  # no agent running: the harness
     assert entry.end == BASE + 0x2000
@@ -69,7 +69,7 @@ def test_without_the_checker_a_freed_entry_is_not_reported(rig: Any) -> None:
 
 
 def test_a_live_entry_never_fires(rig: Any) -> None:
-    r = rig(installers=(stale_structure.install,))
+    r = rig(installers=(StaleStructure,))
     entry = VmMapEntry(BASE, BASE + 0x1000, None, 0, 3, "anon")
     r.be(0)
     r.k.touch_entry(entry)
@@ -80,7 +80,7 @@ def test_a_live_entry_never_fires(rig: Any) -> None:
 @pytest.mark.parametrize(("touch", "what"), [("touch_page", "page f:3"),
                                                ("touch_object", "object anon4")])
 def test_touching_a_freed_page_or_object_fires(rig: Any, touch: str, what: str) -> None:
-    r = rig(installers=(stale_structure.install,))
+    r = rig(installers=(StaleStructure,))
     name = what.split()[1]
     r.be(0)
     getattr(r.k, touch)(SimpleNamespace(freed=False, name=name))
@@ -93,7 +93,7 @@ def test_touching_a_freed_page_or_object_fires(rig: Any, touch: str, what: str) 
 
 
 def test_succ_of_a_freed_entry_fires(rig: Any) -> None:
-    r = rig(installers=(stale_structure.install,))
+    r = rig(installers=(StaleStructure,))
     entry = freed_entry(r)
     r.be(0)
     with pytest.raises(Abort):
@@ -121,7 +121,7 @@ def reads_after_unlink(read_first: bool) -> Variant:
 
 async def test_a_clean_reading_an_entry_it_unlinked_fires(run_spec: Any, spec_of: Any) -> None:
     spec = spec_of([["msync", hex(BASE), 0x1000, "sync"]])
-    ex, _ = await run_spec(spec, "manpage", checkers=[stale_structure.install],
+    ex, _ = await run_spec(spec, "manpage", checkers=[StaleStructure],
                            variant=reads_after_unlink(read_first=False))
     assert ex.outcome == "violation"
     assert [v.rule for v in ex.violations] == ["stale_structure"]
@@ -134,7 +134,7 @@ async def test_reading_the_entry_before_unlinking_it_does_not_fire(
     run_spec: Any, spec_of: Any
 ) -> None:
     spec = spec_of([["msync", hex(BASE), 0x1000, "sync"]])
-    ex, _ = await run_spec(spec, "manpage", checkers=[stale_structure.install],
+    ex, _ = await run_spec(spec, "manpage", checkers=[StaleStructure],
                            variant=reads_after_unlink(read_first=True))
     assert ex.outcome == "ok", ex.violations
 
@@ -151,14 +151,14 @@ async def test_the_reference_racing_munmap_never_fires(
     ])
     ref = Variant("reference", reference_clean)
     for seed in range(40):
-        ex, _ = await run_spec(spec, profile, seed=seed, checkers=[stale_structure.install],
+        ex, _ = await run_spec(spec, profile, seed=seed, checkers=[StaleStructure],
                                strategy=RandomStrategy(), variant=ref)
         assert ex.outcome == "ok", (seed, ex.violations)
 
 
 def test_a_freed_entry_reports_to_the_kernel_that_freed_it(rig: Any) -> None:
-    r = rig(installers=(stale_structure.install,))
-    other = rig(installers=(stale_structure.install,))  # a later machine, running cpu0
+    r = rig(installers=(StaleStructure,))
+    other = rig(installers=(StaleStructure,))  # a later machine, running cpu0
     entry = freed_entry(r)
     other.be(0)
     r.be(None)
