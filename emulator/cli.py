@@ -1,7 +1,8 @@
 """The command line: ``vmemu run | explore | list``.
 
 Exit codes (DESIGN.md): 0 no violation, 1 a violation found, 2 bad input or
-usage (one line on stderr, nothing written), 3 replay diverged.
+usage (one line on stderr, nothing written), 3 replay diverged, 70 an internal
+error of vmemu (one line: a bug in vmemu, not in the variant).
 """
 
 from __future__ import annotations
