@@ -5,6 +5,9 @@ Usage (from the repository root)::
     PYTHONPATH=. python benchmarks/search.py [--reps 10] [--cap 20] [--jobs 2]
         [--strategies random,pct,pos,portfolio] [--mutants a,b] [--json out.json] [--markdown]
 
+The report goes to stdout as aligned plain-text tables; with ``--markdown``, as the
+Markdown tables of BENCHMARKS.md (cells whose median is over 0.5 s in bold), ready to paste.
+
 Part 1, vmemu: for every built-in mutant and every strategy (pct at depth 3), ``--reps``
 hunts.  A hunt is what ``vmemu mutants`` does (emulator.mutants.hunt): round-robin over every
 workload under the mutant's profile, one execution of each per round, the seed going up by one
@@ -46,6 +49,7 @@ from typing import Any
 import trio
 
 from emulator.check import all_checkers
+from emulator.kern.profile import DEFAULT_PROFILE
 from emulator.machine import Machine
 from emulator.sched.strategies import make_strategy
 from emulator.variants import MUTANTS
@@ -57,6 +61,7 @@ import baselines  # benchmarks/ is not a package: import it from beside this fil
 STRATEGIES = ("random", "pct", "pos", "portfolio")
 PCT_DEPTH = 3
 SEED_STRIDE = 100_000
+SLOW_SECONDS = 0.5  # --markdown bolds a cell whose median time is over this
 # Part 2: (baseline scenario, vmemu workload, vmemu mutant)
 COMPARISONS = (
     ("no_write_protect", "writers_vs_msync", "no_write_protect"),
@@ -81,7 +86,7 @@ class HuntResult:
 async def _vmemu_hunt(mutant: str, strategy: str, rep: int, cap: float,
                       workloads: tuple[str, ...]) -> HuntResult:
     variant = MUTANTS[mutant]
-    profile = variant.profile or "manpage"
+    profile = variant.profile or DEFAULT_PROFILE.name
     machines = [
         (name, Machine(build_workload(name, {}, 0, profile), variant,
                        make_strategy(strategy, pct_depth=PCT_DEPTH), checkers=all_checkers()))
@@ -166,16 +171,31 @@ def _fmt_seconds(s: float) -> str:
     return f"{s:.0f} s"
 
 
-def cell(results: list[HuntResult], cap: float) -> str:
+def cell(results: list[HuntResult], cap: float, markdown: bool = False) -> str:
     misses = sum(not r.caught for r in results)
     ex, sec = _median(results, "executions"), _median(results, "seconds")
     if math.isinf(ex):
         text = f">{cap:.0f} s"
     else:
         text = f"{ex:.0f} · {_fmt_seconds(sec)}"
+    if markdown and sec > SLOW_SECONDS:
+        text = f"**{text}**"
     if misses:
         text += f" ({misses} miss)"
     return text
+
+
+def table(header: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
+    """A table as Markdown, or as plain text with aligned columns."""
+    if markdown:
+        return (["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+                + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
+    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mutants", default=",".join(MUTANTS))
     p.add_argument("--no-baselines", dest="baselines", action="store_false")
     p.add_argument("--json", default=None, help="write every hunt's result here")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the tables as Markdown, as BENCHMARKS.md shows them")
     args = p.parse_args(argv)
     args.strategies = args.strategies.split(",")
     args.mutants = args.mutants.split(",")
@@ -220,13 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     by: dict[tuple[str, str], list[HuntResult]] = {}
     for r in rotation:
         by.setdefault((r.subject, r.method), []).append(r)
-    out.append("| mutant | " + " | ".join(
-        f"{s} (depth {PCT_DEPTH})" if s == "pct" else s for s in args.strategies) + " |")
-    out.append("|---" * (len(args.strategies) + 1) + "|")
-    for mutant in args.mutants:
-        row = [f"`{mutant}`"] + [cell(by.get((mutant, s), []), args.cap)
-                                 for s in args.strategies]
-        out.append("| " + " | ".join(row) + " |")
+    md = args.markdown
+    out.extend(table(
+        ["mutant"] + [f"{s} (depth {PCT_DEPTH})" if s == "pct" else s for s in args.strategies],
+        [[f"`{mutant}`" if md else mutant]
+         + [cell(by.get((mutant, s), []), args.cap, md) for s in args.strategies]
+         for mutant in args.mutants], md))
     out.append("")
     totals = []
     for s in args.strategies:
@@ -245,11 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"{args.cap:.0f} s; median executions · seconds to the first lost store, "
                    "and seconds per execution).")
         out.append("")
-        out.append("| bug | method | caught | median executions | median seconds | "
-                   "s / execution |")
-        out.append("|---|---|---|---|---|---|")
+        part2: list[list[str]] = []
         for scenario, workload, mutant in COMPARISONS:
-            label = f"`{workload}` + `{mutant}`"
+            label = f"`{workload}` + `{mutant}`" if md else f"{workload} + {mutant}"
             rows: list[tuple[str, list[HuntResult]]] = []
             for s in args.strategies:
                 rs = [r for t, r in single if r.subject == mutant and r.method == s
@@ -265,10 +284,13 @@ def main(argv: list[str] | None = None) -> int:
                 ex, sec = _median(rs, "executions"), _median(rs, "seconds")
                 per = sum(r.seconds for r in rs) / max(1, sum(r.executions for r in rs))
                 caught = sum(r.caught for r in rs)
-                out.append(f"| {label} | {name} | {caught}/{len(rs)} | "
-                           f"{'>cap' if math.isinf(ex) else f'{ex:.0f}'} | "
-                           f"{'>cap' if math.isinf(sec) else _fmt_seconds(sec)} | "
-                           f"{per * 1000:.2f} ms |")
+                part2.append([label, name, f"{caught}/{len(rs)}",
+                              ">cap" if math.isinf(ex) else f"{ex:.0f}",
+                              ">cap" if math.isinf(sec) else _fmt_seconds(sec),
+                              f"{per * 1000:.2f} ms"])
+                label = ""  # the bug is named once, on its first row
+        out.extend(table(["bug", "method", "caught", "median executions", "median seconds",
+                          "s / execution"], part2, md))
         sanity = [r for r in base if r.method.startswith("sanity")]
         out.append("")
         out.append("Sanity (the baselines' correct versions): " + "; ".join(

@@ -19,6 +19,7 @@ import tempfile
 
 import trio
 
+from emulator.kern.profile import DEFAULT_PROFILE
 from emulator.mutants import _Rotation
 from emulator.trace.reader import load_trace
 from emulator.trace.record import record
@@ -29,7 +30,7 @@ from emulator.variants import MUTANTS
 
 async def first_failure(name: str, path: str, limit: int = 5000) -> bool:
     variant = MUTANTS[name]
-    rotation = _Rotation(variant, variant.profile or "manpage", "portfolio")
+    rotation = _Rotation(variant, variant.profile or DEFAULT_PROFILE.name, "portfolio")
     for _ in range(limit):
         run, ex = await rotation.step()
         if ex.outcome != "ok":

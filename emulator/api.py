@@ -8,7 +8,14 @@ See README.md, "Writing your own variant", for the contract of each name.
 
 from __future__ import annotations
 
-from emulator.kern.clean import MapClean, page_range, reference_clean, rv_no_entry, rv_submap
+from emulator.kern.clean import (
+    MapClean,
+    page_range,
+    reference_clean,
+    rv_hole,
+    rv_no_entry,
+    rv_submap,
+)
 from emulator.kern.fault import Fault
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.kernel import Kernel
@@ -18,6 +25,7 @@ from emulator.kern.page import VmPage
 from emulator.kern.pager import Io
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, round_page, trunc_page
 from emulator.kern.pmap import clear_modify, fold_modified, is_modified, remove_all, remove_write
+from emulator.kern.profile import Flushes, InvalidateFrees, MapLock, Profile
 from emulator.variants.base import Variant
 
 __all__ = [
@@ -30,10 +38,14 @@ __all__ = [
     "PROT_READ",
     "PROT_WRITE",
     "Fault",
+    "Flushes",
+    "InvalidateFrees",
     "Io",
     "KernReturn",
     "Kernel",
     "MapClean",
+    "MapLock",
+    "Profile",
     "Variant",
     "VmMap",
     "VmMapEntry",
@@ -47,6 +59,7 @@ __all__ = [
     "remove_all",
     "remove_write",
     "round_page",
+    "rv_hole",
     "rv_no_entry",
     "rv_submap",
     "trunc_page",

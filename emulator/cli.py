@@ -1,7 +1,8 @@
 """The command line: ``vmemu run | explore | list``.
 
 Exit codes (DESIGN.md): 0 no violation, 1 a violation found, 2 bad input or
-usage (one line on stderr, nothing written), 3 replay diverged.
+usage (one line on stderr, nothing written), 3 replay diverged, 70 an internal
+error of vmemu (one line: a bug in vmemu, not in the variant).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from emulator.config import (
     RunConfig,
 )
 from emulator.errors import BadInput, EmulatorError, InternalError, check_output_path
-from emulator.kern.kernel import PROFILES
+from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
 from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
 from emulator.sched.strategies import STRATEGIES, make_strategy
 from emulator.spec import Spec
@@ -62,8 +63,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("workload", help="a workload name (see `vmemu list`) or a .json/.toml spec")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a workload parameter (repeatable)")
-    p.add_argument("--profile", choices=PROFILES, default=None,
-                   help="kernel profile (default: the spec's, else manpage)")
+    p.add_argument("--profile", choices=tuple(PROFILES), default=None,
+                   help=f"kernel profile (default: the spec's, else {DEFAULT_PROFILE.name})")
     p.add_argument("--variant", default=DEFAULT_VARIANT,
                    help="clean variant: a built-in name, file.py:function or module:function")
     p.add_argument("--strategy", default=DEFAULT_STRATEGY,
@@ -423,7 +424,7 @@ def _save_failure_traces(job: _Job, failures: list[Failure], save_dir: str) -> N
 def cmd_list(args: argparse.Namespace) -> int:
     from emulator.check import RULES
 
-    print("profiles:   " + ", ".join(PROFILES) + "   (default: manpage)")
+    print("profiles:   " + ", ".join(PROFILES) + f"   (default: {DEFAULT_PROFILE.name})")
     print("strategies: " + ", ".join(STRATEGIES))
     print("variants:   " + ", ".join(BUILTIN))
     print("rules:      " + ", ".join(RULES) + "   (every checker is always on)")

@@ -31,6 +31,17 @@ class ReplayDiverged(EmulatorError):
     exit_code = 3
 
 
+class SearchExhausted(EmulatorError):
+    """An exhaustive strategy was asked for an execution after its space was covered.
+
+    A campaign stops at ``Strategy.exhausted``; one that asks again gets this
+    at the first decision and ends its search there.  Reaching the command
+    line, it would be a bug in vmemu.
+    """
+
+    exit_code = 70
+
+
 class InternalError(EmulatorError):
     """vmemu itself broke an invariant (a bug in vmemu, not in the variant)."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from emulator.check.base import Checker
 from emulator.check.monitor import watch
+from emulator.errors import EmulatorError, InternalError, ReplayDiverged
 from emulator.kern.clean import reference_clean
 from emulator.kern.events import Call, Ret, Sched, Stamped
 from emulator.kern.fault import Fault
@@ -26,6 +27,7 @@ from emulator.kern.monitor import Violation
 from emulator.kern.object import OBJT_FILE, VmObject
 from emulator.kern.pager import Pager
 from emulator.kern.pmap import fold_modified
+from emulator.kern.profile import PROFILES
 from emulator.kern.syscalls import make_entry, munmap_path, result_value, wire_now
 from emulator.sched.outcome import Outcome
 from emulator.sched.scheduler import AgentState, Scheduler
@@ -56,7 +58,7 @@ CheckerFactory = Callable[[Kernel], Checker]
 
 def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -> Kernel:
     """Create the kernel state a spec describes (outside any agent: no schedule points)."""
-    k = Kernel(sched, spec.profile, record=record)
+    k = Kernel(sched, PROFILES[spec.profile], record=record)
     watch(k)
     for name, pages in spec.files.items():
         pager = Pager(name, pages)
@@ -172,6 +174,8 @@ class Machine:
         bodies: list[Callable[[], Any]] = [body(i) for i in range(len(cpus))]
         bodies.append(k.disk.run)
         await sched.run(bodies)
+        if sched.error is not None:
+            raise _outside_error(sched, self.strategy) from sched.error
         outcome = Outcome(sched.outcome)
         self.strategy.end(outcome)
         if outcome in (Outcome.DEADLOCK, Outcome.STARVATION, Outcome.CRASH):
@@ -199,3 +203,13 @@ class Machine:
             detail=sched.detail,
         )
 
+
+def _outside_error(sched: Scheduler, strategy: Strategy) -> EmulatorError:
+    """What ended an execution from outside the variant, as the error vmemu reports."""
+    err = sched.error
+    if isinstance(err, ReplayDiverged):
+        return ReplayDiverged(f"replay diverged at step {sched.step}, {err}")
+    if isinstance(err, EmulatorError):
+        return err
+    return InternalError(f"the {strategy.name} strategy raised {type(err).__name__} at step "
+                         f"{sched.step}: {err} (a bug in vmemu, not in the variant)")

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.config import FOLLOW, RunConfig
+from emulator.errors import SearchExhausted
+from emulator.kern.profile import DEFAULT_PROFILE, PROFILES, InvalidateFrees
 from emulator.machine import Execution, Machine
 from emulator.variants import BUILTIN, MUTANTS, Variant
 from workloads import WORKLOADS
-
-PROFILES_USED = ("manpage", "freebsd5", "modern")
 
 
 @dataclass
@@ -84,9 +84,10 @@ class Hunt:
 
 
 def is_historical(profile: str, variant: Variant, ex: Execution) -> bool:
-    """freebsd5's invalidate freeing a re-dirtied page: a real bug, faithfully emulated."""
+    """An invalidate freeing a re-dirtied page where the profile's does (freebsd5's):
+    a real bug, faithfully emulated."""
     return (
-        profile == "freebsd5"
+        PROFILES[profile].invalidate_frees is InvalidateFrees.EVERY_UNWIRED
         and variant.name == "reference"
         and all(v.fields.get("historical") for v in ex.violations)
     )
@@ -107,14 +108,20 @@ class _Rotation:
         self.turn = 0
 
     async def step(self) -> tuple[RunConfig, Execution]:
-        """Run the next execution; return its configuration and what happened."""
+        """Run the next execution; return its configuration and what happened.
+
+        ``SearchExhausted`` when an exhaustive strategy has covered every workload's space.
+        """
         # Skip workloads whose whole space an exhaustive strategy has covered.
         for _ in range(len(self.machines)):
             if not self.machines[self.turn][1].strategy.exhausted:
                 break
             self._advance()
         config, machine = self.machines[self.turn]
-        config = dataclasses.replace(config, seed=self.seed)
+        if machine.strategy.exhausted:
+            raise SearchExhausted(f"every workload's space is exhausted under {self.profile}")
+        # An exhaustive strategy searches one spec's schedule tree: seed 0's.
+        config = dataclasses.replace(config, seed=self.seed if config.seeded else 0)
         ex = await machine.execute(config.seed, config.spec())
         self._advance()
         return config, ex
@@ -136,14 +143,17 @@ async def hunt(
 
     With ``save_dir``, the reported execution's trace is written there.
     """
-    profile = variant.profile or "manpage"
+    profile = variant.profile or DEFAULT_PROFILE.name
     result = Hunt(variant.name, profile, variant.catches)
     rotation = _Rotation(variant, profile, strategy)
     start = time.perf_counter()
     while time.perf_counter() - start < budget:
-        run, ex = await rotation.step()
+        try:
+            run, ex = await rotation.step()
+        except SearchExhausted:
+            break  # nothing left to run: the mutant escaped the whole bounded space
         result.executions += 1
-        if ex.outcome == "ok":
+        if ex.outcome in ("ok", "pruned"):
             continue
         rules = [v.rule for v in ex.violations]
         for r in rules:
@@ -200,18 +210,23 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> 
     """Run the reference under every profile over every workload."""
     out = ReferenceRun()
     reference = BUILTIN["reference"]
-    rotations = [_Rotation(reference, p, strategy) for p in PROFILES_USED]
+    rotations = [_Rotation(reference, p, strategy) for p in PROFILES]
     start = time.perf_counter()
     done = [0] * len(rotations)
-    while True:
+    live = list(range(len(rotations)))  # rotations with executions left to run
+    while live:
         elapsed = time.perf_counter() - start
-        if elapsed >= budget and min(done) >= min_per_profile:
+        if elapsed >= budget and min(done[i] for i in live) >= min_per_profile:
             break
-        i = done.index(min(done))
-        run, ex = await rotations[i].step()
+        i = min(live, key=lambda j: done[j])
+        try:
+            run, ex = await rotations[i].step()
+        except SearchExhausted:
+            live.remove(i)
+            continue
         done[i] += 1
         out.executions += 1
-        if ex.outcome == "ok":
+        if ex.outcome in ("ok", "pruned"):
             continue
         record = {
             "workload": run.workload,

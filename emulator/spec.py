@@ -32,12 +32,11 @@ from typing import Any, NoReturn, assert_never
 from emulator.errors import BadInput
 from emulator.kern.map import PROT_WORDS
 from emulator.kern.param import ADDR_LIMIT, PAGE_SIZE, VM_MAX_ADDRESS
+from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
 from emulator.kern.syscalls import MSYNC_FLAG_WORDS, SYSCALLS, ArgKind, Syscall
 
 PROTS = tuple(PROT_WORDS)
 OPS = tuple(SYSCALLS)
-PROFILES = ("manpage", "freebsd5", "modern")
-DEFAULT_PROFILE = "manpage"
 KINDS = ("file", "anon", "device", "submap")
 
 
@@ -279,7 +278,7 @@ def _str(value: object, where: _Where, what: str) -> str:
 
 def _check_profile(value: object, where: _Where) -> str:
     if not isinstance(value, str) or value not in PROFILES:
-        where.fail(f"unknown profile {_show(value)} (expected one of {_one_of(PROFILES)})")
+        where.fail(f"unknown profile {_show(value)} (expected one of {_one_of(list(PROFILES))})")
     return value
 
 
@@ -465,7 +464,7 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
     if profile is not None:
         profile = _check_profile(profile, _Where("--profile"))
     else:
-        profile = _check_profile(table.get("profile", DEFAULT_PROFILE), top.key("profile"))
+        profile = _check_profile(table.get("profile", DEFAULT_PROFILE.name), top.key("profile"))
     failing: list[str] = []
     files = _files(table.get("files", {}), top.key("files"), failing)
     raw_procs = _require(table, "processes", top)

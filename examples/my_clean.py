@@ -18,6 +18,7 @@ from __future__ import annotations
 from emulator.api import (
     OBJT_DEVICE,
     OBJT_FILE,
+    InvalidateFrees,
     KernReturn,
     VmMap,
     VmMapEntry,
@@ -26,6 +27,7 @@ from emulator.api import (
     remove_all,
     remove_write,
     round_page,
+    rv_hole,
     rv_no_entry,
     rv_submap,
     trunc_page,
@@ -63,11 +65,12 @@ async def _clean(
             return rv_submap(k)
         if end > entry.end and (nxt is None or nxt.start != entry.end):
             await vm_map.lock.unlock()
-            return rv_no_entry(k)
+            return rv_hole(k)
         entry = nxt
     if invalidate:
         await vm_map.pmap.remove(trunc_page(start) >> 12, round_page(end) >> 12)
     # Pass 2: flush each entry's file pages, then free them if asked.
+    keep_dirty = k.profile.invalidate_frees is not InvalidateFrees.EVERY_UNWIRED
     entry = first
     while entry is not None and entry.start < end:
         size = min(end, entry.end) - start
@@ -80,7 +83,7 @@ async def _clean(
             if obj.kind == OBJT_FILE and entry.writable:
                 await _flush(obj, lo, hi, syncio or invalidate, forgetful)
             if invalidate and obj.kind in (OBJT_FILE, OBJT_DEVICE):
-                await _free_clean_pages(obj, lo, hi, keep_dirty=k.profile != "freebsd5")
+                await _free_clean_pages(obj, lo, hi, keep_dirty=keep_dirty)
         start += size
         entry = vm_map.succ(entry)
     await vm_map.lock.unlock()

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-PROFILES = ("manpage", "freebsd5", "modern")
+from emulator.kern.profile import PROFILES
+
 PAGE = 0x1000
 BASE = 0x10000
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from emulator.cli import main
+from emulator.kern.profile import PROFILES
 from workloads import WORKLOADS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def run_json(capsys: Any, argv: list[str]) -> tuple[int, dict[str, Any]]:
 def test_list_names_every_profile_and_workload(capsys: Any) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("manpage", "freebsd5", "modern", *WORKLOADS):
+    for name in (*PROFILES, *WORKLOADS):
         assert name in out
     assert "reference" in out
 

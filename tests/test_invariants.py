@@ -11,12 +11,12 @@ import pytest
 from emulator.check.base import Checker
 from emulator.kern.events import EntryRemove, Event, Free, IoDone, PteEnter, PteRemove, Unlock
 from emulator.kern.kernel import Kernel
+from emulator.kern.profile import PROFILES
 from emulator.machine import Machine
 from emulator.sched.strategies import RandomStrategy
 from emulator.variants import load_variant
 from workloads import build_workload
 
-PROFILES = ("manpage", "freebsd5", "modern")
 CHECK_AT: tuple[type[Event], ...] = (Unlock, IoDone, EntryRemove, Free, PteEnter, PteRemove)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from emulator.errors import BadInput
+from emulator.kern.profile import PROFILES
 from emulator.spec import (
     OPS,
     MappingSpec,
@@ -174,7 +175,7 @@ def test_unaligned_clean_and_zero_lengths_are_accepted() -> None:
     assert parse_spec(data).cpus[0].program[0].args == (0x10800, 0x10800, True, True)
 
 
-@pytest.mark.parametrize("profile", ["manpage", "freebsd5", "modern"])
+@pytest.mark.parametrize("profile", PROFILES)
 def test_profile_from_data_and_override(profile: str) -> None:
     assert parse_spec({**example(), "profile": profile}).profile == profile
     assert parse_spec({**example(), "profile": "modern"}, profile=profile).profile == profile
@@ -309,7 +310,7 @@ def test_async_invalidate_is_valid_input() -> None:
 @pytest.mark.parametrize(("change", "expected"), [
     (lambda d: d.update(extra=1), "spec.json: unknown key 'extra' (expected one of profile"),
     (lambda d: d.update(profile="linux"),
-     "spec.json: profile: unknown profile 'linux' (expected one of manpage, freebsd5, modern)"),
+     f"spec.json: profile: unknown profile 'linux' (expected one of {', '.join(PROFILES)})"),
     (lambda d: d["files"]["f"].update(pages=0), "spec.json: files.f: pages must be at least 1"),
     (lambda d: d["files"]["f"].update(size=1), "spec.json: files.f: unknown key 'size'"),
     (lambda d: d["processes"]["p0"].update(cpus=1), "spec.json: processes.p0: unknown key 'cpus'"),
@@ -333,7 +334,7 @@ def test_top_level_must_be_an_object() -> None:
 
 def test_bad_profile_override() -> None:
     assert error(example(), profile="bsd") == (
-        "--profile: unknown profile 'bsd' (expected one of manpage, freebsd5, modern)")
+        f"--profile: unknown profile 'bsd' (expected one of {', '.join(PROFILES)})")
 
 
 # --- file errors -------------------------------------------------------------------------

@@ -46,7 +46,7 @@ class Invalidate(Checker):
         if not call.invalidate or rv != SUCCESS:
             return
         start, end = call.vm_map.clamp(call.start, call.end)
-        if self.k.profile == "modern" and start == end:
+        if self.k.profile.zero_length_whole_entry and start == end:
             return  # the whole entry was meant; the lost-store rule covers its pages
         lo, hi = trunc_page(start) >> PAGE_SHIFT, round_page(end) >> PAGE_SHIFT
         left = sorted(v for v in call.vm_map.pmap.ptes if lo <= v < hi and v not in others)

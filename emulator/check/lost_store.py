@@ -29,6 +29,7 @@ from emulator.kern.events import CleanCall, EntryRemove, IoDone, IoIssue, PageFr
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT
 from emulator.kern.pmap import is_modified
+from emulator.kern.profile import Flushes, InvalidateFrees
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -58,12 +59,13 @@ def flushed_pages(
     Computed independently of any variant from the map as it is now, per the
     profile's "which objects are flushed" row.
     """
-    modern = k.profile == "modern"
+    profile = k.profile
+    every = profile.flushes is Flushes.MIGHT_BE_DIRTY  # a superset: any file page may be
     start, end = vm_map.clamp(start, end)
     first = vm_map.entry_containing(start)
     if first is None:
         return []
-    if modern and start == end:
+    if profile.zero_length_whole_entry and start == end:
         start, end = first.start, first.end
     out: list[tuple[VmObject, int, int, int]] = []
     entry: VmMapEntry | None = first
@@ -72,8 +74,8 @@ def flushed_pages(
         target: VmMapEntry | None = entry
         if entry.submap is not None:
             target = entry.submap.entry_containing(entry.offset + (lo - entry.start))
-            if not modern:
-                target = None
+            if profile.submap is not None:
+                target = None  # refused, not cleaned through
         if target is not None and target.obj is not None:
             obj = target.obj
             offset = target.offset
@@ -81,7 +83,7 @@ def flushed_pages(
                 offset += obj.backing_offset << PAGE_SHIFT
                 obj = obj.backing
             private = target.obj is not obj
-            if obj.kind == "file" and not private and (modern or target.writable):
+            if obj.kind == "file" and not private and (every or target.writable):
                 va = lo & ~PAGE_MASK
                 while va < hi:
                     pindex = (offset + (va - target.start)) >> PAGE_SHIFT
@@ -237,10 +239,12 @@ class LostStore(Checker):
         )
 
     def historical(self, call: OpenCall | None, page: VmPage, info: StoreInfo | None) -> bool:
-        """freebsd5's data loss: its invalidate frees a page that another process
+        """The data loss of an invalidate that frees every unwired page (freebsd5's,
+        historical): it frees a page that another process
         dirtied -- after this call flushed the page, or through another mapping
         when this call had nothing to flush (a read-only entry)."""
-        if self.k.profile != "freebsd5" or call is None or not call.invalidate or info is None:
+        if (self.k.profile.invalidate_frees is not InvalidateFrees.EVERY_UNWIRED or call is None
+                or not call.invalidate or info is None):
             return False
         if info.sid != page.contents:
             return False

@@ -27,32 +27,33 @@ from emulator.kern.events import (
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap, VmMapEntry
+    from emulator.kern.profile import Profile
 
 # The events that change state: none may happen in a call that returns an error.
 SIDE_EFFECTS: tuple[type[Event], ...] = (PteRemove, RemoveWrite, RemoveAll, IoIssue, Free)
 
 
-def expected_code(profile: str, vm_map: VmMap, start: int, end: int, invalidate: bool) -> str:
+def expected_code(
+    profile: Profile, vm_map: VmMap, start: int, end: int, invalidate: bool
+) -> str:
     """Return the KERN_* name the profile's clean must return, from the map alone."""
     start, end = vm_map.clamp(start, end)
-    no_entry = "KERN_INVALID_ARGUMENT" if profile == "manpage" else "KERN_INVALID_ADDRESS"
-    submap = "KERN_INVALID_ADDRESS" if profile == "manpage" else "KERN_INVALID_ARGUMENT"
     entries: list[VmMapEntry] = list(vm_map.entries.values())
     first = next((i for i, e in enumerate(entries) if e.start <= start < e.end), None)
     if first is None:
-        return no_entry
-    if profile == "modern" and start == end:
+        return profile.no_entry.label
+    if profile.zero_length_whole_entry and start == end:
         start, end = entries[first].start, entries[first].end
     i = first
     while i < len(entries) and entries[i].start < end:
         e = entries[i]
-        if profile != "modern" and e.submap is not None:
-            return submap
-        if profile == "modern" and invalidate and e.wired:
-            return "KERN_INVALID_ARGUMENT"
+        if profile.submap is not None and e.submap is not None:
+            return profile.submap.label
+        if profile.wired_invalidate is not None and invalidate and e.wired:
+            return profile.wired_invalidate.label
         following = entries[i + 1] if i + 1 < len(entries) else None
         if end > e.end and (following is None or following.start != e.end):
-            return no_entry
+            return profile.hole.label
         i += 1
     return "KERN_SUCCESS"
 
@@ -122,11 +123,11 @@ class ReturnCode(Checker):
             k.in_checker = False
         ok = got == want
         if not ok and want == "KERN_SUCCESS" and got == "KERN_FAILURE":
-            ok = k.profile == "modern" and notes.io_error
+            ok = k.profile.write_error.label == got and notes.io_error
         if not ok:
             self.violate(
                 f"{k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) in "
-                f"{call.vm_map.name} returned {got}; profile {k.profile} requires {want} "
+                f"{call.vm_map.name} returned {got}; profile {k.profile.name} requires {want} "
                 + (f"for the map as it was at step {call.window_at}" if call.window_at >= 0
                    else "for the map as it is (the routine never looked at it)"),
                 cpus=[call.cpu],

@@ -1,4 +1,4 @@
-"""Rule 1, ``single_entry`` (profiles manpage and freebsd5).
+"""Rule 1, ``single_entry`` (profiles whose clean holds the map lock exclusive).
 
 On one map, at most one clean is inside the routine at any step, and no fault,
 munmap, mmap or mlock of that map interleaves with it.  Every one of those
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
 from emulator.kern.events import Lock
+from emulator.kern.profile import MapLock
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -24,8 +25,8 @@ class SingleEntry(Checker):
     def __init__(self, k: Kernel) -> None:
         super().__init__(k)
         self.inside: dict[str, OpenCall] = {}  # map name -> the call inside it
-        if k.profile == "modern":
-            return  # modern shares the map lock by design
+        if k.profile.map_lock is not MapLock.EXCLUSIVE:
+            return  # the profile shares the map lock by design
         calls = tracker(k)
         calls.on_open.append(self._open)
         calls.on_return.append(self._return)

@@ -5,18 +5,20 @@ pass 1: validate the range, remove this map's mappings; pass 2: flush each
 entry: busy a page, write-protect it, start its write; record the clean
 generation; free pages) so that a variant can subclass it and change one step;
 ``reference_clean`` is an instance's ``clean`` method.  SEMANTICS.md §3-§4
-describe the algorithm; the three profiles differ as its §2 table says:
+describe the algorithm; the profiles differ as its §2 table says, one row per
+field of the run's ``Profile`` (kern/profile.py), which the steps read:
 
-* ``manpage``/``freebsd5``: exclusive map lock for the whole call; error codes
-  swapped between the two; freebsd5's invalidate frees dirty pages too.
-* ``modern`` (vm_map_sync): shared lock dropped around each object's flush with
-  a timestamp re-check; sub-maps cleaned through; wired entries refuse an
-  invalidate; ``start == end`` means the whole entry; write errors fail.
+* the map lock (``map_lock``) picks the routine: exclusive for the whole call
+  (``clean_classic``, the man page and the 2003 code), or shared and dropped
+  around each object's flush with a timestamp re-check (``sync_modern``,
+  vm_map_sync);
+* both routines follow the other rows: error codes, sub-maps refused or cleaned
+  through, wired entries under invalidate, which objects are flushed, what
+  invalidate frees, write errors, and what ``start == end`` means.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from emulator.kern.events import CleanGeneration
@@ -24,6 +26,7 @@ from emulator.kern.kern_return import KernReturn
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
 from emulator.kern.pmap import remove_all, remove_write
+from emulator.kern.profile import Flushes, InvalidateFrees, MapLock
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -37,13 +40,24 @@ if TYPE_CHECKING:
 
 
 def rv_no_entry(k: Kernel) -> KernReturn:
-    """The code for "no entry contains start" and "hole inside the range"."""
-    return KernReturn.INVALID_ARGUMENT if k.profile == "manpage" else KernReturn.INVALID_ADDRESS
+    """The code for "no entry contains start"."""
+    return k.profile.no_entry
+
+
+def rv_hole(k: Kernel) -> KernReturn:
+    """The code for "hole inside the range"."""
+    return k.profile.hole
 
 
 def rv_submap(k: Kernel) -> KernReturn:
-    """The code for "sub-map entry in range" (manpage and freebsd5 only)."""
-    return KernReturn.INVALID_ADDRESS if k.profile == "manpage" else KernReturn.INVALID_ARGUMENT
+    """The code for "sub-map entry in range", in a profile that refuses sub-maps.
+
+    A profile that cleans through sub-maps has no code for them: a routine that
+    refuses one anyway is wrong whatever it returns (the return_code rule says
+    so), and gets KERN_INVALID_ARGUMENT.
+    """
+    code = k.profile.submap
+    return KernReturn.INVALID_ARGUMENT if code is None else code
 
 
 def page_range(offset: int, size: int) -> tuple[int, int]:
@@ -63,15 +77,15 @@ class MapClean:
     async def clean(
         self, vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
     ) -> KernReturn:
-        """vm_map_clean / vm_map_sync: the entry point, by the run's profile."""
-        if vm_map.k.profile == "modern":
+        """vm_map_clean / vm_map_sync: the entry point, by the profile's map lock."""
+        if vm_map.k.profile.map_lock is MapLock.SHARED_DROPPED:
             return await self.sync_modern(vm_map, start, end, syncio, invalidate)
         return await self.clean_classic(vm_map, start, end, syncio, invalidate)
 
     async def clean_classic(
         self, vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
     ) -> KernReturn:
-        """Push the dirty pages of [start, end) to their pager (manpage, freebsd5).
+        """Push the dirty pages of [start, end) to their pager (vm_map_clean).
 
         Holds the map lock exclusive for the whole call: one caller at a time.
         """
@@ -82,13 +96,15 @@ class MapClean:
         if entry is None:
             await self.unlock_map(vm_map)
             return self.rv_no_entry(k)
+        if start == end and k.profile.zero_length_whole_entry:
+            start, end = entry.start, entry.end
         rv = await self.first_pass(k, vm_map, entry, start, end, invalidate)
         if rv != KernReturn.SUCCESS:
             await self.unlock_map(vm_map)
             return rv
-        await self.second_pass(k, vm_map, entry, start, end, syncio, invalidate)
+        ok = await self.second_pass(k, vm_map, entry, start, end, syncio, invalidate)
         await self.unlock_map(vm_map)
-        return KernReturn.SUCCESS
+        return KernReturn.SUCCESS if ok else k.profile.write_error
 
     async def sync_modern(
         self, vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
@@ -100,8 +116,8 @@ class MapClean:
         first = await vm_map.lookup_entry(start)
         if first is None:
             await vm_map.lock.unlock()
-            return KernReturn.INVALID_ADDRESS
-        if start == end:
+            return k.profile.no_entry
+        if start == end and k.profile.zero_length_whole_entry:
             # Odd semantics: an empty range means the whole entry containing start.
             start, end = first.start, first.end
         rv = self.validate_range(k, vm_map, first, end, invalidate)
@@ -117,23 +133,14 @@ class MapClean:
                 start = entry.start  # a hole appeared while unlocked: skip it silently
             offset = entry.offset + (start - entry.start)
             size = min(end, entry.end) - start
-            obj = entry.obj
+            obj, writable = entry.obj, entry.writable
             if entry.submap is not None:
-                sub = entry.submap
-                await sub.lock.slock()
-                tentry = await sub.lookup_entry(offset)
-                if tentry is None:
-                    obj = None
-                else:
-                    size = min(size, tentry.end - offset)
-                    obj = tentry.obj
-                    offset = tentry.offset + (offset - tentry.start)
-                await sub.lock.unlock()
+                obj, offset, size, writable = await self.submap_target(entry, offset, size)
             if obj is not None:
                 obj.ref_count += 1  # vm_object_reference: keep it across the unlock
             last_timestamp = vm_map.lock.timestamp
             await vm_map.lock.unlock()
-            if not await self.object_sync(k, obj, offset, size, syncio, invalidate):
+            if not await self.object_sync(k, obj, offset, size, writable, syncio, invalidate):
                 failed = True
             start += size
             if obj is not None:
@@ -141,7 +148,7 @@ class MapClean:
             await vm_map.lock.slock()
             entry = self.relock_next(vm_map, entry, last_timestamp, start)
         await vm_map.lock.unlock()
-        return KernReturn.FAILURE if failed else KernReturn.SUCCESS
+        return k.profile.write_error if failed else KernReturn.SUCCESS
 
     # -- map-level steps --------------------------------------------------------------
 
@@ -155,7 +162,7 @@ class MapClean:
         self, k: Kernel, vm_map: VmMap, first: VmMapEntry, start: int, end: int,
         invalidate: bool,
     ) -> KernReturn:
-        """Pass 1 (manpage, freebsd5): check the range, then unmap it if invalidating.
+        """Pass 1 (map locked exclusive): check the range, then unmap it if invalidating.
 
         The map must be locked exclusive.  Nothing changes unless the whole
         range is valid; then this map's mappings of it go (vm_map_clean's
@@ -169,22 +176,33 @@ class MapClean:
     async def second_pass(
         self, k: Kernel, vm_map: VmMap, first: VmMapEntry, start: int, end: int,
         syncio: bool, invalidate: bool,
-    ) -> None:
-        """Pass 2 (manpage, freebsd5): flush, and maybe free, each entry's pages in turn.
+    ) -> bool:
+        """Pass 2 (map locked exclusive): flush, and maybe free, each entry's pages in turn.
 
         The map stays locked exclusive from pass 1 on, so ``first`` and its
-        successors are the entries pass 1 checked.
+        successors are the entries pass 1 checked.  Returns False if a write
+        failed.
         """
+        ok = True
         cur: VmMapEntry | None = first
         while cur is not None and cur.start < end:
             offset = cur.offset + (start - cur.start)
             size = min(end, cur.end) - start
-            await self.flush_entry(k, cur.obj, offset, size, cur.writable, syncio, invalidate)
+            obj, writable, flush_size = cur.obj, cur.writable, size
+            if cur.submap is not None:  # pass 1 let it through: cleaned through
+                obj, offset, flush_size, writable = await self.submap_target(cur, offset, size)
+            if not await self.flush_entry(k, obj, offset, flush_size, writable, syncio,
+                                          invalidate):
+                ok = False
             start += size
             cur = vm_map.succ(cur)
+        return ok
 
     def rv_no_entry(self, k: Kernel) -> KernReturn:
         return rv_no_entry(k)
+
+    def rv_hole(self, k: Kernel) -> KernReturn:
+        return rv_hole(k)
 
     def rv_submap(self, k: Kernel) -> KernReturn:
         return rv_submap(k)
@@ -192,26 +210,44 @@ class MapClean:
     def validate_range(
         self, k: Kernel, vm_map: VmMap, first: VmMapEntry, end: int, invalidate: bool
     ) -> KernReturn:
-        """Pass 1: refuse holes, sub-maps (or, in modern, wired entries under invalidate).
+        """Pass 1: refuse holes, and sub-maps or wired entries under invalidate if the
+        profile does.
 
         The map must be locked.  No side effects.
         """
-        modern = k.profile == "modern"
+        profile = k.profile
         cur: VmMapEntry | None = first
         while cur is not None and cur.start < end:
-            if cur.submap is not None and not modern:
+            if cur.submap is not None and profile.submap is not None:
                 return self.rv_submap(k)
-            if modern and invalidate and cur.wired:
-                return KernReturn.INVALID_ARGUMENT
+            if invalidate and cur.wired and profile.wired_invalidate is not None:
+                return profile.wired_invalidate
             nxt = vm_map.succ(cur)
             if end > cur.end and (nxt is None or nxt.start != cur.end):
-                return self.rv_no_entry(k)
+                return self.rv_hole(k)
             cur = nxt
         return KernReturn.SUCCESS
 
     async def remove_mappings(self, vm_map: VmMap, start: int, end: int) -> None:
         """Remove this map's page-table entries for [start, end), folding modified bits."""
         await vm_map.pmap.remove(trunc_page(start) >> PAGE_SHIFT, round_page(end) >> PAGE_SHIFT)
+
+    async def submap_target(
+        self, entry: VmMapEntry, offset: int, size: int
+    ) -> tuple[VmObject | None, int, int, bool]:
+        """Find what a sub-map entry maps at ``offset``: (object, its offset, size
+        clipped to the inner entry, writable).  The outer map must be locked."""
+        sub = entry.submap
+        assert sub is not None
+        await sub.lock.slock()
+        tentry = await sub.lookup_entry(offset)
+        if tentry is None:
+            target: tuple[VmObject | None, int, int, bool] = (None, offset, size, False)
+        else:
+            target = (tentry.obj, tentry.offset + (offset - tentry.start),
+                      min(size, tentry.end - offset), tentry.writable)
+        await sub.lock.unlock()
+        return target
 
     def relock_next(
         self, vm_map: VmMap, entry: VmMapEntry, last_timestamp: int, start: int
@@ -243,13 +279,11 @@ class MapClean:
         syncio: bool,
         invalidate: bool,
     ) -> bool:
-        """Pass 2 for one entry (manpage, freebsd5): flush, then maybe free, its pages.
+        """Pass 2 for one entry (map locked exclusive): flush, then maybe free, its pages.
 
-        The map stays locked.  Only writable entries' file objects are flushed.
-        Returns False if a write failed.
+        The map stays locked.  Returns False if a write failed.
         """
-        return await self.sync_pages(k, obj, offset, size, syncio, invalidate,
-                                     flush=lambda bottom: writable)
+        return await self.sync_pages(k, obj, offset, size, writable, syncio, invalidate)
 
     async def object_sync(
         self,
@@ -257,16 +291,15 @@ class MapClean:
         obj: VmObject | None,
         offset: int,
         size: int,
+        writable: bool,
         syncio: bool,
         invalidate: bool,
     ) -> bool:
         """Flush (and maybe free) an object's pages, map unlocked (vm_object_sync).
 
-        Any file object that might be dirty is flushed, whatever the entry's
-        protection.
+        Returns False if a write failed.
         """
-        return await self.sync_pages(k, obj, offset, size, syncio, invalidate,
-                                     flush=lambda bottom: bottom.might_be_dirty())
+        return await self.sync_pages(k, obj, offset, size, writable, syncio, invalidate)
 
     async def sync_pages(
         self,
@@ -274,23 +307,30 @@ class MapClean:
         obj: VmObject | None,
         offset: int,
         size: int,
+        writable: bool,
         syncio: bool,
         invalidate: bool,
-        flush: Callable[[VmObject], bool],
     ) -> bool:
         """Follow the chain to the bottom object, flush its file pages in range if
-        ``flush(bottom)``, then free them if invalidating.  Returns False if a
-        write failed."""
+        the profile flushes it, then free them if invalidating.  Returns False if
+        a write failed."""
         bottom, offset = self.bottom_object(k, obj, offset)
         if bottom is None:
             return True  # an entry with no object: nothing was ever touched
         first, last = page_range(offset, size)
         ok = True
-        if bottom.kind == OBJT_FILE and flush(bottom):
+        if bottom.kind == OBJT_FILE and self.flushes(k, bottom, writable):
             ok = await self.flush_object(bottom, first, last, syncio or invalidate)
         if invalidate and bottom.kind in (OBJT_FILE, OBJT_DEVICE):
             await self.remove_object_pages(k, bottom, first, last)
         return ok
+
+    def flushes(self, k: Kernel, bottom: VmObject, writable: bool) -> bool:
+        """Whether the profile flushes file object ``bottom`` mapped by a
+        (``writable``) entry: the entry's protection or the object's dirtiness."""
+        if k.profile.flushes is Flushes.WRITABLE_ENTRIES:
+            return writable
+        return bottom.might_be_dirty()
 
     async def flush_object(self, obj: VmObject, first: int, last: int, sync: bool) -> bool:
         """Clean pages [first, last) of a file object under its vnode and object locks."""
@@ -309,8 +349,9 @@ class MapClean:
         await obj.lock.unlock()
 
     def clean_only(self, k: Kernel, obj: VmObject) -> bool:
-        """Whether invalidate keeps pages found dirty (all but freebsd5, for files)."""
-        return obj.kind == OBJT_FILE and k.profile != "freebsd5"
+        """Whether invalidate keeps a file's pages found dirty (the profile says)."""
+        frees = k.profile.invalidate_frees
+        return obj.kind == OBJT_FILE and frees is InvalidateFrees.CLEAN_AFTER_FLUSH
 
     # -- page-level steps ---------------------------------------------------------------
 

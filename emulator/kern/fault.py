@@ -143,8 +143,8 @@ class Fault:
             page = obj.alloc_page(pindex)
             page.valid = True  # zero-filled
         elif not await self.busy_resident(page):
-            if self.k.profile == "modern" and not write and await page.sbusy():
-                # modern: a read fault may map a shared-busy page read-only.
+            if self.k.profile.read_fault_maps_sbusy and not write and await page.sbusy():
+                # A read fault may map a shared-busy page read-only (vm_fault today).
                 await obj.lock.unlock()
                 return page, None
             await obj.lock.unlock()

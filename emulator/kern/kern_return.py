@@ -1,4 +1,4 @@
-"""Return codes: Mach's kern_return_t and the errno names msync(2) maps them to."""
+"""Return codes: Mach's kern_return_t (msync(2)'s errno for each is in profile.py)."""
 
 from __future__ import annotations
 
@@ -18,17 +18,3 @@ class KernReturn(enum.IntEnum):
     def label(self) -> str:
         """Return the C name, ``KERN_SUCCESS`` and so on."""
         return f"KERN_{self.name}"
-
-
-def kern_to_errno(rv: KernReturn) -> str | int:
-    """Map a clean's result to msync(2)'s, as sys_msync does today.
-
-    Returns 0 on success, else an errno name.
-    """
-    if rv == KernReturn.SUCCESS:
-        return 0
-    if rv == KernReturn.INVALID_ADDRESS:
-        return "ENOMEM"
-    if rv == KernReturn.INVALID_ARGUMENT:
-        return "EBUSY"
-    return "EIO"

@@ -42,22 +42,19 @@ if TYPE_CHECKING:
     from emulator.kern.monitor import Monitor, Violation
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
+    from emulator.kern.profile import Profile
     from emulator.kern.sched import Sched, WaitChannel
 
 Observer = Callable[[int, int, Any], None]  # fn(step, agent, event)
 E = TypeVar("E", bound=Event)
 
-PROFILES = ("manpage", "freebsd5", "modern")
-
 
 class Kernel:
     """One emulated machine: maps, files, the disk, and the scheduler's services."""
 
-    def __init__(self, sched: Sched, profile: str, record: bool = True) -> None:
-        if profile not in PROFILES:
-            raise ValueError(profile)
+    def __init__(self, sched: Sched, profile: Profile, record: bool = True) -> None:
         self.sched = sched
-        self.profile = profile
+        self.profile = profile  # the behaviours to follow (kern/profile.py)
         self.kpoint = sched.point  # the primitives' schedule point (they report what they touch)
         self.wakeup = sched.wakeup
         self.events: list[Stamped] = []

@@ -30,7 +30,7 @@ from emulator.kern.events import (
     Unwire,
     Wire,
 )
-from emulator.kern.kern_return import KernReturn, kern_to_errno
+from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import PROT_WORDS, VmMapEntry
 from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
 from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
@@ -421,7 +421,7 @@ async def sys_msync(k: Kernel, vm_map: VmMap, addr: int, length: int, flags: str
     syncio = "async" not in words
     invalidate = "invalidate" in words
     rv = await sys_clean(k, vm_map, addr, addr + size, syncio, invalidate)
-    return kern_to_errno(rv)
+    return k.profile.msync_result(rv)
 
 
 async def sys_yield(k: Kernel, vm_map: VmMap) -> int:

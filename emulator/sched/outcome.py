@@ -15,3 +15,5 @@ class Outcome(enum.StrEnum):
     CRASH = "crash"  # the code under test raised
     PRUNED = "pruned"  # the strategy abandoned a redundant execution
     INTERRUPTED = "interrupted"  # vmemu itself was stopped
+    ERROR = "error"  # the strategy failed, or the watchdog found no agent running: not the
+    # variant's doing; the harness raises Scheduler.error instead of reporting an execution

@@ -27,6 +27,13 @@ Ending an execution (normally or not) reschedules every parked agent with an
 ``Abort`` exception; kernel code never catches it, so nothing runs after the
 end.  The harness's main task is parked too and is woken last.
 
+The strategy is code outside the variant: when it raises at a decision (a
+replay that cannot follow its recording, a search asked for more after it is
+exhausted, a choice of an agent that cannot run), the execution ends at once
+with no agent blamed, and ``error`` holds the exception for the harness to
+raise once every agent has unwound.  The watchdog ends an execution in which
+no agent holds the baton the same way.
+
 Prior art: Coyote's and Shuttle's "one runnable task at a time" controlled
 schedulers, and trio's own ``_parking_lot`` for the handoff idiom.
 """
@@ -40,6 +47,7 @@ from typing import Any, NoReturn
 import outcome
 import trio
 
+from emulator.errors import InternalError
 from emulator.kern.sched import WaitChannel
 from emulator.sched.outcome import Outcome
 from emulator.sched.strategies import Strategy
@@ -61,7 +69,7 @@ class AgentState(enum.IntEnum):
 class Agent:
     """One schedulable actor: a CPU, or a daemon such as the disk."""
 
-    __slots__ = ("aid", "chan", "daemon", "name", "scope", "state", "task")
+    __slots__ = ("aid", "chan", "daemon", "name", "parked", "scope", "state", "task")
 
     def __init__(self, aid: int, name: str, daemon: bool) -> None:
         self.aid = aid
@@ -71,6 +79,9 @@ class Agent:
         self.chan: WaitChannel | None = None
         self.task: trio.lowlevel.Task | None = None
         self.scope: trio.CancelScope | None = None  # the watchdog cancels a foreign await
+        # Waiting in the scheduler with no reschedule pending: the one state in
+        # which the scheduler may (and, to end the execution, must) wake it.
+        self.parked = False
 
 
 def _no_abort(_: Any) -> trio.lowlevel.Abort:
@@ -81,9 +92,12 @@ class Scheduler:
     """Run one execution's agents one at a time, in the order a strategy picks.
 
     Attributes read by the harness after the execution:
-      ``outcome``  an Outcome: ok, deadlock, starvation, crash, pruned, interrupted
-                   (the monitor ends an execution as a violation)
+      ``outcome``  an Outcome: ok, deadlock, starvation, crash, pruned, interrupted or
+                   error (the monitor ends an execution as a violation)
       ``detail``   a one-line explanation when the outcome is not ok
+      ``error``    with "error": what ended the execution from outside the
+                   variant (the strategy's exception, or the watchdog's
+                   ``InternalError``); the harness raises it
       ``step``     schedule points passed
       ``decisions`` the agent chosen at every decision with two or more candidates
     """
@@ -103,9 +117,11 @@ class Scheduler:
         self.decisions: list[int] = []
         self.on_decision: Callable[[int, Sequence[int], int], None] | None = None
         self.crash_exc: BaseException | None = None
+        self.error: Exception | None = None
         self.stalled = False  # set by the watchdog before it cancels a stuck agent
         self.states_at_end: list[AgentState] = []  # agent states when the execution ended
         self._main: trio.lowlevel.Task | None = None
+        self._main_waiting = False  # the main task is parked until the execution ends
         self._parked = 0
 
     # -- setup -------------------------------------------------------------
@@ -124,23 +140,30 @@ class Scheduler:
             for agent, body in zip(self.agents, bodies, strict=True):
                 nursery.start_soon(self._agent_main, agent, body)
             # Wait until every agent is parked, then hand out the first baton.
+            self._main_waiting = True
             await trio.lowlevel.wait_task_rescheduled(_no_abort)
-            first = self._choose(None)
+            if self.over:
+                return  # the watchdog gave up on this execution
+            try:
+                first = self._choose(None)
+            except Abort:
+                return  # the strategy failed at the first decision; _end released the agents
             if first is None:
-                self._end(Outcome.OK, "")
-            else:
-                self.current = first
-                assert first.task is not None
-                trio.lowlevel.reschedule(first.task)
-                await trio.lowlevel.wait_task_rescheduled(_no_abort)
+                self._stuck()
+                return
+            self._main_waiting = True
+            self._give(first)
+            await trio.lowlevel.wait_task_rescheduled(_no_abort)
 
     async def _agent_main(self, agent: Agent, body: Callable[[], Any]) -> None:
         agent.task = trio.lowlevel.current_task()
+        if self.over:
+            return  # abandoned before this agent ever parked
         self._parked += 1
         if self._parked == len(self.agents):
-            assert self._main is not None
-            trio.lowlevel.reschedule(self._main)
+            self._wake_main()
         try:
+            agent.parked = True
             await trio.lowlevel.wait_task_rescheduled(_no_abort)
             with trio.CancelScope() as agent.scope:
                 await body()
@@ -231,22 +254,27 @@ class Scheduler:
         if nxt is None:
             self._stuck()
             return
-        self.current = nxt
-        assert nxt.task is not None
-        trio.lowlevel.reschedule(nxt.task)
+        self._give(nxt)
 
     # -- internals -----------------------------------------------------------
 
     def _pick(self, runnable: list[Agent], cur: Agent | None) -> Agent:
         aids = [a.aid for a in runnable]
-        chosen = self.strategy.choose(aids, cur.aid if cur is not None else -1)
-        if chosen == PRUNE and cur is None:
+        try:
+            chosen = self.strategy.choose(aids, cur.aid if cur is not None else -1)
+        except Exception as exc:
+            self._fail(exc)
+        if chosen not in aids:
+            if chosen != PRUNE:
+                self._fail(InternalError(
+                    f"the {self.strategy.name} strategy chose agent {chosen}, which cannot run "
+                    f"(runnable {aids})"))
+            if cur is not None:
+                # The strategy knows every continuation is equivalent to one it
+                # already explored (a sleep-set-blocked path): stop here.
+                self._end(Outcome.PRUNED, "")
+                raise Abort()
             chosen = aids[0]  # the first decision is never redundant
-        if chosen == PRUNE:
-            # The strategy knows every continuation is equivalent to one it
-            # already explored (a sleep-set-blocked path): stop here.
-            self._end(Outcome.PRUNED, "")
-            raise Abort()
         self.decisions.append(chosen)
         if self.on_decision is not None:
             self.on_decision(self.step, aids, chosen)
@@ -264,14 +292,27 @@ class Scheduler:
 
     def _single(self, only: Agent) -> None:
         """Let a pruning strategy abandon a path whose only continuation is redundant."""
-        if self.strategy.single(only.aid) == PRUNE:
+        try:
+            answer = self.strategy.single(only.aid)
+        except Exception as exc:
+            self._fail(exc)
+        if answer == PRUNE:
             self._end(Outcome.PRUNED, "")
             raise Abort()
 
+    def _give(self, agent: Agent) -> None:
+        """Hand the baton to a parked agent."""
+        self.current = agent
+        agent.parked = False
+        assert agent.task is not None
+        trio.lowlevel.reschedule(agent.task)
+
     async def _switch(self, cur: Agent, nxt: Agent) -> None:
         self.current = nxt
+        nxt.parked = False
         assert nxt.task is not None
         trio.lowlevel.reschedule(nxt.task)
+        cur.parked = True
         await trio.lowlevel.wait_task_rescheduled(_no_abort)
 
     def _stuck(self) -> None:
@@ -325,6 +366,35 @@ class Scheduler:
             path.pop()
         return None
 
+    def _fail(self, exc: Exception) -> NoReturn:
+        """Something outside the variant failed: end the execution, blame no agent."""
+        self.error = exc
+        self._end(Outcome.ERROR, f"{type(exc).__name__}: {exc}")
+        raise Abort()
+
+    def abandon(self, exc: InternalError) -> None:
+        """End an execution in which no agent holds the baton (the watchdog's last resort).
+
+        Called from Trio's loop, so no task is running: every parked agent,
+        the current one included, is released with ``Abort``.
+        """
+        if self.over:
+            return
+        self.current = None  # nobody runs: _end must release every parked agent
+        self.error = exc
+        self._end(Outcome.ERROR, str(exc))
+
+    def holder_running(self) -> bool:
+        """Whether an agent holds the baton and is running (or awaiting) rather than parked."""
+        cur = self.current
+        return cur is not None and not cur.parked and cur.state != AgentState.DONE
+
+    def _wake_main(self) -> None:
+        if self._main_waiting:
+            self._main_waiting = False
+            assert self._main is not None
+            trio.lowlevel.reschedule(self._main)
+
     def _end(self, result: Outcome, detail: str) -> None:
         """Finish the execution: abort every parked agent, wake the harness."""
         if self.over:
@@ -337,6 +407,9 @@ class Scheduler:
         for a in self.agents:
             if a is not cur and a.state != AgentState.DONE and a.task is not None:
                 a.state = AgentState.DONE
-                trio.lowlevel.reschedule(a.task, outcome.Error(Abort()))
-        assert self._main is not None
-        trio.lowlevel.reschedule(self._main)
+                if a.parked:
+                    a.parked = False
+                    trio.lowlevel.reschedule(a.task, outcome.Error(Abort()))
+        # The main task may be the caller (a strategy failing at the first
+        # decision): it is woken only when it is parked.
+        self._wake_main()

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from emulator.errors import BadInput, ReplayDiverged
+from emulator.errors import BadInput, ReplayDiverged, SearchExhausted
 from emulator.kern.events import (
     Alloc,
     Busy,
@@ -56,6 +56,10 @@ from emulator.sched.outcome import Outcome
 
 class Strategy:
     """The interface: ``reset`` per execution, ``choose`` per decision.
+
+    ``choose`` may raise (a replay that cannot go on, a search with nothing
+    left): the scheduler then ends the execution, blaming no agent, and the
+    harness raises the exception once every agent has unwound.
 
     Optional: a strategy with ``wants_events`` sees every kernel event through
     ``event`` (to learn which steps touch which state); ``end`` is called after
@@ -397,6 +401,10 @@ class DfsStrategy(Strategy):
     def event(self, step: int, aid: int, ev: Event) -> None:
         self.step_keys.update(footprint_keys(ev))
 
+    def _bound_text(self) -> str:
+        return ("no preemption bound" if self.bound is None
+                else f"at most {self.bound} preemptions")
+
     def _allowed(self, node: _Node, aid: int) -> bool:
         if self.reduction and aid in node.sleep:
             return False
@@ -408,6 +416,9 @@ class DfsStrategy(Strategy):
     def choose(self, runnable: Sequence[int], current: int) -> int:
         from emulator.sched.scheduler import PRUNE
 
+        if self.exhausted:
+            raise SearchExhausted(f"dfs: every schedule with {self._bound_text()} has run; "
+                                  "no execution is left")
         stack = self.stack
         pos = self.pos
         self.pos += 1

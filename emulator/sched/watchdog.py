@@ -1,4 +1,4 @@
-"""The watchdog: end an execution whose running agent never reaches a schedule point.
+"""The watchdog: no execution hangs silently.
 
 A variant can hang in two ways the step bound cannot see: a Python loop with
 no schedule point (the agent never gives the baton back), or an ``await`` on
@@ -9,12 +9,20 @@ counter; when it has not moved for ``stall_seconds``:
 * it sends SIGUSR1 to the main thread, whose handler raises
   ``NoSchedulePoint`` -- but only if the code running is the current agent's
   task, so Trio's own loop is never interrupted;
-* it asks Trio's loop, thread-safely, to cancel the current agent's cancel
-  scope, which wakes an agent stuck in a foreign await.
+* it asks Trio's loop, thread-safely, to look at the execution.  If an
+  agent holds the baton and is not parked in the scheduler, it is stuck in a
+  foreign await: its cancel scope is cancelled, which wakes it.
 
-Either way the scheduler ends the execution as ``starvation``.  Wall-clock time
-decides only *whether* a hung execution is stopped, never a scheduling choice;
-the stop lands at the same step every time.
+Either way the scheduler ends the execution as ``starvation``, blaming the
+variant.  But when Trio's loop finds that *no* agent holds the baton -- every
+agent parked, the harness's main task waiting for an end that will never
+come -- nothing the variant did can explain the stall: the harness lost the
+baton.  The watchdog then abandons the execution (every parked task released,
+the nursery unwinds) with an ``InternalError``, which vmemu reports as one
+internal-error line (exit code 70), never as the variant's fault.
+
+Wall-clock time decides only *whether* a hung execution is stopped, never a
+scheduling choice; the stop lands at the same step every time.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import trio
+
+from emulator.errors import InternalError
 
 if TYPE_CHECKING:
     from emulator.sched.scheduler import Scheduler
@@ -65,12 +75,22 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         )
 
 
-def _cancel(sched: Scheduler, step: int) -> None:
-    if WATCH.sched is sched and not sched.over and sched.step == step:
-        cur = sched.current
-        if cur is not None and cur.scope is not None:
+def _stalled(sched: Scheduler, step: int) -> None:
+    """Runs in Trio's loop (no task is running): cancel a foreign await, or give up."""
+    if WATCH.sched is not sched or sched.over or sched.step != step:
+        return
+    cur = sched.current
+    if sched.holder_running():
+        assert cur is not None
+        if cur.scope is not None:
             sched.stalled = True
             cur.scope.cancel()
+        return
+    holder = "no agent had been given the baton" if cur is None else (
+        f"{cur.name} holds the baton but is {'parked' if cur.parked else 'done'}")
+    sched.abandon(InternalError(
+        f"the execution made no progress for {WATCH.stall_seconds:g}s at step {step} with no "
+        f"agent running ({holder}): a bug in vmemu, not in the variant"))
 
 
 def _run() -> None:
@@ -96,7 +116,7 @@ def _run() -> None:
             signal.pthread_kill(main_id, signal.SIGUSR1)
         if token is not None:
             with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(_cancel, sched, last_step)
+                token.run_sync_soon(_stalled, sched, last_step)
 
 
 def watch(sched: Scheduler, stall_seconds: float) -> None:

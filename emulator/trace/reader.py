@@ -21,7 +21,7 @@ from typing import Any
 from emulator.config import RunConfig
 from emulator.errors import BadInput
 from emulator.kern.events import Event, Sched, Violated, parse_event
-from emulator.kern.kernel import PROFILES
+from emulator.kern.profile import PROFILES
 from emulator.spec import Spec, parse_spec
 from emulator.trace.format import FORMAT, VERSION
 

@@ -3,15 +3,20 @@
 from emulator.kern.clean import MapClean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.kernel import Kernel
+from emulator.kern.profile import MANPAGE
 from emulator.variants.base import Variant
 
 
 class SwappedCodes(MapClean):
     def rv_no_entry(self, k: Kernel) -> KernReturn:
-        return KernReturn.INVALID_ARGUMENT  # manpage's code; freebsd5 says INVALID_ADDRESS
+        return MANPAGE.no_entry  # freebsd5 says INVALID_ADDRESS
+
+    def rv_hole(self, k: Kernel) -> KernReturn:
+        return MANPAGE.hole
 
     def rv_submap(self, k: Kernel) -> KernReturn:
-        return KernReturn.INVALID_ADDRESS
+        assert MANPAGE.submap is not None
+        return MANPAGE.submap
 
 
 VARIANT = Variant(

@@ -10,10 +10,10 @@ class UnlockBetweenPasses(MapClean):
     async def second_pass(
         self, k: Kernel, vm_map: VmMap, first: VmMapEntry, start: int, end: int,
         syncio: bool, invalidate: bool,
-    ) -> None:
+    ) -> bool:
         await vm_map.lock.unlock()
         await vm_map.lock.xlock()  # ``first`` may have been unlinked and freed meanwhile
-        await super().second_pass(k, vm_map, first, start, end, syncio, invalidate)
+        return await super().second_pass(k, vm_map, first, start, end, syncio, invalidate)
 
 
 VARIANT = Variant(

@@ -29,6 +29,7 @@ from emulator.check.monitor import watch
 from emulator.kern.events import Event
 from emulator.kern.kernel import Kernel
 from emulator.kern.monitor import Violation
+from emulator.kern.profile import PROFILES
 from emulator.sched.scheduler import Abort, AgentState
 
 
@@ -76,7 +77,7 @@ class FakeSched:
 class Rig:
     def __init__(self, profile: str, cpus: int) -> None:
         self.sched = FakeSched(cpus)
-        self.k = Kernel(self.sched, profile)
+        self.k = Kernel(self.sched, PROFILES[profile])
         self.k.disk.aid = cpus
         watch(self.k)
         self.checkers: list[Checker] = []

@@ -11,6 +11,7 @@ from emulator.check.async_clean import AsyncClean
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import remove_write
+from emulator.kern.profile import PROFILES
 from emulator.variants import Variant
 
 BASE = 0x10000
@@ -76,7 +77,7 @@ async def test_writing_every_dirty_page_does_not_fire(run_spec: Any, spec_of: An
 
 async def test_the_reference_async_clean_does_not_fire(run_spec: Any, spec_of: Any) -> None:
     program = [store(0), store(1), msync(), store(1), msync(), store(0), msync()]
-    for profile in ("manpage", "freebsd5", "modern"):
+    for profile in PROFILES:
         for seed in range(5):
             ex, _ = await run_spec(spec_of(program), profile, seed=seed, checkers=CHECK,
                                    variant=REF)

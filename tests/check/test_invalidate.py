@@ -15,13 +15,13 @@ from emulator.kern.clean import reference_clean
 from emulator.kern.events import CleanCall, CleanReturn, PteEnter
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap
+from emulator.kern.profile import PROFILES
 from emulator.sched.scheduler import Abort
 from emulator.sched.strategies import RandomStrategy
 from emulator.variants import Variant
 
 BASE = 0x10000
 CHECK = [Invalidate]
-PROFILES = ("manpage", "freebsd5", "modern")
 REF = Variant("reference", reference_clean)
 
 

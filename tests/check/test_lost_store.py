@@ -16,6 +16,7 @@ from emulator.check.lost_store import LostStore
 from emulator.kern.clean import REFERENCE, reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import remove_all, remove_write
+from emulator.kern.profile import PROFILES
 from emulator.variants import Variant
 
 BASE = 0x10000
@@ -58,7 +59,7 @@ def returns(rv: KernReturn) -> Variant:
     return Variant(f"returns_{rv.name.lower()}_without_writing", clean)
 
 
-@pytest.mark.parametrize("profile", ["manpage", "freebsd5", "modern"])
+@pytest.mark.parametrize("profile", PROFILES)
 async def test_sync_clean_returning_success_without_writing_fires(
     run_spec: Any, spec_of: Any, profile: str
 ) -> None:
@@ -89,7 +90,7 @@ async def test_async_clean_returning_at_once_is_not_a_lost_store(
     assert ex.outcome == "ok", ex.violations
 
 
-@pytest.mark.parametrize("profile", ["manpage", "freebsd5", "modern"])
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("flags", ["sync", "sync,invalidate", "async"])
 async def test_the_reference_clean_is_quiet(
     run_spec: Any, spec_of: Any, profile: str, flags: str

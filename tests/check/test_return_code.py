@@ -12,6 +12,7 @@ import pytest
 from emulator.check.return_code import ReturnCode
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
+from emulator.kern.profile import PROFILES
 from emulator.variants import Variant
 
 CHECK = [ReturnCode]
@@ -53,7 +54,7 @@ async def test_success_over_a_hole_fires(run_spec: Any, spec_of: Any, profile: s
         f"requires {NO_ENTRY[profile]} for the map as it was at step ")
 
 
-@pytest.mark.parametrize("profile", ["manpage", "freebsd5", "modern"])
+@pytest.mark.parametrize("profile", PROFILES)
 async def test_an_error_over_a_mapped_range_fires(
     run_spec: Any, spec_of: Any, profile: str
 ) -> None:
@@ -143,7 +144,7 @@ async def test_the_reference_invalidate_over_a_hole_changes_nothing(
     run_spec: Any, spec_of: Any
 ) -> None:
     op = ["msync", "0x10000", 0x7000, "invalidate,sync"]
-    for profile in ("manpage", "freebsd5", "modern"):
+    for profile in PROFILES:
         ex, k = await run_spec(spec(spec_of, op), profile, checkers=CHECK, variant=REF)
         assert ex.outcome == "ok", (profile, ex.violations)
         assert 0x10 in k.maps["p0"].pmap.ptes

@@ -15,6 +15,7 @@ from emulator.check.stale_structure import StaleStructure
 from emulator.kern.clean import reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap, VmMapEntry
+from emulator.kern.profile import PROFILES
 from emulator.sched.scheduler import Abort
 from emulator.sched.strategies import RandomStrategy
 from emulator.variants import Variant
@@ -139,7 +140,7 @@ async def test_reading_the_entry_before_unlinking_it_does_not_fire(
     assert ex.outcome == "ok", ex.violations
 
 
-@pytest.mark.parametrize("profile", ["manpage", "freebsd5", "modern"])
+@pytest.mark.parametrize("profile", PROFILES)
 async def test_the_reference_racing_munmap_never_fires(
     run_spec: Any, spec_of: Any, profile: str
 ) -> None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import pytest
 
 from emulator.check import all_checkers
+from emulator.kern.profile import DEFAULT_PROFILE
 from emulator.machine import Execution, Machine
 from emulator.sched.strategies import PortfolioStrategy
 from emulator.variants import MUTANTS, Variant
@@ -80,7 +81,7 @@ async def search(variant: Variant, limit: int) -> tuple[int, str, int, Execution
 
     Returns (executions used, workload, seed, execution), or None after ``limit``.
     """
-    profile = variant.profile or "manpage"
+    profile = variant.profile or DEFAULT_PROFILE.name
     machines = {
         name: Machine(build_workload(name, {}, 0, profile), variant, PortfolioStrategy(),
                       checkers=all_checkers())

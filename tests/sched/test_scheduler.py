@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from emulator.kern.kern_return import KernReturn
+from emulator.kern.profile import PROFILES
 from emulator.machine import Machine
 from emulator.sched.scheduler import AgentState, Scheduler
 from emulator.sched.strategies import RandomStrategy, ReplayStrategy, Strategy
@@ -433,7 +434,7 @@ async def test_a_deadlock_replays_from_its_decisions(run_spec: Any) -> None:
 
 
 async def test_the_reference_clean_never_deadlocks_with_the_same_program(run_spec: Any) -> None:
-    for profile in ("manpage", "freebsd5", "modern"):
+    for profile in PROFILES:
         for seed in range(30):
             ex, _ = await run_spec(DEADLOCK_SPEC, profile, seed=seed)
             assert ex.outcome == "ok", (profile, seed, ex.detail)
@@ -479,3 +480,106 @@ async def test_the_machine_runs_normally_after_a_crash_and_a_starvation() -> Non
         assert (await m.execute(0)).outcome in ("crash", "starvation")
     good = await machine().execute(0)
     assert good.outcome == "ok"
+
+
+# --- a strategy that fails: the execution ends, no agent is blamed ---------------------------
+#
+# Each case runs in a fresh interpreter under a timeout: the scheduler's parked tasks
+# ignore cancellation, so a regression would hang the process, and must fail the test
+# instead of hanging the suite.
+
+FAILING_STRATEGIES = """
+import json, sys, trio
+from emulator.errors import EmulatorError
+from emulator.machine import Machine
+from emulator.sched.strategies import RandomStrategy, ReplayStrategy, Strategy
+from emulator.variants import load_variant
+from workloads import build_workload
+
+class Broken(Strategy):
+    name = "broken"
+    def __init__(self, at, answer=None):
+        self.at, self.answer, self.n = at, answer, 0
+    def reset(self, seed):
+        self.n = 0
+    def choose(self, runnable, current):
+        self.n += 1
+        if self.n <= self.at:
+            return runnable[0]
+        if self.answer is None:
+            raise ValueError("strategy bug")
+        return self.answer
+
+CASES = {
+    "replay_first": lambda: ReplayStrategy([7]),
+    "replay_later": lambda: ReplayStrategy([0, 0, 0, 7]),
+    "bug_first": lambda: Broken(0),
+    "bug_later": lambda: Broken(5),
+    "not_runnable": lambda: Broken(2, answer=99),
+}
+
+async def main():
+    out = {}
+    for name, make in CASES.items():
+        m = Machine(build_workload("two_cleaners", {}, 0, None), load_variant("reference"),
+                    make())
+        try:
+            ex = await m.execute(0)
+            out[name] = {"outcome": ex.outcome}
+        except EmulatorError as exc:
+            out[name] = {"error": type(exc).__name__, "exit_code": exc.exit_code,
+                         "message": str(exc)}
+        m.strategy = RandomStrategy()
+        out[name]["next"] = (await m.execute(1)).outcome
+    print(json.dumps(out))
+
+trio.run(main)
+"""
+
+
+@pytest.fixture(scope="module")
+def failing_strategies(tmp_path_factory: Any) -> dict[str, dict[str, Any]]:
+    script = tmp_path_factory.mktemp("failing") / "failing.py"
+    script.write_text(FAILING_STRATEGIES)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(script)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data: dict[str, dict[str, Any]] = json.loads(proc.stdout)
+    return data
+
+
+@pytest.mark.parametrize(("case", "step"), [("replay_first", 0), ("replay_later", 3)])
+def test_a_replay_that_cannot_follow_its_recording_raises_replay_diverged_at_once(
+    failing_strategies: dict[str, dict[str, Any]], case: str, step: int
+) -> None:
+    got = failing_strategies[case]
+    assert got["error"] == "ReplayDiverged"
+    assert got["exit_code"] == 3
+    assert got["message"].startswith(f"replay diverged at step {step}, decision {step}: ")
+    assert "recorded cpu 7 is not runnable (runnable [0, 1, 2])" in got["message"]
+
+
+@pytest.mark.parametrize("case", ["bug_first", "bug_later"])
+def test_a_raising_strategy_is_an_internal_error_not_a_crash_of_the_variant(
+    failing_strategies: dict[str, dict[str, Any]], case: str
+) -> None:
+    got = failing_strategies[case]
+    assert got["error"] == "InternalError"
+    assert got["exit_code"] == 70
+    assert "the broken strategy raised ValueError" in got["message"]
+    assert "strategy bug" in got["message"]
+
+
+def test_a_strategy_choosing_an_agent_that_cannot_run_is_an_internal_error(
+    failing_strategies: dict[str, dict[str, Any]],
+) -> None:
+    got = failing_strategies["not_runnable"]
+    assert got["error"] == "InternalError"
+    assert "chose agent 99, which cannot run (runnable [0, 1, 2])" in got["message"]
+
+
+def test_the_machine_runs_its_next_execution_after_a_strategy_failure(
+    failing_strategies: dict[str, dict[str, Any]],
+) -> None:
+    assert {got["next"] for got in failing_strategies.values()} == {"ok"}

@@ -15,6 +15,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +42,7 @@ from emulator.variants import BUILTIN, MUTANTS, load_variant
 from workloads import build_workload
 
 SEEDED = ("random", "pct", "pos", "portfolio")
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def _machine(workload: str, strategy: Any, variant: str = "reference") -> Machine:
@@ -430,6 +435,64 @@ async def test_pos_catches_easy_mutants(mutant: str, workload: str) -> None:
     machine = _machine(workload, make_strategy("pos"), mutant)
     runs, _ = await _runs_to_catch(machine, workload, 20)
     assert runs is not None, f"pos missed {mutant} on {workload} in 20 runs"
+
+
+# -- dfs asked again after its space is exhausted ---------------------------------------------
+#
+# In a fresh interpreter under a timeout: before the fix this hung forever (the strategy
+# raised at the first decision, before any agent ran, and the scheduler never woke).
+
+DFS_PAST_EXHAUSTION = """
+import json, trio
+from emulator.errors import SearchExhausted
+from emulator.machine import Machine
+from emulator.sched.strategies import DfsStrategy
+from emulator.variants import load_variant
+from workloads import build_workload
+
+async def main():
+    strategy = DfsStrategy(0, False)
+    machine = Machine(build_workload("two_cleaners", {}, 0, None), load_variant("reference"),
+                      strategy)
+    runs = 0
+    while not strategy.exhausted:
+        await machine.execute(0)
+        runs += 1
+    try:
+        await machine.execute(0)
+        error = None
+    except SearchExhausted as exc:
+        error = str(exc)
+    print(json.dumps({"runs": runs, "schedules": strategy.schedules, "error": error}))
+
+trio.run(main)
+"""
+
+
+def test_dfs_asked_for_an_execution_after_exhaustion_raises_search_exhausted(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "dfs_past_exhaustion.py"
+    script.write_text(DFS_PAST_EXHAUSTION)
+    proc = subprocess.run([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": ROOT},
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["runs"] == data["schedules"] == 10  # bound 0 on two_cleaners, as explore says
+    assert data["error"] == ("dfs: every schedule with at most 0 preemptions has run; "
+                             "no execution is left")
+
+
+def test_explore_dfs_with_more_iterations_than_schedules_ends_with_its_report() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "emulator", "explore", "two_cleaners", "--strategy", "dfs",
+         "--preemption-bound", "0", "--iterations", "1000", "--json"],
+        env={**os.environ, "PYTHONPATH": ROOT}, cwd=ROOT, capture_output=True, text=True,
+        timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["exhausted"] is True
+    assert data["executions"] == data["schedules"] == 10
 
 
 # -- footprints --------------------------------------------------------------------

@@ -168,6 +168,37 @@ def test_an_edited_event_is_reported_as_divergence_with_exit_3(
     assert f"(trace line {edited})" in out and "expected:" in out and "observed:" in out
 
 
+@pytest.mark.parametrize("edit", ["not runnable", "no such agent"])
+def test_a_first_recorded_choice_that_cannot_run_exits_3_at_once(
+    tmp_path: Path, edit: str
+) -> None:
+    """As a user would: explore, hand-edit the saved trace's first choice, replay it.
+
+    In a subprocess under a timeout: a replay whose strategy gives up before any agent
+    ran once hung vmemu with no output."""
+    saved = _vmemu("explore", "two_cleaners", "--variant", "no_map_lock", "--iterations", "50",
+                   "--save-dir", str(tmp_path))
+    assert saved.returncode == 1, saved.stderr
+    (trace,) = tmp_path.glob("*.trace.jsonl")
+    lines = trace.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if '"event": "sched"' in line)
+    ev = json.loads(lines[first])
+    runnable = ev["args"][1]
+    ev["args"][0] = 99 if edit == "no such agent" else next(
+        a for a in range(len(json.loads(lines[0])["agents"])) if a not in runnable)
+    lines[first] = json.dumps(ev, sort_keys=True)
+    path = _write(tmp_path, "edited.jsonl", lines)
+    proc = subprocess.run([sys.executable, "-m", "emulator", "replay", path],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 3, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0] == f"replay of {path} diverged at step 0 (trace line {first + 1}):"
+    assert out[1] == f"  expected: {lines[first]}"
+    assert out[2].startswith('  observed: {"args": [') and '"event": "sched"' in out[2]
+    assert json.loads(out[2].split(": ", 1)[1])["args"][0] in runnable
+
+
 def test_a_partial_trace_replays_up_to_its_last_full_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,123 @@
+"""Profiles: the behaviours of vm_map_clean the emulator offers, as data.
+
+The man page, the 2003 code and today's vm_map_sync disagree (SEMANTICS.md §2).
+A ``Profile`` holds one field per row of that table, plus the few neighbouring
+behaviours that differ with it; the kernel model and the checkers read these
+fields and never a profile's name, which only labels reports and traces.
+Adding a profile is one more instance here, added to ``PROFILES``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from emulator.kern.kern_return import KernReturn
+
+
+class MapLock(enum.Enum):
+    """How the clean holds the map lock (§2 "map lock")."""
+
+    EXCLUSIVE = "exclusive"  # for the whole call: one caller per map ("single entry")
+    SHARED_DROPPED = "shared, dropped"  # dropped around each flush; timestamp re-checked
+
+
+class Flushes(enum.Enum):
+    """Which objects a clean flushes (§2 "which objects are flushed")."""
+
+    WRITABLE_ENTRIES = "writable"  # the file objects of writable entries
+    MIGHT_BE_DIRTY = "might be dirty"  # file objects written since their last clean
+
+
+class InvalidateFrees(enum.Enum):
+    """Which resident pages an invalidating clean frees (§2 "invalidate frees")."""
+
+    CLEAN_AFTER_FLUSH = "clean"  # a page re-dirtied since the flush stays
+    EVERY_UNWIRED = "unwired"  # dirty ones too: a store between flush and free is lost
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One column of SEMANTICS.md §2: how a clean behaves, row by row."""
+
+    name: str  # for reports, trace headers and --profile; never branched on
+    no_entry: KernReturn  # §2 "no entry contains start"
+    hole: KernReturn  # §2 "hole inside the range"
+    submap: KernReturn | None  # §2 "sub-map entry in range"; None: cleaned through it
+    wired_invalidate: KernReturn | None  # §2 "invalidate over a user-wired entry"; None: allowed
+    map_lock: MapLock  # §2 "map lock"
+    flushes: Flushes  # §2 "which objects are flushed"
+    invalidate_frees: InvalidateFrees  # §2 "invalidate frees"
+    write_error: KernReturn  # §2 "write error": SUCCESS (ignored) or FAILURE
+    zero_length_whole_entry: bool  # §2 "start == end": the entry containing start, not empty
+    read_fault_maps_sbusy: bool  # §5 read fault: may map a shared-busy page read-only
+    # msync(2)'s errno for each failing code (DESIGN.md); success is 0.  Not
+    # hashed: a mapping is not hashable, and the other fields identify a profile.
+    msync_errno: Mapping[KernReturn, str] = field(hash=False)
+
+    def msync_result(self, rv: KernReturn) -> int | str:
+        """Return what msync(2) returns for a clean's ``rv``: 0 or an errno name."""
+        return 0 if rv == KernReturn.SUCCESS else self.msync_errno[rv]
+
+
+# sys_msync's mapping, the same for every profile today.
+MSYNC_ERRNO: Mapping[KernReturn, str] = MappingProxyType({
+    KernReturn.INVALID_ADDRESS: "ENOMEM",
+    KernReturn.INVALID_ARGUMENT: "EBUSY",
+    KernReturn.PROTECTION_FAILURE: "EIO",
+    KernReturn.FAILURE: "EIO",
+})
+
+# What the manual page describes (the default).
+MANPAGE = Profile(
+    name="manpage",
+    no_entry=KernReturn.INVALID_ARGUMENT,
+    hole=KernReturn.INVALID_ARGUMENT,
+    submap=KernReturn.INVALID_ADDRESS,
+    wired_invalidate=None,
+    map_lock=MapLock.EXCLUSIVE,
+    flushes=Flushes.WRITABLE_ENTRIES,
+    invalidate_frees=InvalidateFrees.CLEAN_AFTER_FLUSH,
+    write_error=KernReturn.SUCCESS,
+    zero_length_whole_entry=False,
+    read_fault_maps_sbusy=False,
+    msync_errno=MSYNC_ERRNO,
+)
+
+# The 2003 code: the man page's error codes swapped, and invalidate's data loss.
+FREEBSD5 = Profile(
+    name="freebsd5",
+    no_entry=KernReturn.INVALID_ADDRESS,
+    hole=KernReturn.INVALID_ADDRESS,
+    submap=KernReturn.INVALID_ARGUMENT,
+    wired_invalidate=None,
+    map_lock=MapLock.EXCLUSIVE,
+    flushes=Flushes.WRITABLE_ENTRIES,
+    invalidate_frees=InvalidateFrees.EVERY_UNWIRED,
+    write_error=KernReturn.SUCCESS,
+    zero_length_whole_entry=False,
+    read_fault_maps_sbusy=False,
+    msync_errno=MSYNC_ERRNO,
+)
+
+# vm_map_sync today.
+MODERN = Profile(
+    name="modern",
+    no_entry=KernReturn.INVALID_ADDRESS,
+    hole=KernReturn.INVALID_ADDRESS,
+    submap=None,
+    wired_invalidate=KernReturn.INVALID_ARGUMENT,
+    map_lock=MapLock.SHARED_DROPPED,
+    flushes=Flushes.MIGHT_BE_DIRTY,
+    invalidate_frees=InvalidateFrees.CLEAN_AFTER_FLUSH,
+    write_error=KernReturn.FAILURE,
+    zero_length_whole_entry=True,
+    read_fault_maps_sbusy=True,
+    msync_errno=MSYNC_ERRNO,
+)
+
+# Every profile by name, in the order `vmemu list` and error messages show them.
+PROFILES: dict[str, Profile] = {p.name: p for p in (MANPAGE, FREEBSD5, MODERN)}
+DEFAULT_PROFILE = MANPAGE
