@@ -19,7 +19,7 @@ from emulator.check.base import Checker
 from emulator.check.monitor import watch
 from emulator.errors import EmulatorError, InternalError, ReplayDiverged
 from emulator.kern.clean import reference_clean
-from emulator.kern.events import Call, Ret, Sched, Stamped
+from emulator.kern.events import Call, Recorded, Ret, Sched
 from emulator.kern.fault import Fault
 from emulator.kern.kernel import Kernel
 from emulator.kern.map import VmMap
@@ -48,7 +48,7 @@ class Execution:
     violations: list[Violation]
     results: dict[str, list[dict[str, Any]]]
     decisions: list[int]
-    events: list[Stamped] = field(default_factory=list)  # with record: (step, agent, event)
+    events: list[Recorded] = field(default_factory=list)  # with record: the trace's lines
     detail: str = ""
 
 
@@ -124,7 +124,7 @@ class Machine:
         self.checkers = list(checkers or [])
         self.max_steps = max_steps
         self.record = record
-        self.sink: Callable[[list[Stamped]], None] | None = None  # the trace writer's
+        self.sink: Callable[[list[Recorded]], None] | None = None  # the trace writer's
         self.stall_seconds = 2.0
         self.kernel: Kernel | None = None  # the last execution's, for tests
 
@@ -144,9 +144,16 @@ class Machine:
         k.sink = self.sink
         self.kernel = k
         if self.record:
+            events = k.events
+            sched_kind = Sched.kind
 
             def on_decision(step: int, aids: Sequence[int], chosen: int) -> None:
-                k.emit(Sched(chosen, tuple(aids)))
+                # A decision is the scheduler's, not the kernel's: no observer of the
+                # kernel's events wants it, so it goes straight to the record.  (The
+                # record streams to the sink at the next kernel event.)
+                cur = sched.current
+                events.append((step, cur.aid if cur is not None else -1, sched_kind,
+                               (chosen, tuple(aids))))
 
             sched.on_decision = on_decision
         checkers = [make(k) for make in self.checkers]

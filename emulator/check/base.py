@@ -165,7 +165,12 @@ class Holdings:
         self.of(aid).append((RANKS[ev.res], f"{ev.res} lock of {ev.name}"))
 
     def _unlock(self, step: int, aid: int, ev: Unlock) -> None:
-        self._drop(aid, f"{ev.res} lock of {ev.name}")
+        label = f"{ev.res} lock of {ev.name}"
+        held = self.of(aid)
+        for i in range(len(held) - 1, -1, -1):
+            if held[i][1] == label:
+                del held[i]
+                return
 
     def _busy(self, step: int, aid: int, ev: Busy) -> None:
         self.of(aid).append((RANK_BUSY, f"busy page {ev.obj}:{ev.pindex}"))
@@ -176,9 +181,7 @@ class Holdings:
 
     def _unbusy(self, step: int, aid: int, ev: Unbusy | Free | IoIssue) -> None:
         # unbusy, free and io_issue all end the emitting agent's own busy.
-        self._drop(aid, f"busy page {ev.obj}:{ev.pindex}")
-
-    def _drop(self, aid: int, label: str) -> None:
+        label = f"busy page {ev.obj}:{ev.pindex}"
         held = self.of(aid)
         for i in range(len(held) - 1, -1, -1):
             if held[i][1] == label:

@@ -21,12 +21,16 @@ Two families:
   :class:`Woke`).
 
 Events are slotted dataclasses: building one costs about what building the
-positional tuple did, and a field is read as fast as an index.
+positional tuple did, and a field is read as fast as an index.  A recorded
+event is kept as its trace line's data (:data:`Recorded`); ``parse_event``
+turns a line back into its event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
@@ -42,10 +46,12 @@ class Event:
     kind: ClassVar[str]  # the trace's name for it
     traced: ClassVar[bool] = False
     trace_fields: ClassVar[tuple[str, ...]] = ()
+    # args_of(event) is event.args() without a Python frame (an attrgetter): the recorder's.
+    args_of: ClassVar[Callable[[Any], tuple[Any, ...]]]
 
     def args(self) -> tuple[Any, ...]:
         """The trace line's ``args``: the traced fields, in order."""
-        return tuple([getattr(self, name) for name in self.trace_fields])
+        return self.__class__.args_of(self)
 
     @classmethod
     def from_args(cls, args: list[Any]) -> Event:
@@ -75,8 +81,15 @@ TRACED: dict[str, type[Event]] = {}  # kind -> class, every event a trace may ho
 
 def traced(cls: type[E]) -> type[E]:
     """Register a (dataclass) event kind as one a trace records."""
+    names = tuple(f.name for f in fields(cls) if f.compare)  # type: ignore[arg-type]
     cls.traced = True
-    cls.trace_fields = tuple(f.name for f in fields(cls) if f.compare)  # type: ignore[arg-type]
+    cls.trace_fields = names
+    if "args" in cls.__dict__:  # a kind that renders its own args (call)
+        setattr(cls, "args_of", staticmethod(cls.args))  # noqa: B010 (a staticmethod)
+    elif len(names) == 1:
+        setattr(cls, "args_of", staticmethod(lambda ev: (getattr(ev, names[0]),)))  # noqa: B010
+    else:
+        setattr(cls, "args_of", attrgetter(*names))  # noqa: B010 (not a descriptor: unbound)
     assert cls.kind not in TRACED, cls.kind
     TRACED[cls.kind] = cls
     return cls
@@ -514,7 +527,10 @@ class Woke(Event):
     chan: Any
 
 
-Stamped = tuple[int, int, Event]  # (step, agent, event): a recorded trace line
+# A recorded trace line, as data: (step, agent, kind, args).  Not the event
+# object itself: a run being recorded keeps every line, and plain tuples of
+# names and numbers are no work for the garbage collector (event objects are).
+Recorded = tuple[int, int, str, tuple[Any, ...]]
 
 # What a footprint-aware strategy watches: every traced kind, and the reads and
 # wake-ups that are not traced.

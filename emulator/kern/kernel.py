@@ -7,7 +7,7 @@ reaches ``curthread`` and the global queues.  The Kernel gives kernel code:
   scheduler it is given (any ``emulator.kern.sched.Sched``);
 * ``emit(event)``: one event (emulator.kern.events), passed to the observers
   of its class (``observe``); with ``record``, traced events are kept as
-  ``(step, agent, event)`` in ``events``;
+  ``(step, agent, kind, args)`` in ``events``;
 * the structure-lifetime and lock-discipline reports the checkers watch
   (``touch_*``, ``contract``, ``map_access``, ``page_freeing``: untraced
   events), which never depend on the clean variant's cooperation: they sit in
@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from emulator.kern.events import (
-    TRACED,
     WATCHED,
     Contract,
     Event,
@@ -29,7 +28,7 @@ from emulator.kern.events import (
     ObjectFree,
     PageFreeing,
     Read,
-    Stamped,
+    Recorded,
     TouchFreed,
     Woke,
 )
@@ -57,15 +56,11 @@ class Kernel:
         self.profile = profile  # the behaviours to follow (kern/profile.py)
         self.kpoint = sched.point  # the primitives' schedule point (they report what they touch)
         self.wakeup = sched.wakeup
-        self.events: list[Stamped] = []
-        self.sink: Callable[[list[Stamped]], None] | None = None  # streams recorded events
+        self.events: list[Recorded] = []
+        self.sink: Callable[[list[Recorded]], None] | None = None  # streams recorded events
         self.observers: dict[type[Event], list[Observer]] = {}
         self.watched = False  # a footprint-aware strategy sees every event (watch())
-        if record:
-            # The recorder is the first observer of every traced kind, so a
-            # violation's event is recorded after the event that caused it.
-            for cls in TRACED.values():
-                self.observe(cls, self._record)
+        self.recording = record  # keep every traced event's line in ``events``
         self.violations: list[Violation] = []  # the monitor's verdicts on this machine
         # Given by the harness before any agent runs (emulator.check.monitor.Verdicts).
         self.monitor: Monitor
@@ -127,11 +122,24 @@ class Kernel:
     # -- events ----------------------------------------------------------------
 
     def emit(self, ev: Event) -> None:
-        """Pass ``ev`` to the observers of its class, as the running agent at this step.
+        """Record ``ev`` if traced and recording, then pass it to the observers of its
+        class, as the running agent at this step.
 
-        The hot path: one dictionary lookup when nothing observes the kind.
+        The hot path: one attribute and one dictionary lookup when nothing
+        records or observes.  The record comes first, so a violation's event is
+        recorded after the event that caused it.  It keeps the trace line's data
+        (``Recorded``), built in C by the class's ``args_of``.
         """
-        obs = self.observers.get(type(ev))
+        if self.recording and ev.traced:
+            sched = self.sched
+            cur = sched.current
+            events = self.events
+            events.append((sched.step, cur.aid if cur is not None else -1, ev.kind,
+                           ev.__class__.args_of(ev)))
+            if self.sink is not None and len(events) >= 4096:
+                self.sink(events)  # stream to the trace file: memory stays bounded
+                events.clear()
+        obs = self.observers.get(ev.__class__)
         if obs:
             sched = self.sched
             cur = sched.current
@@ -152,13 +160,6 @@ class Kernel:
         for cls in WATCHED:
             self.observe(cls, fn)
         self.watched = True
-
-    def _record(self, step: int, aid: int, ev: Event) -> None:
-        events = self.events
-        events.append((step, aid, ev))
-        if self.sink is not None and len(events) >= 4096:
-            self.sink(events)  # stream to the trace file: memory stays bounded
-            events.clear()
 
     # -- what the primitives report to the checkers -----------------------------------
 

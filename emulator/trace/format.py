@@ -13,8 +13,9 @@ The last line is the footer (``"event": "footer"``): outcome, counts, the
 violations, and a SHA-256 digest of the event lines.  A trace without a footer
 is a prefix: a run that crashed or was interrupted.
 
-An event line is one recorded ``(step, agent, event)`` (emulator.kern.events):
-``args`` are the event's traced fields, in order.  Lines are rendered through a
+An event line is one recorded ``(step, agent, kind, args)``
+(emulator.kern.events.Recorded): ``args`` are the event's traced fields, in
+order.  Lines are rendered through a
 per-trace structlog logger (no global configuration, no timestamps), only when
 a trace is written; the hot path keeps the event objects.
 """
@@ -27,7 +28,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from emulator.kern.events import Stamped
+from emulator.kern.events import Recorded
 
 FORMAT = "vmemu-trace"
 VERSION = 1
@@ -39,12 +40,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def event_dict(stamped: Stamped) -> dict[str, Any]:
-    step, aid, ev = stamped
-    return {"event": ev.kind, "step": step, "cpu": aid, "args": _plain(ev.args())}
+def event_dict(line: Recorded) -> dict[str, Any]:
+    step, aid, kind, args = line
+    return {"event": kind, "step": step, "cpu": aid, "args": _plain(args)}
 
 
-def event_line(ev: Stamped) -> str:
+def event_line(ev: Recorded) -> str:
     """Render one event exactly as a trace line holds it (without the newline)."""
     return json.dumps(event_dict(ev), sort_keys=True)
 
@@ -80,11 +81,11 @@ class TraceWriter:
         self.log.msg("header", format=FORMAT, version=VERSION, **fields)
         self.stream.flush()
 
-    def events(self, events: list[Stamped]) -> None:
+    def events(self, events: list[Recorded]) -> None:
         """Write a batch of events and flush, so a crash leaves a readable prefix."""
         msg = self.log.msg
-        for step, aid, ev in events:
-            msg(ev.kind, args=_plain(ev.args()), cpu=aid, step=step)
+        for step, aid, kind, args in events:
+            msg(kind, args=_plain(args), cpu=aid, step=step)
         self.count += len(events)
         self.stream.flush()
 

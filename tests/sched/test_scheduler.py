@@ -348,8 +348,7 @@ async def main():
         ex = await m.execute(seed)
         out.append({"seed": seed, "outcome": ex.outcome, "decisions": ex.decisions,
                     "results": ex.results, "steps": ex.steps,
-                    "events": [[step, aid, ev.kind, list(map(str, ev.args()))]
-                               for step, aid, ev in ex.events],
+                    "events": [list(e[:3]) + [list(map(str, e[3]))] for e in ex.events],
                     "stored": m.kernel.pagers["f"].stored})
     print(json.dumps(out, sort_keys=True))
 
