@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.check import Rule
 from emulator.check.base import Checker
 from emulator.check.monitor import watch
 from emulator.errors import EmulatorError, InternalError, ReplayDiverged
@@ -186,7 +187,7 @@ class Machine:
         outcome = Outcome(sched.outcome)
         self.strategy.end(outcome)
         if outcome in (Outcome.DEADLOCK, Outcome.STARVATION, Outcome.CRASH):
-            v = Violation(outcome, sched.detail, sched.step, list(sched.blame))
+            v = Violation(Rule(outcome), sched.detail, sched.step, list(sched.blame))
             k.violations.append(v)
             for checker in checkers:
                 checker.explain(v)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from emulator.check import Rule
 from emulator.kern.fault import Fault
 from emulator.kern.syscalls import munmap_path
 
@@ -20,4 +21,4 @@ class Variant:
     munmap: Callable[..., Any] = munmap_path
     doc: str = ""  # one line: what is wrong with it (mutants)
     profile: str | None = None  # the profile it is meant for (None: any)
-    catches: tuple[str, ...] = ()  # rules expected to catch it (mutants)
+    catches: tuple[Rule, ...] = ()  # rules expected to catch it (mutants)

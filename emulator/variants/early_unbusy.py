@@ -1,5 +1,6 @@
 """Mutant ``early_unbusy`` (S): unbusies the page before its write completes."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.kernel import Kernel
 from emulator.kern.page import VmPage
@@ -16,5 +17,5 @@ class EarlyUnbusy(MapClean):
 
 VARIANT = Variant(
     "early_unbusy", EarlyUnbusy().clean, doc="unbusies before the write completes",
-    profile="manpage", catches=("lost_store",),
+    profile="manpage", catches=(Rule.LOST_STORE,),
 )

@@ -1,5 +1,6 @@
 """Mutant ``fault_ignores_busy`` (S): the write fault maps a busy page writable."""
 
+from emulator.check import Rule
 from emulator.kern.clean import REFERENCE
 from emulator.kern.fault import Fault
 from emulator.kern.page import VmPage
@@ -22,5 +23,5 @@ class FaultIgnoresBusy(Fault):
 VARIANT = Variant(
     "fault_ignores_busy", REFERENCE.clean, fault=FaultIgnoresBusy,
     doc="the write fault maps a busy page writable",
-    profile="manpage", catches=("lost_store",),
+    profile="manpage", catches=(Rule.LOST_STORE,),
 )

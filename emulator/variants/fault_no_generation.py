@@ -1,5 +1,6 @@
 """Mutant ``fault_no_generation`` (S): the write fault does not bump ``generation``."""
 
+from emulator.check import Rule
 from emulator.kern.clean import REFERENCE
 from emulator.kern.fault import Fault
 from emulator.kern.object import VmObject
@@ -18,5 +19,5 @@ class FaultNoGeneration(Fault):
 VARIANT = Variant(
     "fault_no_generation", REFERENCE.clean, fault=FaultNoGeneration,
     doc="the write fault does not bump the object's generation", profile="manpage",
-    catches=("lost_store",),
+    catches=(Rule.LOST_STORE,),
 )

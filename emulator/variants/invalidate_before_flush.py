@@ -1,5 +1,6 @@
 """Mutant ``invalidate_before_flush`` (S): frees the pages first, flushes after."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean, page_range
 from emulator.kern.kernel import Kernel
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE, VmObject
@@ -29,5 +30,5 @@ class InvalidateBeforeFlush(MapClean):
 VARIANT = Variant(
     "invalidate_before_flush", InvalidateBeforeFlush().clean,
     doc="frees pages first, flushes after", profile="manpage",
-    catches=("lost_store", "invalidate"),
+    catches=(Rule.LOST_STORE, Rule.INVALIDATE),
 )

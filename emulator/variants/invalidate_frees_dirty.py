@@ -3,6 +3,7 @@
 This is freebsd5's behaviour, run under the ``manpage`` profile.
 """
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.kernel import Kernel
 from emulator.kern.object import VmObject
@@ -17,5 +18,5 @@ class InvalidateFreesDirty(MapClean):
 VARIANT = Variant(
     "invalidate_frees_dirty", InvalidateFreesDirty().clean,
     doc="invalidate frees pages re-dirtied after the flush",
-    profile="manpage", catches=("lost_store", "invalidate"),
+    profile="manpage", catches=(Rule.LOST_STORE, Rule.INVALIDATE),
 )

@@ -4,6 +4,7 @@ It takes the object's generation as of the end of the scan, and even after an
 asynchronous scan, so a write fault during the scan is forgotten.
 """
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.object import VmObject
 from emulator.variants.base import Variant
@@ -20,5 +21,5 @@ class LateCleanGeneration(MapClean):
 VARIANT = Variant(
     "late_clean_generation", LateCleanGeneration().clean,
     doc="records the clean generation after the scan", profile="manpage",
-    catches=("lost_store", "async_clean"),
+    catches=(Rule.LOST_STORE, Rule.ASYNC_CLEAN),
 )

@@ -1,5 +1,6 @@
 """Mutant ``lock_order_inversion`` (S): takes the object lock, then waits for the map lock."""
 
+from emulator.check import Rule
 from emulator.kern.clean import REFERENCE
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap
@@ -22,5 +23,5 @@ async def clean(vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: b
 
 VARIANT = Variant(
     "lock_order_inversion", clean, doc="takes the object lock, then waits for the map lock",
-    profile="manpage", catches=("deadlock", "lock_discipline"),
+    profile="manpage", catches=(Rule.DEADLOCK, Rule.LOCK_DISCIPLINE),
 )

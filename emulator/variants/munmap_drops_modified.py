@@ -1,5 +1,6 @@
 """Mutant ``munmap_drops_modified`` (H): munmap discards the modified bits."""
 
+from emulator.check import Rule
 from emulator.kern.clean import REFERENCE
 from emulator.kern.events import PteRemove
 from emulator.kern.map import VmMap
@@ -32,5 +33,5 @@ async def munmap_dropping(vm_map: VmMap, start: int, end: int) -> None:
 
 VARIANT = Variant(
     "munmap_drops_modified", REFERENCE.clean, munmap=munmap_dropping,
-    doc="munmap discards modified bits", profile="manpage", catches=("lost_store",),
+    doc="munmap discards modified bits", profile="manpage", catches=(Rule.LOST_STORE,),
 )

@@ -1,5 +1,6 @@
 """Mutant ``no_map_lock`` (S): walks the entries without taking the map lock."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.map import VmMap
 from emulator.variants.base import Variant
@@ -15,5 +16,5 @@ class NoMapLock(MapClean):
 
 VARIANT = Variant(
     "no_map_lock", NoMapLock().clean, doc="walks entries without the map lock",
-    profile="manpage", catches=("single_entry", "stale_structure", "lock_discipline"),
+    profile="manpage", catches=(Rule.SINGLE_ENTRY, Rule.STALE_STRUCTURE, Rule.LOCK_DISCIPLINE),
 )

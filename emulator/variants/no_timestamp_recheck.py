@@ -1,5 +1,6 @@
 """Mutant ``no_timestamp_recheck`` (S, modern): follows the saved next entry after re-locking."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.map import VmMap, VmMapEntry
 from emulator.variants.base import Variant
@@ -15,5 +16,5 @@ class NoTimestampRecheck(MapClean):
 VARIANT = Variant(
     "no_timestamp_recheck", NoTimestampRecheck().clean,
     doc="after re-locking follows the saved entry without checking the timestamp",
-    profile="modern", catches=("stale_structure",),
+    profile="modern", catches=(Rule.STALE_STRUCTURE,),
 )

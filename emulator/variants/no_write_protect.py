@@ -1,5 +1,6 @@
 """Mutant ``no_write_protect`` (S): folds modified bits but leaves mappings writable."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.page import VmPage
 from emulator.kern.pmap import fold_modified
@@ -15,5 +16,5 @@ class NoWriteProtect(MapClean):
 VARIANT = Variant(
     "no_write_protect", NoWriteProtect().clean,
     doc="skips revoking write access before the write",
-    profile="manpage", catches=("lost_store",),
+    profile="manpage", catches=(Rule.LOST_STORE,),
 )

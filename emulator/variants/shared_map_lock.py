@@ -1,5 +1,6 @@
 """Mutant ``shared_map_lock`` (S): takes the map lock shared in ``manpage``."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.map import VmMap
 from emulator.variants.base import Variant
@@ -12,5 +13,5 @@ class SharedMapLock(MapClean):
 
 VARIANT = Variant(
     "shared_map_lock", SharedMapLock().clean, doc="takes the map lock shared",
-    profile="manpage", catches=("single_entry",),
+    profile="manpage", catches=(Rule.SINGLE_ENTRY,),
 )

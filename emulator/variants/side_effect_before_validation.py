@@ -1,5 +1,6 @@
 """Mutant ``side_effect_before_validation`` (S): removes mappings before pass 1 ends."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.kernel import Kernel
@@ -20,5 +21,5 @@ class SideEffectBeforeValidation(MapClean):
 VARIANT = Variant(
     "side_effect_before_validation", SideEffectBeforeValidation().clean,
     doc="removes mappings before validating the range", profile="manpage",
-    catches=("return_code",),
+    catches=(Rule.RETURN_CODE,),
 )

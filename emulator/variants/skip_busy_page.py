@@ -1,5 +1,6 @@
 """Mutant ``skip_busy_page`` (S): skips a busy page instead of waiting for it."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.object import VmObject
 from emulator.variants.base import Variant
@@ -20,5 +21,5 @@ class SkipBusyPage(MapClean):
 
 VARIANT = Variant(
     "skip_busy_page", SkipBusyPage().clean, doc="skips a busy page instead of waiting",
-    profile="manpage", catches=("lost_store", "async_clean"),
+    profile="manpage", catches=(Rule.LOST_STORE, Rule.ASYNC_CLEAN),
 )

@@ -1,5 +1,6 @@
 """Mutant ``swapped_codes`` (H): the man page's error codes under ``freebsd5``."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.kernel import Kernel
@@ -21,5 +22,5 @@ class SwappedCodes(MapClean):
 
 VARIANT = Variant(
     "swapped_codes", SwappedCodes().clean, doc="man-page codes under freebsd5",
-    profile="freebsd5", catches=("return_code",),
+    profile="freebsd5", catches=(Rule.RETURN_CODE,),
 )

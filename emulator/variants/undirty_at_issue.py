@@ -4,6 +4,7 @@ Harmless while every write succeeds; a failed write then leaves a clean page
 whose data the pager never got.
 """
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.kernel import Kernel
 from emulator.kern.page import VmPage
@@ -20,5 +21,5 @@ class UndirtyAtIssue(MapClean):
 VARIANT = Variant(
     "undirty_at_issue", UndirtyAtIssue().clean,
     doc="clears dirty when the write is issued, not at completion",
-    profile="manpage", catches=("lost_store",),
+    profile="manpage", catches=(Rule.LOST_STORE,),
 )

@@ -1,5 +1,6 @@
 """Mutant ``unlock_between_passes`` (S): drops the map lock between pass 1 and pass 2."""
 
+from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.kernel import Kernel
 from emulator.kern.map import VmMap, VmMapEntry
@@ -19,5 +20,5 @@ class UnlockBetweenPasses(MapClean):
 VARIANT = Variant(
     "unlock_between_passes", UnlockBetweenPasses().clean,
     doc="drops the map lock between the two passes",
-    profile="manpage", catches=("single_entry", "stale_structure"),
+    profile="manpage", catches=(Rule.SINGLE_ENTRY, Rule.STALE_STRUCTURE),
 )

@@ -1,5 +1,6 @@
 """Mutant ``vnode_lock_while_busy`` (H): the fault sleeps for the vnode lock holding a busy page."""
 
+from emulator.check import Rule
 from emulator.kern.clean import REFERENCE
 from emulator.kern.fault import Fault
 from emulator.kern.object import VmObject
@@ -35,5 +36,5 @@ class VnodeLockWhileBusy(Fault):
 VARIANT = Variant(
     "vnode_lock_while_busy", REFERENCE.clean, fault=VnodeLockWhileBusy,
     doc="the fault sleeps for the vnode lock holding a busy page", profile="manpage",
-    catches=("deadlock", "lock_discipline"),
+    catches=(Rule.DEADLOCK, Rule.LOCK_DISCIPLINE),
 )

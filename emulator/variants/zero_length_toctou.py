@@ -5,6 +5,7 @@ dropped it, and cleaned that entry's range: the entry could be replaced in
 between.
 """
 
+from emulator.check import Rule
 from emulator.kern.clean import REFERENCE
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap
@@ -23,5 +24,5 @@ async def clean(vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: b
 
 VARIANT = Variant(
     "zero_length_toctou", clean, doc="computes the zero-length range, unlocks, then cleans",
-    profile="manpage", catches=("single_entry", "stale_structure"),
+    profile="manpage", catches=(Rule.SINGLE_ENTRY, Rule.STALE_STRUCTURE),
 )

@@ -13,10 +13,11 @@ def test_every_checker_is_registered_under_the_rule_it_reports() -> None:
         assert issubclass(cls, Checker) and cls.rule == rule
 
 
-def test_the_rules_are_the_report_strings_in_semantics_order() -> None:
-    assert [str(r) for r in RULES] == [
-        "single_entry", "lock_discipline", "deadlock", "stale_structure", "lost_store",
-        "invalidate", "return_code", "async_clean", "starvation", "crash"]
+def test_the_rules_keep_the_report_strings_in_semantics_order() -> None:
+    """Reports and traces name rules by these strings: a new rule may come, none may change."""
+    known = ["single_entry", "lock_discipline", "deadlock", "stale_structure", "lost_store",
+             "invalidate", "return_code", "async_clean", "starvation", "crash"]
+    assert [str(r) for r in RULES if r in known] == known
     assert Rule.LOST_STORE == "lost_store" and f"{Rule.CRASH}" == "crash"
 
 
