@@ -20,10 +20,10 @@ Two families:
   reads and wake-ups a footprint-aware strategy needs (:class:`Read`,
   :class:`Woke`).
 
-Events are slotted dataclasses: building one costs about what building the
-positional tuple did, and a field is read as fast as an index.  A recorded
-event is kept as its trace line's data (:data:`Recorded`); ``parse_event``
-turns a line back into its event.
+Events are slotted dataclasses: one small allocation where the event is
+emitted, a field read as fast as an index (BENCHMARKS.md, issue 8).  A
+recorded event is kept as its trace line's data (:data:`Recorded`);
+``parse_event`` turns a line back into its event.
 """
 
 from __future__ import annotations
@@ -130,7 +130,11 @@ class Ret(Event):
 @traced
 @dataclass(slots=True)
 class Sched(Event):
-    """A scheduling decision: ``chosen`` among ``runnable`` (two or more agents)."""
+    """A scheduling decision: ``chosen`` among ``runnable`` (two or more agents).
+
+    The scheduler's, not the kernel's: the harness records it straight into the
+    trace (no observer wants it), and reads it back from one.
+    """
 
     kind: ClassVar[str] = "sched"
     chosen: int

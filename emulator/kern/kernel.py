@@ -6,13 +6,14 @@ reaches ``curthread`` and the global queues.  The Kernel gives kernel code:
 * ``point()``, ``sleep(chan)``, ``wakeup(chan)`` and ``curcpu()`` from the
   scheduler it is given (any ``emulator.kern.sched.Sched``);
 * ``emit(event)``: one event (emulator.kern.events), passed to the observers
-  of its class (``observe``); with ``record``, traced events are kept as
-  ``(step, agent, kind, args)`` in ``events``;
+  of its class (``observe``); with ``record``, each traced event's trace line
+  is kept as ``(step, agent, kind, args)`` in ``events``;
 * the structure-lifetime and lock-discipline reports the checkers watch
   (``touch_*``, ``contract``, ``map_access``, ``page_freeing``: untraced
   events), which never depend on the clean variant's cooperation: they sit in
-  the primitives every variant uses.  The kernel names no rule: the checkers judge what it reports
-  and give their verdicts through ``monitor`` (``emulator.kern.monitor``).
+  the primitives every variant uses.  The kernel names no rule: the checkers
+  judge what it reports and give their verdicts through ``monitor``
+  (``emulator.kern.monitor``).
 """
 
 from __future__ import annotations
