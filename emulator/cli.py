@@ -34,6 +34,7 @@ from emulator.config import (
 from emulator.errors import BadInput, EmulatorError, InternalError, check_output_path
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
 from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
+from emulator.sched.drivers import DEFAULT_DRIVER, DRIVERS
 from emulator.sched.strategies import STRATEGIES, make_strategy
 from emulator.spec import Spec
 from emulator.variants import BUILTIN, load_variant
@@ -86,15 +87,23 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def _add_driver(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--driver", choices=tuple(DRIVERS), default=default,
+                   help=f"how the baton moves between agents (default: {default}); the "
+                   "executions are the same under every driver")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vmemu", description="Deterministic concurrency emulator of "
                      "FreeBSD's vm_map_clean and the paths that race with it.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run one execution")
     _add_common(run)
+    _add_driver(run, DEFAULT_DRIVER)
     run.add_argument("--trace", default=None, help="write the execution's trace to this file")
     explore = sub.add_parser("explore", help="run many executions, stop at the first violation")
     _add_common(explore)
+    _add_driver(explore, DEFAULT_DRIVER)
     limit = explore.add_mutually_exclusive_group()
     limit.add_argument("--iterations", type=int, default=None, help="executions to run")
     limit.add_argument("--time-budget", type=float, default=None, help="seconds to explore")
@@ -152,7 +161,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         profile=args.profile, variant=args.variant, strategy=args.strategy,
         pct_depth=args.pct_depth, preemption_bound=args.preemption_bound,
         reduction=None if args.reduction == "auto" else args.reduction == "on",
-        seed=args.seed, max_steps=args.max_steps)
+        seed=args.seed, max_steps=args.max_steps, driver=args.driver)
 
 
 class _Job:

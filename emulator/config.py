@@ -5,19 +5,21 @@ and is the only place its fields live: a campaign holds one, the mutants
 self-test builds one per workload, a trace header is written from one and read
 back into one, and every printed "rerun with" command is its :meth:`to_argv`.
 Two configs are equal exactly when they run the same executions: options the
-chosen strategy does not read are reset to their defaults.
+chosen strategy does not read are reset to their defaults, and the driver (how
+the baton moves, never what runs) takes no part in equality.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from emulator import __version__
 from emulator.check import all_checkers
 from emulator.machine import DEFAULT_MAX_STEPS, Machine
+from emulator.sched.drivers import DEFAULT_DRIVER, driver_class
 from emulator.sched.strategies import STRATEGIES, Strategy, make_strategy
 from emulator.spec import Spec
 from emulator.variants import Variant, load_variant
@@ -59,6 +61,9 @@ class RunConfig:
     ``params`` are the workload parameters as given (``--param`` strings),
     sorted; ``profile`` None means the workload's own; ``reduction`` None
     means auto (see :func:`auto_reduction`), and is resolved for dfs.
+    ``driver`` moves the baton (emulator/sched/drivers.py): the executions are
+    the same under every driver, so it is not compared and not in a trace
+    header, but a rerun command carries it when it is not the default.
     """
 
     workload: str
@@ -71,8 +76,10 @@ class RunConfig:
     reduction: bool | None = None
     seed: int = 0
     max_steps: int = DEFAULT_MAX_STEPS
+    driver: str = field(default=DEFAULT_DRIVER, compare=False)
 
     def __post_init__(self) -> None:
+        driver_class(self.driver)  # an unknown driver is bad input
         # Canonical form, so that equal configs are equal executions.
         put = object.__setattr__
         put(self, "params", tuple(sorted(dict(self.params).items())))
@@ -106,7 +113,8 @@ class RunConfig:
     def machine(self, variant: Variant | None = None, spec: Spec | None = None) -> Machine:
         """A machine for these executions; ``variant``: the already loaded one."""
         return Machine(spec or self.spec(), variant or load_variant(self.variant),
-                       self.make_strategy(), checkers=all_checkers(), max_steps=self.max_steps)
+                       self.make_strategy(), checkers=all_checkers(), max_steps=self.max_steps,
+                       driver=self.driver)
 
     # -- the command line -------------------------------------------------------------
 
@@ -133,6 +141,8 @@ class RunConfig:
         words += ["--seed", str(self.seed)]
         if self.max_steps != DEFAULT_MAX_STEPS:
             words += ["--max-steps", str(self.max_steps)]
+        if self.driver != DEFAULT_DRIVER:
+            words += ["--driver", self.driver]
         return words
 
     def command(self) -> str:

@@ -3,6 +3,8 @@
 One ``trio.run`` serves a whole campaign; each execution rebuilds the machine
 (kernel state, agents, checkers) from the spec and the seed.  Agents are one
 per CPU plus the disk; CPU ``i`` is agent ``i``, the disk is the last agent.
+The driver (``trio``, the reference, or ``direct``) moves the baton between
+them; it changes how fast an execution runs, never what it does.
 
 After every CPU finishes, the harness performs the final trusted flush: the
 reference flush path, run outside the scheduler, writes every dirty page of
@@ -30,8 +32,9 @@ from emulator.kern.pager import Pager
 from emulator.kern.pmap import fold_modified
 from emulator.kern.profile import PROFILES
 from emulator.kern.syscalls import make_entry, munmap_path, result_value, wire_now
+from emulator.sched.drivers import DEFAULT_DRIVER, driver_class, make_scheduler
 from emulator.sched.outcome import Outcome
-from emulator.sched.scheduler import AgentState, Scheduler
+from emulator.sched.scheduler import Scheduler
 from emulator.sched.strategies import Strategy
 from emulator.spec import Op, Spec
 from emulator.variants.base import Variant
@@ -118,6 +121,7 @@ class Machine:
         checkers: Sequence[CheckerFactory] | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
         record: bool = False,
+        driver: str = DEFAULT_DRIVER,
     ) -> None:
         self.spec = spec
         self.variant = variant
@@ -125,6 +129,8 @@ class Machine:
         self.checkers = list(checkers or [])
         self.max_steps = max_steps
         self.record = record
+        self.driver = driver
+        driver_class(driver)  # an unknown driver is bad input now, not at the first execution
         self.sink: Callable[[list[Recorded]], None] | None = None  # the trace writer's
         self.stall_seconds = 2.0
         self.kernel: Kernel | None = None  # the last execution's, for tests
@@ -133,15 +139,14 @@ class Machine:
         """Run one execution with ``seed``; return what happened."""
         spec = spec or self.spec
         self.strategy.reset(seed)
-        sched = Scheduler(self.strategy, self.max_steps, self.stall_seconds)
+        sched = make_scheduler(self.driver, self.strategy, self.max_steps, self.stall_seconds)
         cpus = [sched.add_agent(f"cpu{i}") for i in range(len(spec.cpus))]
         disk_agent = sched.add_agent("disk", daemon=True)
         k = build_kernel(spec, sched, self.variant, self.record)
         k.disk.aid = disk_agent.aid
         # The disk starts idle, asleep on its empty queue: it is not a choice
         # until there is a write to complete.
-        disk_agent.state = AgentState.BLOCKED
-        disk_agent.chan = k.disk
+        sched.start_asleep(disk_agent, k.disk)
         k.sink = self.sink
         self.kernel = k
         if self.record:

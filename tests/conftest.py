@@ -1,7 +1,7 @@
 """Shared fixtures: run a hand-written spec on a Machine and look at the kernel it left.
 
 ``run_spec(spec_dict, profile, seed=0, checkers=(), strategy=None, variant=None,
-max_steps=...)`` is an async callable returning ``(execution, kernel)``.
+max_steps=..., driver=...)`` is an async callable returning ``(execution, kernel)``.
 ``snapshot(k)`` captures every page-table entry, every resident page of every
 object reachable from the maps and files, and every pager, as plain data.
 ``watch(k, into)`` builds a :class:`Watch`, a checker that records the pager
@@ -20,6 +20,7 @@ from emulator.check.base import Checker
 from emulator.kern.events import CleanCall, CleanReturn, IoDone, IoIssue, Store
 from emulator.kern.kernel import Kernel
 from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
+from emulator.sched.drivers import DEFAULT_DRIVER
 from emulator.sched.strategies import RandomStrategy, Strategy
 from emulator.spec import Spec, parse_spec
 from emulator.variants import Variant, load_variant
@@ -131,10 +132,11 @@ async def _run_spec(
     strategy: Strategy | None = None,
     variant: Variant | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
+    driver: str = DEFAULT_DRIVER,
 ) -> tuple[Execution, Kernel]:
     spec = data if isinstance(data, Spec) else parse_spec(data, source="test", profile=profile)
     machine = Machine(spec, variant or load_variant("reference"), strategy or RandomStrategy(),
-                      checkers=list(checkers), max_steps=max_steps)
+                      checkers=list(checkers), max_steps=max_steps, driver=driver)
     ex = await machine.execute(seed)
     assert machine.kernel is not None
     return ex, machine.kernel

@@ -1,6 +1,7 @@
-"""The controlled scheduler and its strategies."""
+"""The controlled scheduler, its drivers and its strategies."""
 
 from emulator.kern.sched import WaitChannel
+from emulator.sched.drivers import DEFAULT_DRIVER, DRIVERS, make_scheduler
 from emulator.sched.scheduler import Abort, Agent, AgentState, Scheduler
 from emulator.sched.strategies import (
     STRATEGIES,
@@ -11,6 +12,8 @@ from emulator.sched.strategies import (
 )
 
 __all__ = [
+    "DEFAULT_DRIVER",
+    "DRIVERS",
     "STRATEGIES",
     "Abort",
     "Agent",
@@ -20,5 +23,6 @@ __all__ = [
     "Scheduler",
     "Strategy",
     "WaitChannel",
+    "make_scheduler",
     "make_strategy",
 ]

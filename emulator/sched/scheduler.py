@@ -2,37 +2,51 @@
 
 Design
 ------
-Every CPU (and the disk that completes I/O) is a Trio task, an *agent*.  At any
-moment exactly one agent holds the baton; every other agent is parked inside
-``trio.lowlevel.wait_task_rescheduled``.  An agent gives the baton away only at
-a *schedule point* (``point``), when it goes to sleep on a wait channel
-(``sleep``), or when it finishes.  There the strategy picks the next agent from
-the runnable ones; if it picks the current agent, nothing touches Trio at all,
-otherwise the baton moves with ``trio.lowlevel.reschedule``.  Trio therefore
-never has two of our tasks runnable at once and never chooses an order
-(PLATFORM.md: Trio's own run-queue order is not deterministic).
+Every CPU (and the disk that completes I/O) is an *agent*: a coroutine.  At
+any moment exactly one agent holds the baton; every other agent is parked.  An
+agent gives the baton away only at a *schedule point* (``point``), when it goes
+to sleep on a wait channel (``sleep``), or when it finishes.  There the
+strategy picks the next agent from the runnable ones; if it picks the current
+agent, the agent simply goes on, otherwise the baton moves.
+
+How the baton moves is the *driver*'s business, and the only thing the drivers
+differ in (everything that decides anything is in :class:`Scheduler`, shared):
+
+* :class:`~emulator.sched.trio_driver.TrioScheduler`, the reference: every
+  agent is a Trio task parked in ``trio.lowlevel.wait_task_rescheduled``, and
+  the baton moves with ``trio.lowlevel.reschedule``.  Trio never has two of our
+  tasks runnable at once, so it never chooses an order (PLATFORM.md: Trio's own
+  run-queue order is not deterministic).
+* :class:`~emulator.sched.direct.DirectScheduler`: no event loop at all; a
+  plain loop sends ``None`` into the coroutine holding the baton, and an agent
+  that gives the baton away yields a sentinel back to it.
+
+Both run the same agent coroutines through the same decisions, so an
+execution's trace is byte-for-byte the same under either (tests/sched and
+benchmarks/drivers.py check it over every workload and strategy).
 
 Blocking is modelled here, never with Trio primitives: an agent that must wait
 for a lock, a busy page or an I/O is marked BLOCKED on a *channel* (any object
 with ``wait_holders()`` and ``wait_name()``), and ``wakeup(channel)`` makes its
 sleepers runnable again.  Like the kernel's sleep/wakeup, a woken agent
-re-checks its condition itself.
+re-checks its condition itself.  The runnable agents are kept as a tuple of
+ids, rebuilt only when an agent blocks, wakes or finishes: a schedule point
+reads it as it is.
 
 When no agent can run:
   * if every non-daemon agent is done, the execution is over (``ok``);
   * otherwise it is a deadlock, reported with its wait-for cycle.
 A step bound turns a livelock or an endless rescan into ``starvation``.
 
-Ending an execution (normally or not) reschedules every parked agent with an
-``Abort`` exception; kernel code never catches it, so nothing runs after the
-end.  The harness's main task is parked too and is woken last.
+Ending an execution (normally or not) raises ``Abort`` in every parked agent;
+kernel code never catches it, so nothing runs after the end.
 
 The strategy is code outside the variant: when it raises at a decision (a
 replay that cannot follow its recording, a search asked for more after it is
 exhausted, a choice of an agent that cannot run), the execution ends at once
 with no agent blamed, and ``error`` holds the exception for the harness to
 raise once every agent has unwound.  The watchdog ends an execution in which
-no agent holds the baton the same way.
+no agent holds the baton the same way (``abandon``).
 
 Prior art: Coyote's and Shuttle's "one runnable task at a time" controlled
 schedulers, and trio's own ``_parking_lot`` for the handoff idiom.
@@ -41,19 +55,19 @@ schedulers, and trio's own ``_parking_lot`` for the handoff idiom.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
-
-import outcome
-import trio
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, ClassVar, NoReturn
 
 from emulator.errors import InternalError
 from emulator.kern.sched import WaitChannel
 from emulator.sched.outcome import Outcome
-from emulator.sched.strategies import Strategy
-from emulator.sched.watchdog import NoSchedulePoint, watch
+from emulator.sched.strategies import PRUNE, Strategy
+from emulator.sched.watchdog import NoSchedulePoint
 
-PRUNE = -2  # a strategy's answer meaning "abandon this execution: it is redundant"
+__all__ = ["PRUNE", "Abort", "Agent", "AgentState", "Body", "Scheduler"]
+
+# An agent's program: called once, when the agent first gets the baton.
+Body = Callable[[], Coroutine[Any, Any, Any]]
 
 
 class Abort(BaseException):
@@ -66,10 +80,15 @@ class AgentState(enum.IntEnum):
     DONE = 2
 
 
+RUNNABLE = AgentState.RUNNABLE
+BLOCKED = AgentState.BLOCKED
+DONE = AgentState.DONE
+
+
 class Agent:
     """One schedulable actor: a CPU, or a daemon such as the disk."""
 
-    __slots__ = ("aid", "chan", "daemon", "name", "parked", "scope", "state", "task")
+    __slots__ = ("aid", "chan", "coro", "daemon", "name", "parked", "scope", "state", "task")
 
     def __init__(self, aid: int, name: str, daemon: bool) -> None:
         self.aid = aid
@@ -77,19 +96,19 @@ class Agent:
         self.daemon = daemon
         self.state = AgentState.RUNNABLE
         self.chan: WaitChannel | None = None
-        self.task: trio.lowlevel.Task | None = None
-        self.scope: trio.CancelScope | None = None  # the watchdog cancels a foreign await
-        # Waiting in the scheduler with no reschedule pending: the one state in
+        # Waiting in the scheduler with no hand-over pending: the one state in
         # which the scheduler may (and, to end the execution, must) wake it.
         self.parked = False
-
-
-def _no_abort(_: Any) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.FAILED
+        self.task: Any = None  # the Trio driver's task
+        self.scope: Any = None  # the Trio driver's cancel scope (the watchdog cancels it)
+        self.coro: Coroutine[Any, Any, Any] | None = None  # the direct driver's coroutine
 
 
 class Scheduler:
     """Run one execution's agents one at a time, in the order a strategy picks.
+
+    A driver subclass moves the baton (``run``, ``_give``, ``_switch``,
+    ``_release``); everything else, every decision included, is here.
 
     Attributes read by the harness after the execution:
       ``outcome``  an Outcome: ok, deadlock, starvation, crash, pruned, interrupted or
@@ -101,6 +120,8 @@ class Scheduler:
       ``step``     schedule points passed
       ``decisions`` the agent chosen at every decision with two or more candidates
     """
+
+    driver: ClassVar[str] = ""
 
     def __init__(self, strategy: Strategy, max_steps: int, stall_seconds: float = 2.0) -> None:
         self.strategy = strategy
@@ -118,86 +139,32 @@ class Scheduler:
         self.on_decision: Callable[[int, Sequence[int], int], None] | None = None
         self.crash_exc: BaseException | None = None
         self.error: Exception | None = None
-        self.stalled = False  # set by the watchdog before it cancels a stuck agent
+        self.stalled = False  # the watchdog named the one agent that never came back
         self.states_at_end: list[AgentState] = []  # agent states when the execution ended
-        self._main: trio.lowlevel.Task | None = None
-        self._main_waiting = False  # the main task is parked until the execution ends
-        self._parked = 0
+        self.runnable: tuple[int, ...] = ()  # the runnable agents' ids, ascending
+        self._choose_of = strategy.choose
 
     # -- setup -------------------------------------------------------------
 
     def add_agent(self, name: str, daemon: bool = False) -> Agent:
         agent = Agent(len(self.agents), name, daemon)
         self.agents.append(agent)
+        self._refresh()
         return agent
 
-    async def run(self, bodies: Sequence[Callable[[], Any]]) -> None:
-        """Run one execution: ``bodies[i]`` is agent i's coroutine function."""
-        assert len(bodies) == len(self.agents)
-        self._main = trio.lowlevel.current_task()
-        watch(self, self.stall_seconds)
-        async with trio.open_nursery() as nursery:
-            for agent, body in zip(self.agents, bodies, strict=True):
-                nursery.start_soon(self._agent_main, agent, body)
-            # Wait until every agent is parked, then hand out the first baton.
-            self._main_waiting = True
-            await trio.lowlevel.wait_task_rescheduled(_no_abort)
-            if self.over:
-                return  # the watchdog gave up on this execution
-            try:
-                first = self._choose(None)
-            except Abort:
-                return  # the strategy failed at the first decision; _end released the agents
-            if first is None:
-                self._stuck()
-                return
-            self._main_waiting = True
-            self._give(first)
-            await trio.lowlevel.wait_task_rescheduled(_no_abort)
+    def start_asleep(self, agent: Agent, chan: WaitChannel) -> None:
+        """Before the run: ``agent`` starts asleep on ``chan`` (the idle disk).
 
-    async def _agent_main(self, agent: Agent, body: Callable[[], Any]) -> None:
-        agent.task = trio.lowlevel.current_task()
-        if self.over:
-            return  # abandoned before this agent ever parked
-        self._parked += 1
-        if self._parked == len(self.agents):
-            self._wake_main()
-        try:
-            agent.parked = True
-            await trio.lowlevel.wait_task_rescheduled(_no_abort)
-            with trio.CancelScope() as agent.scope:
-                await body()
-        except Abort:
-            return
-        except NoSchedulePoint as exc:
-            if not self.over:
-                self.stalled = True
-                self.blame = [agent.aid]
-                self._end(Outcome.STARVATION, str(exc))
-            return
-        except Exception as exc:  # the variant or kernel code under test crashed
-            if self.over:
-                return
-            self.blame = [agent.aid]
-            self.crash_exc = exc
-            self._end(Outcome.CRASH, f"{agent.name} raised {type(exc).__name__}: {exc}")
-            return
-        except BaseException:
-            # vmemu itself is going down (Ctrl-C, an internal error): release
-            # every parked agent so the nursery can unwind instead of hanging.
-            if not self.over:
-                self._end(Outcome.INTERRUPTED, f"{agent.name} was interrupted")
-            raise
-        if agent.scope.cancelled_caught:
-            if not self.over:
-                self.blame = [agent.aid]
-                self._end(Outcome.STARVATION, f"{agent.name} awaited something outside the "
-                          "emulator and never came back (an await the scheduler does not control)")
-            return
-        agent.state = AgentState.DONE
-        if self.over:
-            return
-        self._pass_on(agent)
+        It is no choice until ``wakeup(chan)``; its body starts when it first
+        gets the baton.
+        """
+        agent.state = BLOCKED
+        agent.chan = chan
+        self._refresh()
+
+    async def run(self, bodies: Sequence[Body]) -> None:
+        """Run one execution: ``bodies[i]`` is agent i's coroutine function."""
+        raise NotImplementedError
 
     # -- the three ways to give the baton away ------------------------------
 
@@ -205,16 +172,16 @@ class Scheduler:
         """A schedule point: let the strategy pick who runs next."""
         if self.over:
             raise Abort()
-        self.step += 1
-        if self.step > self.max_steps:
+        self.step = step = self.step + 1
+        if step > self.max_steps:
             self._end(Outcome.STARVATION, f"no end after {self.max_steps} steps")
             raise Abort()
         cur = self.current
         assert cur is not None
-        runnable = [a for a in self.agents if a.state == AgentState.RUNNABLE]
-        if len(runnable) == 1:
+        runnable = self.runnable
+        if len(runnable) == 1:  # the current agent alone
             if self.consult_single:
-                self._single(runnable[0])
+                self._single(cur)
             return
         nxt = self._pick(runnable, cur)
         if nxt is not cur:
@@ -226,8 +193,9 @@ class Scheduler:
             raise Abort()
         cur = self.current
         assert cur is not None
-        cur.state = AgentState.BLOCKED
+        cur.state = BLOCKED
         cur.chan = chan
+        self._refresh()
         nxt = self._choose(cur)
         if nxt is None:
             self._stuck()
@@ -236,58 +204,102 @@ class Scheduler:
 
     def wakeup(self, chan: WaitChannel) -> None:
         """Make every agent sleeping on ``chan`` runnable.  Not a schedule point."""
+        woke = False
         for a in self.agents:
             if a.chan is chan:
                 a.chan = None
-                a.state = AgentState.RUNNABLE
+                a.state = RUNNABLE
+                woke = True
+        if woke:
+            self._refresh()
 
     def abort(self, result: str, detail: str) -> NoReturn:
         """End the execution as ``result`` from inside the running agent, and unwind it."""
         self._end(Outcome(result), detail)
         raise Abort()
 
+    def _finished(self, done: Agent) -> None:
+        """``done``'s body returned: it is DONE, and the baton goes on."""
+        done.state = DONE
+        self._refresh()
+        if not self.over:
+            self._pass_on(done)
+
     def _pass_on(self, done: Agent) -> None:
         try:
             nxt = self._choose(done)
         except Abort:
-            return  # the strategy pruned the execution; _end woke the harness
+            return  # the strategy pruned the execution, or failed; _end released the agents
         if nxt is None:
             self._stuck()
             return
         self._give(nxt)
 
-    # -- internals -----------------------------------------------------------
+    # -- how an agent's body ended -------------------------------------------
 
-    def _pick(self, runnable: list[Agent], cur: Agent | None) -> Agent:
-        aids = [a.aid for a in runnable]
+    def _no_point(self, agent: Agent, exc: NoSchedulePoint) -> None:
+        """The watchdog stopped ``agent``: it ran too long without a schedule point."""
+        if not self.over:
+            self.stalled = True
+            self.blame = [agent.aid]
+            self._end(Outcome.STARVATION, str(exc))
+
+    def _crashed(self, agent: Agent, exc: Exception) -> None:
+        """The variant or kernel code under test raised in ``agent``."""
+        if not self.over:
+            self.blame = [agent.aid]
+            self.crash_exc = exc
+            self._end(Outcome.CRASH, f"{agent.name} raised {type(exc).__name__}: {exc}")
+
+    def _interrupted(self, agent: Agent) -> None:
+        """vmemu itself is going down (Ctrl-C, an internal error) while ``agent`` ran:
+        release every parked agent so that the driver can unwind instead of hanging."""
+        if not self.over:
+            self._end(Outcome.INTERRUPTED, f"{agent.name} was interrupted")
+
+    def _foreign(self, agent: Agent, detail: str) -> None:
+        """``agent`` awaited something the scheduler does not control."""
+        if not self.over:
+            self.stalled = True
+            self.blame = [agent.aid]
+            self._end(Outcome.STARVATION, f"{agent.name} awaited something outside the "
+                      f"emulator{detail} (an await the scheduler does not control)")
+
+    # -- decisions -----------------------------------------------------------
+
+    def _refresh(self) -> None:
+        self.runnable = tuple([a.aid for a in self.agents if a.state == RUNNABLE])
+
+    def _pick(self, runnable: tuple[int, ...], cur: Agent | None) -> Agent:
         try:
-            chosen = self.strategy.choose(aids, cur.aid if cur is not None else -1)
+            chosen = self._choose_of(runnable, cur.aid if cur is not None else -1)
         except Exception as exc:
             self._fail(exc)
-        if chosen not in aids:
+        if chosen not in runnable:
             if chosen != PRUNE:
                 self._fail(InternalError(
                     f"the {self.strategy.name} strategy chose agent {chosen}, which cannot run "
-                    f"(runnable {aids})"))
+                    f"(runnable {list(runnable)})"))
             if cur is not None:
                 # The strategy knows every continuation is equivalent to one it
                 # already explored (a sleep-set-blocked path): stop here.
                 self._end(Outcome.PRUNED, "")
                 raise Abort()
-            chosen = aids[0]  # the first decision is never redundant
+            chosen = runnable[0]  # the first decision is never redundant
         self.decisions.append(chosen)
         if self.on_decision is not None:
-            self.on_decision(self.step, aids, chosen)
+            self.on_decision(self.step, runnable, chosen)
         return self.agents[chosen]
 
     def _choose(self, cur: Agent | None) -> Agent | None:
-        runnable = [a for a in self.agents if a.state == AgentState.RUNNABLE]
+        runnable = self.runnable
         if not runnable:
             return None
         if len(runnable) == 1:
+            only = self.agents[runnable[0]]
             if self.consult_single and cur is not None:
-                self._single(runnable[0])
-            return runnable[0]
+                self._single(only)
+            return only
         return self._pick(runnable, cur)
 
     def _single(self, only: Agent) -> None:
@@ -300,24 +312,9 @@ class Scheduler:
             self._end(Outcome.PRUNED, "")
             raise Abort()
 
-    def _give(self, agent: Agent) -> None:
-        """Hand the baton to a parked agent."""
-        self.current = agent
-        agent.parked = False
-        assert agent.task is not None
-        trio.lowlevel.reschedule(agent.task)
-
-    async def _switch(self, cur: Agent, nxt: Agent) -> None:
-        self.current = nxt
-        nxt.parked = False
-        assert nxt.task is not None
-        trio.lowlevel.reschedule(nxt.task)
-        cur.parked = True
-        await trio.lowlevel.wait_task_rescheduled(_no_abort)
-
     def _stuck(self) -> None:
         """No agent can run: the execution is over, or deadlocked."""
-        waiting = [a for a in self.agents if a.state == AgentState.BLOCKED and not a.daemon]
+        waiting = [a for a in self.agents if a.state == BLOCKED and not a.daemon]
         if not waiting:
             self._end(Outcome.OK, "")
             return
@@ -339,7 +336,7 @@ class Scheduler:
         """Return a wait-for cycle among blocked agents as (agent, channel) pairs."""
         edges: dict[int, list[int]] = {}
         for a in self.agents:
-            if a.state == AgentState.BLOCKED and a.chan is not None:
+            if a.state == BLOCKED and a.chan is not None:
                 edges[a.aid] = [h for h in a.chan.wait_holders() if h != a.aid]
         # Depth-first search in agent order: deterministic.
         for start in sorted(edges):
@@ -366,6 +363,8 @@ class Scheduler:
             path.pop()
         return None
 
+    # -- ending ----------------------------------------------------------------
+
     def _fail(self, exc: Exception) -> NoReturn:
         """Something outside the variant failed: end the execution, blame no agent."""
         self.error = exc
@@ -375,8 +374,8 @@ class Scheduler:
     def abandon(self, exc: InternalError) -> None:
         """End an execution in which no agent holds the baton (the watchdog's last resort).
 
-        Called from Trio's loop, so no task is running: every parked agent,
-        the current one included, is released with ``Abort``.
+        Called when no agent is running: every parked agent, the current one
+        included, is released with ``Abort``.
         """
         if self.over:
             return
@@ -387,16 +386,27 @@ class Scheduler:
     def holder_running(self) -> bool:
         """Whether an agent holds the baton and is running (or awaiting) rather than parked."""
         cur = self.current
-        return cur is not None and not cur.parked and cur.state != AgentState.DONE
+        return cur is not None and not cur.parked and cur.state != DONE
 
-    def _wake_main(self) -> None:
-        if self._main_waiting:
-            self._main_waiting = False
-            assert self._main is not None
-            trio.lowlevel.reschedule(self._main)
+    def stall_exception(self, seconds: float) -> BaseException | None:
+        """What the watchdog's signal raises in the main thread, where it lands now,
+        after ``seconds`` without a step.
+
+        ``NoSchedulePoint`` when the current agent's own code is running there
+        (a loop with no schedule point); None anywhere else, by default.
+        """
+        return None
+
+    def _no_point_error(self, seconds: float) -> NoSchedulePoint:
+        cur = self.current
+        name = cur.name if cur is not None else "?"
+        return NoSchedulePoint(
+            f"{name} ran {seconds:g}s without reaching a schedule point "
+            "(a loop that never calls into the kernel?)")
 
     def _end(self, result: Outcome, detail: str) -> None:
-        """Finish the execution: abort every parked agent, wake the harness."""
+        """Finish the execution: every agent but the current one is done, and the
+        parked ones are released with ``Abort`` (by the driver)."""
         if self.over:
             return
         self.over = True
@@ -405,11 +415,31 @@ class Scheduler:
         self.states_at_end = [a.state for a in self.agents]
         cur = self.current
         for a in self.agents:
-            if a is not cur and a.state != AgentState.DONE and a.task is not None:
-                a.state = AgentState.DONE
+            if a is not cur and a.state != DONE and self._started(a):
+                a.state = DONE
                 if a.parked:
                     a.parked = False
-                    trio.lowlevel.reschedule(a.task, outcome.Error(Abort()))
-        # The main task may be the caller (a strategy failing at the first
-        # decision): it is woken only when it is parked.
-        self._wake_main()
+                    self._release(a)
+        self._ended()
+
+    # -- the driver's part -------------------------------------------------------
+
+    def _started(self, agent: Agent) -> bool:
+        """Whether ``agent`` exists for the driver yet (it must be released at the end)."""
+        raise NotImplementedError
+
+    def _release(self, agent: Agent) -> None:
+        """Make parked ``agent`` raise ``Abort`` (now, or once the running code yields)."""
+        raise NotImplementedError
+
+    def _ended(self) -> None:
+        """The execution just ended (the driver may wake the harness)."""
+
+    def _give(self, agent: Agent) -> None:
+        """Hand the baton to parked ``agent``, from outside any agent's code."""
+        raise NotImplementedError
+
+    async def _switch(self, cur: Agent, nxt: Agent) -> None:
+        """Hand the baton from the running ``cur`` to parked ``nxt``; return when ``cur``
+        has it again."""
+        raise NotImplementedError

@@ -53,6 +53,8 @@ from emulator.kern.events import (
 )
 from emulator.sched.outcome import Outcome
 
+PRUNE = -2  # a strategy's answer meaning "abandon this execution: it is redundant"
+
 
 class Strategy:
     """The interface: ``reset`` per execution, ``choose`` per decision.
@@ -414,8 +416,6 @@ class DfsStrategy(Strategy):
         return node.preemptions + int(preempt) <= self.bound
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
-        from emulator.sched.scheduler import PRUNE
-
         if self.exhausted:
             raise SearchExhausted(f"dfs: every schedule with {self._bound_text()} has run; "
                                   "no execution is left")
@@ -454,8 +454,6 @@ class DfsStrategy(Strategy):
 
     def single(self, aid: int) -> int:
         """Only ``aid`` can run: PRUNE if its step is asleep here (already explored)."""
-        from emulator.sched.scheduler import PRUNE
-
         if not self.reduction or self.pos == 0:
             return aid
         node = self.stack[self.pos - 1]

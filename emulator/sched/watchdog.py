@@ -1,17 +1,23 @@
 """The watchdog: no execution hangs silently.
 
-A variant can hang in two ways the step bound cannot see: a Python loop with
-no schedule point (the agent never gives the baton back), or an ``await`` on
-something outside the emulator (``trio.sleep_forever()``: Trio's loop idles
-with no task runnable).  A daemon thread watches the running execution's step
-counter; when it has not moved for ``stall_seconds``:
+A variant can hang in ways the step bound cannot see: a Python loop with no
+schedule point (the agent never gives the baton back), or an ``await`` on
+something outside the emulator.  What the drivers can check themselves, they
+do, deterministically: the direct driver sees a foreign ``await`` at once (the
+agent yields something that is not its baton) and a lost baton at the next
+hand-over.  What no check can see is code that never returns; for that, a
+daemon thread watches the running execution's step counter, and when it has not
+moved for ``stall_seconds``:
 
-* it sends SIGUSR1 to the main thread, whose handler raises
-  ``NoSchedulePoint`` -- but only if the code running is the current agent's
-  task, so Trio's own loop is never interrupted;
-* it asks Trio's loop, thread-safely, to look at the execution.  If an
-  agent holds the baton and is not parked in the scheduler, it is stuck in a
-  foreign await: its cancel scope is cancelled, which wakes it.
+* it sends SIGUSR1 to the main thread, whose handler raises what the
+  scheduler's ``stall_exception`` says: ``NoSchedulePoint`` only if the code
+  running is the current agent's own (its Trio task, or its coroutine under the
+  direct driver), so Trio's loop and the harness are never interrupted by it;
+  the direct driver's harness code stalling is vmemu's fault, an
+  ``InternalError``;
+* under the Trio driver, it asks Trio's loop, thread-safely, to look at the
+  execution.  If an agent holds the baton and is not parked in the scheduler,
+  it is stuck in a foreign await: its cancel scope is cancelled, which wakes it.
 
 Either way the scheduler ends the execution as ``starvation``, blaming the
 variant.  But when Trio's loop finds that *no* agent holds the baton -- every
@@ -21,8 +27,9 @@ baton.  The watchdog then abandons the execution (every parked task released,
 the nursery unwinds) with an ``InternalError``, which vmemu reports as one
 internal-error line (exit code 70), never as the variant's fault.
 
-Wall-clock time decides only *whether* a hung execution is stopped, never a
-scheduling choice; the stop lands at the same step every time.
+The wall clock is only a safety net: it decides *whether* a hung execution is
+stopped, never a scheduling choice, and the stop lands at the same step every
+time.
 """
 
 from __future__ import annotations
@@ -31,12 +38,11 @@ import contextlib
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
 import trio
-
-from emulator.errors import InternalError
 
 if TYPE_CHECKING:
     from emulator.sched.scheduler import Scheduler
@@ -50,6 +56,7 @@ class _Watch:
     def __init__(self) -> None:
         self.sched: Scheduler | None = None
         self.token: trio.lowlevel.TrioToken | None = None
+        self.in_loop: Callable[[int, float], None] | None = None  # run by the token's loop
         self.stall_seconds = 2.0
         self.thread: threading.Thread | None = None
         self.installed = False
@@ -62,35 +69,18 @@ WATCH = _Watch()
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     sched = WATCH.sched
-    if sched is None or sched.over or sched.current is None:
+    if sched is None or sched.over:
         return
-    try:
-        task = trio.lowlevel.current_task()
-    except RuntimeError:
-        return  # inside Trio's loop itself: the cancel request handles it
-    if task is sched.current.task:
-        raise NoSchedulePoint(
-            f"{sched.current.name} ran {WATCH.stall_seconds:g}s without reaching a schedule "
-            "point (a loop that never calls into the kernel?)"
-        )
+    exc = sched.stall_exception(WATCH.stall_seconds)
+    if exc is not None:
+        raise exc
 
 
 def _stalled(sched: Scheduler, step: int) -> None:
-    """Runs in Trio's loop (no task is running): cancel a foreign await, or give up."""
-    if WATCH.sched is not sched or sched.over or sched.step != step:
-        return
-    cur = sched.current
-    if sched.holder_running():
-        assert cur is not None
-        if cur.scope is not None:
-            sched.stalled = True
-            cur.scope.cancel()
-        return
-    holder = "no agent had been given the baton" if cur is None else (
-        f"{cur.name} holds the baton but is {'parked' if cur.parked else 'done'}")
-    sched.abandon(InternalError(
-        f"the execution made no progress for {WATCH.stall_seconds:g}s at step {step} with no "
-        f"agent running ({holder}): a bug in vmemu, not in the variant"))
+    """Runs in Trio's loop (no task is running): let the driver look at the execution."""
+    in_loop = WATCH.in_loop
+    if WATCH.sched is sched and in_loop is not None:
+        in_loop(step, WATCH.stall_seconds)
 
 
 def _run() -> None:
@@ -119,8 +109,13 @@ def _run() -> None:
                 token.run_sync_soon(_stalled, sched, last_step)
 
 
-def watch(sched: Scheduler, stall_seconds: float) -> None:
-    """Watch ``sched`` (the execution about to run) from now on."""
+def watch(sched: Scheduler, stall_seconds: float, token: trio.lowlevel.TrioToken | None = None,
+          in_loop: Callable[[int, float], None] | None = None) -> None:
+    """Watch ``sched`` (the execution about to run) from now on.
+
+    ``token``: the Trio loop that runs its agents, which runs ``in_loop(step,
+    seconds)`` when the execution has stalled at ``step``.
+    """
     with WATCH.lock:
         if not WATCH.installed:
             WATCH.installed = True
@@ -130,5 +125,6 @@ def watch(sched: Scheduler, stall_seconds: float) -> None:
             WATCH.thread = threading.Thread(target=_run, name="vmemu-watchdog", daemon=True)
             WATCH.thread.start()
         WATCH.stall_seconds = stall_seconds
-        WATCH.token = trio.lowlevel.current_trio_token()
+        WATCH.token = token
+        WATCH.in_loop = in_loop
         WATCH.sched = sched

@@ -23,6 +23,7 @@ import pytest
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.profile import PROFILES
 from emulator.machine import Machine
+from emulator.sched.drivers import make_scheduler
 from emulator.sched.scheduler import AgentState, Scheduler
 from emulator.sched.strategies import RandomStrategy, ReplayStrategy, Strategy
 from emulator.variants import Variant, load_variant
@@ -31,10 +32,11 @@ from workloads import build_workload
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def machine(name: str = "writers_vs_msync", seed: int = 0, profile: str | None = None,
-            strategy: Any = None, **kw: Any) -> Machine:
+def machine(driver: str, name: str = "writers_vs_msync", seed: int = 0,
+            profile: str | None = None, strategy: Any = None, **kw: Any) -> Machine:
     spec = build_workload(name, {}, seed, profile)
-    return Machine(spec, load_variant("reference"), strategy or RandomStrategy(), **kw)
+    return Machine(spec, load_variant("reference"), strategy or RandomStrategy(), driver=driver,
+                   **kw)
 
 
 # --- the primitives, on a bare scheduler ------------------------------------------------------
@@ -71,10 +73,11 @@ class Ordered(Strategy):
         return runnable[0]
 
 
-async def run_agents(*bodies: Body, strategy: Strategy | None = None, max_steps: int = 1000,
-                     daemons: Iterable[int] = ()) -> Scheduler:
-    """Run one execution of ``bodies`` (agent i: ``cpu<i>``, or ``daemon<i>``)."""
-    sched = Scheduler(strategy or Ordered(), max_steps)
+async def run_agents(driver: str, *bodies: Body, strategy: Strategy | None = None,
+                     max_steps: int = 1000, daemons: Iterable[int] = ()) -> Scheduler:
+    """Run one execution of ``bodies`` (agent i: ``cpu<i>``, or ``daemon<i>``) under
+    ``driver``."""
+    sched = make_scheduler(driver, strategy or Ordered(), max_steps)
     daemon_set = set(daemons)
     for i in range(len(bodies)):
         sched.add_agent(f"daemon{i}" if i in daemon_set else f"cpu{i}", daemon=i in daemon_set)
@@ -89,7 +92,7 @@ async def run_agents(*bodies: Body, strategy: Strategy | None = None, max_steps:
     return sched
 
 
-async def test_a_point_hands_the_baton_to_the_agent_the_strategy_picks() -> None:
+async def test_a_point_hands_the_baton_to_the_agent_the_strategy_picks(driver: str) -> None:
     log: list[str] = []
     order = Ordered(0, 1)
 
@@ -102,12 +105,14 @@ async def test_a_point_hands_the_baton_to_the_agent_the_strategy_picks() -> None
     async def second(sched: Scheduler) -> None:
         log.append("cpu1")
 
-    sched = await run_agents(first, second, strategy=order)
+    sched = await run_agents(driver, first, second, strategy=order)
     assert sched.outcome == "ok"
     assert log == ["cpu0 before", "cpu1", "cpu0 after"]
 
 
-async def test_a_point_keeps_running_the_current_agent_when_the_strategy_picks_it() -> None:
+async def test_a_point_keeps_running_the_current_agent_when_the_strategy_picks_it(
+    driver: str,
+) -> None:
     log: list[str] = []
 
     async def body(sched: Scheduler) -> None:
@@ -116,31 +121,31 @@ async def test_a_point_keeps_running_the_current_agent_when_the_strategy_picks_i
             log.append(f"{me} {i}")
             await sched.point()
 
-    await run_agents(body, body, strategy=Ordered(0, 1))
+    await run_agents(driver, body, body, strategy=Ordered(0, 1))
     assert log == ["cpu0 0", "cpu0 1", "cpu1 0", "cpu1 1"]
 
 
-async def test_every_point_counts_one_step_even_with_one_runnable_agent() -> None:
+async def test_every_point_counts_one_step_even_with_one_runnable_agent(driver: str) -> None:
     async def three_points(sched: Scheduler) -> None:
         for _ in range(3):
             await sched.point()
 
-    sched = await run_agents(three_points)
+    sched = await run_agents(driver, three_points)
     assert sched.step == 3
     assert sched.decisions == []  # one runnable agent: nothing to decide
 
 
-async def test_decisions_record_the_agent_chosen_among_two_or_more() -> None:
+async def test_decisions_record_the_agent_chosen_among_two_or_more(driver: str) -> None:
     async def two_points(sched: Scheduler) -> None:
         await sched.point()
         await sched.point()
 
-    sched = await run_agents(two_points, two_points, strategy=Ordered(1, 0))
+    sched = await run_agents(driver, two_points, two_points, strategy=Ordered(1, 0))
     # The first baton, then cpu1's two points with cpu0 runnable; cpu0 then runs alone.
     assert sched.decisions == [1, 1, 1]
 
 
-async def test_a_sleeper_runs_again_only_after_a_wakeup_on_its_channel() -> None:
+async def test_a_sleeper_runs_again_only_after_a_wakeup_on_its_channel(driver: str) -> None:
     log: list[str] = []
     chan = Chan("the test channel")
 
@@ -158,13 +163,13 @@ async def test_a_sleeper_runs_again_only_after_a_wakeup_on_its_channel() -> None
         await sched.point()
         log.append("cpu1 done")
 
-    sched = await run_agents(sleeper, waker, strategy=Ordered(0, 1))
+    sched = await run_agents(driver, sleeper, waker, strategy=Ordered(0, 1))
     assert sched.outcome == "ok"
     assert log == ["cpu0 sleeps", "cpu1 runs", "cpu1 wakes cpu0", "cpu1 goes on",
                    "cpu0 woke", "cpu1 done"]
 
 
-async def test_a_wakeup_makes_every_sleeper_on_the_channel_runnable() -> None:
+async def test_a_wakeup_makes_every_sleeper_on_the_channel_runnable(driver: str) -> None:
     chan = Chan("the test channel")
     woke: list[int] = []
     states: list[AgentState] = []
@@ -177,85 +182,87 @@ async def test_a_wakeup_makes_every_sleeper_on_the_channel_runnable() -> None:
         sched.wakeup(chan)
         states.extend(a.state for a in sched.agents)
 
-    sched = await run_agents(sleeper, sleeper, waker, strategy=Ordered(0, 1, 2))
+    sched = await run_agents(driver, sleeper, sleeper, waker, strategy=Ordered(0, 1, 2))
     assert sched.outcome == "ok"
     assert states[:2] == [AgentState.RUNNABLE, AgentState.RUNNABLE]
     assert woke == [0, 1]
 
 
-async def test_a_wakeup_on_another_channel_leaves_the_sleeper_blocked() -> None:
+async def test_a_wakeup_on_another_channel_leaves_the_sleeper_blocked(driver: str) -> None:
     async def sleeper(sched: Scheduler) -> None:
         await sched.sleep(Chan("channel a"))
 
     async def waker(sched: Scheduler) -> None:
         sched.wakeup(Chan("channel b"))
 
-    sched = await run_agents(sleeper, waker)
+    sched = await run_agents(driver, sleeper, waker)
     assert sched.outcome == "deadlock"
     assert sched.detail == "no agent can run: cpu0 waits for channel a"
 
 
-async def test_the_execution_is_ok_when_only_daemons_are_left_asleep() -> None:
+async def test_the_execution_is_ok_when_only_daemons_are_left_asleep(driver: str) -> None:
     async def cpu(sched: Scheduler) -> None:
         await sched.point()
 
     async def daemon(sched: Scheduler) -> None:
         await sched.sleep(Chan("work for the daemon"))
 
-    sched = await run_agents(cpu, daemon, daemons=[1])
+    sched = await run_agents(driver, cpu, daemon, daemons=[1])
     assert sched.outcome == "ok"
     assert sched.detail == ""
 
 
-async def test_a_wait_for_cycle_is_a_deadlock_naming_each_wait() -> None:
+async def test_a_wait_for_cycle_is_a_deadlock_naming_each_wait(driver: str) -> None:
     async def body(sched: Scheduler) -> None:
         me = sched.current.aid  # type: ignore[union-attr]
         other = 1 - me
         await sched.sleep(Chan(f"lock held by cpu{other}", holders=[other]))
 
-    sched = await run_agents(body, body)
+    sched = await run_agents(driver, body, body)
     assert sched.outcome == "deadlock"
     assert sched.detail == ("wait-for cycle: cpu0 waits for lock held by cpu1; "
                             "cpu1 waits for lock held by cpu0")
     assert sched.blame == [0, 1]
 
 
-async def test_the_wait_for_cycle_leaves_out_agents_that_only_wait_on_it() -> None:
+async def test_the_wait_for_cycle_leaves_out_agents_that_only_wait_on_it(driver: str) -> None:
     holders = {0: [1], 1: [2], 2: [1]}  # cpu0 waits for the cycle cpu1 <-> cpu2
 
     async def body(sched: Scheduler) -> None:
         me = sched.current.aid  # type: ignore[union-attr]
         await sched.sleep(Chan(f"chan{me}", holders=holders[me]))
 
-    sched = await run_agents(body, body, body)
+    sched = await run_agents(driver, body, body, body)
     assert sched.outcome == "deadlock"
     assert sched.detail == "wait-for cycle: cpu1 waits for chan1; cpu2 waits for chan2"
     assert sched.blame == [1, 2]
 
 
-async def test_blocked_agents_without_a_cycle_are_a_deadlock_naming_every_sleeper() -> None:
+async def test_blocked_agents_without_a_cycle_are_a_deadlock_naming_every_sleeper(
+    driver: str,
+) -> None:
     async def body(sched: Scheduler) -> None:
         me = sched.current.aid  # type: ignore[union-attr]
         await sched.sleep(Chan(f"chan{me}"))  # nobody holds it: no wait-for edge
 
-    sched = await run_agents(body, body)
+    sched = await run_agents(driver, body, body)
     assert sched.outcome == "deadlock"
     assert sched.detail == "no agent can run: cpu0 waits for chan0; cpu1 waits for chan1"
     assert sched.blame == [0, 1]
 
 
-async def test_the_step_bound_turns_an_endless_loop_into_starvation() -> None:
+async def test_the_step_bound_turns_an_endless_loop_into_starvation(driver: str) -> None:
     async def spin(sched: Scheduler) -> None:
         while True:
             await sched.point()
 
-    sched = await run_agents(spin, max_steps=50)
+    sched = await run_agents(driver, spin, max_steps=50)
     assert sched.outcome == "starvation"
     assert sched.detail == "no end after 50 steps"
     assert sched.step == 51
 
 
-async def test_no_agent_runs_after_the_execution_ended() -> None:
+async def test_no_agent_runs_after_the_execution_ended(driver: str) -> None:
     log: list[str] = []
     order = Ordered(1, 2, 0)
 
@@ -274,12 +281,12 @@ async def test_no_agent_runs_after_the_execution_ended() -> None:
         await sched.point()  # cpu0 now spins past the step bound
         log.append("cpu2 after the end")
 
-    sched = await run_agents(spin, sleeper, runner, max_steps=20, strategy=order)
+    sched = await run_agents(driver, spin, sleeper, runner, max_steps=20, strategy=order)
     assert sched.outcome == "starvation"
     assert log == ["cpu1 sleeps", "cpu2 runs"]
 
 
-async def test_an_agent_raising_ends_the_execution_as_a_crash_blaming_it() -> None:
+async def test_an_agent_raising_ends_the_execution_as_a_crash_blaming_it(driver: str) -> None:
     async def fine(sched: Scheduler) -> None:
         await sched.point()
 
@@ -287,7 +294,7 @@ async def test_an_agent_raising_ends_the_execution_as_a_crash_blaming_it() -> No
         await sched.point()
         raise ValueError("boom")
 
-    sched = await run_agents(fine, raising, strategy=Ordered(1, 0))
+    sched = await run_agents(driver, fine, raising, strategy=Ordered(1, 0))
     assert sched.outcome == "crash"
     assert sched.detail == "cpu1 raised ValueError: boom"
     assert sched.blame == [1]
@@ -298,9 +305,11 @@ async def test_an_agent_raising_ends_the_execution_as_a_crash_blaming_it() -> No
 
 
 @pytest.mark.parametrize("seed", [0, 7, 31])
-async def test_same_seed_gives_the_same_decisions_and_results_in_two_machines(seed: int) -> None:
-    a = await machine().execute(seed)
-    b = await machine().execute(seed)
+async def test_same_seed_gives_the_same_decisions_and_results_in_two_machines(
+    seed: int, driver: str,
+) -> None:
+    a = await machine(driver).execute(seed)
+    b = await machine(driver).execute(seed)
     assert a.outcome == b.outcome == "ok"
     assert len(a.decisions) > 10
     assert a.decisions == b.decisions
@@ -308,8 +317,8 @@ async def test_same_seed_gives_the_same_decisions_and_results_in_two_machines(se
     assert a.steps == b.steps
 
 
-async def test_one_machine_repeats_an_execution_exactly() -> None:
-    m = machine(record=True)
+async def test_one_machine_repeats_an_execution_exactly(driver: str) -> None:
+    m = machine(driver, record=True)
     first = await m.execute(5)
     await m.execute(6)
     again = await m.execute(5)
@@ -318,17 +327,17 @@ async def test_one_machine_repeats_an_execution_exactly() -> None:
     assert first.results == again.results
 
 
-async def test_replaying_the_decisions_reproduces_the_execution() -> None:
-    original = await machine(record=True).execute(11)
-    replayed = await machine(strategy=ReplayStrategy(original.decisions),
+async def test_replaying_the_decisions_reproduces_the_execution(driver: str) -> None:
+    original = await machine(driver, record=True).execute(11)
+    replayed = await machine(driver, strategy=ReplayStrategy(original.decisions),
                              record=True).execute(0)
     assert replayed.decisions == original.decisions
     assert replayed.events == original.events
     assert replayed.results == original.results
 
 
-async def test_different_seeds_give_different_decisions() -> None:
-    m = machine()
+async def test_different_seeds_give_different_decisions(driver: str) -> None:
+    m = machine(driver)
     runs = [(await m.execute(seed)).decisions for seed in range(5)]
     assert len({tuple(d) for d in runs}) > 1
 
@@ -398,11 +407,12 @@ DEADLOCK_SPEC: dict[str, Any] = {
 }
 
 
-async def test_a_lock_order_inversion_is_reported_as_a_deadlock(run_spec: Any) -> None:
+async def test_a_lock_order_inversion_is_reported_as_a_deadlock(run_spec: Any, driver: str) -> None:
     variant = Variant("object_then_map", object_then_map_clean)
     outcomes = []
     for seed in range(200):
-        ex, _ = await run_spec(DEADLOCK_SPEC, seed=seed, variant=variant, max_steps=1000)
+        ex, _ = await run_spec(DEADLOCK_SPEC, seed=seed, variant=variant, max_steps=1000,
+                               driver=driver)
         outcomes.append(ex.outcome)
         if ex.outcome == "deadlock":
             break
@@ -419,23 +429,26 @@ async def test_a_lock_order_inversion_is_reported_as_a_deadlock(run_spec: Any) -
     assert ex.results["cpu0"] == []  # the clean never returned
 
 
-async def test_a_deadlock_replays_from_its_decisions(run_spec: Any) -> None:
+async def test_a_deadlock_replays_from_its_decisions(run_spec: Any, driver: str) -> None:
     variant = Variant("object_then_map", object_then_map_clean)
     for seed in range(200):
-        ex, _ = await run_spec(DEADLOCK_SPEC, seed=seed, variant=variant, max_steps=1000)
+        ex, _ = await run_spec(DEADLOCK_SPEC, seed=seed, variant=variant, max_steps=1000,
+                               driver=driver)
         if ex.outcome == "deadlock":
             break
-    again, _ = await run_spec(DEADLOCK_SPEC, variant=variant,
+    again, _ = await run_spec(DEADLOCK_SPEC, driver=driver, variant=variant,
                               strategy=ReplayStrategy(ex.decisions))
     assert again.outcome == "deadlock"
     assert again.steps == ex.steps
     assert again.violations[0].message == ex.violations[0].message
 
 
-async def test_the_reference_clean_never_deadlocks_with_the_same_program(run_spec: Any) -> None:
+async def test_the_reference_clean_never_deadlocks_with_the_same_program(
+    run_spec: Any, driver: str,
+) -> None:
     for profile in PROFILES:
         for seed in range(30):
-            ex, _ = await run_spec(DEADLOCK_SPEC, profile, seed=seed)
+            ex, _ = await run_spec(DEADLOCK_SPEC, profile, seed=seed, driver=driver)
             assert ex.outcome == "ok", (profile, seed, ex.detail)
 
 
@@ -454,8 +467,8 @@ async def raising_clean(vm_map: Any, start: int, end: int, syncio: bool,
     raise RuntimeError("variant blew up")
 
 
-async def test_an_endless_loop_is_reported_as_starvation(run_spec: Any) -> None:
-    ex, _ = await run_spec(DEADLOCK_SPEC, variant=Variant("spin", spinning_clean),
+async def test_an_endless_loop_is_reported_as_starvation(run_spec: Any, driver: str) -> None:
+    ex, _ = await run_spec(DEADLOCK_SPEC, driver=driver, variant=Variant("spin", spinning_clean),
                            max_steps=500)
     assert ex.outcome == "starvation"
     assert ex.steps == 501
@@ -463,8 +476,8 @@ async def test_an_endless_loop_is_reported_as_starvation(run_spec: Any) -> None:
     assert "500" in ex.violations[0].message
 
 
-async def test_a_raising_variant_is_reported_as_a_crash(run_spec: Any) -> None:
-    ex, _ = await run_spec(DEADLOCK_SPEC, variant=Variant("raise", raising_clean))
+async def test_a_raising_variant_is_reported_as_a_crash(run_spec: Any, driver: str) -> None:
+    ex, _ = await run_spec(DEADLOCK_SPEC, driver=driver, variant=Variant("raise", raising_clean))
     assert ex.outcome == "crash"
     assert [v.rule for v in ex.violations] == ["crash"]
     message = ex.violations[0].message
@@ -472,12 +485,12 @@ async def test_a_raising_variant_is_reported_as_a_crash(run_spec: Any) -> None:
     assert ex.violations[0].cpus == [0]
 
 
-async def test_the_machine_runs_normally_after_a_crash_and_a_starvation() -> None:
+async def test_the_machine_runs_normally_after_a_crash_and_a_starvation(driver: str) -> None:
     spec = build_workload("writers_vs_msync", {}, 0, None)
     for clean in (raising_clean, spinning_clean):
-        m = Machine(spec, Variant("bad", clean), RandomStrategy(), max_steps=500)
+        m = Machine(spec, Variant("bad", clean), RandomStrategy(), max_steps=500, driver=driver)
         assert (await m.execute(0)).outcome in ("crash", "starvation")
-    good = await machine().execute(0)
+    good = await machine(driver).execute(0)
     assert good.outcome == "ok"
 
 

@@ -1,9 +1,11 @@
 """A variant that never reaches a schedule point, or awaits something foreign, is stopped.
 
-The watchdog ends such an execution as ``starvation``; vmemu goes on with the
-next execution.  An execution that stalls with no agent running (the harness's
-fault, not the variant's) is abandoned as an internal error.  The stall limit
-is lowered here to keep the tests fast.
+The watchdog (or, for a foreign await, the direct driver itself) ends such an
+execution as ``starvation``; vmemu goes on with the next execution.  An
+execution that stalls with no agent running, or loses the baton (the
+harness's fault, not the variant's), is abandoned as an internal error.  Every
+case runs under both drivers; the stall limit is lowered to keep the tests
+fast.
 """
 
 from __future__ import annotations
@@ -39,15 +41,16 @@ async def awaits_something_foreign(*args: Any) -> KernReturn:
     return KernReturn.SUCCESS
 
 
-def _machine(clean: Any) -> Machine:
+def _machine(clean: Any, driver: str) -> Machine:
     spec = build_workload("writers_vs_msync", {}, 0, None)
-    machine = Machine(spec, Variant("hang", clean), RandomStrategy(), checkers=all_checkers())
+    machine = Machine(spec, Variant("hang", clean), RandomStrategy(), checkers=all_checkers(),
+                      driver=driver)
     machine.stall_seconds = 0.3
     return machine
 
 
-async def test_a_loop_without_schedule_points_is_reported_as_starvation() -> None:
-    ex = await _machine(spins_without_a_point).execute(0)
+async def test_a_loop_without_schedule_points_is_reported_as_starvation(driver: str) -> None:
+    ex = await _machine(spins_without_a_point, driver).execute(0)
     assert ex.outcome == "starvation"
     (v,) = ex.violations
     assert v.rule == "starvation"
@@ -55,14 +58,31 @@ async def test_a_loop_without_schedule_points_is_reported_as_starvation() -> Non
     assert v.cpus == [0]
 
 
-async def test_an_await_outside_the_emulator_is_reported_as_starvation() -> None:
-    ex = await _machine(awaits_something_foreign).execute(0)
+async def test_an_await_outside_the_emulator_is_reported_as_starvation(driver: str) -> None:
+    ex = await _machine(awaits_something_foreign, driver).execute(0)
     assert ex.outcome == "starvation"
-    assert "outside the emulator" in ex.violations[0].message
+    (v,) = ex.violations
+    assert v.message.startswith("cpu0 awaited something outside the emulator")
+    assert v.cpus == [0]
 
 
-async def test_the_campaign_goes_on_after_a_stalled_execution() -> None:
-    machine = _machine(spins_without_a_point)
+async def test_the_direct_driver_stops_a_foreign_await_at_once_and_at_the_first_one() -> None:
+    # trio.sleep(0) returns under Trio; the direct driver cannot resume what it
+    # does not control, so any foreign await ends the execution, deterministically.
+    async def checkpoints(*args: Any) -> KernReturn:
+        await trio.sleep(0)
+        return KernReturn.SUCCESS
+
+    machine = _machine(checkpoints, "direct")
+    machine.stall_seconds = 60.0  # no wall clock involved
+    runs = [await machine.execute(0) for _ in range(2)]
+    assert [ex.outcome for ex in runs] == ["starvation", "starvation"]
+    assert runs[0].steps == runs[1].steps
+    assert "awaited something outside the emulator" in runs[0].violations[0].message
+
+
+async def test_the_campaign_goes_on_after_a_stalled_execution(driver: str) -> None:
+    machine = _machine(spins_without_a_point, driver)
     first = await machine.execute(0)
     machine.variant = BUILTIN["reference"]
     second = await machine.execute(1)
@@ -70,20 +90,23 @@ async def test_the_campaign_goes_on_after_a_stalled_execution() -> None:
     assert second.outcome == "ok"
 
 
-async def test_a_stalled_execution_stops_at_the_same_step_every_time() -> None:
-    steps = {(await _machine(spins_without_a_point).execute(3)).steps for _ in range(3)}
+async def test_a_stalled_execution_stops_at_the_same_step_every_time(driver: str) -> None:
+    steps = {(await _machine(spins_without_a_point, driver).execute(3)).steps for _ in range(3)}
     assert len(steps) == 1
 
 
 # -- a stall outside the variant: an internal error, never the variant's fault ----------------
 #
-# The harness is made to lose the baton (an agent finishes and hands it to nobody): every
-# task is parked and nothing the variant does can wake them.  In a fresh interpreter under
-# a timeout, so that a watchdog regression fails the test instead of hanging the suite.
+# The harness is made to lose the baton (an agent finishes and hands it to nobody), or, under
+# the direct driver, to hang in its own loop: nothing the variant does can explain it.  In a
+# fresh interpreter under a timeout, so that a watchdog regression fails the test instead of
+# hanging the suite.  argv: the driver, and "drop" or "spin".
 
-LOST_BATON = """
+HARNESS_BUG = """
 import io, json, sys, contextlib, trio
+import emulator.sched.direct as direct
 import emulator.sched.scheduler as scheduler
+import emulator.sched.trio_driver as trio_driver
 from emulator.cli import main
 from emulator.errors import InternalError
 from emulator.machine import Machine
@@ -91,14 +114,21 @@ from emulator.sched.strategies import RandomStrategy
 from emulator.variants import BUILTIN
 from workloads import build_workload
 
+driver, mode = sys.argv[1:]
+
+def spin(self, done):
+    while True:
+        pass
+
 real_pass_on = scheduler.Scheduler._pass_on
-scheduler.Scheduler._pass_on = lambda self, done: None  # the bug: the baton is dropped
-real_watch = scheduler.watch
-scheduler.watch = lambda sched, _seconds: real_watch(sched, 0.3)
+bug = {"drop": lambda self, done: None, "spin": spin}[mode]  # the baton is dropped, or hangs
+scheduler.Scheduler._pass_on = bug
+for module in (trio_driver, direct):
+    module.watch = lambda sched, _seconds, *rest, real=module.watch: real(sched, 0.3, *rest)
 
 async def execute():
     machine = Machine(build_workload("two_cleaners", {}, 0, None), BUILTIN["reference"],
-                      RandomStrategy())
+                      RandomStrategy(), driver=driver)
     try:
         await machine.execute(0)
         error = None
@@ -106,45 +136,58 @@ async def execute():
         error = str(exc)
     scheduler.Scheduler._pass_on = real_pass_on
     after = (await machine.execute(1)).outcome
-    scheduler.Scheduler._pass_on = lambda self, done: None
+    scheduler.Scheduler._pass_on = bug
     return error, after
 
 error, after = trio.run(execute)
 err = io.StringIO()
 with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-    code = main(["run", "two_cleaners"])
+    code = main(["run", "two_cleaners", "--driver", driver])
 print(json.dumps({"error": error, "after": after, "code": code, "stderr": err.getvalue()}))
 """
 
+CASES = {
+    # Trio's loop finds every task parked: the watchdog abandons the execution.
+    ("trio", "drop"): ("the execution made no progress for 0.3s at step ",
+                       "with no agent running (cpu", "holds the baton but is done)"),
+    # The direct driver's loop sees the baton go to nobody at once.
+    ("direct", "drop"): ("the baton was lost at step ", "(cpu", "holds the baton but is done)"),
+    # The direct driver's own loop hangs: the watchdog's signal lands in harness code.
+    ("direct", "spin"): ("the execution made no progress for 0.3s at step ",
+                         "with no agent running (the direct driver's loop)", ""),
+}
 
-@pytest.fixture(scope="module")
-def lost_baton(tmp_path_factory: Any) -> dict[str, Any]:
-    script = tmp_path_factory.mktemp("watchdog") / "lost_baton.py"
-    script.write_text(LOST_BATON)
-    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT,
+
+@pytest.fixture(scope="module", params=list(CASES), ids="-".join)
+def harness_bug(request: Any, tmp_path_factory: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    script = tmp_path_factory.mktemp("watchdog") / "harness_bug.py"
+    script.write_text(HARNESS_BUG)
+    proc = subprocess.run([sys.executable, str(script), *request.param], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     data: dict[str, Any] = json.loads(proc.stdout)
-    return data
+    return CASES[request.param], data
 
 
 def test_an_execution_in_which_no_agent_runs_is_abandoned_as_an_internal_error(
-    lost_baton: dict[str, Any],
+    harness_bug: tuple[tuple[str, ...], dict[str, Any]],
 ) -> None:
-    error = lost_baton["error"]
+    (start, middle, holder), got = harness_bug
+    error = got["error"]
     assert error is not None
-    assert error.startswith("the execution made no progress for 0.3s at step ")
-    assert "with no agent running (cpu" in error and "holds the baton but is done)" in error
+    assert error.startswith(start)
+    assert middle in error and holder in error
     assert error.endswith("a bug in vmemu, not in the variant")
-    assert lost_baton["after"] == "ok"  # the next execution runs normally
+    assert got["after"] == "ok"  # the next execution runs normally
 
 
-def test_the_command_line_reports_a_lost_baton_as_one_internal_error_line(
-    lost_baton: dict[str, Any],
+def test_the_command_line_reports_a_harness_bug_as_one_internal_error_line(
+    harness_bug: tuple[tuple[str, ...], dict[str, Any]],
 ) -> None:
-    assert lost_baton["code"] == 70  # EX_SOFTWARE: not 1 (a violation) nor 3 (a divergence)
-    lines = lost_baton["stderr"].splitlines()
+    (start, _, _), got = harness_bug
+    assert got["code"] == 70  # EX_SOFTWARE: not 1 (a violation) nor 3 (a divergence)
+    lines = got["stderr"].splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("vmemu: error: the execution made no progress")
-    assert "Traceback" not in lost_baton["stderr"]
+    assert lines[0].startswith(f"vmemu: error: {start}")
+    assert "Traceback" not in got["stderr"]
