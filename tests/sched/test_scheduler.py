@@ -23,7 +23,7 @@ import pytest
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.profile import PROFILES
 from emulator.machine import Machine
-from emulator.sched.drivers import make_scheduler
+from emulator.sched.drivers import DRIVERS, make_scheduler
 from emulator.sched.scheduler import AgentState, Scheduler
 from emulator.sched.strategies import RandomStrategy, ReplayStrategy, Strategy
 from emulator.variants import Variant, load_variant
@@ -496,9 +496,9 @@ async def test_the_machine_runs_normally_after_a_crash_and_a_starvation(driver: 
 
 # --- a strategy that fails: the execution ends, no agent is blamed ---------------------------
 #
-# Each case runs in a fresh interpreter under a timeout: the scheduler's parked tasks
-# ignore cancellation, so a regression would hang the process, and must fail the test
-# instead of hanging the suite.
+# Each case runs in a fresh interpreter under a timeout, under each driver: the Trio
+# driver's parked tasks ignore cancellation, so a regression would hang the process, and
+# must fail the test instead of hanging the suite.
 
 FAILING_STRATEGIES = """
 import json, sys, trio
@@ -534,7 +534,7 @@ async def main():
     out = {}
     for name, make in CASES.items():
         m = Machine(build_workload("two_cleaners", {}, 0, None), load_variant("reference"),
-                    make())
+                    make(), driver=sys.argv[1])
         try:
             ex = await m.execute(0)
             out[name] = {"outcome": ex.outcome}
@@ -549,12 +549,12 @@ trio.run(main)
 """
 
 
-@pytest.fixture(scope="module")
-def failing_strategies(tmp_path_factory: Any) -> dict[str, dict[str, Any]]:
+@pytest.fixture(scope="module", params=list(DRIVERS))
+def failing_strategies(request: Any, tmp_path_factory: Any) -> dict[str, dict[str, Any]]:
     script = tmp_path_factory.mktemp("failing") / "failing.py"
     script.write_text(FAILING_STRATEGIES)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, str(script)], env=env, cwd=ROOT,
+    proc = subprocess.run([sys.executable, str(script), request.param], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     data: dict[str, dict[str, Any]] = json.loads(proc.stdout)
