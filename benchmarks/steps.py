@@ -1,41 +1,50 @@
-"""Steps per second of the emulator against a bare Trio baton handoff loop.
+"""Steps per second of the emulator, under each driver, against a bare Trio baton loop.
 
 Usage (from the repository root)::
 
     PYTHONPATH=. python benchmarks/steps.py [--rounds N] [--executions N]
-                                            [--handoffs N] [--markdown] [--profile]
+                                            [--handoffs N] [--markdown]
+                                            [--profile [DRIVER]]
 
 Everything runs in one process and one ``trio.run``.  Each round measures, in
 turn (the order rotates from round to round so that drift on a shared machine
 does not always hit the same row):
 
-* the emulator: ``--executions`` executions of ``writers_vs_msync`` with 4 CPUs,
-  reference variant, ``RandomStrategy``, all registered checkers; steps are the
-  sum of ``Execution.steps`` (schedule points), divided by the wall time of the
-  whole batch (so per-execution setup -- kernel build, checker install, the
-  final flush -- is included, as it is in a campaign);
-* the same with ``checkers=[]``;
+* the emulator under the Trio driver: ``--executions`` executions of
+  ``writers_vs_msync`` with 4 CPUs, reference variant, ``RandomStrategy``, all
+  registered checkers; steps are the sum of ``Execution.steps`` (schedule
+  points), divided by the wall time of the whole batch (so per-execution setup
+  -- kernel build, checker install, the final flush -- is included, as it is in
+  a campaign);
+* the same under the direct driver;
+* both again with ``checkers=[]``;
+* setup: the same number of executions of the same spec with every CPU's
+  program emptied (the kernel, the agents and the checkers are built, the final
+  flush and the checkers' end run, but no system call), per driver: its time
+  per execution over the full execution's is the share of per-execution setup;
 * the baseline: 4 Trio tasks passing a baton with ``trio.lowlevel.reschedule``
   + ``wait_task_rescheduled``, the next holder picked with a ``random.Random``
   among the three others (so every handoff is a real Trio task switch).
 
 Every round runs the same seeds, so the work is identical and the spread is
-machine noise.  Reported: medians and min-max over rounds, and the ratio
-emulator/baseline computed per round (median of the per-round ratios).
+machine noise.  Reported: medians and min-max over rounds, and the ratios
+(to the baseline, direct to Trio, setup to execution) computed per round
+(median of the per-round ratios).
 
 A separate, untimed pass with a counting strategy (a ``RandomStrategy``
 subclass; same seeds, hence the same executions) reports how many schedule
 points actually switched agents: a point whose chosen agent is the current one
 costs no Trio handoff at all.
 
-``--profile`` runs one extra emulator batch (checkers on) under cProfile and
-prints the top functions by own time.
+``--profile`` runs one extra emulator batch (checkers on, the Trio driver unless
+another is named) under cProfile and prints the top functions by own time.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import io
 import os
 import platform
@@ -53,6 +62,7 @@ import trio
 
 from emulator.check import all_checkers
 from emulator.machine import Machine
+from emulator.sched.drivers import DRIVERS
 from emulator.sched.strategies import RandomStrategy, Strategy
 from emulator.variants import load_variant
 from workloads import build_workload
@@ -66,9 +76,15 @@ FIRST_SEED = 0
 # -- the emulator --------------------------------------------------------------
 
 
-def make_machine(checkers: list[Callable[..., Any]], strategy: Strategy | None = None) -> Machine:
+def make_machine(checkers: list[Callable[..., Any]], strategy: Strategy | None = None,
+                 driver: str = "trio", empty: bool = False) -> Machine:
+    """The benchmark's machine; ``empty``: every CPU's program emptied (setup only)."""
     spec = build_workload(WORKLOAD, {"cpus": CPUS}, BUILD_SEED, None)
-    return Machine(spec, load_variant("reference"), strategy or RandomStrategy(), checkers=checkers)
+    if empty:
+        spec = dataclasses.replace(spec, cpus=[dataclasses.replace(c, program=[])
+                                               for c in spec.cpus])
+    return Machine(spec, load_variant("reference"), strategy or RandomStrategy(),
+                   checkers=checkers, driver=driver)
 
 
 async def run_emulator(machine: Machine, executions: int) -> tuple[int, float, dict[str, int]]:
@@ -173,40 +189,60 @@ async def run_baseline(handoffs: int, ntasks: int = CPUS, seed: int = 0) -> tupl
 
 @dataclass
 class Results:
-    checkers_on: list[float] = field(default_factory=list)  # steps/s per round
-    checkers_off: list[float] = field(default_factory=list)
+    on: dict[str, list[float]] = field(default_factory=dict)  # driver -> steps/s per round
+    off: dict[str, list[float]] = field(default_factory=dict)
+    setup: dict[str, list[float]] = field(default_factory=dict)  # driver -> s per execution
+    full: dict[str, list[float]] = field(default_factory=dict)  # driver -> s per execution
     baseline: list[float] = field(default_factory=list)  # handoffs/s per round
     steps_per_batch: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
+    load: list[float] = field(default_factory=list)  # 1-minute load average, per round
 
 
 async def bench(rounds: int, executions: int, handoffs: int) -> Results:
     res = Results()
-    on = make_machine(all_checkers())
-    off = make_machine([])
-    # Warm-up (imports, caches, allocator): not measured.
-    await run_emulator(on, max(1, executions // 10))
-    await run_emulator(off, max(1, executions // 10))
-    await run_baseline(max(1, handoffs // 10))
+    rows: list[Callable[[], Any]] = []
+    warm: list[Callable[[], Any]] = []
+    for driver in DRIVERS:
+        on = make_machine(all_checkers(), driver=driver)
+        off = make_machine([], driver=driver)
+        empty = make_machine(all_checkers(), driver=driver, empty=True)
+        for d in (res.on, res.off, res.setup, res.full):
+            d[driver] = []
 
-    async def row_on() -> None:
-        steps, sec, oc = await run_emulator(on, executions)
-        res.checkers_on.append(steps / sec)
-        res.steps_per_batch = steps
-        res.outcomes = oc
+        async def row_on(on: Machine = on, driver: str = driver) -> None:
+            steps, sec, oc = await run_emulator(on, executions)
+            res.on[driver].append(steps / sec)
+            res.full[driver].append(sec / executions)
+            res.steps_per_batch = steps
+            res.outcomes = oc
 
-    async def row_off() -> None:
-        steps, sec, _ = await run_emulator(off, executions)
-        res.checkers_off.append(steps / sec)
+        async def row_off(off: Machine = off, driver: str = driver) -> None:
+            steps, sec, _ = await run_emulator(off, executions)
+            res.off[driver].append(steps / sec)
+
+        async def row_setup(empty: Machine = empty, driver: str = driver) -> None:
+            _, sec, _ = await run_emulator(empty, executions)
+            res.setup[driver].append(sec / executions)
+
+        rows += [row_on, row_off, row_setup]
+        warm += [lambda m=on: run_emulator(m, max(1, executions // 10)),
+                 lambda m=off: run_emulator(m, max(1, executions // 10)),
+                 lambda m=empty: run_emulator(m, max(1, executions // 10))]
 
     async def row_base() -> None:
         n, sec = await run_baseline(handoffs)
         res.baseline.append(n / sec)
 
-    rows = [row_on, row_off, row_base]
+    rows.append(row_base)
+    # Warm-up (imports, caches, allocator): not measured.
+    for w in warm:
+        await w()
+    await run_baseline(max(1, handoffs // 10))
     start = time.perf_counter()
     for r in range(rounds):
+        res.load.append(os.getloadavg()[0])
         for k in range(len(rows)):
             await rows[(r + k) % len(rows)]()
     res.elapsed = time.perf_counter() - start
@@ -220,8 +256,8 @@ async def count_switches(executions: int) -> tuple[CountingStrategy, int]:
     return strategy, steps
 
 
-def profile_once(executions: int, top: int = 15) -> str:
-    machine = make_machine(all_checkers())
+def profile_once(executions: int, driver: str, top: int = 15) -> str:
+    machine = make_machine(all_checkers(), driver=driver)
     prof = cProfile.Profile()
 
     async def main() -> None:
@@ -248,61 +284,61 @@ def _range(xs: list[float]) -> str:
     return f"{_fmt_rate(min(xs))}–{_fmt_rate(max(xs))}"
 
 
+def _ratios(xs: list[float], ys: list[float]) -> list[float]:
+    return [x / y for x, y in zip(xs, ys, strict=True)]
+
+
+def _rm(rs: list[float]) -> str:
+    return f"{_med(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})"
+
+
 def report(args: argparse.Namespace, res: Results, counter: CountingStrategy, csteps: int) -> str:
-    ratio_on = [a / b for a, b in zip(res.checkers_on, res.baseline, strict=True)]
-    ratio_off = [a / b for a, b in zip(res.checkers_off, res.baseline, strict=True)]
     n_check = len(all_checkers())
     switches_per_step = counter.point_switches / csteps if csteps else 0.0
     handoffs_per_step = (counter.point_switches + counter.forced) / csteps if csteps else 0.0
-    trio_share = _med(res.checkers_on) * handoffs_per_step / _med(res.baseline)
     steps_per_ex = res.steps_per_batch / args.executions
-    lines: list[str] = []
-    if args.markdown:
-        lines += [
-            "| row | median | min–max | ratio to baseline (median, min–max) |",
-            "|---|---|---|---|",
-            f"| emulator, checkers on ({n_check} registered), steps/s | "
-            f"{_fmt_rate(_med(res.checkers_on))} | {_range(res.checkers_on)} | "
-            f"{_med(ratio_on):.2f} ({min(ratio_on):.2f}–{max(ratio_on):.2f}) |",
-            f"| emulator, checkers off, steps/s | {_fmt_rate(_med(res.checkers_off))} | "
-            f"{_range(res.checkers_off)} | "
-            f"{_med(ratio_off):.2f} ({min(ratio_off):.2f}–{max(ratio_off):.2f}) |",
-            f"| baseline: 4-task trio baton, handoffs/s | {_fmt_rate(_med(res.baseline))} | "
-            f"{_range(res.baseline)} | 1 |",
-            "",
-            f"- {args.rounds} alternating rounds; per round {args.executions} executions "
-            f"({res.steps_per_batch} steps, {steps_per_ex:.0f} per execution; outcomes "
-            f"{res.outcomes}) and {args.handoffs} baseline handoffs; "
-            f"measured part took {res.elapsed:.1f} s.",
-            f"- Schedule points that switched agents: {counter.point_switches} of {csteps} "
-            f"steps ({100 * switches_per_step:.0f}%); {counter.point_decisions} points had a "
-            f"choice, the rest had one runnable agent. Forced handoffs (block, finish, first "
-            f"baton, with a choice): {counter.forced}. Trio handoffs per step "
-            f"(lower bound): {handoffs_per_step:.2f}.",
-            f"- At that rate, Trio handoffs alone would account for ~{100 * trio_share:.0f}% "
-            f"of the emulator's time with checkers on (handoffs per step × steps/s ÷ "
-            f"baseline handoffs/s).",
-        ]
-    else:
-        lines += [
-            f"{WORKLOAD} cpus={CPUS}, {args.executions} executions/round "
-            f"({res.steps_per_batch} steps, outcomes {res.outcomes}), "
-            f"{args.rounds} rounds, {res.elapsed:.1f} s",
-            f"emulator, checkers on ({n_check}): median {_med(res.checkers_on):,.0f} steps/s "
-            f"(min {min(res.checkers_on):,.0f}, max {max(res.checkers_on):,.0f})",
-            f"emulator, checkers off:   median {_med(res.checkers_off):,.0f} steps/s "
-            f"(min {min(res.checkers_off):,.0f}, max {max(res.checkers_off):,.0f})",
-            f"baseline trio baton:      median {_med(res.baseline):,.0f} handoffs/s "
-            f"(min {min(res.baseline):,.0f}, max {max(res.baseline):,.0f})",
-            f"ratio emulator/baseline:  on {_med(ratio_on):.2f} "
-            f"({min(ratio_on):.2f}-{max(ratio_on):.2f}), off {_med(ratio_off):.2f} "
-            f"({min(ratio_off):.2f}-{max(ratio_off):.2f})",
-            f"switching points: {counter.point_switches}/{csteps} steps "
-            f"({100 * switches_per_step:.1f}%), points with a choice "
-            f"{counter.point_decisions}, forced handoffs {counter.forced}, "
-            f"trio handoffs/step >= {handoffs_per_step:.2f}, "
-            f"est. share of time in trio handoffs ~{100 * trio_share:.0f}%",
-        ]
+    lines: list[str] = [
+        "| row | median | min–max | ratio to baseline (median, min–max) |",
+        "|---|---|---|---|",
+    ]
+    for driver in DRIVERS:
+        for label, xs in ((f"checkers on ({n_check} registered)", res.on[driver]),
+                          ("checkers off", res.off[driver])):
+            lines.append(f"| {driver} driver, {label}, steps/s | {_fmt_rate(_med(xs))} | "
+                         f"{_range(xs)} | {_rm(_ratios(xs, res.baseline))} |")
+    lines.append(f"| baseline: 4-task trio baton, handoffs/s | {_fmt_rate(_med(res.baseline))} | "
+                 f"{_range(res.baseline)} | 1 |")
+    lines += [
+        "",
+        "| same-run ratio (median of per-round ratios, min–max) | value |",
+        "|---|---|",
+        f"| trio driver, checkers on ÷ trio baton | {_rm(_ratios(res.on['trio'], res.baseline))} |",
+        f"| direct driver ÷ trio driver, checkers on | "
+        f"{_rm(_ratios(res.on['direct'], res.on['trio']))} |",
+        f"| direct driver ÷ trio driver, checkers off | "
+        f"{_rm(_ratios(res.off['direct'], res.off['trio']))} |",
+    ]
+    for driver in DRIVERS:
+        share = _ratios(res.setup[driver], res.full[driver])
+        lines.append(f"| setup share of an execution, {driver} driver "
+                     f"({1e6 * _med(res.setup[driver]):.0f} µs of "
+                     f"{1e6 * _med(res.full[driver]):.0f} µs) | {_rm(share)} |")
+    lines += [
+        "",
+        f"- {args.rounds} alternating rounds; per round and row {args.executions} executions "
+        f"({res.steps_per_batch} steps, {steps_per_ex:.0f} per execution; outcomes "
+        f"{ {str(k): v for k, v in res.outcomes.items()} }) and {args.handoffs} baseline "
+        f"handoffs; measured part took {res.elapsed:.1f} s; 1-minute load average at the "
+        f"start of each round {', '.join(f'{x:.1f}' for x in res.load)}.",
+        f"- Schedule points that switched agents: {counter.point_switches} of {csteps} "
+        f"steps ({100 * switches_per_step:.0f}%); {counter.point_decisions} points had a "
+        f"choice, the rest had one runnable agent. Forced handoffs (block, finish, first "
+        f"baton, with a choice): {counter.forced}. Handoffs per step (lower bound): "
+        f"{handoffs_per_step:.2f}.",
+    ]
+    if not args.markdown:
+        lines = [line.replace("| ", "").replace(" |", "  ") for line in lines
+                 if not line.startswith("|---")]
     return "\n".join(lines)
 
 
@@ -319,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--executions", type=int, default=300, help="emulator executions per round")
     ap.add_argument("--handoffs", type=int, default=60_000, help="baseline handoffs per round")
     ap.add_argument("--markdown", action="store_true", help="print a table for BENCHMARKS.md")
-    ap.add_argument("--profile", action="store_true",
-                    help="also profile one emulator batch (checkers on) with cProfile")
+    ap.add_argument("--profile", nargs="?", const="trio", default=None, choices=tuple(DRIVERS),
+                    help="also profile one emulator batch (checkers on) with cProfile, under "
+                    "this driver (default trio)")
     args = ap.parse_args(argv)
     if args.rounds < 1 or args.executions < 1 or args.handoffs < 1:
         ap.error("--rounds, --executions and --handoffs must be positive")
@@ -338,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report(args, res, counter, csteps))
     if args.profile:
         print()
-        print(profile_once(args.executions))
+        print(profile_once(args.executions, args.profile))
     return 0
 
 

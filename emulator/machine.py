@@ -177,7 +177,9 @@ class Machine:
                 for op in program:
                     current_op[i] = op.name
                     k.emit(Call(op.name, op.event_args))
-                    value = await run_op(k, vm_map, op)
+                    # run_op, inlined: every frame of the await chain is passed twice
+                    # at every switch of agents.
+                    value = await op.call.handler(k, vm_map, *op.args)
                     rendered = result_value(value)
                     k.emit(Ret(op.name, rendered))
                     out.append({"op": op.name, "args": list(op.plain_args), "ret": rendered})

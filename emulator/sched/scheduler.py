@@ -55,7 +55,7 @@ schedulers, and trio's own ``_parking_lot`` for the handoff idiom.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, ClassVar, NoReturn
 
 from emulator.errors import InternalError
@@ -149,7 +149,7 @@ class Scheduler:
     def add_agent(self, name: str, daemon: bool = False) -> Agent:
         agent = Agent(len(self.agents), name, daemon)
         self.agents.append(agent)
-        self._refresh()
+        self.runnable = (*self.runnable, agent.aid)
         return agent
 
     def start_asleep(self, agent: Agent, chan: WaitChannel) -> None:
@@ -183,9 +183,22 @@ class Scheduler:
             if self.consult_single:
                 self._single(cur)
             return
-        nxt = self._pick(runnable, cur)
-        if nxt is not cur:
-            await self._switch(cur, nxt)
+        # _pick, inlined: this is the hottest path of an execution.
+        try:
+            chosen = self._choose_of(runnable, cur.aid)
+        except Exception as exc:
+            self._fail(exc)
+        if chosen == cur.aid:
+            self.decisions.append(chosen)
+            if self.on_decision is not None:
+                self.on_decision(step, runnable, chosen)
+            return
+        if chosen not in runnable:
+            self._refuse(chosen, runnable)
+        self.decisions.append(chosen)
+        if self.on_decision is not None:
+            self.on_decision(step, runnable, chosen)
+        await self._switch(cur, self.agents[chosen])
 
     async def sleep(self, chan: WaitChannel) -> None:
         """Block the current agent on ``chan`` until ``wakeup(chan)``."""
@@ -276,20 +289,26 @@ class Scheduler:
         except Exception as exc:
             self._fail(exc)
         if chosen not in runnable:
-            if chosen != PRUNE:
-                self._fail(InternalError(
-                    f"the {self.strategy.name} strategy chose agent {chosen}, which cannot run "
-                    f"(runnable {list(runnable)})"))
             if cur is not None:
-                # The strategy knows every continuation is equivalent to one it
-                # already explored (a sleep-set-blocked path): stop here.
-                self._end(Outcome.PRUNED, "")
-                raise Abort()
+                self._refuse(chosen, runnable)
+            if chosen != PRUNE:
+                self._refuse(chosen, runnable)
             chosen = runnable[0]  # the first decision is never redundant
         self.decisions.append(chosen)
         if self.on_decision is not None:
             self.on_decision(self.step, runnable, chosen)
         return self.agents[chosen]
+
+    def _refuse(self, chosen: int, runnable: tuple[int, ...]) -> NoReturn:
+        """The strategy chose no runnable agent: end the execution."""
+        if chosen != PRUNE:
+            self._fail(InternalError(
+                f"the {self.strategy.name} strategy chose agent {chosen}, which cannot run "
+                f"(runnable {list(runnable)})"))
+        # The strategy knows every continuation is equivalent to one it already
+        # explored (a sleep-set-blocked path): stop here.
+        self._end(Outcome.PRUNED, "")
+        raise Abort()
 
     def _choose(self, cur: Agent | None) -> Agent | None:
         runnable = self.runnable
@@ -439,7 +458,7 @@ class Scheduler:
         """Hand the baton to parked ``agent``, from outside any agent's code."""
         raise NotImplementedError
 
-    async def _switch(self, cur: Agent, nxt: Agent) -> None:
-        """Hand the baton from the running ``cur`` to parked ``nxt``; return when ``cur``
-        has it again."""
+    def _switch(self, cur: Agent, nxt: Agent) -> Awaitable[None]:
+        """Hand the baton from the running ``cur`` to parked ``nxt``; the awaitable
+        returns when ``cur`` has it again."""
         raise NotImplementedError
