@@ -34,7 +34,7 @@ from emulator.config import (
 from emulator.errors import BadInput, EmulatorError, InternalError, check_output_path
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
 from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
-from emulator.sched.drivers import DEFAULT_DRIVER, DRIVERS
+from emulator.sched.drivers import CAMPAIGN_DRIVER, DEFAULT_DRIVER, DRIVERS
 from emulator.sched.strategies import STRATEGIES, make_strategy
 from emulator.spec import Spec
 from emulator.variants import BUILTIN, load_variant
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", default=None, help="write the execution's trace to this file")
     explore = sub.add_parser("explore", help="run many executions, stop at the first violation")
     _add_common(explore)
-    _add_driver(explore, DEFAULT_DRIVER)
+    _add_driver(explore, CAMPAIGN_DRIVER)
     limit = explore.add_mutually_exclusive_group()
     limit.add_argument("--iterations", type=int, default=None, help="executions to run")
     limit.add_argument("--time-budget", type=float, default=None, help="seconds to explore")
@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     mutants.add_argument("--save-dir", default="traces/mutants",
                          help="where each caught mutant's trace goes (default traces/mutants)")
     mutants.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_driver(mutants, CAMPAIGN_DRIVER)
     sub.add_parser("list", help="workloads, profiles, variants, strategies, checkers")
     return parser
 
@@ -463,7 +464,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
     async def go() -> dict[str, Any]:
         return await run_mutants(args.time_budget, args.strategy, args.only or None,
-                                 args.save_dir)
+                                 args.save_dir, args.driver)
 
     report = trio.run(go)
     if args.json:

@@ -25,6 +25,7 @@ from emulator.config import FOLLOW, RunConfig
 from emulator.errors import SearchExhausted
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES, InvalidateFrees
 from emulator.machine import Execution, Machine
+from emulator.sched.drivers import CAMPAIGN_DRIVER
 from emulator.variants import BUILTIN, MUTANTS, Variant
 from workloads import WORKLOADS
 
@@ -96,13 +97,14 @@ def is_historical(profile: str, variant: Variant, ex: Execution) -> bool:
 class _Rotation:
     """Machines for one variant and profile, one per workload, run round-robin."""
 
-    def __init__(self, variant: Variant, profile: str, strategy: str) -> None:
+    def __init__(self, variant: Variant, profile: str, strategy: str,
+                 driver: str = CAMPAIGN_DRIVER) -> None:
         self.variant = variant
         self.profile = profile
         self.machines: list[tuple[RunConfig, Machine]] = []
         for name in WORKLOADS:
             config = RunConfig(workload=name, profile=profile, variant=variant.name,
-                               strategy=strategy)
+                               strategy=strategy, driver=driver)
             self.machines.append((config, config.machine(variant)))
         self.seed = 0
         self.turn = 0
@@ -137,7 +139,8 @@ class _Rotation:
 
 
 async def hunt(
-    variant: Variant, budget: float, strategy: str, save_dir: str | None = None
+    variant: Variant, budget: float, strategy: str, save_dir: str | None = None,
+    driver: str = CAMPAIGN_DRIVER,
 ) -> Hunt:
     """Explore until a violation of an expected rule, or the budget ends.
 
@@ -145,7 +148,7 @@ async def hunt(
     """
     profile = variant.profile or DEFAULT_PROFILE.name
     result = Hunt(variant.name, profile, variant.catches)
-    rotation = _Rotation(variant, profile, strategy)
+    rotation = _Rotation(variant, profile, strategy, driver)
     start = time.perf_counter()
     while time.perf_counter() - start < budget:
         try:
@@ -206,11 +209,12 @@ class ReferenceRun:
     historical_example: dict[str, Any] | None = None
 
 
-async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> ReferenceRun:
+async def reference_runs(budget: float, min_per_profile: int, strategy: str,
+                         driver: str = CAMPAIGN_DRIVER) -> ReferenceRun:
     """Run the reference under every profile over every workload."""
     out = ReferenceRun()
     reference = BUILTIN["reference"]
-    rotations = [_Rotation(reference, p, strategy) for p in PROFILES]
+    rotations = [_Rotation(reference, p, strategy, driver) for p in PROFILES]
     start = time.perf_counter()
     done = [0] * len(rotations)
     live = list(range(len(rotations)))  # rotations with executions left to run
@@ -247,7 +251,7 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> 
 
 async def run_mutants(
     time_budget: float, strategy: str, names: list[str] | None = None,
-    save_dir: str | None = None,
+    save_dir: str | None = None, driver: str = CAMPAIGN_DRIVER,
 ) -> dict[str, Any]:
     """Hunt every mutant within ~70% of the budget, then run the references."""
     chosen = names or list(MUTANTS)
@@ -255,9 +259,9 @@ async def run_mutants(
     hunts = []
     started = time.perf_counter()
     for name in chosen:
-        hunts.append(await hunt(MUTANTS[name], share, strategy, save_dir))
+        hunts.append(await hunt(MUTANTS[name], share, strategy, save_dir, driver))
     left = max(0.0, time_budget - (time.perf_counter() - started))
-    ref = await reference_runs(left, min_per_profile=60, strategy=strategy)
+    ref = await reference_runs(left, min_per_profile=60, strategy=strategy, driver=driver)
     return {
         "mutants": [h.to_json() for h in hunts],
         "caught": sum(h.caught for h in hunts),

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import pytest
 
+from emulator.cli import build_parser, run_config
 from emulator.config import RunConfig
 from emulator.errors import BadInput
 from emulator.machine import Execution, Machine
@@ -93,3 +95,14 @@ def test_ten_thousand_seeds_of_every_workload_and_strategy_agree() -> None:
     finally:
         sys.path.remove(str(ROOT))
     assert main(["--seeds", "10000", "--jobs", "2"]) == 0
+
+
+def test_explore_and_mutants_default_to_the_direct_driver_and_run_to_trio() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["run", "two_cleaners"]).driver == "trio"
+    assert parser.parse_args(["explore", "two_cleaners"]).driver == "direct"
+    assert parser.parse_args(["mutants"]).driver == "direct"
+    config = run_config(parser.parse_args(["explore", "two_cleaners", "--seed", "4"]))
+    assert config.driver == "direct"
+    again = run_config(parser.parse_args(shlex.split(config.command())[1:]))
+    assert again.driver == "direct" and again == config
