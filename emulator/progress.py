@@ -30,6 +30,7 @@ from rich.text import Text
 from emulator.campaign import Progress, Snapshot
 
 REFRESH_PER_SECOND = 4
+BAR_WIDTH = 20
 
 
 def wanted(stream: IO[str], json_output: bool, environ: Mapping[str, str] = os.environ) -> bool:
@@ -70,14 +71,14 @@ class Status:
         eta = "—" if self.eta is None else _clock(self.eta)
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append(f"{self.executions:,}", style="bold")
-        out.append(" executions  ")
+        out.append(" executions · ")
         out.append(f"{self.rate:,.0f}", style="bold")
-        out.append(" exec/s  coverage ")
+        out.append(" exec/s · coverage ")
         out.append(f"{self.coverage:,}", style="bold")
-        out.append(" schedules  ")
+        out.append(" · ")
         out.append(f"{self.violations:,} violation" + ("" if self.violations == 1 else "s"),
                    style="bold red" if self.violations else "green")
-        out.append("  ETA ")
+        out.append(" · ETA ")
         out.append(eta, style="cyan")
         return out
 
@@ -117,13 +118,17 @@ class LiveProgress:
     def render(self) -> RenderableType:
         status = self.status()
         grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True, width=24)
+        grid.add_column(no_wrap=True, width=1)
+        row: list[RenderableType] = [self.spinner]
+        # The numbers take about 80 columns; the bar only where there is room for both.
+        if self.console.width >= BAR_WIDTH + 90:
+            grid.add_column(no_wrap=True, width=BAR_WIDTH)
+            row.append(ProgressBar(total=None if status.fraction is None else 1.0,
+                                   completed=status.fraction or 0.0, width=BAR_WIDTH,
+                                   pulse=status.fraction is None))
         grid.add_column(no_wrap=True, overflow="ellipsis")
-        bar = ProgressBar(total=None if status.fraction is None else 1.0,
-                          completed=status.fraction or 0.0, width=24,
-                          pulse=status.fraction is None)
-        grid.add_row(self.spinner, bar, status.text())
+        row.append(status.text())
+        grid.add_row(*row)
         return grid
 
     def __enter__(self) -> LiveProgress:
