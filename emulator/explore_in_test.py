@@ -66,11 +66,13 @@ class NamedVariant:
 
     ``loadable``: ``vmemu --variant NAME`` loads this very code (a built-in, or
     an object bound at module level in a file), so the printed commands work.
+    ``key``: how the failure database knows it, whatever the working directory.
     """
 
     variant: Variant
     name: str
     loadable: bool
+    key: str
 
 
 def _module_ref(module: ModuleType) -> str | None:
@@ -84,8 +86,8 @@ def _module_ref(module: ModuleType) -> str | None:
     return os.path.relpath(path, cwd) if path.startswith(cwd + os.sep) else path
 
 
-def _locate(obj: object, modules: Iterable[ModuleType | None]) -> str | None:
-    """``file.py:name`` of a module-level binding of ``obj``, or None."""
+def _locate(obj: object, modules: Iterable[ModuleType | None]) -> tuple[str, str] | None:
+    """``file.py:name`` and ``module:name`` of a module-level binding of ``obj``."""
     for module in modules:
         if module is None:
             continue
@@ -93,7 +95,7 @@ def _locate(obj: object, modules: Iterable[ModuleType | None]) -> str | None:
             if value is obj and attr.isidentifier() and not attr.startswith("__"):
                 ref = _module_ref(module)
                 if ref is not None:
-                    return f"{ref}:{attr}"
+                    return f"{ref}:{attr}", f"{module.__name__}:{attr}"
     return None
 
 
@@ -107,22 +109,25 @@ def name_variant(obj: object, home: ModuleType | None) -> NamedVariant:
     if obj is None:
         obj = "reference"
     if isinstance(obj, str):
-        return NamedVariant(load_variant(obj), obj, True)
+        return NamedVariant(load_variant(obj), obj, True, obj)
     if isinstance(obj, Variant):
         if BUILTIN.get(obj.name) is obj:
-            return NamedVariant(obj, obj.name, True)
+            return NamedVariant(obj, obj.name, True, obj.name)
         code: Any = obj.clean
     elif inspect.iscoroutinefunction(obj):
         code = obj
     else:
         raise TypeError(f"vmemu: variant={obj!r} is neither a variant name, a Variant nor an "
                         "async def clean(map, start, end, syncio, invalidate)")
-    where = _locate(obj, (sys.modules.get(getattr(code, "__module__", "")), home))
-    if where is None:
-        label = obj.name if isinstance(obj, Variant) else code.__qualname__
+    module_name = str(getattr(code, "__module__", ""))
+    found = _locate(obj, (sys.modules.get(module_name), home))
+    if found is None:
+        label = obj.name if isinstance(obj, Variant) else str(code.__qualname__)
         return NamedVariant(obj if isinstance(obj, Variant) else Variant(label, obj),
-                            f"{label} (not importable)", False)
-    return NamedVariant(obj if isinstance(obj, Variant) else Variant(where, obj), where, True)
+                            f"{label} (not importable)", False, f"{module_name}:{label}")
+    where, key = found
+    return NamedVariant(obj if isinstance(obj, Variant) else Variant(where, obj), where, True,
+                        key)
 
 
 # -- the database -----------------------------------------------------------------------
@@ -134,9 +139,10 @@ class FailureDatabase:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def directory(self, nodeid: str, config: RunConfig) -> Path:
+    def directory(self, nodeid: str, config: RunConfig, variant: NamedVariant) -> Path:
         """Where the failures of ``nodeid`` under ``config`` (any seed) live."""
-        described = {"test": nodeid, **dataclasses.asdict(dataclasses.replace(config, seed=0))}
+        config = dataclasses.replace(config, seed=0, variant=variant.key)
+        described = {"test": nodeid, **dataclasses.asdict(config)}
         key = hashlib.blake2b(json.dumps(described, sort_keys=True).encode(),
                               digest_size=8).hexdigest()
         return self.root / "failures" / key
@@ -251,7 +257,7 @@ class Vmemu:
             config.spec()  # the workload and its parameters, checked once
         except BadInput as exc:
             pytest.fail(f"vmemu: {exc}", pytrace=False)
-        directory = self.db.directory(self.nodeid, config)
+        directory = self.db.directory(self.nodeid, config, named)
         self.lines = []
         try:
             dropped = self._replay_saved(directory, config, named)

@@ -134,6 +134,23 @@ def test_a_fixed_variant_passes_its_saved_failure_which_is_dropped(
     assert "replayed" not in again.stdout.str()
 
 
+def test_the_saved_failure_is_found_from_another_working_directory(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The printed --variant names follow the working directory; the database key
+    does not."""
+    pytester.makeini("[pytest]\n")
+    pytester.mkpydir("sub")
+    (pytester.path / "sub" / "test_mine.py").write_text(user_test(broken=True))
+    first = pytester.runpytest("sub")
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(["*--variant sub/test_mine.py:my_clean"])
+    monkeypatch.chdir(pytester.path / "sub")
+    second = pytester.runpytest()
+    second.assert_outcomes(failed=1)
+    second.stdout.fnmatch_lines(["*replayed before any new exploration, still fails*",
+                                 "*--variant test_mine.py:my_clean"])
+
+
 def test_a_changed_variant_that_still_fails_the_saved_schedule_is_saved_as_it_fails_now(
         pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
     pytester.makepyfile(test_mine=user_test(broken=True, mutant="no_map_lock"))
