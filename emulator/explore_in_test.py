@@ -43,18 +43,24 @@ from emulator.check import all_checkers
 from emulator.config import DEFAULT_PREEMPTION_BOUND, FOLLOW, RunConfig
 from emulator.errors import BadInput, InternalError
 from emulator.machine import Execution, Machine
-from emulator.pytest_plugin import Settings
+from emulator.pytest_plugin import DEFAULT_ITERATIONS, Settings
 from emulator.trace.reader import Trace, load_trace
 from emulator.trace.record import record
 from emulator.trace.replay import FollowStrategy, replay
 from emulator.variants import BUILTIN, Variant, load_variant
 
-# Executions per exploration when neither the test nor --vmemu-budget says.
-DEFAULT_ITERATIONS = 200
-
 # What explore() and the marker take, besides the workload and the variant.
 OPTIONS = ("params", "profile", "strategy", "pct_depth", "preemption_bound", "reduction",
            "max_steps", "seed", "iterations", "time_budget")
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when inside it, else absolute."""
+    absolute = path.absolute()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
 
 
 # -- the variant ------------------------------------------------------------------------
@@ -79,11 +85,7 @@ def _module_ref(module: ModuleType) -> str | None:
     """How ``--variant`` names ``module``: its file, relative to the working directory
     when inside it (where the printed commands are run)."""
     path = getattr(module, "__file__", None)
-    if not path:
-        return None
-    path = os.path.abspath(path)
-    cwd = os.getcwd()
-    return os.path.relpath(path, cwd) if path.startswith(cwd + os.sep) else path
+    return _display(Path(path)) if path else None
 
 
 def _locate(obj: object, modules: Iterable[ModuleType | None]) -> tuple[str, str] | None:
@@ -193,12 +195,6 @@ def _in_trio() -> bool:
     return True
 
 
-def _display(path: Path) -> str:
-    text = os.path.abspath(path)
-    cwd = os.getcwd()
-    return os.path.relpath(text, cwd) if text.startswith(cwd + os.sep) else text
-
-
 class Vmemu:
     """The ``vmemu`` fixture: explore variants on workloads inside one test."""
 
@@ -244,7 +240,9 @@ class Vmemu:
                  "preemption_bound": preemption_bound, "reduction": reduction,
                  "max_steps": max_steps, "seed": seed, "iterations": iterations,
                  "time_budget": time_budget}
-        opts = {**self.defaults, **{k: v for k, v in given.items() if v is not None}}
+        # None is "not given", in the marker as here ("none": no preemption bound).
+        opts = {k: v for k, v in self.defaults.items() if v is not None}
+        opts.update((k, v) for k, v in given.items() if v is not None)
         if _in_trio():
             raise RuntimeError("vmemu.explore runs its own trio loop: call it from a plain "
                                "`def` test, not an `async def` one")

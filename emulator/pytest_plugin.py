@@ -64,6 +64,9 @@ class Settings:
     db: Path = Path(".vmemu")
 
 
+# Executions per exploration when neither the test nor --vmemu-budget says.
+DEFAULT_ITERATIONS = 200
+
 _SETTINGS = pytest.StashKey["Settings"]()
 _RANDOM_SEED = pytest.StashKey[bool]()
 
@@ -95,8 +98,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "'random' picks one and shows it in the header)")
     group.addoption("--vmemu-budget", type=_budget, default=None, metavar="N|Ns",
                     help="executions (500) or seconds (30s) per vmemu exploration, "
-                         "replacing what the tests say (default: theirs, else 200 "
-                         "executions)")
+                         "replacing what the tests say (default: theirs, else "
+                         f"{DEFAULT_ITERATIONS} executions)")
     group.addoption("--vmemu-db", default=None, metavar="DIR",
                     help="vmemu's failure database (default: .vmemu under the rootdir)")
 
@@ -122,12 +125,13 @@ def pytest_report_header(config: pytest.Config) -> str:
     if config.stash[_RANDOM_SEED]:
         seed += f" (random: --vmemu-seed {settings.seed} repeats it)"
     budget = (f"{settings.budget} per exploration" if settings.budget is not None
-              else "each test's own (default 200 executions)")
+              else f"each test's own (default {DEFAULT_ITERATIONS} executions)")
     return f"vmemu: {seed}, budget {budget}, database {_shown(settings.db)}"
 
 
 def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when inside it."""
+    """``path`` relative to the working directory when inside it (as the commands in
+    failure reports are), else absolute."""
     absolute = path.absolute()
     try:
         return str(absolute.relative_to(Path.cwd()))
