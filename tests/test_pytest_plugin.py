@@ -17,6 +17,17 @@ from emulator.cli import main as vmemu_main
 # pytester for this module only: the rest of the suite does not need it.
 pytest_plugins = ["pytester"]
 
+
+
+@pytest.fixture(autouse=True)
+def _plugin_installed(request: pytest.FixtureRequest) -> None:
+    """The inner sessions load the plugin through its entry point, which only an
+    install writes: a virtualenv made before it gets one clear failure here."""
+    if not request.config.pluginmanager.has_plugin("vmemu"):
+        pytest.fail("the vmemu pytest plugin is not registered: run `pip install -e .` so "
+                    "the pytest11 entry point is installed", pytrace=False)
+
+
 # A user's own clean routine, bound at module level in the test file: a mutant's
 # code while BROKEN, the reference's once fixed.
 USER_TEST = '''
