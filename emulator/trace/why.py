@@ -263,10 +263,8 @@ def _root_causes(trace: Trace, walk: _Walk, upto: int, v: Violation,
             out.append((walk.sid[n], f"the store #{n} it names"))
     for name in dict.fromkeys(names):
         p = _named_page(name)
-        for (a, q), at in sorted(walk.on_page.items()):
-            if q == p:
-                out.append((at, f"the last event on page {name}"))
-                del a
+        out.extend((at, f"the last event on page {name}")
+                   for (_, q), at in sorted(walk.on_page.items()) if q == p)
     steps = {int(s) for s in _STEP_RE.findall(v.message)}
     steps |= {int(x) for x in fields.values() if isinstance(x, int) and not isinstance(x, bool)
               and x != v.step}
@@ -562,7 +560,6 @@ class Explanation:
 
     def lines(self) -> list[str]:
         v = self.violation
-        n = self.necessity
         head = f"{v.rule} at step {v.step}: {v.message}"
         story = self.story()
         out = [head, f"how it happened ({len(self.slice)} of {len(self.trace.entries)} events "
