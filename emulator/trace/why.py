@@ -54,10 +54,26 @@ MAX_LINES = 30  # the whole explanation, header to last preemption
 MAX_STORY = 18  # lines of the story of the slice; older groups are left out beyond it
 MAX_PHRASES = 4  # events of one agent in one story line; more go on the next line
 
+# The "in short" line: a cross-agent cause in words ({a}: the cause's agent, {x}: its phrase,
+# {s}: its step; {b}, {y}, {t}: the effect's).
+_SHORT = {
+    "the last store to the page": "{a}'s {x} at step {s} was still in the page at {b}'s {y} "
+                                  "at step {t}",
+    "the store it writes": "{b}'s {y} at step {t} wrote {a}'s {x} of step {s}",
+    "the write it completes": "{b}'s {y} at step {t} completed {a}'s {x} of step {s}",
+    "busy hand-off": "{b}'s {y} at step {t} came right after {a}'s {x} at step {s}",
+    "a map change it finds": "{b}'s {y} at step {t} found the map as {a}'s {x} at step {s} "
+                             "left it",
+    "the mapping it went through": "{b}'s {y} at step {t} went through {a}'s {x} of step {s}",
+    "the mapping it removes": "{b}'s {y} at step {t} removed {a}'s {x} of step {s}",
+    "the hold it waits on": "{b}'s {y} at step {t} waited on {a}'s {x} of step {s}",
+}
+
 # Which cross-agent cause a story line names first: data before bookkeeping.
 _WEIGHT = {"the last store to the page": 5, "the store it writes": 5,
            "the write it completes": 4, "busy hand-off": 4, "a map change it finds": 4,
-           "the mapping it removes": 3, "the hold it waits on": 2, "lock hand-off": 1}
+           "the mapping it removes": 3, "the mapping it went through": 3,
+           "the hold it waits on": 2, "lock hand-off": 1}
 
 Page = tuple[str, int]
 Cause = tuple[int, str]  # (entry index, why it is a cause)
@@ -230,6 +246,7 @@ class Graph:
     anchor: int | None  # the violation event's index; None: the run ended in it (crash...)
     causes: dict[int, list[Cause]]  # every event -> its direct causes; the anchor's too
     roots: list[int]  # the events the violation names
+    pages: set[Page] = field(default_factory=set)  # the pages it names
 
 
 def _root_causes(trace: Trace, walk: _Walk, upto: int, v: Violation,
@@ -239,10 +256,8 @@ def _root_causes(trace: Trace, walk: _Walk, upto: int, v: Violation,
     out: list[Cause] = []
     own = [agent] if agent is not None and agent >= 0 else list(v.cpus)
     fields = _footer_fields(trace, v)
-    names = [f"{m.group(1)}:{m.group(2)}" for m in _PAGE_RE.finditer(v.message)]
-    if isinstance(fields.get("page"), str):
-        names.append(fields["page"])
-    pages = {p for p in map(_named_page, names) if p is not None}
+    names = _page_names(trace, v)
+    pages = _pages_named(trace, v)
     for a in own:
         if a in walk.last:
             out.append((walk.last[a], "its CPU's last step"))
@@ -261,7 +276,7 @@ def _root_causes(trace: Trace, walk: _Walk, upto: int, v: Violation,
     for n in sorted(store_ids(v.message)):
         if n in walk.sid:
             out.append((walk.sid[n], f"the store #{n} it names"))
-    for name in dict.fromkeys(names):
+    for name in names:
         p = _named_page(name)
         out.extend((at, f"the last event on page {name}")
                    for (_, q), at in sorted(walk.on_page.items()) if q == p)
@@ -270,9 +285,26 @@ def _root_causes(trace: Trace, walk: _Walk, upto: int, v: Violation,
               and x != v.step}
     for j in range(upto):
         e = entries[j]
-        if e.step in steps and e.kind != "sched" and e.cpu >= 0:
+        if e.step in steps and e.kind not in ("sched", "ret") and e.cpu >= 0:
             out.append((j, f"step {e.step}, which it names"))
     return out
+
+
+def _store_sid(entry: Entry) -> int | None:
+    return entry.event.sid if isinstance(entry.event, ev_.Store) else None
+
+
+def _page_names(trace: Trace, v: Violation) -> list[str]:
+    """The pages (``f:1``) the violation's message and footer fields name, in order."""
+    names = [f"{m.group(1)}:{m.group(2)}" for m in _PAGE_RE.finditer(v.message)]
+    page = _footer_fields(trace, v).get("page")
+    if isinstance(page, str):
+        names.append(page)
+    return list(dict.fromkeys(names))
+
+
+def _pages_named(trace: Trace, v: Violation) -> set[Page]:
+    return {p for p in map(_named_page, _page_names(trace, v)) if p is not None}
 
 
 def _footer_fields(trace: Trace, v: Violation) -> dict[str, Any]:
@@ -297,7 +329,7 @@ def graph_of(trace: Trace) -> Graph:
             if clean(str(entry.event.rule)) == v.rule:
                 roots = _root_causes(trace, walk, i, v, entry.cpu)
                 causes[i] = roots
-                return Graph(v, i, causes, [j for j, _ in roots])
+                return Graph(v, i, causes, [j for j, _ in roots], _pages_named(trace, v))
             continue
         if entry.kind == "sched" or entry.cpu < 0:
             continue
@@ -307,7 +339,7 @@ def graph_of(trace: Trace) -> Graph:
     roots = _root_causes(trace, walk, len(entries), v, None)
     for a in sorted(walk.waiting):  # a deadlock: every wait, and what it waits on
         roots.append((walk.waiting[a], "a wait that never ended"))
-    return Graph(v, None, causes, [j for j, _ in roots])
+    return Graph(v, None, causes, [j for j, _ in roots], _pages_named(trace, v))
 
 
 def _closure(g: Graph) -> set[int]:
@@ -539,6 +571,36 @@ class Explanation:
         e = entries[k]
         return f"{self.name(e.cpu)}'s {self.texts.get(k, e.kind)} at step {e.step}"
 
+    def in_short(self) -> str:
+        """The two weightiest cross-agent causes in the slice, in words; ``""`` if none.
+
+        Only causes touching a page the violation names count, when it names one.
+        """
+        entries = self.trace.entries
+        pages = self.graph.pages
+        stores = store_ids(self.violation.message)
+        best: dict[int, tuple[int, int, str]] = {}  # effect -> (weight, cause, why)
+        for j in self.slice:
+            for k, why in self.graph.causes.get(j, []):
+                if (k not in self.slice or why not in _SHORT or j == self.graph.anchor
+                        or entries[k].cpu == entries[j].cpu):
+                    continue
+                if pages and not ({_page_of(entries[j].event), _page_of(entries[k].event)}
+                                  & pages):
+                    continue
+                named = sum(1 for x in (j, k) if _store_sid(entries[x]) in stores)
+                cand = (_WEIGHT.get(why, 0) + 3 * named, k, why)
+                if j not in best or cand > best[j]:
+                    best[j] = cand
+        top = sorted(best.items(), key=lambda jb: (jb[1][0], jb[0]), reverse=True)[:2]
+        said = []
+        for j, (_, k, why) in sorted(top):
+            a, b = entries[k], entries[j]
+            said.append(_SHORT[why].format(
+                a=self.name(a.cpu), x=self.texts.get(k, a.kind), s=a.step,
+                b=self.name(b.cpu), y=self.texts.get(j, b.kind), t=b.step))
+        return "; then ".join(said)
+
     def _inside(self, index: int, agent: int) -> str:
         """`` in msync(...)``: the call ``agent`` was in at ``index``, if any."""
         for j in range(index - 1, -1, -1):
@@ -562,7 +624,9 @@ class Explanation:
         v = self.violation
         head = f"{v.rule} at step {v.step}: {v.message}"
         story = self.story()
-        out = [head, f"how it happened ({len(self.slice)} of {len(self.trace.entries)} events "
+        short = self.in_short()
+        out = [head, *([f"in short: {short}"] if short else []),
+               f"how it happened ({len(self.slice)} of {len(self.trace.entries)} events "
                "matter; `vmemu show --why` marks them):"]
         if len(story) > MAX_STORY:
             out.append(f"  ({len(story) - MAX_STORY + 1} earlier lines left out; "
@@ -638,17 +702,27 @@ def phrases_of(trace: Trace) -> dict[int, str]:
             if isinstance(e.event, ev_.Call) and (c := calls.syscall(e.event.op)) is not None \
                     and c.memory_access and not _next_is(entries, j, e.event.op):
                 text = calls.fault_phrases((text,), e.event)[0]
+            elif isinstance(e.event, ev_.Alloc) and _next_is(entries, j, "pagein"):
+                # show's one row for a fresh page: the page-in (the alloc busies the page)
+                after = _next_of(entries, j)
+                text = phrase(after, state)[0] if after is not None else text
             out[j] = clean(text)
         state.apply(e)
     return out
 
 
-def _next_is(entries: Sequence[Entry], j: int, kind: str) -> bool:
+def _next_of(entries: Sequence[Entry], j: int) -> Entry | None:
+    """The same agent's next event after ``entries[j]``."""
     agent = entries[j].cpu
     for e in entries[j + 1:]:
         if e.cpu == agent and e.kind != "sched":
-            return e.kind == kind
-    return False
+            return e
+    return None
+
+
+def _next_is(entries: Sequence[Entry], j: int, kind: str) -> bool:
+    after = _next_of(entries, j)
+    return after is not None and after.kind == kind
 
 
 def explain(trace: Trace, variant_override: str | None = None) -> Explanation:
