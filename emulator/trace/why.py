@@ -150,6 +150,10 @@ def _causes(walk: _Walk, i: int, entry: Entry) -> list[Cause]:
         out.extend((at, "the hold it waits on") for (holder, k), at in walk.acquire.items()
                    if k == key and holder != aid)
     elif isinstance(ev, ev_.Busy | ev_.Alloc) and p is not None:
+        if isinstance(ev, ev_.Alloc):  # a page-in runs under the vnode lock
+            vnode = walk.acquire.get((aid, _lock_key("vnode", p[0])))
+            if vnode is not None:
+                out.append((vnode, "the vnode lock it pages in under"))
         prev = walk.release.get(p)
         if prev is not None and prev[1] != aid:
             out.append((prev[0], "busy hand-off"))
@@ -229,6 +233,9 @@ def _advance(walk: _Walk, i: int, entry: Entry) -> None:
         walk.protect[p] = i
     elif isinstance(ev, ev_.RemoveAll) and p is not None:
         walk.unmap[p] = i
+    elif isinstance(ev, ev_.Free) and p is not None:  # a freed page is no one's busy
+        for key in [k for k in walk.acquire if k[1] == ("page", p)]:
+            del walk.acquire[key]
     elif isinstance(ev, ev_.Store) and p is not None:
         walk.store[p] = i
         if isinstance(ev.sid, int):
