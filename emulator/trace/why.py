@@ -383,7 +383,7 @@ class Preemption:
     step: int
     preempted: int
     chosen: int
-    without: str  # how the run without it ended: "ok", "violation lost_store", ...
+    without: str  # how the run without it ended: "ok", "in a lost_store violation", ...
     needed: bool  # without it the rule does not fire
 
     def to_json(self) -> dict[str, Any]:
@@ -405,10 +405,11 @@ def preemptions_of(trace: Trace) -> list[tuple[int, int]]:
 
 
 def _ending(ex: Execution) -> str:
-    if ex.violations:
-        return f"{ex.outcome} {ex.violations[0].rule}" if str(ex.outcome) != ex.violations[
-            0].rule else str(ex.outcome)
-    return str(ex.outcome)
+    """How a run ended, to follow "the run ends": ``ok``, ``in a lost_store violation``."""
+    if not ex.violations:
+        return str(ex.outcome)
+    rule = ex.violations[0].rule
+    return f"in {rule}" if rule == str(ex.outcome) else f"in a {rule} violation"
 
 
 class WithoutPreemption(FollowStrategy):
@@ -523,9 +524,11 @@ class Explanation:
         return clean(str(agents[aid])) if 0 <= aid < len(agents) else f"agent{aid}"
 
     def named(self) -> list[Preemption]:
-        """The one or two preemptions the text names: needed ones nearest the slice."""
+        """The one or two preemptions the text names: needed ones nearest the race."""
         needed = [p for p in self.necessity.singles if p.needed]
-        return sorted(needed, key=lambda p: (-self._touches(p), -p.index))[:2]
+        # The latest needed preemptions that hand the CPU to or from a slice event: the
+        # switches nearest the race.
+        return sorted(needed, key=lambda p: (self._touches(p) > 0, p.index), reverse=True)[:2]
 
     def _touches(self, p: Preemption) -> int:
         """How many of the two agents' next events after ``p`` are in the slice."""

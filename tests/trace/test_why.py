@@ -197,3 +197,12 @@ def test_show_without_why_is_unchanged_by_the_option(
     assert main(["show", path, "--width", "120", "--why"]) == 0
     marked = capsys.readouterr().out
     assert marked != plain and all(len(line) <= 120 for line in marked.splitlines())
+
+
+def test_the_readme_shows_what_why_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = "vmemu why traces/lost_store-invalidate_frees_dirty.trace.jsonl"
+    block = readme.split(f"`{command}` prints:\n\n```\n", 1)[1].split("```", 1)[0]
+    path = ROOT / "traces" / "lost_store-invalidate_frees_dirty.trace.jsonl"
+    assert main(["why", str(path)]) == 0
+    assert capsys.readouterr().out == block
