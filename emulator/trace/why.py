@@ -8,8 +8,10 @@ Two questions, two answers:
    steps), lock hand-offs (an unlock to the next lock of the same lock by
    another agent, through the wait in between), busy hand-offs (an unbusy, or
    the disk's completion, to the next busy of the same page), I/O issue to
-   completion, store to write-protect / unmap / write of the same page, and
-   the pte a store landed through.  The violation's own words add the roots:
+   completion, store to write-protect / unmap / write of the same page, the
+   pte a store landed through (and the unmap that removed it), a page-in to
+   the vnode lock it ran under, a map lock to the entry changes made before
+   it.  The violation's own words add the roots:
    the stores (``store #5``), pages (``f:1``) and steps (``at step 40``) it
    names.  The slice is a set of indices into ``trace.entries``; ``vmemu show
    --why`` and the HTML export mark those rows.
@@ -19,11 +21,13 @@ Two questions, two answers:
    its next turn, the rest of the schedule is followed leniently, as
    ``shrink`` follows it (:class:`WithoutPreemption`) -- and the run is
    checked for the same rule.  A preemption without which the rule does not
-   fire is *needed*; the text names the one or two needed preemptions nearest
-   the slice.
+   fire is *needed*; the text names the one or two latest needed preemptions
+   that switch to or from an event of the slice.
 
-The text is at most :data:`MAX_LINES` lines of plain words, each event phrased
-as ``vmemu show`` phrases it (emulator/trace/show/phrases.py).  A trace with
+The text is at most :data:`MAX_LINES` lines of plain words: the violation, an
+"in short" line (its weightiest cross-agent causes), the slice as one line per
+run of one agent's events, and the needed preemptions; each event phrased as
+``vmemu show`` phrases it (emulator/trace/show/phrases.py).  A trace with
 no violation is bad input for this command: one line, exit 2 (as ``shrink``).
 """
 
@@ -465,6 +469,7 @@ class Necessity:
     reproduced: bool  # the recorded schedule, followed, breaks the rule again
     singles: list[Preemption]
     runs: int
+    variant: str  # the variant replayed
 
 
 async def _necessity(trace: Trace, rule: str, variant_override: str | None) -> Necessity:
@@ -486,7 +491,7 @@ async def _necessity(trace: Trace, rule: str, variant_override: str | None) -> N
         ex = await run(WithoutPreemption(decisions, d, e.cpu))
         singles.append(Preemption(d, i, e.step, e.cpu, int(e.event.chosen), _ending(ex),
                                   not fires(ex, rule)))
-    return Necessity(fires(base, rule), singles, runs)
+    return Necessity(fires(base, rule), singles, runs, variant.name)
 
 
 async def execute(trace: Trace, strategy: FollowStrategy, variant: Variant) -> Execution:
@@ -660,8 +665,8 @@ class Explanation:
             return ["no preemption: it happens in a schedule that never switches away from a "
                     "CPU that could go on"]
         if not n.reproduced:
-            return [f"the recorded schedule no longer breaks {v.rule} when replayed: "
-                    f"the {total} preemption(s) could not be checked"]
+            return [f"replayed with variant {n.variant}, the recorded schedule no longer breaks "
+                    f"{v.rule}: its {total} preemption(s) cannot be checked against it"]
         named = self.named()
         if not named:
             return [f"none of its {total} preemption(s) is needed alone: without any one of "

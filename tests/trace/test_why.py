@@ -206,3 +206,11 @@ def test_the_readme_shows_what_why_prints(capsys: pytest.CaptureFixture[str]) ->
     path = ROOT / "traces" / "lost_store-invalidate_frees_dirty.trace.jsonl"
     assert main(["why", str(path)]) == 0
     assert capsys.readouterr().out == block
+
+
+def test_against_the_fix_the_preemptions_are_not_checked_and_it_says_so() -> None:
+    trace = load_trace(str(ROOT / "traces" / "lost_store-invalidate_frees_dirty.trace.jsonl"))
+    ex = explain(trace, "reference")
+    assert not ex.necessity.reproduced
+    assert ex.lines()[-1].startswith("replayed with variant reference, the recorded schedule "
+                                     "no longer breaks lost_store")
