@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="columns to fit (default: the terminal's width, at least 80)")
     show.add_argument("--partial", action="store_true",
                       help="accept a trace with no footer; show up to its last full line")
+    export = sub.add_parser("export", help="a trace as a Perfetto trace or an HTML timeline")
+    export.add_argument("trace", help="a trace file written by run --trace, explore or shrink")
+    export.add_argument("--format", required=True, metavar="perfetto|html",
+                        help="perfetto: trace-event JSON for ui.perfetto.dev; "
+                        "html: one self-contained page")
+    export.add_argument("-o", "--out", required=True, help="the file to write")
+    export.add_argument("--partial", action="store_true",
+                        help="accept a trace with no footer; export up to its last full line")
     mutants = sub.add_parser("mutants", help="checker power self-test over the built-in mutants")
     mutants.add_argument("--time-budget", type=float, default=60.0,
                          help="seconds for the whole self-test (default 60)")
@@ -599,6 +607,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from emulator.trace.export import FORMATS, export
+    from emulator.trace.reader import load_trace
+
+    if args.format not in FORMATS:  # before reading the trace: the cheaper mistake first
+        raise BadInput(f"--format {args.format}: unknown format; "
+                       f"choose one of {', '.join(FORMATS)}")
+    export(load_trace(args.trace, partial=args.partial), args.format, args.out)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "explore": cmd_explore,
@@ -607,6 +626,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "mutants": cmd_mutants,
     "list": cmd_list,
     "show": cmd_show,
+    "export": cmd_export,
 }
 
 
