@@ -225,8 +225,8 @@ def _svg(tl: Timeline) -> tuple[str, dict[str, int]]:
                f'width="{_fmt(LABEL_W - 4)}" height="{_fmt(height)}"/>'
                f'<text class="axislabel" x="6" y="{_fmt(TOP - 12)}">step</text>')
     for n, name in enumerate(tl.titles):
-        cls = "lanetitle bad" if n in involved else "lanetitle"
-        out.append(f'<text class="{cls}" x="6" y="{_fmt(g.top[n] + 20)}">'
+        kind = "lanetitle bad" if n in involved else "lanetitle"
+        out.append(f'<text class="{kind}" x="6" y="{_fmt(g.top[n] + 20)}">'
                    f"{escape(name)}{' !' if n in involved else ''}</text>")
     out.append("</g></svg>")
     return "\n".join(out), {"lanes": len(tl.lanes), "violations": len(tl.violations),
