@@ -165,6 +165,17 @@ def test_a_violation_only_in_the_footer_is_drawn_at_the_end() -> None:
     assert mark.index is None and mark.ts == tl.end and mark.rule == "crash"
 
 
+def test_a_deadlocks_causes_are_the_last_waits_of_its_cycle(tmp_path: Path) -> None:
+    path = tmp_path / "deadlock.jsonl"
+    assert main(["run", "writers_vs_msync", "--variant", "lock_order_inversion", "--seed", "0",
+                 "--trace", str(path)]) == 1
+    trace = load_trace(str(path))
+    (mark,) = [m for m in timeline.build(trace).violations if m.rule == "deadlock"]
+    waits = [trace.entries[i] for i in mark.causes]
+    assert [w.kind for w in waits] == ["wait"] * len(mark.cpus)
+    assert sorted(w.cpu for w in waits) == list(mark.cpus)
+
+
 # -- HTML --------------------------------------------------------------------------------
 
 
@@ -177,6 +188,14 @@ def _data(page: str) -> dict[str, Any]:
     assert m is not None
     data: dict[str, Any] = json.loads(m.group(1))
     return data
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name.split(".")[0])
+def test_html_draws_every_violation_of_every_corpus_trace(path: Path) -> None:
+    page = _page(path)
+    trace = load_trace(str(path))
+    assert page.count('<g class="violation"') == len(trace.violations) >= 1
+    assert page.count('<rect class="lane ') == len(trace.header["agents"])
 
 
 def test_html_is_one_file_that_loads_nothing_from_the_network() -> None:

@@ -158,6 +158,7 @@ def _svg(tl: Timeline) -> tuple[str, dict[str, int]]:
                    f'y="{_fmt(g.top[n])}" width="100%" height="{_fmt(g.height[n])}"/>')
     out.extend(_axis(tl, g))
     labels: list[str] = []
+    named = {i for m in tl.violations for i in m.causes}
     for c in tl.calls:
         x, w = g.x(c.ts), max((c.end - c.ts) * g.px, 2.0)
         ret = c.ret if c.ret is not None else "still running at the end"
@@ -169,7 +170,7 @@ def _svg(tl: Timeline) -> tuple[str, dict[str, int]]:
         cls = ["ev", f"st-{s.style or 'plain'}"]
         if s.detail:
             cls.append("detail")
-        if s.marked:
+        if s.marked or s.index in named:
             cls.append("named")
         if s.index in tl.highlight:
             cls.append("slice")
@@ -211,6 +212,8 @@ def _svg(tl: Timeline) -> tuple[str, dict[str, int]]:
                 (c.lane for c in tl.calls if c.index == cause), 0)
             x0 = g.x(tl.ts_of[cause]) + 3
             y0 = g.ev_y(src_lane) + (EV_H / 2 if src is not None else -EV_H / 2)
+            if src_lane == lane and x - x0 < STEP_W:
+                continue  # right before the mark on its own lane: its red outline says it
             y1 = y - 9 if y0 < y else (y + 9 if y0 > y else y)
             x1 = x - 9 if y0 == y else x
             out.append(f'<path class="cause" data-from="{cause}" data-v="{v}" '

@@ -25,7 +25,8 @@ exporters call a tick one microsecond).
 * A **violation** per violation of the trace, with the events it names as its
   causes: the stores whose ids its message names (``store #5``) and, for a
   step it names (``at step 40``) with no such store, the involved CPUs'
-  events of that step.
+  events of that step; a message naming neither (a deadlock's cycle): each
+  involved CPU's last wait.
 
 ``highlight`` is a set of trace event indices a caller wants marked (the
 causal slice ``vmemu why`` finds); the exporters draw those events apart.
@@ -323,4 +324,9 @@ def _with_causes(tl: Timeline, entries: Sequence[Entry], at: int, mark: Mark) ->
         for i in found:
             firsts.setdefault(entries[i].cpu, i)
         causes.extend(firsts.values())
+    if not causes and not ids and not _named_steps(mark.message):
+        # A deadlock names its cycle, not steps: each involved CPU's last wait.
+        waits = {entries[i].cpu: i for i in before
+                 if entries[i].kind == "wait" and entries[i].cpu in mark.cpus}
+        causes = sorted(waits.values())
     return dataclasses.replace(mark, causes=tuple(sorted(set(causes))))
