@@ -3,8 +3,13 @@
 The page holds everything: the styles, the SVG of the timeline (drawn by this
 module, so it shows even with scripts off), the timeline's data as JSON in a
 ``<script type="application/json" id="vmemu-data">``, and a short script that
-adds zoom (wheel around the cursor, buttons, drag to pan: it scales the SVG's
-viewBox), and a details line for whatever the pointer is over.  Every mark has
+adds zoom and a details line for whatever the pointer is over.  The zoom is
+horizontal: the viewBox is kept one unit a CSS pixel (so text keeps its size)
+and the script moves and widens the marks (``data-x``/``data-w``: where this
+module drew them) and refits their labels; wheel zooms around the pointer,
+buttons zoom and pan, a drag pans, ``#zoom=F&step=N`` in the address opens
+zoomed on a step.  The first view is the whole trace when it fits at 0.6 of
+its drawn size or more, else the drawn size on the (first) violation.  Every mark has
 an SVG ``<title>`` too, the browser's own tooltip.
 
 Lanes run left to right, one per CPU and the disk, each with three bands: the
@@ -306,9 +311,19 @@ SCRIPT = r"""
   var ds = svg.dataset;
   var L = parseFloat(ds.x0), full = parseFloat(ds.width), stepW = parseFloat(ds.stepw);
   var charW = parseFloat(ds.charw), viewW = svg.viewBox.baseVal.width;
+  var H = svg.viewBox.baseVal.height;
   // The view: x' = L + (x - L) * zoom - off.  Only x changes, so text keeps its size.
   var view = {zoom: 1, off: 0};
-  var minZoom = Math.min(1, (viewW - L) / (full - L));
+  var minZoom = 1, fitZoom = 1;
+  // One SVG unit a CSS pixel, whatever the window: the text keeps its size, the zoom
+  // decides how much of the trace fits.
+  function layout() {
+    viewW = Math.max(svg.parentNode.clientWidth, L + 200);
+    svg.setAttribute("viewBox", "0 0 " + viewW + " " + H);
+    fitZoom = (viewW - L - 10) / (full - L - 20);
+    minZoom = Math.min(1, fitZoom);
+  }
+  layout();
   var marks = svg.querySelectorAll("[data-x]");
   var ticks = svg.querySelectorAll(".axis > g");
 
@@ -352,14 +367,14 @@ SCRIPT = r"""
     });
   }
   function setView(zoom, off) {
-    view.zoom = clamp(zoom, minZoom, 40);
+    view.zoom = clamp(zoom, minZoom, Math.max(40, fitZoom));
     var span = (full - L) * view.zoom;
     view.off = clamp(off, 0, Math.max(0, span + L - viewW));
     draw();
   }
   function zoomAt(factor, sx) {  // keep the point under screen x ``sx`` where it is
     var x = (sx + view.off - L) / view.zoom + L;
-    var zoom = clamp(view.zoom * factor, minZoom, 40);
+    var zoom = clamp(view.zoom * factor, minZoom, Math.max(40, fitZoom));
     setView(zoom, L + (x - L) * zoom - sx);
   }
   function svgX(clientX) {
@@ -379,13 +394,23 @@ SCRIPT = r"""
     if (!drag) { return; }
     setView(view.zoom, drag.off - (svgX(e.clientX) - svgX(drag.x)));
   });
-  // A trace wider than the view opens on its (first) violation.
-  var first = {zoom: 1, off: full <= viewW ? 0 :
-               Math.max(0, parseFloat(ds.focus) - L - (viewW - L) * 0.75)};
+  // The whole trace if it fits at 0.6 of its drawn size or more (up to 2.5 times
+  // wider); else its drawn size, opened on its (first) violation.
+  function firstView() {
+    if (fitZoom >= 0.6) { return {zoom: Math.min(fitZoom, 2.5), off: 0}; }
+    return {zoom: 1, off: Math.max(0, parseFloat(ds.focus) - L - (viewW - L) * 0.75)};
+  }
+  var first = firstView();
+  window.addEventListener("resize", function () {
+    var keep = (centre() + view.off - L) / view.zoom + L;
+    layout();
+    first = firstView();
+    setView(view.zoom, L + (keep - L) * view.zoom - centre());
+  });
   function button(id, fn) { document.getElementById(id).onclick = fn; }
   button("zoom-in", function () { zoomAt(1.5, centre()); });
   button("zoom-out", function () { zoomAt(1 / 1.5, centre()); });
-  button("zoom-all", function () { setView(minZoom, 0); });
+  button("zoom-all", function () { setView(fitZoom, 0); });
   button("zoom-reset", function () { setView(first.zoom, first.off); });
   button("pan-left", function () { setView(view.zoom, view.off - (viewW - L) / 3); });
   button("pan-right", function () { setView(view.zoom, view.off + (viewW - L) / 3); });
