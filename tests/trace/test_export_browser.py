@@ -17,6 +17,7 @@ import struct
 import subprocess
 import zlib
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,8 @@ def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 class Loaded:
     """What Chromium made of the page."""
 
-    dom: str  # the DOM after the script ran
+    source: str  # the page as exported
+    dom: str  # the DOM after the script ran, zoomed in
     console: str  # Chromium's log: the page's console lines among it
     png: bytes  # the screenshot
 
@@ -65,10 +67,12 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
     shot = tmp / "lost.png"
     shown = _chromium(tmp, "--enable-logging=stderr", "--v=0", f"--screenshot={shot}",
                       html.as_uri())
-    dom = _chromium(tmp, "--dump-dom", html.as_uri())
+    # The DOM opened zoomed 4 times on step 40 (the page's #zoom link): the script moved
+    # the marks and refit their labels.
+    dom = _chromium(tmp, "--dump-dom", html.as_uri() + "#zoom=4&step=40")
     assert dom.returncode == 0, dom.stderr[-2000:]
     # Kept for a person to look at: pytest's basetemp/browser0/lost.png.
-    return Loaded(dom.stdout, shown.stderr, shot.read_bytes())
+    return Loaded(html.read_text(), dom.stdout, shown.stderr, shot.read_bytes())
 
 
 def _png_rows(data: bytes) -> tuple[int, int, int, list[bytes]]:
@@ -134,6 +138,20 @@ def test_the_script_ran_and_drew_every_lane_the_violation_and_its_arrow(
     attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(1)))
     assert attrs["rendered"] == "ok"
     assert (attrs["lanes"], attrs["violations"], attrs["causes"]) == ("3", "1", "1")
+
+
+def _labels(page: str) -> list[str]:
+    return [unescape(t) for t in re.findall(r'<text class="lbl"[^>]*>([^<]*)</text>', page)]
+
+
+def test_zooming_in_moves_the_marks_and_gives_the_labels_room(page: Loaded) -> None:
+    body = re.search(r'<body[^>]*data-view="([0-9.]+) (\d+)"', page.dom)
+    assert body is not None and float(body.group(1)) == 4.0 and int(body.group(2)) > 0
+    drawn, zoomed = _labels(page.source), _labels(page.dom)
+    assert len(drawn) == len(zoomed)
+    cut = sum(label.endswith("\u2026") for label in drawn)
+    assert sum(label.endswith("\u2026") for label in zoomed) < cut / 2
+    assert "store #2 -> f:1 @0x101000" in zoomed
 
 
 def test_the_console_has_the_scripts_line_and_no_error(page: Loaded) -> None:
