@@ -235,6 +235,34 @@ def test_html_marks_the_events_a_caller_highlights_with_the_slice_class() -> Non
     assert not re.search(r'class="ev [^"]*\bslice\b', _page())
 
 
+def test_export_why_marks_the_slice_vmemu_why_finds(tmp_path: Path) -> None:
+    from emulator.trace.why import slice_of
+
+    trace = load_trace(str(LOST))
+    wanted = slice_of(trace)
+    out = tmp_path / "why.html"
+    assert main(["export", str(LOST), "--format", "html", "-o", str(out), "--why"]) == 0
+    page = out.read_text()
+    marked = {int(i) for i in re.findall(
+        r'<g class="(?:ev|call) [^"]*\bslice\b[^"]*" data-(?:i|call)="(\d+)"', page)}
+    drawn = {int(i) for i in re.findall(r'data-(?:i|call)="(\d+)"', page)}
+    assert marked == wanted & drawn and len(marked) >= 10
+    doc = json.loads(export.render(trace, "perfetto", wanted))
+    in_slice = {e["args"].get("index") for e in doc["traceEvents"]
+                if e["ph"] == "X" and e["args"].get("kind") == "slice"}
+    assert {i for i in in_slice if i is not None} == {
+        i for i in wanted if trace.entries[i].kind not in ("call", "ret", "violation")}
+
+
+def test_export_why_of_a_trace_without_a_violation_is_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ok = tmp_path / "ok.jsonl"
+    assert main(["run", "writers_vs_msync", "--seed", "3", "--trace", str(ok)]) == 0
+    out = tmp_path / "out.html"
+    assert "no violation" in _bad(capsys, str(ok), "--format", "html", "-o", str(out), "--why")
+    assert not out.exists()
+
+
 def test_html_escapes_what_the_trace_says(tmp_path: Path) -> None:
     lines = LOST.read_text().splitlines()
     lines[0] = lines[0].replace('"variant": "invalidate_frees_dirty"',

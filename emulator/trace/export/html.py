@@ -168,7 +168,8 @@ def _svg(tl: Timeline) -> tuple[str, dict[str, int]]:
         x, w = g.x(c.ts), max((c.end - c.ts) * g.px, 2.0)
         ret = c.ret if c.ret is not None else "still running at the end"
         title = f"{tl.lanes[c.lane]} step {tl.step_of(c.ts)}: {c.text}\nreturned: {ret}"
-        out.append(_rect("call", x, g.call_y(c.lane), w, CALL_H, title,
+        out.append(_rect("call slice" if c.index in tl.highlight else "call", x,
+                         g.call_y(c.lane), w, CALL_H, title,
                          f' data-call="{c.index}"', c.text, labels=labels))
     for s in tl.steps:
         x, w = g.x(s.ts), max((s.end - s.ts) * g.px - 0.6, 2.0)
@@ -490,7 +491,8 @@ def render(tl: Timeline) -> str:
               '<i class="sw" style="background:#e0a030"></i>page busy '
               '<i class="sw" style="background:#3c9a5f"></i>write in flight</span>'
               '<span class="bad">red: the violation and the events it names</span>'
-              '<span style="color:#f08c00">orange outline: the causal slice</span></p>')
+              + ('<span style="color:#f08c00">orange outline: the events it depends on '
+                 "(vmemu why)</span>" if tl.highlight else "") + "</p>")
     bar = ('<div id="bar"><button id="zoom-in" title="zoom in">+</button> '
            '<button id="zoom-out" title="zoom out">&minus;</button> '
            '<button id="pan-left" title="earlier">&larr;</button> '

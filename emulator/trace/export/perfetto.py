@@ -55,6 +55,8 @@ def events(tl: Timeline) -> list[dict[str, Any]]:
     for c in tl.calls:
         args: dict[str, Any] = {"call": c.text, "step": tl.step_of(c.ts),
                                 "returned": c.ret if c.ret is not None else "(still running)"}
+        if c.index in tl.highlight:
+            args["kind"] = "slice"
         timed.append((c.ts, 0, {"ph": "X", "cat": SLICE_CAT, "name": c.text, "pid": PID,
                                 "tid": _tid(c.lane), "ts": c.ts, "dur": c.end - c.ts,
                                 "args": args}))
