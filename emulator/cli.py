@@ -145,6 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--variant", default=None,
                      help="the variant to replay against (needed for a user variant's trace)")
     why.add_argument("--json", action="store_true", help="print one JSON object")
+    export = sub.add_parser("export", help="a trace as a Perfetto trace or an HTML timeline")
+    export.add_argument("trace", help="a trace file written by run --trace, explore or shrink")
+    export.add_argument("--format", required=True, metavar="perfetto|html",
+                        help="perfetto: trace-event JSON for ui.perfetto.dev; "
+                        "html: one self-contained page")
+    export.add_argument("-o", "--out", required=True, help="the file to write")
+    export.add_argument("--partial", action="store_true",
+                        help="accept a trace with no footer; export up to its last full line")
+    export.add_argument("--why", action="store_true",
+                        help="mark the events the violation depends on (the slice `vmemu why` "
+                        "explains)")
     mutants = sub.add_parser("mutants", help="checker power self-test over the built-in mutants")
     mutants.add_argument("--time-budget", type=float, default=60.0,
                          help="seconds for the whole self-test (default 60)")
@@ -610,6 +621,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from emulator.trace.export import FORMATS, export
+    from emulator.trace.reader import load_trace
+
+    if args.format not in FORMATS:  # before reading the trace: the cheaper mistake first
+        raise BadInput(f"--format {args.format}: unknown format; "
+                       f"choose one of {', '.join(FORMATS)}")
+    trace = load_trace(args.trace, partial=args.partial)
+    highlight: set[int] = set()
+    if args.why:
+        from emulator.trace.why import slice_of
+
+        highlight = slice_of(trace)
+    export(trace, args.format, args.out, highlight)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "explore": cmd_explore,
@@ -619,6 +647,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": cmd_list,
     "show": cmd_show,
     "why": cmd_why,
+    "export": cmd_export,
 }
 
 
