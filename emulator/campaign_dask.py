@@ -157,6 +157,14 @@ class DaskExecutor:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInput(f"--scheduler {self.scheduler}: cannot reach a Dask scheduler "
                            f"({first})") from None
+        try:
+            # Shards submitted to a scheduler without workers would wait forever.
+            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except (TimeoutError, OSError):
+            self.client.close()
+            self.client = None
+            raise BadInput(f"--scheduler {self.scheduler}: the Dask scheduler has no workers "
+                           f"(none joined within {CONNECT_TIMEOUT:g} s)") from None
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
