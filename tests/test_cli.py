@@ -60,7 +60,8 @@ def test_explore_json_reports_executions_and_speed(capsys: Any) -> None:
 def test_explore_without_a_workload_explores_generated_specs(
     capsys: Any, tmp_path: Path
 ) -> None:
-    code, out = run_json(capsys, ["explore", "--variant", "examples/my_clean.py:forgetful_clean",
+    variant = f"{ROOT / 'examples' / 'my_clean.py'}:forgetful_clean"
+    code, out = run_json(capsys, ["explore", "--variant", variant,
                                   "--iterations", "3000", "--save-dir", str(tmp_path),
                                   "--json"])
     assert out["workload"] == "generated"
