@@ -58,8 +58,19 @@ def _params(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("workload", help="a workload name (see `vmemu list`) or a .json/.toml spec")
+# explore's workload when none is named: a whole spec drawn from each seed, so a variant
+# meets structures (sub-maps, wired and private mappings, holes) nobody wrote a workload for.
+DEFAULT_EXPLORE_WORKLOAD = "generated"
+
+
+def _add_common(p: argparse.ArgumentParser, default_workload: str | None = None) -> None:
+    if default_workload is None:
+        p.add_argument("workload",
+                       help="a workload name (see `vmemu list`) or a .json/.toml spec")
+    else:
+        p.add_argument("workload", nargs="?", default=default_workload,
+                       help="a workload name (see `vmemu list`) or a .json/.toml spec "
+                       f"(default: {default_workload}, a whole spec drawn from each seed)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a workload parameter (repeatable)")
     p.add_argument("--profile", choices=tuple(PROFILES), default=None,
@@ -93,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.add_argument("--trace", default=None, help="write the execution's trace to this file")
     explore = sub.add_parser("explore", help="run many executions, stop at the first violation")
-    _add_common(explore)
+    _add_common(explore, DEFAULT_EXPLORE_WORKLOAD)
     limit = explore.add_mutually_exclusive_group()
     limit.add_argument("--iterations", type=int, default=None, help="executions to run")
     limit.add_argument("--time-budget", type=float, default=None, help="seconds to explore")
