@@ -13,7 +13,7 @@ from workloads import WORKLOADS, build_workload, describe, load_workload
 
 NAMES = list(WORKLOADS)
 EXPECTED = ["writers_vs_msync", "msync_vs_munmap", "two_cleaners", "invalidate_shared_file",
-            "zero_length_msync", "random_mix", "write_errors"]
+            "zero_length_msync", "random_mix", "write_errors", "pageout_vs_msync"]
 
 
 def test_registry_and_describe() -> None:
@@ -152,3 +152,27 @@ def test_load_workload_dispatches(tmp_path: Path) -> None:
     assert load_workload("two_cleaners", {"ops": "2"}, 0).params["ops"] == 2
     with pytest.raises(BadInput, match="--param applies to named workloads"):
         load_workload(str(path), {"ops": "2"}, 0)
+
+
+def test_every_workload_takes_the_agents_parameter() -> None:
+    from emulator.config import RunConfig
+
+    spec = build_workload("two_cleaners", {"agents": "pagedaemon=2,syncer"}, seed=0)
+    assert spec.agents == {"pagedaemon": 2, "syncer": 1}
+    assert spec.params["agents"] == "pagedaemon=2,syncer"
+    header = RunConfig("two_cleaners", params=(("agents", "syncer"),)).to_header()
+    assert header["agents"][-2:] == ["disk", "syncer"]
+    assert header["spec"]["agents"] == {"syncer": 1}
+
+
+def test_without_the_agents_parameter_nothing_about_agents_is_recorded() -> None:
+    spec = build_workload("two_cleaners", {}, seed=0)
+    assert spec.agents == {} and "agents" not in spec.params
+    assert "agents" not in spec.to_json()
+
+
+def test_a_bad_agents_parameter_names_it() -> None:
+    with pytest.raises(BadInput, match="bad value for parameter 'agents': 'syncer=x'"):
+        build_workload("two_cleaners", {"agents": "syncer=x"}, seed=0)
+    with pytest.raises(BadInput, match="unknown key 'swapper'"):
+        build_workload("two_cleaners", {"agents": "swapper"}, seed=0)

@@ -42,6 +42,7 @@ MUTANT_NAMES = (
     "null_object_deref",
     "lock_order_inversion",
     "vnode_lock_while_busy",
+    "no_relookup_after_sleep",
 )
 
 MUTANTS: dict[str, Variant] = {

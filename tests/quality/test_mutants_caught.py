@@ -30,6 +30,7 @@ was written (with a floor of three rounds, 21 executions, and a ceiling of
     null_object_deref               2  msync_vs_munmap seed 0         crash
     lock_order_inversion            1  writers_vs_msync seed 0        lock_discipline
     vnode_lock_while_busy           1  writers_vs_msync seed 0        lock_discipline
+    no_relookup_after_sleep       608  pageout_vs_msync seed 75       stale_structure
 
 skip_busy_page is the only one near the ceiling (budget 3000, 2.3x headroom);
 it takes about 1.6 s.  The whole file ran in about 4 s.
@@ -67,6 +68,7 @@ MEASURED = {
     "null_object_deref": 2,
     "lock_order_inversion": 1,
     "vnode_lock_while_busy": 1,
+    "no_relookup_after_sleep": 608,
 }
 FLOOR = 3 * len(WORKLOADS)
 CEILING = 3000
