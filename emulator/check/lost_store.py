@@ -57,7 +57,8 @@ def flushed_pages(
     """Return (file object, pindex, va, entry end) for the pages a clean must flush.
 
     Computed independently of any variant from the map as it is now, per the
-    profile's "which objects are flushed" row.
+    profile's "which objects are flushed" row: the file object at the bottom of
+    each entry's backing chain (a private mapping's file too, written or not).
     """
     profile = k.profile
     every = profile.flushes is Flushes.MIGHT_BE_DIRTY  # a superset: any file page may be
@@ -79,11 +80,12 @@ def flushed_pages(
         if target is not None and target.obj is not None:
             obj = target.obj
             offset = target.offset
+            # The bottom of the backing chain, as the clean finds it (§3 step 5): a
+            # private mapping's file pages are flushed as a shared mapping's are.
             while obj.backing is not None:
                 offset += obj.backing_offset << PAGE_SHIFT
                 obj = obj.backing
-            private = target.obj is not obj
-            if obj.kind == "file" and not private and (every or target.writable):
+            if obj.kind == "file" and (every or target.writable):
                 va = lo & ~PAGE_MASK
                 while va < hi:
                     pindex = (offset + (va - target.start)) >> PAGE_SHIFT
