@@ -19,6 +19,7 @@ from typing import Any
 from emulator.errors import BadInput
 from emulator.spec import Spec, load_spec_file, parse_spec
 from workloads import (
+    generated,
     invalidate_shared_file,
     msync_vs_munmap,
     private_shadow,
@@ -49,6 +50,7 @@ WORKLOADS: dict[str, ModuleType] = {
     "spanning_range": spanning_range,
     "three_processes": three_processes,
     "teardown_during_flush": teardown_during_flush,
+    "generated": generated,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]
