@@ -469,14 +469,15 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         print(f"{'mutant':32s} {'profile':9s} {'caught by':16s} {'execs':>6s} {'seconds':>8s}  "
-              "workload / seed")
+              "workload / strategy / seed")
         for m in report["mutants"]:
             if m["caught"]:
                 mark = "" if m["expected_rule_seen"] else "  (expected: "
                 mark += "" if m["expected_rule_seen"] else ", ".join(m["expected_rules"]) + ")"
                 print(f"{m['name']:32s} {m['profile']:9s} "
                       f"{m['rule']:16s} {m['executions_to_first']:6d} "
-                      f"{m['seconds_to_first']:8.3f}  {m['workload']} / {m['seed']}{mark}")
+                      f"{m['seconds_to_first']:8.3f}  {m['workload']} / {m['strategy']} / "
+                      f"{m['seed']}{mark}")
             else:
                 print(f"{m['name']:32s} {'':9s} {'NOT CAUGHT':16s} {m['executions']:6d}")
         print(f"caught {report['caught']} of {report['total']} mutants; "

@@ -26,7 +26,7 @@ from typing import Any
 from emulator.config import FOLLOW, RunConfig
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES, InvalidateFrees
 from emulator.machine import Execution, Machine
-from emulator.portfolio import Portfolio, arms_for, coverage_json
+from emulator.portfolio import Portfolio, arm_label, arms_for, coverage_json
 from emulator.variants import BUILTIN, MUTANTS, Variant
 from workloads import WORKLOADS
 
@@ -81,6 +81,7 @@ class Hunt:
                 round(self.seconds_to_first, 4) if self.seconds_to_first is not None else None
             ),
             "workload": self.workload,
+            "strategy": None if self.run is None else arm_label(self.run, workload=False),
             "seed": self.seed,
             "message": self.message,
             "trace": self.trace,
