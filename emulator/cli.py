@@ -130,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="columns to fit (default: the terminal's width, at least 80)")
     show.add_argument("--partial", action="store_true",
                       help="accept a trace with no footer; show up to its last full line")
+    show.add_argument("--why", action="store_true",
+                      help="mark the rows the violation depends on (the slice `vmemu why` "
+                      "explains)")
+    why = sub.add_parser("why", help="why a trace's violation happened: the events and "
+                         "preemptions it needs")
+    why.add_argument("trace", help="a trace that records a violation")
+    why.add_argument("--variant", default=None,
+                     help="the variant to replay against (needed for a user variant's trace)")
+    why.add_argument("--json", action="store_true", help="print one JSON object")
     mutants = sub.add_parser("mutants", help="checker power self-test over the built-in mutants")
     mutants.add_argument("--time-budget", type=float, default=60.0,
                          help="seconds for the whole self-test (default 60)")
@@ -595,6 +604,18 @@ def cmd_shrink(args: argparse.Namespace) -> int:
 
 
 
+def cmd_why(args: argparse.Namespace) -> int:
+    from emulator.trace.reader import load_trace
+    from emulator.trace.why import explain
+
+    explanation = explain(load_trace(args.trace), args.variant)
+    if args.json:
+        print(json.dumps(explanation.to_json()))
+    else:
+        print("\n".join(explanation.lines()))
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from emulator.trace.reader import load_trace
     from emulator.trace.show import MIN_WIDTH, default_width, render, unicode_ok, use_color
@@ -603,8 +624,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise BadInput(f"--width {args.width}: must be at least {MIN_WIDTH}")
     trace = load_trace(args.trace, partial=args.partial)
     width = args.width if args.width is not None else default_width()
+    why = None
+    if args.why:
+        from emulator.trace.why import slice_of
+
+        why = slice_of(trace)
     sys.stdout.write(render(trace, width, show_all=args.all, color=use_color(sys.stdout),
-                            unicode=unicode_ok(sys.stdout)))
+                            unicode=unicode_ok(sys.stdout), why=why))
     return 0
 
 
@@ -616,6 +642,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "mutants": cmd_mutants,
     "list": cmd_list,
     "show": cmd_show,
+    "why": cmd_why,
 }
 
 

@@ -50,12 +50,15 @@ class FollowStrategy(Strategy):
         return current if current in runnable else runnable[0]
 
 
-def trace_variant(trace: Trace, override: str | None) -> Variant:
-    """The variant to replay with: the override, else the header's built-in one.
+def trace_variant(trace: Trace, override: str | Variant | None) -> Variant:
+    """The variant to replay with: the override (a name, or a variant already
+    loaded, e.g. by a test), else the header's built-in one.
 
     A user variant named by a trace is never loaded from the trace's say-so:
     the user must name it again with --variant.
     """
+    if isinstance(override, Variant):
+        return override
     if override is not None:
         return load_variant(override)
     name = trace.config.variant
@@ -109,7 +112,7 @@ def compare(trace: Trace, observed: list[dict[str, Any]], partial: bool) -> Dive
     return None
 
 
-async def replay(trace: Trace, variant_override: str | None = None,
+async def replay(trace: Trace, variant_override: str | Variant | None = None,
                  partial: bool = False) -> ReplayResult:
     """Replay ``trace``; strict unless another variant is given."""
     variant = trace_variant(trace, variant_override)

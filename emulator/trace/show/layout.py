@@ -73,10 +73,11 @@ class Glyphs:
     rule: str  # the rule under the column titles and under the last row
     ellipsis: str  # ends a cut cell
     joint: str  # between agents in one holds cell
+    why: str = "▸"  # before the step of a row in the violation's causal slice (--why)
 
 
 UNICODE = Glyphs(" │ ", "─", "…", " · ")
-ASCII = Glyphs(" | ", "-", "...", " ; ")
+ASCII = Glyphs(" | ", "-", "...", " ; ", ">")
 
 
 class Painter:
@@ -156,10 +157,13 @@ class Table:
 
     @classmethod
     def fit(cls, rows: Sequence[Row], columns: list[int], titles: list[str], holds_title: str,
-            width: int, glyphs: Glyphs, paint: Painter) -> Table:
-        """Widths for ``rows`` under ``titles`` (one per entry of ``columns``) in ``width``."""
+            width: int, glyphs: Glyphs, paint: Painter, lead: int = 0) -> Table:
+        """Widths for ``rows`` under ``titles`` (one per entry of ``columns``) in ``width``.
+
+        ``lead``: characters the step column keeps before the step (a marker).
+        """
         last_step = max((r.step for r in rows), default=0)
-        step_w = max(4, len(str(last_step)) + 1)
+        step_w = max(4, len(str(last_step)) + 1) + lead
         long = [len(t) for t in titles] + [len(holds_title)]
         short = [min(len(t), 6) for t in titles] + [len("holds")]
         for r in rows:

@@ -34,8 +34,12 @@ HOLDS_TITLE = "holds after the row"
 
 
 def render(trace: Trace, width: int, show_all: bool = False, color: bool = False,
-           unicode: bool = True) -> str:
-    """Return the timeline of ``trace`` as text no line of which is wider than ``width``."""
+           unicode: bool = True, why: set[int] | None = None) -> str:
+    """Return the timeline of ``trace`` as text no line of which is wider than ``width``.
+
+    ``why``: indices into ``trace.entries`` (``emulator.trace.why.slice_of``)
+    whose rows get a marker before the step; ``None`` leaves the page as it was.
+    """
     g = UNICODE if unicode else ASCII
     agents = [clean(str(a)) for a in trace.header.get("agents", [])]
     disk = agents.index("disk") if "disk" in agents else len(agents) - 1
@@ -49,7 +53,13 @@ def render(trace: Trace, width: int, show_all: bool = False, color: bool = False
         columns.append(-1)
     involved = {c for v in violations for c in v.cpus}
     titles = _titles(trace, agents, columns, involved)
-    table = Table.fit(rows, columns, titles, HOLDS_TITLE, width, g, Painter(color))
+    lead = len(g.why) + 1 if why is not None else 0
+    table = Table.fit(rows, columns, titles, HOLDS_TITLE, width, g, Painter(color), lead)
+
+    def marker(r: Row) -> str:
+        if why is None:
+            return ""
+        return (g.why if why.intersection(r.events) else " " * len(g.why)) + " "
 
     out: list[str] = []
     for h in _header_lines(trace, violations, sum(r.violation is None for r in rows), show_all):
@@ -62,17 +72,20 @@ def render(trace: Trace, width: int, show_all: bool = False, color: bool = False
     prev_step: int | None = None
     for r in rows:
         if r.violation is not None:
-            out.extend(_violation_lines(r, r.violation, columns, agents, table))
+            out.extend(_violation_lines(r, r.violation, columns, agents, table, marker(r)))
             prev_step = None
             continue
         step_text = (str(r.step) if r.step != prev_step else "") + ("*" if r.mark else " ")
+        if why is not None:  # the marker leads, the step stays right-aligned after it
+            step_text = marker(r) + step_text.rjust(table.step_w - lead)
         prev_step = r.step
         cells: list[Cell] = [(("",), "")] * len(columns)
         cells[columns.index(r.column)] = (r.text, cell_style(r.kind, r.text))
         out.append(table.line(step_text, [*cells, (r.holds, "")], "bad" if r.mark else "dim"))
     out.append(table.rule())
     out.extend(_end_lines(trace, state, agents, width))
-    out.extend(wrap(_legend(marked, bool(violations), show_all), width, "        "))
+    out.extend(wrap(_legend(marked, bool(violations), show_all, g.why if why is not None
+                            else None), width, "        "))
     return "\n".join(fit_line(s, width) for s in out) + "\n"
 
 
@@ -153,12 +166,15 @@ def _mapping_text(pname: str, m: dict[str, Any]) -> str:
 
 
 def _violation_lines(r: Row, v: Violation, columns: list[int], agents: list[str],
-                     table: Table) -> list[str]:
+                     table: Table, lead: str = "") -> list[str]:
     """The row marking the CPUs involved, the banner, and what each agent held then."""
     cells: list[Cell] = [((f"!! {v.rule}", "!!"), "alarm") if c in v.cpus else (("",), "")
                          for c in columns]
     step = v.step if v.step is not None else r.step
-    out = [table.line(f"{step} ", [*cells, (("",), "")], "bad")]
+    step_text = f"{step} "
+    if lead:
+        step_text = lead + step_text.rjust(table.step_w - len(lead))
+    out = [table.line(step_text, [*cells, (("",), "")], "bad")]
     who = ", ".join(agents[c] if 0 <= c < len(agents) else f"cpu{c}" for c in v.cpus)
     banner = (f">>> VIOLATION {v.rule} at step {v.step}" + (f" ({who})" if who else "")
               + f": {v.message}")
@@ -200,7 +216,8 @@ def _end_lines(trace: Trace, state: State, agents: list[str], width: int) -> lis
     return out
 
 
-def _legend(marked: set[int], violations: bool, show_all: bool) -> str:
+def _legend(marked: set[int], violations: bool, show_all: bool,
+            why: str | None = None) -> str:
     parts = [
         "legend: f:1 = page 1 of file f",
         "#N = the value of store N (#0: the initial contents)",
@@ -217,6 +234,8 @@ def _legend(marked: set[int], violations: bool, show_all: bool) -> str:
     if marked:
         parts.append("* = a row with store " + ", ".join(f"#{n}" for n in sorted(marked))
                      + " (named by the violation)")
+    if why is not None:
+        parts.append(f"{why} = a row the violation depends on (the slice `vmemu why` explains)")
     if not show_all:
         parts.append("--all shows every event")
     return "; ".join(parts)
