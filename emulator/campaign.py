@@ -35,6 +35,7 @@ from emulator.portfolio import ArmStats, Coverage, Portfolio, arms_for
 from emulator.sched.outcome import Outcome
 from emulator.sched.strategies import DfsStrategy, PctStrategy
 from emulator.spec import Spec
+from emulator.variants import Variant
 
 CONFIDENCE = 0.95
 
@@ -44,13 +45,15 @@ class Config:
     """A campaign: the run configuration of its first execution and when to stop.
 
     Plain, picklable data: each shard rebuilds its machine from it.  Execution
-    ``seed`` runs ``run`` with that seed.
+    ``seed`` runs ``run`` with that seed.  ``variant``: the variant object itself, for
+    a campaign in this process whose variant is not loaded by name (a test's function).
     """
 
     run: RunConfig
     iterations: int | None
     time_budget: float | None
     stop_on_first: bool
+    variant: Variant | None = None
 
     @property
     def first_seed(self) -> int:
@@ -60,7 +63,7 @@ class Config:
         return self.run.spec(seed)
 
     def machine(self) -> Machine:
-        return self.run.machine()
+        return self.run.machine(self.variant)
 
 
 @dataclass
@@ -144,7 +147,7 @@ async def run_shard(
 ) -> Summary:
     """Run this shard's seeds until its share of iterations, the budget, or a stop."""
     # Each shard chooses its arms by its own executions: deterministic per shard.
-    portfolio = Portfolio(arms_for(cfg.run), cfg.first_seed + shard, shards)
+    portfolio = Portfolio(arms_for(cfg.run), cfg.first_seed + shard, shards, cfg.variant)
     out = Summary()
     quota = None
     if cfg.iterations is not None:
