@@ -6,8 +6,11 @@ its stopping rules.  It runs as *shards*: shard ``i`` of ``n`` takes the seeds
 union of the shards of an ``--iterations`` campaign is exactly the seeds a
 serial run would take.  Shards go to an
 :class:`Executor` -- in-process for one job, local processes for several
-(``LocalProcessExecutor``); a distributed engine can serve the same interface.
-Results merge into one :class:`Summary`.
+(``LocalProcessExecutor``), or a Dask cluster (``emulator.campaign_dask``, the
+``vmemu[dask]`` extra).  Results merge into one :class:`Summary`, whose failures
+are sorted by seed: when several shards find violations before they all stop,
+the first one reported is the lowest seed among them, whatever order they
+arrived in.
 
 After a campaign without violations, :func:`confidence` states what was
 covered: executions, distinct schedules, the largest agent count n and
@@ -132,9 +135,13 @@ def _digest(decisions: list[int]) -> bytes:
 
 
 class Counters(Protocol):
-    """Live progress, shared with the display (and across processes)."""
+    """Live progress, shared with the display (and across processes).
 
-    def add(self, executions: int, violations: int) -> None: ...
+    ``coverage`` counts new distinct schedules this shard ran (each shard counts its
+    own, so the live sum across shards can exceed the merged summary's union).
+    """
+
+    def add(self, executions: int, violations: int, coverage: int = 0) -> None: ...
 
 
 async def run_shard(
@@ -153,12 +160,13 @@ async def run_shard(
     if cfg.iterations is not None:
         quota = cfg.iterations // shards + (1 if shard < cfg.iterations % shards else 0)
     start = time.perf_counter()
-    reported = [0, 0]  # executions and failures already added to the counters
+    reported = [0, 0, 0]  # executions, failures, schedules already added to the counters
 
     def report() -> None:
         if counters is not None:
-            counters.add(out.executions - reported[0], len(out.failures) - reported[1])
-        reported[0], reported[1] = out.executions, len(out.failures)
+            counters.add(out.executions - reported[0], len(out.failures) - reported[1],
+                         len(out.schedules) - reported[2])
+        reported[:] = out.executions, len(out.failures), len(out.schedules)
 
     while True:
         if quota is not None and out.executions >= quota:
@@ -264,27 +272,41 @@ class LocalProcessExecutor:
             return [f.result() for f in futures]
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What the progress display shows: the counters at one moment."""
+
+    executions: int
+    violations: int
+    coverage: int  # distinct schedules, summed over shards (see Counters)
+
+
 class Progress:
     """Counters a display thread reads: shared memory, so workers can add to them."""
 
     def __init__(self, shared: Any = None) -> None:
         # A worker process wraps the parent's shared array; the parent makes it.
         self.shared = shared if shared is not None else (
-            multiprocessing.get_context("fork").Array("q", 2))
+            multiprocessing.get_context("fork").Array("q", 3))
 
-    def add(self, executions: int, violations: int) -> None:
+    def add(self, executions: int, violations: int, coverage: int = 0) -> None:
         with self.shared.get_lock():
             self.shared[0] += executions
             self.shared[1] += violations
+            self.shared[2] += coverage
 
-    def read(self) -> tuple[int, int]:
-        return int(self.shared[0]), int(self.shared[1])
+    def read(self) -> Snapshot:
+        with self.shared.get_lock():
+            return Snapshot(int(self.shared[0]), int(self.shared[1]), int(self.shared[2]))
 
 
-def run_campaign(cfg: Config, jobs: int, progress: Progress | None = None) -> Summary:
-    """Run ``cfg`` over ``jobs`` shards and merge the results."""
+def run_campaign(cfg: Config, jobs: int, progress: Progress | None = None,
+                 executor: Executor | None = None) -> Summary:
+    """Run ``cfg`` over ``jobs`` shards on ``executor`` (by default: this process for one
+    job, local processes for several) and merge the results."""
     counters = progress or Progress()
-    executor: Executor = InlineExecutor() if jobs == 1 else LocalProcessExecutor(jobs)
+    if executor is None:
+        executor = InlineExecutor() if jobs == 1 else LocalProcessExecutor(jobs)
     started = time.perf_counter()
     parts = executor.run(cfg, jobs, counters)
     total = Summary()

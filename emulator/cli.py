@@ -14,10 +14,9 @@ import os
 import re
 import shlex
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack
 from typing import Any, NoReturn
 
 import trio
@@ -60,8 +59,19 @@ def _params(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("workload", help="a workload name (see `vmemu list`) or a .json/.toml spec")
+# explore's workload when none is named: a whole spec drawn from each seed, so a variant
+# meets structures (sub-maps, wired and private mappings, holes) nobody wrote a workload for.
+DEFAULT_EXPLORE_WORKLOAD = "generated"
+
+
+def _add_common(p: argparse.ArgumentParser, default_workload: str | None = None) -> None:
+    if default_workload is None:
+        p.add_argument("workload",
+                       help="a workload name (see `vmemu list`) or a .json/.toml spec")
+    else:
+        p.add_argument("workload", nargs="?", default=default_workload,
+                       help="a workload name (see `vmemu list`) or a .json/.toml spec "
+                       f"(default: {default_workload}, a whole spec drawn from each seed)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a workload parameter (repeatable)")
     p.add_argument("--profile", choices=tuple(PROFILES), default=None,
@@ -95,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.add_argument("--trace", default=None, help="write the execution's trace to this file")
     explore = sub.add_parser("explore", help="run many executions, stop at the first violation")
-    _add_common(explore)
+    _add_common(explore, DEFAULT_EXPLORE_WORKLOAD)
     limit = explore.add_mutually_exclusive_group()
     limit.add_argument("--iterations", type=int, default=None, help="executions to run")
     limit.add_argument("--time-budget", type=float, default=None, help="seconds to explore")
@@ -104,7 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--stop-on-first", action="store_true",
                          help="stop every job at the first violation (the default)")
     explore.add_argument("--jobs", type=int, default=1,
-                         help="processes to spread the executions over (disjoint seeds)")
+                         help="shards to spread the executions over, each with its own seed "
+                              "stream: local processes, or Dask tasks with --executor dask")
+    explore.add_argument("--executor", choices=("local", "dask"), default="local",
+                         help="where the shards run: local processes (default), or a Dask "
+                              "cluster (the vmemu[dask] extra)")
+    explore.add_argument("--scheduler", default=None, metavar="ADDR",
+                         help="with --executor dask: the Dask scheduler to use, e.g. "
+                              "tcp://127.0.0.1:8786 (default: a local cluster of --jobs "
+                              "worker processes on 127.0.0.1)")
     explore.add_argument("--save-dir", default="traces/failures",
                          help="where failing executions' traces go (default traces/failures)")
     replay = sub.add_parser("replay", help="replay a trace exactly, event by event")
@@ -139,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("--variant", default=None,
                      help="the variant to replay against (needed for a user variant's trace)")
     why.add_argument("--json", action="store_true", help="print one JSON object")
+    export = sub.add_parser("export", help="a trace as a Perfetto trace or an HTML timeline")
+    export.add_argument("trace", help="a trace file written by run --trace, explore or shrink")
+    export.add_argument("--format", required=True, metavar="perfetto|html",
+                        help="perfetto: trace-event JSON for ui.perfetto.dev; "
+                        "html: one self-contained page")
+    export.add_argument("-o", "--out", required=True, help="the file to write")
+    export.add_argument("--partial", action="store_true",
+                        help="accept a trace with no footer; export up to its last full line")
+    export.add_argument("--why", action="store_true",
+                        help="mark the events the violation depends on (the slice `vmemu why` "
+                        "explains)")
     mutants = sub.add_parser("mutants", help="checker power self-test over the built-in mutants")
     mutants.add_argument("--time-budget", type=float, default=60.0,
                          help="seconds for the whole self-test (default 60)")
@@ -289,43 +318,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-class _ProgressLine:
-    """A one-line progress display on a terminal (stderr), updated twice a second."""
-
-    def __init__(self, progress: Progress, budget: float | None, iterations: int | None) -> None:
-        self.progress = progress
-        self.budget = budget
-        self.iterations = iterations
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="vmemu-progress", daemon=True)
-        self.start = time.monotonic()
-
-    def __enter__(self) -> _ProgressLine:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
-        sys.stderr.write("\r\x1b[2K")
-        sys.stderr.flush()
-
-    def _run(self) -> None:
-        while not self.done.wait(0.5):
-            executions, violations = self.progress.read()
-            elapsed = time.monotonic() - self.start
-            rate = executions / elapsed if elapsed > 0 else 0.0
-            if self.budget is not None:
-                left = f"{max(0.0, self.budget - elapsed):.0f}s left"
-            elif self.iterations is not None and rate > 0:
-                left = f"~{max(0.0, (self.iterations - executions) / rate):.0f}s left"
-            else:
-                left = "until the space is exhausted"
-            sys.stderr.write(f"\r\x1b[2K{executions} executions, {rate:.0f}/s, "
-                             f"{violations} violations, {left}")
-            sys.stderr.flush()
-
-
 def cmd_explore(args: argparse.Namespace) -> int:
     job = _Job(run_config(args), single=False)
     run = job.config
@@ -339,14 +331,29 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if dfs and args.jobs > 1:
         raise BadInput("--jobs: the dfs strategy enumerates one schedule tree in one process; "
                        "use --jobs 1")
+    if args.scheduler is not None and args.executor != "dask":
+        raise BadInput("--scheduler: only with --executor dask")
+    if dfs and args.executor == "dask":
+        raise BadInput("--executor dask: the dfs strategy enumerates one schedule tree in one "
+                       "process; use --executor local")
     iterations = args.iterations
     if iterations is None and args.time_budget is None and not dfs:
         iterations = 1000
     cfg = Config(run, iterations, args.time_budget, stop_on_first=not args.keep_going)
     progress = Progress()
-    show = sys.stderr.isatty() and not args.json
-    with _ProgressLine(progress, args.time_budget, iterations) if show else nullcontext():
-        summary = run_campaign(cfg, args.jobs, progress)
+    with ExitStack() as stack:
+        executor = None
+        if args.executor == "dask":
+            from emulator.campaign_dask import DaskExecutor
+
+            # Connects (or starts the local cluster) now: a bad address is bad input
+            # before anything runs or is written.
+            executor = stack.enter_context(DaskExecutor(args.jobs, args.scheduler))
+        from emulator.progress import LiveProgress, wanted
+
+        if wanted(sys.stderr, args.json):
+            stack.enter_context(LiveProgress(progress, args.time_budget, iterations))
+        summary = run_campaign(cfg, args.jobs, progress, executor)
         other = None  # dfs: the same space counted the other way, for comparison
         if dfs and summary.exhausted and not summary.failures:
             flipped = dataclasses.replace(run, reduction=not run.reduction)
@@ -634,6 +641,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from emulator.trace.export import FORMATS, export
+    from emulator.trace.reader import load_trace
+
+    if args.format not in FORMATS:  # before reading the trace: the cheaper mistake first
+        raise BadInput(f"--format {args.format}: unknown format; "
+                       f"choose one of {', '.join(FORMATS)}")
+    trace = load_trace(args.trace, partial=args.partial)
+    highlight: set[int] = set()
+    if args.why:
+        from emulator.trace.why import slice_of
+
+        highlight = slice_of(trace)
+    export(trace, args.format, args.out, highlight)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "explore": cmd_explore,
@@ -643,6 +667,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": cmd_list,
     "show": cmd_show,
     "why": cmd_why,
+    "export": cmd_export,
 }
 
 

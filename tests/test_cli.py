@@ -57,6 +57,18 @@ def test_explore_json_reports_executions_and_speed(capsys: Any) -> None:
     assert data["profile"] == "manpage"
 
 
+def test_explore_without_a_workload_explores_generated_specs(
+    capsys: Any, tmp_path: Path
+) -> None:
+    variant = f"{ROOT / 'examples' / 'my_clean.py'}:forgetful_clean"
+    code, out = run_json(capsys, ["explore", "--variant", variant,
+                                  "--iterations", "3000", "--save-dir", str(tmp_path),
+                                  "--json"])
+    assert out["workload"] == "generated"
+    assert code == 1 and out["violations"]  # measured: caught at seed 134
+    assert out["violations"][0]["rerun"].startswith("vmemu run generated --variant ")
+
+
 def test_explore_honours_profile_and_seed(capsys: Any) -> None:
     code, data = run_json(capsys, ["explore", "two_cleaners", "--iterations", "3",
                                    "--profile", "modern", "--seed", "40", "--json"])

@@ -13,7 +13,7 @@ from workloads import WORKLOADS, build_workload, describe, load_workload
 
 NAMES = list(WORKLOADS)
 EXPECTED = ["writers_vs_msync", "msync_vs_munmap", "two_cleaners", "invalidate_shared_file",
-            "zero_length_msync", "random_mix", "write_errors"]
+            "zero_length_msync", "random_mix", "write_errors", "generated"]
 
 
 def test_registry_and_describe() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from emulator.errors import BadInput
 from emulator.spec import Spec, load_spec_file, parse_spec
 from workloads import (
+    generated,
     invalidate_shared_file,
     msync_vs_munmap,
     random_mix,
@@ -36,6 +37,7 @@ WORKLOADS: dict[str, ModuleType] = {
     "zero_length_msync": zero_length_msync,
     "random_mix": random_mix,
     "write_errors": write_errors,
+    "generated": generated,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]

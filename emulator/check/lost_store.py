@@ -59,6 +59,18 @@ def flushed_pages(
     Computed independently of any variant from the map as it is now, per the
     profile's "which objects are flushed" row.
     """
+    return [(obj, pindex, va, entry_end)
+            for obj, pindex, va, entry_end, flushed in reached_pages(k, vm_map, start, end)
+            if flushed]
+
+
+def reached_pages(
+    k: Kernel, vm_map: VmMap, start: int, end: int
+) -> list[tuple[VmObject, int, int, int, bool]]:
+    """Return (file object, pindex, va, entry end, flushed) for every file page a clean of
+    [start, end) reaches at the bottom of an entry's chain; ``flushed``: the profile's
+    "which objects are flushed" row flushes it through that entry (a private or, where
+    only writable entries are flushed, a read-only entry reaches a page unflushed)."""
     profile = k.profile
     every = profile.flushes is Flushes.MIGHT_BE_DIRTY  # a superset: any file page may be
     start, end = vm_map.clamp(start, end)
@@ -67,7 +79,7 @@ def flushed_pages(
         return []
     if profile.zero_length_whole_entry and start == end:
         start, end = first.start, first.end
-    out: list[tuple[VmObject, int, int, int]] = []
+    out: list[tuple[VmObject, int, int, int, bool]] = []
     entry: VmMapEntry | None = first
     while entry is not None and entry.start < end:
         lo, hi = max(start, entry.start), min(end, entry.end)
@@ -83,11 +95,12 @@ def flushed_pages(
                 offset += obj.backing_offset << PAGE_SHIFT
                 obj = obj.backing
             private = target.obj is not obj
-            if obj.kind == "file" and not private and (every or target.writable):
+            if obj.kind == "file":
+                flushed = not private and (every or target.writable)
                 va = lo & ~PAGE_MASK
                 while va < hi:
                     pindex = (offset + (va - target.start)) >> PAGE_SHIFT
-                    out.append((obj, pindex, va, entry.end))
+                    out.append((obj, pindex, va, entry.end, flushed))
                     va += 1 << PAGE_SHIFT
         entry = vm_map.succ(entry)
     return out
@@ -101,6 +114,8 @@ class _Notes:
     # the call must flush; None: the call must flush nothing (asynchronous).
     expected: list[tuple[VmObject, int, int, StoreInfo]] | None = None
     removed: list[tuple[int, int]] = field(default_factory=list)  # entries unmapped meanwhile
+    # file pages (object name, pindex) the range reaches through an entry it does not flush
+    unflushed: set[tuple[str, int]] = field(default_factory=set)
     flushed: dict[tuple[str, int], int] = field(default_factory=dict)  # page -> step written
 
 
@@ -146,7 +161,11 @@ class LostStore(Checker):
         k = self.k
         k.in_checker = True
         expected: list[tuple[VmObject, int, int, StoreInfo]] = []
-        for obj, pindex, va, _ in flushed_pages(k, call.vm_map, call.start, call.end):
+        unflushed: set[tuple[str, int]] = set()
+        for obj, pindex, va, _, flushed in reached_pages(k, call.vm_map, call.start, call.end):
+            if not flushed:
+                unflushed.add((obj.name, pindex))
+                continue
             info = self.last.get((obj.name, pindex))
             if info is not None:
                 expected.append((obj, pindex, va, info))
@@ -154,6 +173,7 @@ class LostStore(Checker):
         notes = self._notes(call)
         notes.expected = expected
         notes.removed = []
+        notes.unflushed = unflushed
 
     def _call(self, step: int, aid: int, ev: CleanCall) -> None:
         self._expect(self.calls.calls[aid])
@@ -249,10 +269,15 @@ class LostStore(Checker):
         if info.sid != page.contents:
             return False
         notes = self.notes.get(call)
-        flushed_at = notes.flushed.get((page.obj.name, page.pindex)) if notes else None
+        key = (page.obj.name, page.pindex)
+        flushed_at = notes.flushed.get(key) if notes else None
         if flushed_at is not None:
-            return info.step > flushed_at
-        return info.map != call.vm_map.name
+            # Re-dirtied after the flush, or the flush's write failed (EIO): dirty either way.
+            return info.step > flushed_at or key in self.failed_writes
+        # Not flushed by this call: a store through another map, or the range reaches the
+        # page through an entry the profile does not flush (read-only, or private over the
+        # file), whose invalidate frees the page dirty, as the 2003 code did entry by entry.
+        return info.map != call.vm_map.name or (notes is not None and key in notes.unflushed)
 
     def _issue(self, step: int, aid: int, ev: IoIssue) -> None:
         call = self.calls.calls.get(ev.io.issuer)

@@ -9,10 +9,13 @@ the wall clock (``budget``) only stops it early, never steers it.
    program, so agent numbers and the schedule still line up), then ddmin over
    each CPU's operations; then CPUs left empty are dropped (agents renumber,
    the schedule is remapped) and processes and files nothing refers to go.
-   Repeated to a fixed point.  Each candidate spec is tried first with the
-   current schedule, followed leniently (:class:`FollowStrategy`), then with
-   ``SEEDS`` portfolio seeds; the first failing execution's actual decisions
-   become the current schedule.
+   Then the structures: each op's range (or mmap) narrowed to fewer pages,
+   ddmin over each process's mappings (a removed mapping takes with it the
+   ops that touch it and no other mapping), then each mapping's and each
+   file's pages, fewest first.  Repeated to a fixed point.
+   Each candidate spec is tried first with the current schedule, followed
+   leniently (:class:`FollowStrategy`), then with ``SEEDS`` portfolio seeds;
+   the first failing execution's actual decisions become the current schedule.
 2. Schedule.  A preemption is a decision that switches away from an agent
    that could have gone on running.  ddmin over the preemptions: the removed
    ones stay on the running agent, every other decision follows the schedule
@@ -40,9 +43,11 @@ from emulator.check import all_checkers
 from emulator.config import FOLLOW
 from emulator.errors import BadInput, InternalError, check_output_path
 from emulator.kern.events import Sched
+from emulator.kern.param import PAGE_SIZE
+from emulator.kern.syscalls import ArgKind
 from emulator.machine import Machine
 from emulator.sched.strategies import PortfolioStrategy, Strategy
-from emulator.spec import Op, Spec
+from emulator.spec import CpuSpec, MappingSpec, Op, Spec
 from emulator.trace.reader import Trace, load_trace
 from emulator.trace.record import record
 from emulator.trace.replay import FollowStrategy, replay, trace_variant
@@ -135,6 +140,76 @@ def count_ops(spec: Spec) -> int:
     return sum(len(c.program) for c in spec.cpus)
 
 
+def count_mappings(spec: Spec) -> int:
+    """The mappings a spec starts with (every process's)."""
+    return sum(len(maps) for maps in spec.processes.values())
+
+
+def op_span(op: Op) -> tuple[int, int] | None:
+    """The addresses [start, end) an op aims at, or None (yield).
+
+    A store or load aims at its page; msync, clean, munmap, mlock and munlock at
+    their range (an empty one at the page it names); mmap at the pages it maps.
+    Read from the call's argument kinds, so a new call is covered by its row.
+    """
+    kinds = [a.kind for a in op.call.args]
+    if not kinds or kinds[0] is not ArgKind.ADDRESS:
+        return None
+    start = op.args[0] - op.args[0] % PAGE_SIZE
+    if len(kinds) == 1:
+        return start, start + PAGE_SIZE
+    second = op.args[1]
+    if kinds[1] is ArgKind.ADDRESS:  # clean: [start, end)
+        end = second
+    elif any(k is ArgKind.MAPPING for k in kinds):  # mmap: pages
+        end = start + second * PAGE_SIZE
+    else:  # a length in bytes
+        end = op.args[0] + second
+    return start, max(end, start + PAGE_SIZE)
+
+
+def _overlaps(span: tuple[int, int], m: MappingSpec) -> bool:
+    return span[0] < m.addr + m.pages * PAGE_SIZE and m.addr < span[1]
+
+
+def _without_mappings(spec: Spec, process: str, keep: Sequence[int],
+                      drop_ops: bool) -> Spec:
+    """``spec`` with only the mappings ``keep`` (indexes) of ``process``; with ``drop_ops``,
+    also without the ops of its CPUs that touch a removed mapping and no kept one."""
+    maps = spec.processes[process]
+    kept = tuple(maps[i] for i in keep)
+    gone = [m for i, m in enumerate(maps) if i not in keep]
+    cpus = spec.cpus
+    if drop_ops:
+        def stays(op: Op) -> bool:
+            span = op_span(op)
+            return (span is None or not any(_overlaps(span, m) for m in gone)
+                    or any(_overlaps(span, m) for m in kept))
+
+        cpus = tuple(c if c.process != process else
+                     CpuSpec(c.process, tuple(op for op in c.program if stays(op)))
+                     for c in spec.cpus)
+    return dataclasses.replace(spec, processes={**spec.processes, process: kept}, cpus=cpus)
+
+
+def _smaller(n: int) -> list[int]:
+    """Sizes to try for something of ``n`` pages, smallest first."""
+    return sorted({1, n // 2, n - 1} - {0, n})
+
+
+def narrowed(op: Op, pages: int) -> Op:
+    """``op`` over its first ``pages`` pages: a shorter range, or an mmap of fewer pages."""
+    kinds = [a.kind for a in op.call.args]
+    args = list(op.args)
+    if kinds[1] is ArgKind.ADDRESS:  # clean: [start, end)
+        args[1] = args[0] + pages * PAGE_SIZE
+    elif any(k is ArgKind.MAPPING for k in kinds):  # mmap: pages
+        args[1] = pages
+    else:  # a length in bytes from a maybe unaligned address, rounded out to pages
+        args[1] = pages * PAGE_SIZE - args[0] % PAGE_SIZE
+    return Op(op.name, tuple(args))
+
+
 def _with_program(spec: Spec, i: int, program: Sequence[Op]) -> Spec:
     cpus = list(spec.cpus)
     cpus[i] = dataclasses.replace(cpus[i], program=tuple(program))
@@ -186,6 +261,8 @@ class ShrinkResult:
     ops_after: int
     cpus_before: int
     cpus_after: int
+    mappings_before: int
+    mappings_after: int
     executions: int
     seconds: float
     complete: bool  # False: the budget stopped the search early
@@ -199,6 +276,7 @@ class ShrinkResult:
             "preemptions_after": self.preemptions_after,
             "ops_before": self.ops_before, "ops_after": self.ops_after,
             "cpus_before": self.cpus_before, "cpus_after": self.cpus_after,
+            "mappings_before": self.mappings_before, "mappings_after": self.mappings_after,
             "executions": self.executions, "seconds": round(self.seconds, 3),
         }
 
@@ -209,6 +287,7 @@ class ShrinkResult:
             f"  preemptions: {self.preemptions_before} -> {self.preemptions_after}",
             f"  cpus:        {self.cpus_before} -> {self.cpus_after}",
             f"  ops:         {self.ops_before} -> {self.ops_after}",
+            f"  mappings:    {self.mappings_before} -> {self.mappings_after}",
             f"  {self.executions} executions in {self.seconds:.2f}s"
             + ("" if self.complete else " (budget reached: the result may shrink further "
                "with a larger --budget)"),
@@ -359,12 +438,70 @@ class Shrinker:
             failing = tuple(n for n in spec.failing if n in kept)
             await self.accept_spec(dataclasses.replace(spec, files=kept, failing=failing))
 
+    async def shrink_mappings(self) -> None:
+        """ddmin over each process's mappings; a removed mapping's own ops go with it
+        (or, failing that, stay: they then aim at a hole)."""
+        for process in list(self.spec.processes):
+            base = self.spec
+            if process not in base.processes or not base.processes[process]:
+                continue
+
+            async def test(keep: list[int], base: Spec = base, process: str = process) -> bool:
+                lean = _without_mappings(base, process, keep, drop_ops=True)
+                if await self.accept_spec(lean):
+                    return True
+                plain = _without_mappings(base, process, keep, drop_ops=False)
+                return plain != lean and await self.accept_spec(plain)
+
+            await ddmin(list(range(len(base.processes[process]))), test, try_empty=True)
+
+    async def shrink_ranges(self) -> None:
+        """Narrow each op that spans several pages (a range, an mmap) to fewer, fewest first:
+        what a range no longer reaches, a mapping no longer needs."""
+        for i in range(len(self.spec.cpus)):
+            for j in range(len(self.spec.cpus[i].program)):
+                op = self.spec.cpus[i].program[j]
+                span = op_span(op)
+                if span is None or len(op.args) < 2:
+                    continue
+                for pages in _smaller((span[1] - span[0]) // PAGE_SIZE):
+                    program = list(self.spec.cpus[i].program)
+                    program[j] = narrowed(op, pages)
+                    if await self.accept_spec(_with_program(self.spec, i, program)):
+                        break
+
+    async def shrink_pages(self) -> None:
+        """Fewer pages for each mapping, then for each file (as few as its mappings allow)."""
+        for process in list(self.spec.processes):
+            for i in range(len(self.spec.processes[process])):
+                for pages in _smaller(self.spec.processes[process][i].pages):
+                    maps = list(self.spec.processes[process])
+                    maps[i] = dataclasses.replace(maps[i], pages=pages)
+                    cand = dataclasses.replace(
+                        self.spec, processes={**self.spec.processes, process: tuple(maps)})
+                    if await self.accept_spec(cand):
+                        break
+        for name in list(self.spec.files):
+            spec = self.spec
+            uses = [m for maps in spec.processes.values() for m in maps]
+            uses += [m for c in spec.cpus for op in c.program for m in op.mappings()]
+            least = max([m.offset + m.pages for m in uses if m.file == name], default=1)
+            for pages in _smaller(spec.files[name]):
+                if pages >= least:
+                    cand = dataclasses.replace(spec, files={**spec.files, name: pages})
+                    if await self.accept_spec(cand):
+                        break
+
     async def shrink_workload(self) -> None:
         while True:
             before = _key(self.spec)
             await self.shrink_cpus()
             await self.shrink_ops()
             await self.drop_empty_cpus()
+            await self.drop_unused()
+            await self.shrink_ranges()
+            await self.shrink_mappings()
+            await self.shrink_pages()
             await self.drop_unused()
             if _key(self.spec) == before:
                 return
@@ -473,6 +610,8 @@ def shrink_trace(path: str, out: str, budget: float = 60.0,
         preemptions_after=preemptions_after,
         ops_before=count_ops(trace.spec), ops_after=count_ops(shrinker.spec),
         cpus_before=len(trace.spec.cpus), cpus_after=len(shrinker.spec.cpus),
+        mappings_before=count_mappings(trace.spec),
+        mappings_after=count_mappings(shrinker.spec),
         executions=shrinker.executions,
         seconds=time.perf_counter() - started,
         complete=shrinker.complete,

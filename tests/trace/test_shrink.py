@@ -51,7 +51,8 @@ def test_shrunk_trace_replays_with_the_same_rule_in_fewer_steps(
     report = _shrink_json(capsys, str(trace_path), "-o", str(out))
     assert set(report) == {"trace", "out", "rule", "steps_before", "steps_after",
                            "preemptions_before", "preemptions_after", "ops_before", "ops_after",
-                           "cpus_before", "cpus_after", "executions", "seconds"}
+                           "cpus_before", "cpus_after", "mappings_before", "mappings_after",
+                           "executions", "seconds"}
     assert report["rule"] == rule
     assert report["out"] == str(out)
     assert isinstance(report["steps_after"], int) and isinstance(report["steps_before"], int)
@@ -78,7 +79,8 @@ def test_shrinking_is_deterministic_and_reports_in_words(
     capsys.readouterr()
     assert main(["shrink", str(trace_path), "-o", str(a)]) == 0
     text = capsys.readouterr().out
-    for word in ("steps:", "preemptions:", "cpus:", "ops:", "executions", "vmemu replay"):
+    for word in ("steps:", "preemptions:", "cpus:", "ops:", "mappings:", "executions",
+                 "vmemu replay"):
         assert word in text
     assert main(["shrink", str(trace_path), "-o", str(b), "--budget", "30"]) == 0
     assert a.read_bytes() == b.read_bytes()
