@@ -34,17 +34,19 @@ Executions needed then (arm and seed of the first catch):
     invalidate_frees_wired          33  wired_invalidate/random       seed 32   invalidate
     invalidate_ignores_wiring       21  random_mix/random             seed 20   return_code
     submap_success                  29  submap_msync/random           seed 28   return_code
-    submap_inner_offset             76  submap_msync/pos              seed 75   lost_store
+    submap_inner_offset            104  submap_msync/random           seed 103  lost_store
     top_object_not_bottom           37  private_shadow/random         seed 36   lost_store
     entry_offset_ignored             6  msync_vs_munmap/pct(2)        seed 5    lost_store
     first_object_only                6  msync_vs_munmap/pct(2)        seed 5    lost_store
-    unreferenced_object            181  teardown_during_flush/pct(2)  seed 180  stale_structure
+    unreferenced_object            454  teardown_during_flush/random  seed 453  stale_structure
     stop_after_map_change           44  spanning_range/pos            seed 43   lost_store
-    fault_dirty_before_busy         62  spanning_range/pos            seed 61   lost_store
+    fault_dirty_before_busy        221  wired_invalidate/pct(2)       seed 220  lost_store
+    no_relookup_after_sleep       1346  pageout_vs_msync/random       seed 1345 stale_structure
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
-arm runs once, in order, before any is preferred, so the first 56 executions are
-the 14 workloads under each member.  unreferenced_object needs the most (181).
+arm runs once, in order, before any is preferred, so the first 60 executions are
+the 15 workloads under each member.  no_relookup_after_sleep needs the most
+(1346, on pageout_vs_msync).
 """
 
 from __future__ import annotations
@@ -84,13 +86,14 @@ MEASURED = {
     "invalidate_frees_wired": 33,
     "invalidate_ignores_wiring": 21,
     "submap_success": 29,
-    "submap_inner_offset": 76,
+    "submap_inner_offset": 104,
     "top_object_not_bottom": 37,
     "entry_offset_ignored": 6,
     "first_object_only": 6,
-    "unreferenced_object": 181,
+    "unreferenced_object": 454,
     "stop_after_map_change": 44,
-    "fault_dirty_before_busy": 62,
+    "fault_dirty_before_busy": 221,
+    "no_relookup_after_sleep": 1346,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
