@@ -87,7 +87,7 @@ def test_a_run_config_names_its_driver_in_the_rerun_command_but_not_in_equality(
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("VMEMU_DRIVER_SWEEP") != "1",
-                    reason="about an hour on two cores: set VMEMU_DRIVER_SWEEP=1")
+                    reason="hours on two cores: set VMEMU_DRIVER_SWEEP=1")
 def test_ten_thousand_seeds_of_every_workload_and_strategy_agree() -> None:
     sys.path.insert(0, str(ROOT))
     try:
