@@ -33,7 +33,7 @@ was written (with a floor of three rounds, 42 executions, and a ceiling of
     invalidate_frees_wired          9  wired_invalidate seed 0        invalidate
     invalidate_ignores_wiring       6  random_mix seed 0              return_code
     submap_success                  8  submap_msync seed 0            return_code
-    submap_inner_offset            92  submap_msync seed 6            lost_store
+    submap_inner_offset             8  submap_msync seed 0            lost_store
     top_object_not_bottom          10  private_shadow seed 0          lost_store
     entry_offset_ignored           11  spanning_range seed 0          async_clean
     first_object_only              11  spanning_range seed 0          lost_store
@@ -82,7 +82,7 @@ MEASURED = {
     "invalidate_frees_wired": 9,
     "invalidate_ignores_wiring": 6,
     "submap_success": 8,
-    "submap_inner_offset": 92,
+    "submap_inner_offset": 8,
     "top_object_not_bottom": 10,
     "entry_offset_ignored": 11,
     "first_object_only": 11,
@@ -155,7 +155,7 @@ STRUCTURE_MUTANTS = {
     "invalidate_frees_wired": ("wired_invalidate", 1),
     "invalidate_ignores_wiring": ("wired_invalidate", 1),
     "submap_success": ("submap_msync", 1),
-    "submap_inner_offset": ("submap_msync", 7),
+    "submap_inner_offset": ("submap_msync", 1),
     "top_object_not_bottom": ("private_shadow", 1),
     "entry_offset_ignored": ("three_processes", 1),
     "first_object_only": ("spanning_range", 1),
