@@ -53,6 +53,11 @@ MUTANT_NAMES = (
     "unreferenced_object",
     "stop_after_map_change",
     "fault_dirty_before_busy",
+    # Reachable through the background agents (issue 11).
+    "no_relookup_after_sleep",
+    # Reachable through the fault's unlocked page-in and the writer-preferring map lock.
+    "fault_blocking_relookup",
+    "shared_lock_across_page_sleep",
 )
 
 MUTANTS: dict[str, Variant] = {
