@@ -58,37 +58,37 @@ def _pick(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([n for n, _ in table], [w for _, w in table])[0]
 
 
-def _options(rng: random.Random, pages: int, files: dict[str, int]) -> dict[str, Any] | None:
-    """Draw a mapping's options (kind, file and offset, prot, wired, private) for ``pages``
-    pages; None if the kind drawn needs a file no file is large enough for."""
+def _options(rng: random.Random, most: int,
+             files: dict[str, int]) -> tuple[int, dict[str, Any]]:
+    """Draw a mapping of at most ``most`` pages: its size and options (kind, file and
+    offset, prot, wired, private).  A file mapping covers its whole file half the time (a
+    clean of it is then a clean of the whole object, which records a clean generation),
+    else a part of it at any offset."""
     kind = _pick(rng, KINDS)
     out: dict[str, Any] = {}
     if kind in ("file", "private", "submap_file"):
-        fitting = [n for n, size in files.items() if size >= pages]
-        if not fitting:
-            return None
-        name = rng.choice(fitting)
+        name = rng.choice(list(files))
+        size = files[name]
+        pages = size if rng.randrange(2) == 0 else rng.randint(1, size)
         out["file"] = name
-        out["offset"] = rng.randint(0, files[name] - pages)
+        out["offset"] = rng.randint(0, size - pages)
         if kind == "submap_file":
             out["submap"] = True
-    elif kind == "submap":
-        out["submap"] = True
     else:
-        out[kind] = True
+        pages = rng.randint(1, most)
+        out["submap" if kind == "submap" else kind] = True
     out["prot"] = _pick(rng, PROTS)
     if rng.randrange(5) == 0:
         out["wired"] = True
     if kind == "private":
         out["private"] = True
-    return out
+    return pages, out
 
 
 def _files(rng: random.Random, params: dict[str, int]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for i in range(rng.randint(1, params["files"])):
-        # Room for a mapping of the largest size at a nonzero offset.
-        entry: dict[str, Any] = {"pages": rng.randint(1, params["pages"] + 2)}
+        entry: dict[str, Any] = {"pages": rng.randint(1, params["pages"])}
         if rng.randrange(8) == 0:
             entry["fail_writes"] = True
         out[f"f{i}"] = entry
@@ -102,12 +102,8 @@ def _layout(rng: random.Random, params: dict[str, int],
     mappings: list[dict[str, Any]] = []
     areas: list[Area] = []
     at = BASE
-    count = rng.randint(1, params["mappings"])
-    while len(mappings) < count:
-        pages = rng.randint(1, params["pages"])
-        options = _options(rng, pages, files)
-        if options is None:
-            continue
+    for _ in range(rng.randint(1, params["mappings"])):
+        pages, options = _options(rng, params["pages"], files)
         mappings.append({"addr": hx(at), "pages": pages, **options})
         areas.append(Area(at, pages))
         at += pages * PAGE
@@ -167,14 +163,8 @@ def _op(rng: random.Random, areas: list[Area], files: dict[str, int],
         return [name, hx(start), end - start]
     if name == "mmap":
         area = areas[_area(rng, areas)]
-        start = _page_in(rng, area)
-        pages = rng.randint(1, params["pages"])
-        options = None
-        while options is None:
-            options = _options(rng, pages, files)
-            if options is None:
-                pages = 1  # every file has at least one page
-        return ["mmap", hx(start), pages, options]
+        pages, options = _options(rng, params["pages"], files)
+        return ["mmap", hx(_page_in(rng, area)), pages, options]
     return ["yield"]
 
 
