@@ -260,9 +260,10 @@ class LostStore(Checker):
 
     def historical(self, call: OpenCall | None, page: VmPage, info: StoreInfo | None) -> bool:
         """The data loss of an invalidate that frees every unwired page (freebsd5's,
-        historical): it frees a page that another process
-        dirtied -- after this call flushed the page, or through another mapping
-        when this call had nothing to flush (a read-only entry)."""
+        historical): it frees a page still dirty -- re-dirtied after this call flushed
+        it, or whose write failed, or dirtied through another mapping (another
+        process's, or a writable one of this map) while the range reaches the page
+        only through an entry the call does not flush (read-only, or private)."""
         if (self.k.profile.invalidate_frees is not InvalidateFrees.EVERY_UNWIRED or call is None
                 or not call.invalidate or info is None):
             return False
