@@ -26,8 +26,12 @@ processes is started on 127.0.0.1 (no dashboard) and closed afterwards.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Any
 
@@ -94,6 +98,25 @@ def _shard_task(cfg: Config, shard: int, shards: int, stop_name: str, topic: str
         counters.flush()
 
 
+@contextmanager
+def _sigint_ignored_in_children() -> Iterator[None]:
+    """Start the local cluster's processes with SIGINT ignored.
+
+    Ctrl-C on a terminal goes to the whole foreground process group: without this, every
+    nanny and worker prints its own KeyboardInterrupt traceback.  A Python started with
+    SIGINT ignored keeps ignoring it, so only this process is interrupted, and it closes
+    the cluster on the way out.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be changed from the main thread
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class DaskExecutor:
     """Shards as Dask tasks (``--executor dask``), on ``scheduler`` or a local cluster.
 
@@ -120,10 +143,12 @@ class DaskExecutor:
             # scheduler's HTTP server (health, metrics) listens on a free loopback port,
             # without the dashboard.
             where: dict[str, Any] = {"host": "127.0.0.1"} if self.processes else {}
-            self.cluster = distributed.LocalCluster(
-                n_workers=self.jobs, threads_per_worker=1, processes=self.processes,
-                scheduler_port=0, dashboard_address="127.0.0.1:0",
-                scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR, **where)
+            with _sigint_ignored_in_children():
+                self.cluster = distributed.LocalCluster(
+                    n_workers=self.jobs, threads_per_worker=1, processes=self.processes,
+                    scheduler_port=0, dashboard_address="127.0.0.1:0",
+                    scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR,
+                    **where)
             self.client = distributed.Client(self.cluster)
             return self
         try:
@@ -132,6 +157,14 @@ class DaskExecutor:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInput(f"--scheduler {self.scheduler}: cannot reach a Dask scheduler "
                            f"({first})") from None
+        try:
+            # Shards submitted to a scheduler without workers would wait forever.
+            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except (TimeoutError, OSError):
+            self.client.close()
+            self.client = None
+            raise BadInput(f"--scheduler {self.scheduler}: the Dask scheduler has no workers "
+                           f"(none joined within {CONNECT_TIMEOUT:g} s)") from None
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -160,8 +193,16 @@ class DaskExecutor:
                                    key=f"vmemu-shard-{i}-{campaign}", pure=False)
                 for i in range(shards)
             ]
-            parts: list[Summary] = self.client.gather(futures)
+            # One result at a time, not client.gather: an interrupted gather leaves tasks
+            # that log "Task exception was never retrieved" as the client closes.
+            parts: list[Summary] = [f.result() for f in futures]
+        except BaseException:
+            # Interrupted, or a shard failed: shards still running (a remote cluster's
+            # outlive this client) stop at their next poll.  The event stays set.
+            with suppress(Exception):
+                stop.set()
+            raise
         finally:
             self.client.unsubscribe_topic(topic)
-            stop.clear()
+        stop.clear()  # all shards are done: drop the event from the scheduler
         return parts

@@ -9,8 +9,8 @@ processes on 127.0.0.1 for the command line):
 * the workers' progress reaches the local counters;
 * ``--scheduler ADDR`` reaches an existing scheduler;
 * ``explore --executor dask`` prints the same summary as ``--jobs``;
-* dask missing, an unreachable or malformed ``--scheduler``, ``--scheduler`` without the
-  dask executor, dfs on dask: exit 2, one line, nothing written.
+* dask missing, an unreachable or malformed ``--scheduler`` or one without workers,
+  ``--scheduler`` without the dask executor, dfs on dask: exit 2, one line, nothing written.
 """
 
 from __future__ import annotations
@@ -156,6 +156,18 @@ def test_an_unreachable_scheduler_is_bad_input(capsys: Any, tmp_path: Any, addre
     line = _bad(capsys, ["explore", "two_cleaners", "--executor", "dask", "--scheduler",
                          address, "--iterations", "5"], tmp_path / "out")
     assert line.startswith(f"vmemu: error: --scheduler {address}: cannot reach")
+
+
+def test_a_scheduler_without_workers_is_bad_input(capsys: Any, tmp_path: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(campaign_dask, "CONNECT_TIMEOUT", 1.0)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address="127.0.0.1:0",
+                                  scheduler_kwargs={"dashboard": False}) as cluster:
+        address = cluster.scheduler_address
+        line = _bad(capsys, ["explore", "two_cleaners", "--executor", "dask", "--scheduler",
+                             address, "--iterations", "5"], tmp_path / "out")
+    assert line == (f"vmemu: error: --scheduler {address}: the Dask scheduler has no workers "
+                    "(none joined within 1 s)")
 
 
 @pytest.mark.parametrize(("argv", "word"), [

@@ -22,8 +22,14 @@ from workloads import (
     generated,
     invalidate_shared_file,
     msync_vs_munmap,
+    private_shadow,
     random_mix,
+    spanning_range,
+    submap_msync,
+    teardown_during_flush,
+    three_processes,
     two_cleaners,
+    wired_invalidate,
     write_errors,
     writers_vs_msync,
     zero_length_msync,
@@ -37,6 +43,13 @@ WORKLOADS: dict[str, ModuleType] = {
     "zero_length_msync": zero_length_msync,
     "random_mix": random_mix,
     "write_errors": write_errors,
+    # One per structure of the spec format (issue 9).
+    "submap_msync": submap_msync,
+    "wired_invalidate": wired_invalidate,
+    "private_shadow": private_shadow,
+    "spanning_range": spanning_range,
+    "three_processes": three_processes,
+    "teardown_during_flush": teardown_during_flush,
     "generated": generated,
 }
 

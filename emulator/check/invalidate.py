@@ -3,7 +3,8 @@
 On a successful invalidating clean, no page-table entry of the cleaning map
 remains in the range -- except those another CPU entered during the call,
 which the modern profile allows, since it does not exclude faults -- and a busy
-page is never freed (by anyone, at any time).  That the freed pages were
+page is never freed (by anyone, at any time), nor a wired one (vm_page_free_prep's
+assertion: invalidate leaves wired pages resident).  That the freed pages were
 written first is the lost-store rule's check at every page free.
 """
 
@@ -61,6 +62,15 @@ class Invalidate(Checker):
 
     def _free(self, step: int, aid: int, ev: PageFreeing) -> None:
         page, k = ev.page, self.k
+        if page.wire_count > 0:
+            # vm_page_free_prep's KASSERT: a wired page's wiring pins it resident.
+            self.violate(
+                f"{k.agent_name(aid)} freed page {page.name} while it was wired "
+                f"(wire count {page.wire_count})",
+                cpus=[aid],
+                page=page.name,
+            )
+            return
         if page.busy == Busy.EXCL and page.xowner == aid and not page.sowners:
             return
         holders = page.wait_holders()

@@ -57,7 +57,8 @@ def flushed_pages(
     """Return (file object, pindex, va, entry end) for the pages a clean must flush.
 
     Computed independently of any variant from the map as it is now, per the
-    profile's "which objects are flushed" row.
+    profile's "which objects are flushed" row: the file object at the bottom of
+    each entry's backing chain (a private mapping's file too, written or not).
     """
     return [(obj, pindex, va, entry_end)
             for obj, pindex, va, entry_end, flushed in reached_pages(k, vm_map, start, end)
@@ -69,8 +70,9 @@ def reached_pages(
 ) -> list[tuple[VmObject, int, int, int, bool]]:
     """Return (file object, pindex, va, entry end, flushed) for every file page a clean of
     [start, end) reaches at the bottom of an entry's chain; ``flushed``: the profile's
-    "which objects are flushed" row flushes it through that entry (a private or, where
-    only writable entries are flushed, a read-only entry reaches a page unflushed)."""
+    "which objects are flushed" row flushes it through that entry (where only writable
+    entries are flushed, a read-only entry reaches a page unflushed; a private entry's
+    file is flushed as a shared entry's is, SEMANTICS §3 step 5)."""
     profile = k.profile
     every = profile.flushes is Flushes.MIGHT_BE_DIRTY  # a superset: any file page may be
     start, end = vm_map.clamp(start, end)
@@ -91,12 +93,13 @@ def reached_pages(
         if target is not None and target.obj is not None:
             obj = target.obj
             offset = target.offset
+            # The bottom of the backing chain, as the clean finds it (§3 step 5): a
+            # private mapping's file pages are flushed as a shared mapping's are.
             while obj.backing is not None:
                 offset += obj.backing_offset << PAGE_SHIFT
                 obj = obj.backing
-            private = target.obj is not obj
             if obj.kind == "file":
-                flushed = not private and (every or target.writable)
+                flushed = every or target.writable
                 va = lo & ~PAGE_MASK
                 while va < hi:
                     pindex = (offset + (va - target.start)) >> PAGE_SHIFT
@@ -277,8 +280,8 @@ class LostStore(Checker):
             # Re-dirtied after the flush, or the flush's write failed (EIO): dirty either way.
             return info.step > flushed_at or key in self.failed_writes
         # Not flushed by this call: a store through another map, or the range reaches the
-        # page through an entry the profile does not flush (read-only, or private over the
-        # file), whose invalidate frees the page dirty, as the 2003 code did entry by entry.
+        # page through an entry the profile does not flush (read-only), whose invalidate
+        # frees the page dirty, as the 2003 code did entry by entry.
         return info.map != call.vm_map.name or (notes is not None and key in notes.unflushed)
 
     def _issue(self, step: int, aid: int, ev: IoIssue) -> None:

@@ -137,14 +137,14 @@ class MapClean:
             if entry.submap is not None:
                 obj, offset, size, writable = await self.submap_target(entry, offset, size)
             if obj is not None:
-                obj.ref_count += 1  # vm_object_reference: keep it across the unlock
+                self.reference_object(obj)  # keep it across the unlock
             last_timestamp = vm_map.lock.timestamp
             await vm_map.lock.unlock()
             if not await self.object_sync(k, obj, offset, size, writable, syncio, invalidate):
                 failed = True
             start += size
             if obj is not None:
-                k.release_object(obj)
+                self.deallocate_object(k, obj)
             await vm_map.lock.slock()
             entry = self.relock_next(vm_map, entry, last_timestamp, start)
         await vm_map.lock.unlock()
@@ -248,6 +248,15 @@ class MapClean:
                       min(size, tentry.end - offset), tentry.writable)
         await sub.lock.unlock()
         return target
+
+    def reference_object(self, obj: VmObject) -> None:
+        """Take a reference on ``obj`` (vm_object_reference): a munmap while the map is
+        unlocked cannot tear it down under the flush."""
+        obj.ref_count += 1
+
+    def deallocate_object(self, k: Kernel, obj: VmObject) -> None:
+        """Drop the reference (vm_object_deallocate): the last one tears ``obj`` down."""
+        k.release_object(obj)
 
     def relock_next(
         self, vm_map: VmMap, entry: VmMapEntry, last_timestamp: int, start: int

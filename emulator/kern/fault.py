@@ -11,8 +11,10 @@
 
 Lock order: map -> vnode -> object -> page busy.  A page-in takes the vnode
 lock *before* busying the new page; no one sleeps for the vnode lock holding a
-busy page.  A private (copy-on-write) mapping's object is an anonymous shadow
-over its file: a write copies the file page into the shadow.
+busy page.  A private (copy-on-write) mapping maps its file's object read-only
+until its first write fault, which shadows the entry (map locked exclusive) with
+an anonymous object over the file; a write then copies the file page into the
+shadow.
 
 Mutants of the fault (SEMANTICS.md §7) subclass ``Fault`` and override one step.
 """
@@ -64,6 +66,12 @@ class Fault:
         if write and not entry.writable:
             await self.unlock_maps(locked)
             return KernReturn.PROTECTION_FAILURE
+        if write and entry.needs_copy:
+            # A private mapping's first write: shadow the entry, map locked
+            # exclusive, then fault again (vm_map_lookup's upgrade and retry).
+            await self.unlock_maps(locked)
+            await self.shadow(vm_map, va)
+            return None
         obj = self.entry_object(entry)
         pindex = (entry.offset + (eva - entry.start)) >> PAGE_SHIFT
         vpn = va >> PAGE_SHIFT
@@ -76,7 +84,8 @@ class Fault:
             # protection: writable if the entry is.  The object might then be
             # dirtied by a plain store (hardware modified bit, no fault), so its
             # generation moves (vm_object_set_writeable_dirty).
-            writable = write or (entry.writable and page is not None and not page.sowners)
+            writable = write or (entry.writable and not entry.needs_copy and page is not None
+                                 and not page.sowners)
             if writable and not write and page is not None:
                 self.set_writeable_dirty(obj)
         if page is None:
@@ -90,6 +99,21 @@ class Fault:
         return KernReturn.SUCCESS
 
     # -- steps a variant may override ------------------------------------------------
+
+    async def shadow(self, vm_map: VmMap, va: int) -> None:
+        """Give the copy-on-write entry at ``va`` its shadow object, map locked exclusive.
+
+        Another CPU may have shadowed, replaced or removed the entry while the map
+        was unlocked: look it up again.
+        """
+        from emulator.kern.syscalls import shadow_entry
+
+        await vm_map.lock.xlock()
+        entry = await vm_map.lookup_entry(va)
+        if entry is not None and entry.needs_copy and entry.writable:
+            self.k.map_access(vm_map, "shadow")
+            shadow_entry(self.k, entry)
+        await vm_map.lock.unlock()
 
     async def unlock_maps(self, locked: list[VmMap]) -> None:
         for m in reversed(locked):

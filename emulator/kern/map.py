@@ -1,6 +1,8 @@
 """Address maps (sys/vm/vm_map.h): entries in a SortedDict keyed by start.
 
 An entry maps [start, end) to an object at ``offset`` (bytes), or to a sub-map.
+A private (copy-on-write) entry maps its file's object until its first write
+fault, which puts an anonymous shadow object over it (``needs_copy``).
 An anonymous entry may have no object until its first fault ("objects without
 an object").  The entry list changes only under the exclusive map lock; every
 change is reported to the kernel's observers.
@@ -54,6 +56,7 @@ class VmMapEntry:
         "freed_at",
         "freed_by",
         "kind",
+        "needs_copy",
         "obj",
         "offset",
         "prot",
@@ -72,6 +75,7 @@ class VmMapEntry:
         kind: str,
         wired: bool = False,
         submap: VmMap | None = None,
+        needs_copy: bool = False,
     ) -> None:
         self.start = start  # (m)
         self.end = end  # (m)
@@ -81,6 +85,9 @@ class VmMapEntry:
         self.kind = kind  # (m) "file", "anon", "device", "submap"
         self.wired = wired  # (m) user-wired (mlock)
         self.submap = submap  # (m) set for sub-map entries
+        # (m) MAP_ENTRY_NEEDS_COPY: a private mapping not written yet maps its file's
+        # object directly; the first write fault shadows it (shadow_entry).
+        self.needs_copy = needs_copy
         self.freed = False  # (m)
         self.freed_at = -1  # step at which munmap freed it
         # Set when freed: the freed entry reports its touches to that kernel.
@@ -234,6 +241,7 @@ class VmMap:
             entry.kind,
             entry.wired,
             entry.submap,
+            entry.needs_copy,
         )
         if entry.obj is not None:
             entry.obj.ref_count += 1

@@ -34,6 +34,7 @@ from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import PROT_WORDS, VmMapEntry
 from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
 from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
+from emulator.kern.pmap import fold_modified
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -86,20 +87,55 @@ def make_entry(k: Kernel, start: int, pages: int, ms: MappingRequest) -> VmMapEn
     if ms.kind == "file":
         assert ms.file is not None
         fobj = k.files[ms.file]
-        if ms.private:
-            shadow = VmObject(k, OBJT_ANON, k.new_object_name("shadow"), pages)
-            shadow.backing = fobj
-            shadow.backing_offset = ms.offset
-            shadow.ref_count = 1
-            fobj.ref_count += 1
-            return VmMapEntry(start, end, shadow, 0, prot, "file", ms.wired)
         fobj.ref_count += 1
-        return VmMapEntry(start, end, fobj, ms.offset << PAGE_SHIFT, prot, "file", ms.wired)
+        # A private mapping maps the file's object copy-on-write: its first write
+        # fault (or wiring, if writable) shadows it (vm_map_entry's NEEDS_COPY).
+        return VmMapEntry(start, end, fobj, ms.offset << PAGE_SHIFT, prot, "file", ms.wired,
+                          needs_copy=ms.private)
     if ms.kind == "device":
         dev = VmObject(k, OBJT_DEVICE, k.new_object_name("dev"), pages)
         dev.ref_count = 1
         return VmMapEntry(start, end, dev, 0, prot, "device", ms.wired)
     return VmMapEntry(start, end, None, 0, prot, "anon", ms.wired)
+
+
+def shadow_entry(k: Kernel, entry: VmMapEntry) -> VmObject:
+    """Put an anonymous shadow object over a copy-on-write entry's object
+    (vm_object_shadow, as vm_map_lookup does for a write fault on a NEEDS_COPY
+    entry).  The map must be locked exclusive.
+
+    The shadow takes over the entry's reference on the object below and sits at
+    the entry's offset into it; the entry then maps the shadow from offset 0.
+    Pages copied on write go into the shadow; a clean follows the chain down.
+    """
+    below = entry.obj
+    assert below is not None and entry.needs_copy
+    pages = (entry.end - entry.start) >> PAGE_SHIFT
+    shadow = VmObject(k, OBJT_ANON, k.new_object_name("shadow"), pages)
+    shadow.backing = below
+    shadow.backing_offset = entry.offset >> PAGE_SHIFT
+    shadow.ref_count = 1
+    entry.obj = shadow
+    entry.offset = 0
+    entry.needs_copy = False
+    k.emit(ObjectNew(shadow.name))
+    return shadow
+
+
+def cow_contents(obj: VmObject, pindex: int) -> int:
+    """The data a new page at ``pindex`` of shadow ``obj`` starts with: the object
+    below's resident page (its modified bits folded in), or its pager's."""
+    below = obj.backing
+    assert below is not None
+    bpindex = pindex + obj.backing_offset
+    src = below.pages.get(bpindex)
+    if src is not None:
+        fold_modified(src)
+        contents: int = src.contents
+        return contents
+    if below.backing is not None:
+        return cow_contents(below, bpindex)
+    return below.pager.read(bpindex) if below.pager is not None else 0
 
 
 def top_object(k: Kernel, entry: VmMapEntry) -> VmObject:
@@ -119,6 +155,8 @@ def wire_now(k: Kernel, entry: VmMapEntry) -> None:
         for inner in entry.submap.entries.values():
             wire_now(k, inner)
         return
+    if entry.needs_copy and entry.writable:
+        shadow_entry(k, entry)  # wiring a writable private mapping copies its pages
     obj = top_object(k, entry)
     first = entry.offset >> PAGE_SHIFT
     for pindex in range(first, first + ((entry.end - entry.start) >> PAGE_SHIFT)):
@@ -128,8 +166,8 @@ def wire_now(k: Kernel, entry: VmMapEntry) -> None:
             page.valid = True
             if obj.pager is not None:
                 page.contents = obj.pager.read(pindex)
-            elif obj.backing is not None and obj.backing.pager is not None:
-                page.contents = obj.backing.pager.read(pindex + obj.backing_offset)
+            elif obj.backing is not None:
+                page.contents = cow_contents(obj, pindex)
         page.wire_count += 1
 
 
@@ -266,6 +304,8 @@ async def wire_entry(k: Kernel, entry: VmMapEntry) -> None:
         for inner in list(entry.submap.entries.values()):
             await wire_entry(k, inner)
         return
+    if entry.needs_copy and entry.writable:
+        shadow_entry(k, entry)  # wiring a writable private mapping copies its pages
     obj = top_object(k, entry)
     first = entry.offset >> PAGE_SHIFT
     count = (entry.end - entry.start) >> PAGE_SHIFT
@@ -281,8 +321,8 @@ async def wire_entry(k: Kernel, entry: VmMapEntry) -> None:
             page.valid = True
             if obj.pager is not None:
                 page.contents = obj.pager.read(pindex)
-            elif obj.backing is not None and obj.backing.pager is not None:
-                page.contents = obj.backing.pager.read(pindex + obj.backing_offset)
+            elif obj.backing is not None:
+                page.contents = cow_contents(obj, pindex)
             page.wire_count += 1
             await page.xunbusy()
         elif page.is_busy():

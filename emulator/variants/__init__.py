@@ -20,7 +20,7 @@ from emulator.errors import BadInput
 from emulator.kern.clean import reference_clean
 from emulator.variants.base import Variant as Variant  # re-exported
 
-# The mutants of SEMANTICS.md §7, each in a module of its own name.
+# The mutants of SEMANTICS.md §7, then those of issue 9, each in a module of its own name.
 MUTANT_NAMES = (
     "no_map_lock",
     "shared_map_lock",
@@ -42,6 +42,17 @@ MUTANT_NAMES = (
     "null_object_deref",
     "lock_order_inversion",
     "vnode_lock_while_busy",
+    # One per structure of the structure-covering workloads (issue 9).
+    "invalidate_frees_wired",
+    "invalidate_ignores_wiring",
+    "submap_success",
+    "submap_inner_offset",
+    "top_object_not_bottom",
+    "entry_offset_ignored",
+    "first_object_only",
+    "unreferenced_object",
+    "stop_after_map_change",
+    "fault_dirty_before_busy",
 )
 
 MUTANTS: dict[str, Variant] = {

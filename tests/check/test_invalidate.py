@@ -178,3 +178,33 @@ async def test_freeing_a_page_after_its_write_and_busying_it_does_not_fire(
                            variant=frees_in_flight(True))
     assert ex.outcome == "ok", ex.violations
     assert 0 not in k.files["f"].pages and k.pagers["f"].stored[0] == 1
+
+
+# -- a wired page is never freed -------------------------------------------------------------
+
+
+WIRED = [{"addr": hex(BASE), "pages": 2, "file": "f", "wired": True}]
+
+
+@pytest.mark.parametrize("profile", ["manpage", "freebsd5"])
+async def test_freeing_a_wired_page_fires(run_spec: Any, spec_of: Any, profile: str) -> None:
+    from emulator.variants import MUTANTS
+
+    spec = spec_of([["msync", hex(BASE), 0x2000, "sync,invalidate"]], mappings=WIRED)
+    ex, _ = await run_spec(spec, profile, checkers=CHECK,
+                           variant=MUTANTS["invalidate_frees_wired"])
+    assert [v.rule for v in ex.violations] == ["invalidate"]
+    v = ex.violations[0]
+    assert v.cpus == [0] and v.fields == {"page": "f:0"}
+    assert v.message == "cpu0 freed page f:0 while it was wired (wire count 1)"
+
+
+@pytest.mark.parametrize("profile", ["manpage", "freebsd5"])
+async def test_invalidate_over_a_wired_mapping_leaves_its_pages(
+    run_spec: Any, spec_of: Any, profile: str
+) -> None:
+    spec = spec_of([["store", hex(BASE)], ["msync", hex(BASE), 0x2000, "sync,invalidate"]],
+                   mappings=WIRED)
+    ex, k = await run_spec(spec, profile, checkers=CHECK, variant=REF)
+    assert ex.outcome == "ok", ex.violations
+    assert sorted(k.files["f"].pages) == [0, 1] and k.pagers["f"].stored[0] == 1

@@ -147,3 +147,25 @@ async def test_a_fault_through_a_sub_map_reaches_the_inner_entrys_object(
 
     await run_kernel(body, spec=SPEC)
     assert seen == [("g:1", True, True), True]
+
+
+PRIVATE = 0x30000  # g, private, in the default layout (tests/kern/conftest.py)
+
+
+async def test_a_first_private_write_shadows_the_entry_under_the_exclusive_map_lock(
+    run_kernel: Any,
+) -> None:
+    seen: list[Any] = []
+
+    async def body(cpu: Cpu) -> None:
+        before = cpu.vm_map.lock.timestamp
+        seen.append(await sys_store(cpu.k, cpu.vm_map, PRIVATE))
+        entry = cpu.vm_map.entry_containing(PRIVATE)
+        seen.extend([entry.needs_copy, entry.obj.kind, cpu.vm_map.lock.timestamp > before,
+                     mapping(cpu, PRIVATE)[1:]])
+        seen.append(await sys_store(cpu.k, cpu.vm_map, PRIVATE + 0x1000))  # no second shadow
+        seen.append(entry.obj.backing is cpu.k.files["g"])
+
+    run = await run_kernel(body, rules=["lock_discipline"])
+    assert run.outcome == "ok", run.execution.violations
+    assert seen == [0, False, OBJT_ANON, True, (True, True), 0, True]

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from emulator.kern.kernel import Kernel
+from emulator.kern.syscalls import sys_store
 
 Cpu = Any  # tests/kern/conftest.py's Cpu
 
@@ -244,7 +245,7 @@ async def test_releasing_another_cpus_mutex_breaks_the_locking_contract(run_kern
 
 async def test_anonymous_objects_have_no_vnode_lock(run_kernel: Any) -> None:
     async def body(cpu: Cpu) -> None:
-        await cpu.k.point()
+        await sys_store(cpu.k, cpu.vm_map, 0x30000)  # the private mapping's shadow appears
 
     run = await run_kernel(body)
     shadow = run.k.maps["p0"].entry_containing(0x30000).obj

@@ -8,6 +8,7 @@ import pytest
 
 from emulator.kern.map import PROT_READ, PROT_WORDS, PROT_WRITE, Prot, VmMapEntry
 from emulator.kern.param import VM_MAX_ADDRESS, VM_MIN_ADDRESS
+from emulator.kern.syscalls import shadow_entry
 
 Cpu = Any  # tests/kern/conftest.py's Cpu
 
@@ -100,6 +101,7 @@ async def test_unlink_entry_unlinks_and_frees_it_and_drops_its_object(run_kernel
     async def unlink(cpu: Cpu) -> list[Any]:
         m = cpu.vm_map
         entry = await m.lookup_entry(PRIVATE)
+        shadow_entry(cpu.k, entry)  # as its first write fault would
         shadow = entry.obj
         m.unlink_entry(entry)
         return [entry.freed, span(m.entry_containing(PRIVATE)), shadow.freed,

@@ -98,28 +98,59 @@ async def test_a_private_write_copies_into_the_shadow_and_leaves_the_file_alone(
     seen: list[Any] = []
 
     async def body(cpu: Cpu) -> None:
-        shadow = cpu.vm_map.entry_containing(PRIVATE).obj
+        entry = cpu.vm_map.entry_containing(PRIVATE)
         g = cpu.k.files["g"]
-        seen.extend([shadow.backing is g, shadow.kind, g.kind])
+        seen.extend([entry.obj is g, entry.needs_copy])
         await sys_store(cpu.k, cpu.vm_map, PRIVATE + PAGE)
+        shadow = entry.obj
+        seen.extend([shadow.backing is g, shadow.kind, g.kind, entry.needs_copy])
         copy = shadow.lookup_page(1)
         seen.extend([copy.contents, copy.dirty, g.lookup_page(1), g.might_be_dirty()])
         seen.append(await sys_load(cpu.k, cpu.vm_map, PRIVATE + PAGE))
 
     await run_kernel(body)
-    assert seen == [True, OBJT_ANON, OBJT_FILE, 1, True, None, False, 1]
+    assert seen == [True, True, True, OBJT_ANON, OBJT_FILE, False, 1, True, None, False, 1]
 
 
-async def test_a_private_read_shows_the_files_page_through_the_chain(run_kernel: Any) -> None:
+async def test_a_private_read_maps_the_files_page_read_only_and_shadows_nothing(
+    run_kernel: Any,
+) -> None:
     seen: list[Any] = []
 
     async def body(cpu: Cpu) -> None:
         seen.append(await sys_load(cpu.k, cpu.vm_map, PRIVATE))
-        shadow = cpu.vm_map.entry_containing(PRIVATE).obj
-        seen.extend([shadow.lookup_page(0), cpu.k.files["g"].lookup_page(0) is not None])
+        entry = cpu.vm_map.entry_containing(PRIVATE)
+        g = cpu.k.files["g"]
+        pte = cpu.vm_map.pmap.lookup(PRIVATE >> 12)
+        seen.extend([entry.obj is g, entry.needs_copy, pte.page is g.lookup_page(0),
+                     pte.writable])
 
     await run_kernel(body)
-    assert seen == [0, None, True]  # store 0: the file's initial contents
+    assert seen == [0, True, True, True, False]  # store 0: the file's initial contents
+
+
+async def test_a_private_mapping_at_an_offset_shadows_at_that_offset_and_reads_below(
+    run_kernel: Any,
+) -> None:
+    spec = {
+        "files": {"g": {"pages": 4}},
+        "processes": {"p0": {"mappings": [
+            {"addr": hex(PRIVATE), "pages": 2, "file": "g", "offset": 2, "private": True},
+        ]}},
+    }
+    seen: list[Any] = []
+
+    async def body(cpu: Cpu) -> None:
+        entry = cpu.vm_map.entry_containing(PRIVATE)
+        seen.append(entry.offset // PAGE)
+        await sys_store(cpu.k, cpu.vm_map, PRIVATE)  # page 0 copied; page 1 still g's 3
+        seen.extend([entry.offset, entry.obj.backing_offset])
+        await sys_load(cpu.k, cpu.vm_map, PRIVATE + PAGE)
+        g = cpu.k.files["g"]
+        seen.extend([sorted(g.pages), sorted(entry.obj.pages)])
+
+    await run_kernel(body, spec=spec)
+    assert seen == [2, 0, 2, [3], [0]]
 
 
 async def test_unmapping_anonymous_memory_frees_its_object_and_pages(run_kernel: Any) -> None:
