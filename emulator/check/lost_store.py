@@ -266,8 +266,8 @@ class LostStore(Checker):
         historical): it frees a page still dirty -- re-dirtied after this call flushed
         it, or whose write failed, or dirtied through another mapping (another
         process's, or a writable one of this map) while the range reaches the page
-        through an entry the call does not flush (read-only, or private), whose
-        invalidate frees it unflushed."""
+        through an entry the call does not flush (read-only), whose invalidate frees
+        it unflushed."""
         if (self.k.profile.invalidate_frees is not InvalidateFrees.EVERY_UNWIRED or call is None
                 or not call.invalidate or info is None):
             return False
