@@ -171,7 +171,7 @@ class RunConfig:
             "strategy": strategy,
             "seed": self.seed,
             "max_steps": self.max_steps,
-            "agents": [f"cpu{i}" for i in range(len(spec.cpus))] + ["disk"],
+            "agents": [f"cpu{i}" for i in range(len(spec.cpus))] + ["disk", *spec.agents],
         }
 
     @classmethod

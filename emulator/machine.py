@@ -2,7 +2,8 @@
 
 One ``trio.run`` serves a whole campaign; each execution rebuilds the machine
 (kernel state, agents, checkers) from the spec and the seed.  Agents are one
-per CPU plus the disk; CPU ``i`` is agent ``i``, the disk is the last agent.
+per CPU plus the disk; CPU ``i`` is agent ``i``, the disk comes next, then the
+background agents the spec turns on (the page daemon, the syncer).
 
 After every CPU finishes, the harness performs the final trusted flush: the
 reference flush path, run outside the scheduler, writes every dirty page of
@@ -20,6 +21,7 @@ from emulator.check.base import Checker
 from emulator.check.monitor import watch
 from emulator.errors import EmulatorError, InternalError, ReplayDiverged
 from emulator.kern.clean import reference_clean
+from emulator.kern.daemons import agent_bodies
 from emulator.kern.events import Call, Recorded, Ret, Sched
 from emulator.kern.fault import Fault
 from emulator.kern.kernel import Kernel
@@ -142,6 +144,10 @@ class Machine:
         # until there is a write to complete.
         disk_agent.state = AgentState.BLOCKED
         disk_agent.chan = k.disk
+        # Background agents the spec asks for (kern/daemons.py), after the disk.
+        background = agent_bodies(k, spec.agents)
+        for name, _ in background:
+            sched.add_agent(name, daemon=True)
         k.sink = self.sink
         self.kernel = k
         if self.record:
@@ -181,6 +187,7 @@ class Machine:
 
         bodies: list[Callable[[], Any]] = [body(i) for i in range(len(cpus))]
         bodies.append(k.disk.run)
+        bodies.extend(run for _, run in background)
         await sched.run(bodies)
         if sched.error is not None:
             raise _outside_error(sched, self.strategy) from sched.error

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn, assert_never
 
 from emulator.errors import BadInput
+from emulator.kern.daemons import AGENT_NAMES, DEFAULT_PASSES, MAX_PASSES
 from emulator.kern.map import PROT_WORDS
 from emulator.kern.param import ADDR_LIMIT, PAGE_SIZE, VM_MAX_ADDRESS
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
@@ -132,9 +133,18 @@ class Spec:
     name: str = "spec"
     params: dict[str, Any] = field(default_factory=dict)
     failing: tuple[str, ...] = ()  # files whose every write fails (EIO)
+    # Background agents to run (emulator/kern/daemons.py): name -> passes per
+    # execution, in AGENT_NAMES order.  Empty: none (the spec's form has no key).
+    agents: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Return the canonical plain-data form (stable key order)."""
+        out = self._json()
+        if self.agents:
+            out["agents"] = dict(self.agents)
+        return out
+
+    def _json(self) -> dict[str, Any]:
         return {
             "profile": self.profile,
             "files": {
@@ -156,7 +166,7 @@ class Spec:
 # Parsing and validation
 
 
-_TOP_KEYS = ("profile", "files", "processes", "cpus")
+_TOP_KEYS = ("profile", "files", "processes", "cpus", "agents")
 _FILE_KEYS = ("pages", "fail_writes")
 _PROCESS_KEYS = ("mappings",)
 _CPU_KEYS = ("process", "program")
@@ -478,8 +488,32 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
             pw.fail("empty process name")
         processes[name] = _process(raw, pw.key(name), files)
     cpus = _cpus(_require(table, "cpus", top), top.key("cpus"), files, processes)
+    agents = _agents(table.get("agents", {}), top.key("agents"))
     return Spec(profile=profile, files=files, processes=processes, cpus=cpus,
-                failing=tuple(failing))
+                failing=tuple(failing), agents=agents)
+
+
+# ---------------------------------------------------------------------------
+# Background agents
+
+
+def _agents(value: object, where: _Where) -> dict[str, int]:
+    """``{"pagedaemon": true, "syncer": 2}``: each agent's passes (true: the default).
+
+    Normalised to name -> passes in AGENT_NAMES order, agents with 0 passes
+    (or false) left out, so a spec without agents has none.
+    """
+    table = _table(value, where, AGENT_NAMES, 'background agents like {"pagedaemon": true}')
+    agents: dict[str, int] = {}
+    for name in AGENT_NAMES:
+        raw = table.get(name, False)
+        if isinstance(raw, bool):
+            passes = DEFAULT_PASSES if raw else 0
+        else:
+            passes = _int(raw, where.key(name), "passes", limit=MAX_PASSES + 1)
+        if passes:
+            agents[name] = passes
+    return agents
 
 
 # ---------------------------------------------------------------------------

@@ -397,3 +397,35 @@ def test_validation_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "spec.json"
     assert file_error(path, json.dumps(data)) == (
         f"{path}: cpus[0].program[0]: clean start 0x12000 > end 0x11000")
+
+
+# -- background agents -------------------------------------------------------------
+
+
+def test_agents_normalise_to_passes_in_a_fixed_order() -> None:
+    data = {**DESIGN_EXAMPLE, "agents": {"syncer": 3, "pagedaemon": True}}
+    spec = parse_spec(data)
+    assert spec.agents == {"pagedaemon": 1, "syncer": 3}
+    assert list(spec.agents) == ["pagedaemon", "syncer"]
+    assert spec.to_json()["agents"] == {"pagedaemon": 1, "syncer": 3}
+    assert parse_spec(spec.to_json()) == spec
+
+
+def test_a_spec_without_agents_has_no_agents_key() -> None:
+    spec = parse_spec(DESIGN_EXAMPLE)
+    assert spec.agents == {}
+    assert "agents" not in spec.to_json()
+    off = parse_spec({**DESIGN_EXAMPLE, "agents": {"pagedaemon": False, "syncer": 0}})
+    assert off == spec and "agents" not in off.to_json()
+
+
+@pytest.mark.parametrize(("agents", "expected"), [
+    ({"swapper": True}, "spec: agents: unknown key 'swapper' (expected one of pagedaemon, syncer)"),
+    ({"syncer": 99}, "spec: agents.syncer: passes: 0x63 is too large (limit 0x9)"),
+    ({"syncer": "x"}, "spec: agents.syncer: passes: expected an integer or a hex string"),
+    ([], "spec: agents: expected background agents like"),
+])
+def test_agent_errors(agents: Any, expected: str) -> None:
+    with pytest.raises(BadInput) as err:
+        parse_spec({**DESIGN_EXAMPLE, "agents": agents})
+    assert str(err.value).startswith(expected)

@@ -21,7 +21,7 @@ NAMES = list(WORKLOADS)
 EXPECTED = ["writers_vs_msync", "msync_vs_munmap", "two_cleaners", "invalidate_shared_file",
             "zero_length_msync", "random_mix", "write_errors",
             "submap_msync", "wired_invalidate", "private_shadow", "spanning_range",
-            "three_processes", "teardown_during_flush", "generated"]
+            "three_processes", "teardown_during_flush", "generated", "pageout_vs_msync"]
 # The structure-covering workloads (issue 9): each builds one structure of the spec format.
 STRUCTURES = EXPECTED[7:13]
 
@@ -274,3 +274,27 @@ async def test_teardown_during_flush_frees_the_objects_it_replaces() -> None:
     assert kinds(ex).count("object_free") >= 2  # two device objects at least
     assert [k.maps["p0"].entry_containing(0x10000 + i * 0x1000) is not None
             for i in range(4)] == [True] * 4
+
+
+def test_every_workload_takes_the_agents_parameter() -> None:
+    from emulator.config import RunConfig
+
+    spec = build_workload("two_cleaners", {"agents": "pagedaemon=2,syncer"}, seed=0)
+    assert spec.agents == {"pagedaemon": 2, "syncer": 1}
+    assert spec.params["agents"] == "pagedaemon=2,syncer"
+    header = RunConfig("two_cleaners", params=(("agents", "syncer"),)).to_header()
+    assert header["agents"][-2:] == ["disk", "syncer"]
+    assert header["spec"]["agents"] == {"syncer": 1}
+
+
+def test_without_the_agents_parameter_nothing_about_agents_is_recorded() -> None:
+    spec = build_workload("two_cleaners", {}, seed=0)
+    assert spec.agents == {} and "agents" not in spec.params
+    assert "agents" not in spec.to_json()
+
+
+def test_a_bad_agents_parameter_names_it() -> None:
+    with pytest.raises(BadInput, match="bad value for parameter 'agents': 'syncer=x'"):
+        build_workload("two_cleaners", {"agents": "syncer=x"}, seed=0)
+    with pytest.raises(BadInput, match="unknown key 'swapper'"):
+        build_workload("two_cleaners", {"agents": "swapper"}, seed=0)

@@ -22,6 +22,7 @@ from workloads import (
     generated,
     invalidate_shared_file,
     msync_vs_munmap,
+    pageout_vs_msync,
     private_shadow,
     random_mix,
     spanning_range,
@@ -51,6 +52,7 @@ WORKLOADS: dict[str, ModuleType] = {
     "three_processes": three_processes,
     "teardown_during_flush": teardown_during_flush,
     "generated": generated,
+    "pageout_vs_msync": pageout_vs_msync,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]
@@ -131,10 +133,42 @@ def build_workload(name: str, params: Mapping[str, object], seed: int,
     the resolved ``params`` (the seed included when the workload takes one).
     """
     module = _lookup(name)
+    params = dict(params)
+    agents_text = params.pop(AGENTS_PARAM, None)
     values = resolve_params(name, params, seed)
     data = module.build(values, seed)
+    if agents_text is not None:
+        # Every workload takes it; recorded only when given, so the specs and
+        # trace headers of runs without agents stay as they were.
+        data["agents"] = parse_agents(str(agents_text))
+        values[AGENTS_PARAM] = str(agents_text)
     spec = parse_spec(data, source=f"workload {name}", profile=profile)
     return dataclasses.replace(spec, name=name, params=values)
+
+
+# The parameter every workload takes: background agents to run, as
+# ``pagedaemon,syncer`` or with passes, ``pagedaemon=2,syncer``.
+AGENTS_PARAM = "agents"
+
+
+def parse_agents(text: str) -> dict[str, object]:
+    """``pagedaemon=2,syncer`` -> ``{"pagedaemon": 2, "syncer": True}`` (a spec's ``agents``)."""
+    out: dict[str, object] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, count = part.partition("=")
+        name = name.strip()
+        if not sep:
+            out[name] = True
+            continue
+        try:
+            out[name] = int(count)
+        except ValueError:
+            raise BadInput(f"bad value for parameter 'agents': {part!r} (expected NAME or "
+                           "NAME=PASSES)") from None
+    return out
 
 
 def is_spec_file(workload: str) -> bool:

@@ -418,7 +418,9 @@ class Shrinker:
             gone = {i for i in group if i < len(spec.cpus)}
             kept = [i for i in range(len(spec.cpus)) if i not in gone]
             renumber = {old: new for new, old in enumerate(kept)}
-            renumber[len(spec.cpus)] = len(kept)  # the disk agent is last
+            # The disk, then the background agents, follow the CPUs.
+            for j in range(1 + len(spec.agents)):
+                renumber[len(spec.cpus) + j] = len(kept) + j
             cand = dataclasses.replace(spec, cpus=tuple(spec.cpus[i] for i in kept))
             decisions = [renumber[d] for d in self.best.decisions if d in renumber]
             if await self.accept_spec(cand, decisions) and group is empty:

@@ -53,6 +53,8 @@ MUTANT_NAMES = (
     "unreferenced_object",
     "stop_after_map_change",
     "fault_dirty_before_busy",
+    # Reachable through the background agents (issue 11).
+    "no_relookup_after_sleep",
 )
 
 MUTANTS: dict[str, Variant] = {

@@ -250,3 +250,52 @@ async def test_a_page_left_dirty_is_saved_by_the_final_flush(run_spec: Any, spec
     ex, k = await run_spec(spec, "manpage", checkers=CHECK, variant=forgets_dirty(False))
     assert ex.outcome == "ok", ex.violations
     assert k.pagers["f"].stored == [2, 1]
+
+
+# -- the background agents write and free pages on their own ------------------------------
+
+
+async def daemon_runs(profile: str, seeds: int, checker: Any) -> tuple[list[Any], int]:
+    """Run store/msync(sync)/store on a shared file with the page daemon and the syncer
+    on, ``seeds`` random executions; return the violations and how many executions had
+    an agent write a page while a clean was open."""
+    from emulator.machine import Machine
+    from emulator.sched.strategies import RandomStrategy
+    from emulator.spec import parse_spec
+
+    spec = parse_spec({
+        "profile": profile,
+        "files": {"f": {"pages": 2}},
+        "processes": {"p0": {"mappings": [{"addr": hex(BASE), "pages": 2, "file": "f"}]}},
+        "cpus": [{"process": "p0", "program": [store(0), store(1), msync("sync"), store(0),
+                                               msync("sync")]},
+                 {"process": "p0", "program": [store(1), store(0)]}],
+        "agents": {"pagedaemon": 3, "syncer": 2},
+    })
+    machine = Machine(spec, Variant("reference", reference_clean), RandomStrategy(),
+                      checkers=[checker], record=True)
+    violations: list[Any] = []
+    inside = 0
+    for seed in range(seeds):
+        ex = await machine.execute(seed)
+        violations += ex.violations
+        agents = {3, 4}  # cpu0, cpu1, disk, then the page daemon and the syncer
+        open_calls = 0
+        for _, aid, kind, args in ex.events:
+            if kind == "call" and aid == 0 and args[0] == "msync":
+                open_calls += 1
+            elif kind == "ret" and aid == 0 and args[0] == "msync":
+                open_calls -= 1
+            elif kind == "io_issue" and aid in agents and open_calls:
+                inside += 1
+                break
+    return violations, inside
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_pages_the_agents_write_while_a_clean_runs_are_not_lost_stores(
+    profile: str,
+) -> None:
+    violations, inside = await daemon_runs(profile, 80, LostStore)
+    assert violations == []
+    assert inside > 5  # the agents did write pages during the cleans' calls

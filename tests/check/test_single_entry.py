@@ -124,3 +124,12 @@ def test_modern_shares_the_map_lock_by_design(rig: Any) -> None:
     r.emit(1, CleanCall(p0.name, START, END, 1, 0, p0))
     r.emit(1, MapAccess(p0, "lookup"))
     assert r.k.violations == []
+
+
+async def test_the_page_daemon_and_the_syncer_are_not_map_cleans() -> None:
+    """They lock vnodes and objects and busy pages inside a clean's window, never the map."""
+    from test_lost_store import daemon_runs
+
+    violations, inside = await daemon_runs("manpage", 80, SingleEntry)
+    assert violations == []
+    assert inside > 5

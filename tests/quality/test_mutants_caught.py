@@ -40,6 +40,7 @@ was written (with a floor of three rounds, 42 executions, and a ceiling of
     unreferenced_object            13  teardown_during_flush seed 0   stale_structure
     stop_after_map_change          39  spanning_range seed 2          lost_store
     fault_dirty_before_busy       233  wired_invalidate seed 16       lost_store
+    no_relookup_after_sleep      1140  pageout_vs_msync seed 75       stale_structure
 
 Re-measured with the six structure workloads of issue 9 and ``generated`` in the
 rotation (14 workloads per round): spanning_range catches skip_busy_page at
@@ -89,6 +90,7 @@ MEASURED = {
     "unreferenced_object": 13,
     "stop_after_map_change": 39,
     "fault_dirty_before_busy": 233,
+    "no_relookup_after_sleep": 1140,
 }
 FLOOR = 3 * len(WORKLOADS)
 CEILING = 3000
