@@ -15,6 +15,7 @@ import trio
 from emulator.check import all_checkers
 from emulator.cli import main
 from emulator.errors import BadInput
+from emulator.kern.daemons import AGENT_NAMES
 from emulator.kern.param import PAGE_SIZE
 from emulator.kern.profile import PROFILES, InvalidateFrees
 from emulator.kern.syscalls import SYSCALLS
@@ -96,10 +97,12 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
     mmap_kinds: set[str] = set()
     wired: set[str] = set()
     prots: set[str] = set()
+    agents: set[str] = set()
     offsets = adjacent = failing = spanning = 0
     for seed in SEEDS:
         spec = _spec(seed)
         failing += bool(spec.failing)
+        agents |= set(spec.agents)
         for maps in spec.processes.values():
             kinds |= {_kind(m) for m in maps}
             wired |= {_kind(m) for m in maps if m.wired}
@@ -127,6 +130,7 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
     every_kind = {"shared file", "private file", "anon", "device", "anon submap", "file submap"}
     assert kinds == every_kind and mmap_kinds == every_kind and wired == every_kind
     assert prots == {"r", "rw", "rwx"}
+    assert agents == set(AGENT_NAMES)
     assert min(offsets, adjacent, failing, spanning) > 10
 
 

@@ -8,9 +8,10 @@ executable; adjacent or separated by holes), then each CPU's program: stores and
 and then just past a mapping), msync with every valid flag set, clean with every flag pair
 (empty ranges included), munmap, mmap of any kind (over a mapping or in a fresh slot),
 mlock, munlock and yield, over ranges inside one mapping or spanning several entries and
-holes.  The parameters are upper bounds: the counts are drawn up to them.  Only the static
-layout is fixed; the programs change it at run time (MAP_FIXED mmap, munmap), which is
-what the kernel must survive.
+holes; and now and then the background agents (page daemon, syncer).  The parameters
+are upper bounds: the counts are drawn up to them.  Only the static layout is fixed; the
+programs change it at run time (MAP_FIXED mmap, munmap), which is what the kernel must
+survive.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import random
 from typing import Any, NamedTuple
 
+from emulator.kern.daemons import AGENT_NAMES
 from workloads._common import BASE, PAGE, hx
 
 PARAMS: dict[str, tuple[type, Any, str]] = {
@@ -186,4 +188,9 @@ def build(params: dict[str, int], seed: int) -> dict[str, Any]:
         program = [_op(rng, areas[process], sizes, params)
                    for _ in range(rng.randint(1, params["ops"]))]
         cpus.append({"process": process, "program": program})
-    return {"files": files, "processes": processes, "cpus": cpus}
+    spec: dict[str, Any] = {"files": files, "processes": processes, "cpus": cpus}
+    if rng.randrange(4) == 0:
+        # Now and then the page daemon, the syncer or both clean behind the CPUs' backs.
+        chosen = [name for name in AGENT_NAMES if rng.randrange(2)] or [rng.choice(AGENT_NAMES)]
+        spec["agents"] = {name: rng.randint(1, 2) for name in chosen}
+    return spec
