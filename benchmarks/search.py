@@ -9,9 +9,10 @@ The report goes to stdout as aligned plain-text tables; with ``--markdown``, as 
 Markdown tables of BENCHMARKS.md (cells whose median is over 0.5 s in bold), ready to paste.
 
 Part 1, vmemu: for every built-in mutant and every strategy (pct at depth 3), ``--reps``
-hunts.  A hunt is what ``vmemu mutants`` does (emulator.mutants.hunt): round-robin over every
-workload under the mutant's profile, one execution of each per round, the seed going up by one
-per round -- except that repetition ``r`` starts at seed ``r * 100000``.  It ends at the first
+hunts.  A hunt is what ``vmemu mutants`` does (emulator.mutants.hunt): every workload under the
+mutant's profile, with the strategy (for the portfolio: under each of its members), as the arms
+of the adaptive portfolio, the seed going up by one per execution -- except that repetition
+``r`` starts at seed ``r * 100000``.  It ends at the first
 execution in which a rule the mutant is expected to trip (``Variant.catches``) fires, or after
 ``--cap`` seconds (a miss).  Reported per cell: the median executions and seconds to that
 first failure over the repetitions, and the misses.  A median over hunts with misses counts a
@@ -48,12 +49,10 @@ from typing import Any
 
 import trio
 
-from emulator.check import all_checkers
-from emulator.kern.profile import DEFAULT_PROFILE
-from emulator.machine import Machine
-from emulator.sched.strategies import make_strategy
+from emulator.mutants import hunt
+from emulator.portfolio import arm_label
 from emulator.variants import MUTANTS
-from workloads import WORKLOADS, build_workload
+from workloads import WORKLOADS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # benchmarks/ is not a package: import it from beside this file
@@ -81,32 +80,19 @@ class HuntResult:
     workload: str | None = None
     seed: int | None = None
     rule: str | None = None
+    arm: str | None = None  # the strategy that caught it (the portfolio's member)
 
 
 async def _vmemu_hunt(mutant: str, strategy: str, rep: int, cap: float,
                       workloads: tuple[str, ...]) -> HuntResult:
-    variant = MUTANTS[mutant]
-    profile = variant.profile or DEFAULT_PROFILE.name
-    machines = [
-        (name, Machine(build_workload(name, {}, 0, profile), variant,
-                       make_strategy(strategy, pct_depth=PCT_DEPTH), checkers=all_checkers()))
-        for name in workloads
-    ]
-    seed = rep * SEED_STRIDE
-    executions = 0
-    start = time.perf_counter()
-    while True:
-        for name, machine in machines:
-            ex = await machine.execute(seed, build_workload(name, {}, seed, profile))
-            executions += 1
-            fired = [v.rule for v in ex.violations if v.rule in variant.catches]
-            if fired:
-                return HuntResult("vmemu", mutant, strategy, rep, True, executions,
-                                  time.perf_counter() - start, name, seed, fired[0])
-            if time.perf_counter() - start >= cap:
-                return HuntResult("vmemu", mutant, strategy, rep, False, executions,
-                                  time.perf_counter() - start)
-        seed += 1
+    """``vmemu mutants``'s hunt (emulator.mutants.hunt), from seed ``rep * SEED_STRIDE``."""
+    h = await hunt(MUTANTS[mutant], cap, strategy, first_seed=rep * SEED_STRIDE,
+                   workloads=workloads)
+    if not h.expected_rule_seen or h.run is None:
+        return HuntResult("vmemu", mutant, strategy, rep, False, h.executions, h.elapsed)
+    # The hunt stops at the first execution showing an expected rule.
+    return HuntResult("vmemu", mutant, strategy, rep, True, h.executions, h.elapsed,
+                      h.workload, h.seed, h.rule, arm_label(h.run, workload=False))
 
 
 def run_task(task: tuple[Any, ...]) -> HuntResult:
@@ -236,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                f"whole run {elapsed:.0f} s.")
     out.append("")
     out.append(f"Part 1: median executions · seconds to the first expected violation over "
-               f"{args.reps} hunts (round-robin over all {len(WORKLOADS)} workloads, seeds from "
+               f"{args.reps} hunts (adaptive over all {len(WORKLOADS)} workloads, seeds from "
                f"r·{SEED_STRIDE}), cap {args.cap:.0f} s per hunt; misses in parentheses.")
     out.append("")
     by: dict[tuple[str, str], list[HuntResult]] = {}

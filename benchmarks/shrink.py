@@ -4,8 +4,8 @@ Usage (from the repository root)::
 
     PYTHONPATH=. python benchmarks/shrink.py [--budget SECONDS]
 
-For each built-in mutant: explore its workloads (portfolio strategy, the
-round-robin of ``vmemu mutants``) until it is caught, save that execution's
+For each built-in mutant: explore its workloads (the adaptive portfolio of
+``vmemu mutants``) until it is caught, save that execution's
 trace, shrink it, and check the shrunk trace replays with the same rule.
 Reports per mutant and the medians.
 """
@@ -20,7 +20,7 @@ import tempfile
 import trio
 
 from emulator.kern.profile import DEFAULT_PROFILE
-from emulator.mutants import _Rotation
+from emulator.mutants import _portfolio
 from emulator.trace.reader import load_trace
 from emulator.trace.record import record
 from emulator.trace.replay import replay
@@ -30,11 +30,13 @@ from emulator.variants import MUTANTS
 
 async def first_failure(name: str, path: str, limit: int = 5000) -> bool:
     variant = MUTANTS[name]
-    rotation = _Rotation(variant, variant.profile or DEFAULT_PROFILE.name, "portfolio")
+    portfolio = _portfolio(variant, variant.profile or DEFAULT_PROFILE.name, "portfolio")
     for _ in range(limit):
-        run, ex = await rotation.step()
+        stepped = await portfolio.step()
+        assert stepped is not None  # seeded strategies never run out
+        arm, run, ex = stepped
         if ex.outcome != "ok":
-            await record(rotation.machine(run.workload), run, run.spec(), path)
+            await record(portfolio.machine(arm), run, run.spec(), path)
             return True
     return False
 

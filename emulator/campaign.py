@@ -34,9 +34,11 @@ import trio
 
 from emulator.config import RunConfig
 from emulator.machine import Execution, Machine
+from emulator.portfolio import ArmStats, Coverage, Portfolio, arms_for
 from emulator.sched.outcome import Outcome
-from emulator.sched.strategies import DfsStrategy, PctStrategy, PortfolioStrategy
+from emulator.sched.strategies import DfsStrategy, PctStrategy
 from emulator.spec import Spec
+from emulator.variants import Variant
 
 CONFIDENCE = 0.95
 
@@ -46,13 +48,15 @@ class Config:
     """A campaign: the run configuration of its first execution and when to stop.
 
     Plain, picklable data: each shard rebuilds its machine from it.  Execution
-    ``seed`` runs ``run`` with that seed.
+    ``seed`` runs ``run`` with that seed.  ``variant``: the variant object itself, for
+    a campaign in this process whose variant is not loaded by name (a test's function).
     """
 
     run: RunConfig
     iterations: int | None
     time_budget: float | None
     stop_on_first: bool
+    variant: Variant | None = None
 
     @property
     def first_seed(self) -> int:
@@ -62,23 +66,28 @@ class Config:
         return self.run.spec(seed)
 
     def machine(self) -> Machine:
-        return self.run.machine()
+        return self.run.machine(self.variant)
 
 
 @dataclass
 class Failure:
-    """A failing execution, as plain data (crosses process boundaries)."""
+    """A failing execution, as plain data (crosses process boundaries).
+
+    ``run``: the concrete configuration that ran it -- under the portfolio, the
+    member strategy the campaign chose, so that its command reproduces it.
+    """
 
     seed: int
     outcome: str
     violations: list[dict[str, Any]]
     decisions: list[int]
     steps: int
+    run: RunConfig | None = None
 
     @classmethod
-    def of(cls, ex: Execution) -> Failure:
+    def of(cls, ex: Execution, run: RunConfig | None = None) -> Failure:
         return cls(ex.seed, ex.outcome, [v.to_json() for v in ex.violations],
-                   list(ex.decisions), ex.steps)
+                   list(ex.decisions), ex.steps, run)
 
 
 @dataclass
@@ -95,6 +104,8 @@ class Summary:
     exhausted: bool = False
     explored: int = 0  # dfs: schedules run to the end
     pruned: int = 0  # dfs: executions abandoned as redundant
+    coverage: Coverage = field(default_factory=Coverage)
+    arms: dict[str, ArmStats] = field(default_factory=dict)  # arm label -> its executions
 
     def merge(self, other: Summary) -> None:
         self.executions += other.executions
@@ -110,19 +121,17 @@ class Summary:
         self.exhausted = self.exhausted or other.exhausted
         self.explored += other.explored
         self.pruned += other.pruned
+        self.coverage.merge(other.coverage)
+        for name, stats in other.arms.items():
+            mine = self.arms.setdefault(name, ArmStats())
+            mine.executions += stats.executions
+            mine.novel += stats.novel
 
 
 def _digest(decisions: list[int]) -> bytes:
     h = hashlib.blake2b(digest_size=12)
     h.update(b",".join(str(d).encode() for d in decisions))
     return h.digest()
-
-
-def _pct_depth_of(machine: Machine) -> int | None:
-    strategy = machine.strategy
-    if isinstance(strategy, PortfolioStrategy):
-        strategy = strategy.active
-    return strategy.depth if isinstance(strategy, PctStrategy) else None
 
 
 class Counters(Protocol):
@@ -144,14 +153,13 @@ async def run_shard(
     on_failure: Callable[[], None] = lambda: None,
 ) -> Summary:
     """Run this shard's seeds until its share of iterations, the budget, or a stop."""
-    machine = cfg.machine()
+    # Each shard chooses its arms by its own executions: deterministic per shard.
+    portfolio = Portfolio(arms_for(cfg.run), cfg.first_seed + shard, shards, cfg.variant)
     out = Summary()
     quota = None
     if cfg.iterations is not None:
         quota = cfg.iterations // shards + (1 if shard < cfg.iterations % shards else 0)
     start = time.perf_counter()
-    seed = cfg.first_seed + shard
-    seeded = machine.strategy.seeded
     reported = [0, 0, 0]  # executions, failures, schedules already added to the counters
 
     def report() -> None:
@@ -167,34 +175,41 @@ async def run_shard(
             break
         if stop():
             break
-        ex = await machine.execute(seed, cfg.spec_for_seed(seed) if seeded else None)
+        stepped = await portfolio.step()
+        if stepped is None:
+            out.exhausted = True
+            break
+        i, run, ex = stepped
         out.executions += 1
         out.steps += ex.steps
-        _account(out, machine, ex)
+        _account(out, portfolio.machine(i), run, ex)
         failed = ex.outcome not in (Outcome.OK, Outcome.PRUNED)
         if failed:
-            out.failures.append(Failure.of(ex))
+            out.failures.append(Failure.of(ex, run))
             if cfg.stop_on_first:
                 on_failure()
         if failed or out.executions % 16 == 0:
             report()
         if failed and cfg.stop_on_first:
             break
-        if machine.strategy.exhausted:
+        if not portfolio.live or all(portfolio.machine(j).strategy.exhausted
+                                     for j in portfolio.live):
             out.exhausted = True
             break
-        seed += shards if seeded else 0
         if out.executions % 64 == 0:
             await trio.lowlevel.checkpoint()
     report()
     out.elapsed = time.perf_counter() - start
-    if isinstance(machine.strategy, DfsStrategy):
-        out.explored = machine.strategy.schedules
-        out.pruned = machine.strategy.pruned
+    for machine in portfolio.machines:
+        if machine is not None and isinstance(machine.strategy, DfsStrategy):
+            out.explored += machine.strategy.schedules
+            out.pruned += machine.strategy.pruned
+    out.coverage = portfolio.totals()
+    out.arms = portfolio.arm_stats(with_workload=False)
     return out
 
 
-def _account(out: Summary, machine: Machine, ex: Execution) -> None:
+def _account(out: Summary, machine: Machine, run: RunConfig, ex: Execution) -> None:
     if ex.outcome == Outcome.PRUNED:
         return
     out.schedules.add(_digest(ex.decisions))
@@ -202,13 +217,9 @@ def _account(out: Summary, machine: Machine, ex: Execution) -> None:
     agents = len(kernel.sched.agents) if kernel is not None else 0
     out.max_agents = max(out.max_agents, agents)
     out.max_decisions = max(out.max_decisions, len(ex.decisions))
-    depth = _pct_depth_of(machine)
-    if depth is not None:
-        out.pct_runs[depth] = out.pct_runs.get(depth, 0) + 1
-        strategy = machine.strategy
-        if isinstance(strategy, PortfolioStrategy):
-            strategy = strategy.active
-        assert isinstance(strategy, PctStrategy)
+    strategy = machine.strategy
+    if isinstance(strategy, PctStrategy):
+        out.pct_runs[strategy.depth] = out.pct_runs.get(strategy.depth, 0) + 1
         out.pct_horizon = max(out.pct_horizon, strategy.steps)
 
 

@@ -33,6 +33,7 @@ from emulator.config import (
 from emulator.errors import BadInput, EmulatorError, InternalError, check_output_path
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
 from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
+from emulator.portfolio import coverage_json, coverage_text
 from emulator.sched.strategies import STRATEGIES, make_strategy
 from emulator.spec import Spec
 from emulator.variants import BUILTIN, load_variant
@@ -216,28 +217,32 @@ class _Job:
         variant = re.sub(r"[^A-Za-z0-9_]+", "_", self.variant.name).strip("_")
         return f"{base}-{self.first_spec.profile}-{variant}-seed{seed}.trace.jsonl"
 
-    async def save_trace(self, machine: Machine, seed: int, path: str) -> Execution:
-        """Re-run ``seed`` with recording on and write its trace to ``path``."""
+    def config_of(self, failure: Failure) -> RunConfig:
+        """The concrete configuration that ran ``failure`` (the portfolio's chosen member)."""
+        if failure.run is not None:
+            return failure.run
+        return dataclasses.replace(self.config, seed=failure.seed)
+
+    async def save_trace(self, machine: Machine, config: RunConfig, path: str) -> Execution:
+        """Re-run ``config`` with recording on and write its trace to ``path``."""
         from emulator.trace.record import record
         from emulator.trace.replay import FollowStrategy
 
-        config = dataclasses.replace(self.config, seed=seed)
         if isinstance(machine.strategy, FollowStrategy):
             config = dataclasses.replace(config, strategy=FOLLOW)  # dfs's recorded decisions
         return await record(machine, config, config.spec(), path)
 
-    def rerun_command(self, seed: int) -> str | None:
-        """The command that reruns execution ``seed``; None when the seed alone does not
-        reproduce it (dfs after its first schedule: its trace does)."""
-        config = dataclasses.replace(self.config, seed=seed)
+    def rerun_command(self, config: RunConfig) -> str | None:
+        """The command that reruns the execution ``config``; None when the seed alone does
+        not reproduce it (dfs after its first schedule: its trace does)."""
         return config.command() if config.seeded or self.single else None
 
 
 def _violations_json(job: _Job, failures: list[Failure]) -> list[dict[str, Any]]:
     return [
         {**{k: v[k] for k in ("rule", "message", "step", "cpus")}, "seed": f.seed,
-         "trace": job.saved.get(f.seed), "replay": _replay_command(job, f.seed),
-         "rerun": job.rerun_command(f.seed)}
+         "trace": job.saved.get(f.seed), "replay": _replay_command(job, f),
+         "rerun": job.rerun_command(job.config_of(f))}
         for f in failures for v in f.violations
     ]
 
@@ -268,7 +273,7 @@ def _print_failures(job: _Job, failures: list[Failure]) -> None:
             if v["fields"].get("historical") and job.variant.name == "reference":
                 print("  (freebsd5's historical invalidate data loss, reproduced as the 2003 "
                       "code behaved; the manpage and modern profiles keep re-dirtied pages)")
-        command = job.rerun_command(f.seed)
+        command = job.rerun_command(job.config_of(f))
         if command is not None:
             print(f"  rerun with: {command}")
         if f.seed in job.saved:
@@ -284,7 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def go() -> Execution:
         if args.trace:
-            ex = await job.save_trace(machine, job.config.seed, args.trace)
+            ex = await job.save_trace(machine, job.config, args.trace)
             job.saved[job.config.seed] = args.trace
             return ex
         return await machine.execute(job.config.seed, job.spec_for_seed(job.config.seed))
@@ -369,6 +374,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             out["schedules_without_reduction"] = without_r.explored
     if not failures:
         out["confidence"] = confidence(summary)
+    out["coverage"] = coverage_json(summary.coverage, summary.arms)
     if args.json:
         print(json.dumps(out))
         return 1 if failures else 0
@@ -394,6 +400,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
                 line += (f"; {other.explored} with the sleep-set reduction, which skips "
                          "schedules equivalent by independent steps")
         print(line)
+    print(f"seen: {coverage_text(summary.coverage, summary.arms)}")
     if failures:
         _print_failures(job, failures)
         return 1
@@ -402,10 +409,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_command(job: _Job, seed: int) -> str | None:
-    if seed in job.saved:
-        return f"vmemu replay {shlex.quote(job.saved[seed])}"
-    return job.rerun_command(seed)
+def _replay_command(job: _Job, failure: Failure) -> str | None:
+    if failure.seed in job.saved:
+        return f"vmemu replay {shlex.quote(job.saved[failure.seed])}"
+    return job.rerun_command(job.config_of(failure))
 
 
 def _save_failure_traces(job: _Job, failures: list[Failure], save_dir: str) -> None:
@@ -424,11 +431,12 @@ def _save_failure_traces(job: _Job, failures: list[Failure], save_dir: str) -> N
 
     async def go() -> None:
         for f in failures[:20]:
-            machine = job.machine()
+            config = job.config_of(f)
+            machine = config.machine(job.variant, job.first_spec)
             if not machine.strategy.seeded:
                 machine.strategy = FollowStrategy(f.decisions)
             path = os.path.join(save_dir, job.trace_name(f.seed))
-            again = await job.save_trace(machine, f.seed, path)
+            again = await job.save_trace(machine, config, path)
             if [v.to_json() for v in again.violations] != f.violations:
                 raise InternalError(f"seed {f.seed} did not reproduce when re-run for its "
                                     "trace: vmemu is not deterministic here (a bug)")
@@ -477,14 +485,15 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         print(f"{'mutant':32s} {'profile':9s} {'caught by':16s} {'execs':>6s} {'seconds':>8s}  "
-              "workload / seed")
+              "workload / strategy / seed")
         for m in report["mutants"]:
             if m["caught"]:
                 mark = "" if m["expected_rule_seen"] else "  (expected: "
                 mark += "" if m["expected_rule_seen"] else ", ".join(m["expected_rules"]) + ")"
                 print(f"{m['name']:32s} {m['profile']:9s} "
                       f"{m['rule']:16s} {m['executions_to_first']:6d} "
-                      f"{m['seconds_to_first']:8.3f}  {m['workload']} / {m['seed']}{mark}")
+                      f"{m['seconds_to_first']:8.3f}  {m['workload']} / {m['strategy']} / "
+                      f"{m['seed']}{mark}")
             else:
                 print(f"{m['name']:32s} {'':9s} {'NOT CAUGHT':16s} {m['executions']:6d}")
         print(f"caught {report['caught']} of {report['total']} mutants; "

@@ -166,17 +166,6 @@ class FailureDatabase:
 
 
 @dataclass(frozen=True)
-class _TestCampaign(Config):
-    """A campaign whose machines run the variant object the test passed (in process:
-    a test's own function is not loaded by name)."""
-
-    variant: Variant | None = None
-
-    def machine(self) -> Machine:
-        return self.run.machine(self.variant)
-
-
-@dataclass(frozen=True)
 class Exploration:
     """What a clean exploration covered (explore() fails the test otherwise)."""
 
@@ -193,6 +182,11 @@ def _in_trio() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _ran(failure: Failure, config: RunConfig) -> RunConfig:
+    """The configuration that ran ``failure``: under the portfolio, the member it chose."""
+    return failure.run or dataclasses.replace(config, seed=failure.seed)
 
 
 class Vmemu:
@@ -305,7 +299,10 @@ class Vmemu:
                 continue
             rerun: str | None = None
             if result.identical and trace.config.seeded:
-                rerun = dataclasses.replace(config, seed=trace.config.seed).command()
+                # The strategy that ran it (the portfolio's member), as its trace records.
+                rerun = dataclasses.replace(config, strategy=trace.config.strategy,
+                                            pct_depth=trace.config.pct_depth,
+                                            seed=trace.config.seed).command()
             elif not result.identical:
                 # The code changed and still fails under the saved schedule: save what it
                 # does now, so the printed replay command reproduces this failure.
@@ -337,8 +334,10 @@ class Vmemu:
             iterations, seconds = budget.iterations, budget.seconds
         elif iterations is None and seconds is None and config.strategy != "dfs":
             iterations = DEFAULT_ITERATIONS
-        cfg = _TestCampaign(run=config, iterations=iterations, time_budget=seconds,
-                            stop_on_first=True, variant=named.variant)
+        # The variant object the test passed runs in process: a test's own function is
+        # not loaded by name.
+        cfg = Config(run=config, iterations=iterations, time_budget=seconds,
+                     stop_on_first=True, variant=named.variant)
         summary = run_campaign(cfg, 1)
         last = config.seed + summary.executions - 1
         seeds = (f"seeds {config.seed}..{last}" if config.seeded
@@ -350,9 +349,8 @@ class Vmemu:
             path = self._save(failure, config, named, directory)
             self.log(f"explored {summary.executions} executions of {where}: violation, "
                      f"saved to {_display(path)}")
-            rerun = None
-            if config.seeded:
-                rerun = dataclasses.replace(config, seed=failure.seed).command()
+            ran = _ran(failure, config)  # the portfolio's member that found it
+            rerun = ran.command() if ran.seeded else None
             pytest.fail(self._report(
                 f"vmemu: exploring {where} found a violation:", failure.violations,
                 failure.seed if config.seeded else None, rerun, path, named,
@@ -366,7 +364,7 @@ class Vmemu:
     def _save(self, failure: Failure, config: RunConfig, named: NamedVariant,
               directory: Path) -> Path:
         """Re-run the failing execution with recording on, into the database."""
-        config = dataclasses.replace(config, seed=failure.seed)
+        config = _ran(failure, config)
         machine = config.machine(named.variant)
         if not config.seeded:
             machine.strategy = FollowStrategy(failure.decisions)  # dfs: its decisions

@@ -130,6 +130,8 @@ class Machine:
         self.sink: Callable[[list[Recorded]], None] | None = None  # the trace writer's
         self.stall_seconds = 2.0
         self.kernel: Kernel | None = None  # the last execution's, for tests
+        # Called with each execution's kernel after the checkers subscribe (coverage).
+        self.watchers: list[Callable[[Kernel], None]] = []
 
     async def execute(self, seed: int, spec: Spec | None = None) -> Execution:
         """Run one execution with ``seed``; return what happened."""
@@ -164,6 +166,8 @@ class Machine:
 
             sched.on_decision = on_decision
         checkers = [make(k) for make in self.checkers]
+        for watcher in self.watchers:
+            watcher(k)
         if self.strategy.wants_events:
             k.watch(self.strategy.event)  # after the checkers: it sees what they let through
         results: dict[str, list[dict[str, Any]]] = {a.name: [] for a in cpus}

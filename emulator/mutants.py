@@ -1,9 +1,10 @@
 """Checker power self-test: hunt every built-in mutant, then look for false alarms.
 
-For each mutant, explore the workloads (round-robin, one execution of each per
-round, seeds 0, 1, 2, ...) under the mutant's profile until a checker reports a
-violation the mutant is expected to cause, or the mutant's share of the time
-budget ends.  Then run the reference over the same workloads and profiles and
+For each mutant, explore the workloads under the mutant's profile -- each
+workload under each portfolio member is an arm of the adaptive portfolio
+(emulator/portfolio.py), seeds 0, 1, 2, ... one per execution -- until a checker
+reports a violation the mutant is expected to cause, or the mutant's share of
+the time budget ends.  Then run the reference over the same workloads and profiles and
 count violations: each is a false alarm, except freebsd5's historical
 invalidate data loss, which the emulator must reproduce and reports as such.
 
@@ -18,13 +19,14 @@ import dataclasses
 import os
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.config import FOLLOW, RunConfig
-from emulator.errors import SearchExhausted
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES, InvalidateFrees
 from emulator.machine import Execution, Machine
+from emulator.portfolio import Portfolio, arm_label, arms_for, coverage_json
 from emulator.variants import BUILTIN, MUTANTS, Variant
 from workloads import WORKLOADS
 
@@ -47,6 +49,9 @@ class Hunt:
     decisions: list[int] = field(default_factory=list)  # its schedule
     message: str | None = None
     trace: str | None = None
+    arm: int = -1  # the portfolio arm of the reported execution
+    elapsed: float = 0.0  # seconds the hunt ran (to the expected rule, when it fired)
+    coverage: dict[str, Any] = field(default_factory=dict)  # what the hunt saw, per arm
 
     @property
     def workload(self) -> str | None:
@@ -76,10 +81,12 @@ class Hunt:
                 round(self.seconds_to_first, 4) if self.seconds_to_first is not None else None
             ),
             "workload": self.workload,
+            "strategy": None if self.run is None else arm_label(self.run, workload=False),
             "seed": self.seed,
             "message": self.message,
             "trace": self.trace,
             "replay": replay,
+            "coverage": self.coverage,
         }
 
 
@@ -93,51 +100,19 @@ def is_historical(profile: str, variant: Variant, ex: Execution) -> bool:
     )
 
 
-class _Rotation:
-    """Machines for one variant and profile, one per workload, run round-robin."""
-
-    def __init__(self, variant: Variant, profile: str, strategy: str) -> None:
-        self.variant = variant
-        self.profile = profile
-        self.machines: list[tuple[RunConfig, Machine]] = []
-        for name in WORKLOADS:
-            config = RunConfig(workload=name, profile=profile, variant=variant.name,
-                               strategy=strategy)
-            self.machines.append((config, config.machine(variant)))
-        self.seed = 0
-        self.turn = 0
-
-    async def step(self) -> tuple[RunConfig, Execution]:
-        """Run the next execution; return its configuration and what happened.
-
-        ``SearchExhausted`` when an exhaustive strategy has covered every workload's space.
-        """
-        # Skip workloads whose whole space an exhaustive strategy has covered.
-        for _ in range(len(self.machines)):
-            if not self.machines[self.turn][1].strategy.exhausted:
-                break
-            self._advance()
-        config, machine = self.machines[self.turn]
-        if machine.strategy.exhausted:
-            raise SearchExhausted(f"every workload's space is exhausted under {self.profile}")
-        # An exhaustive strategy searches one spec's schedule tree: seed 0's.
-        config = dataclasses.replace(config, seed=self.seed if config.seeded else 0)
-        ex = await machine.execute(config.seed, config.spec())
-        self._advance()
-        return config, ex
-
-    def machine(self, workload: str) -> Machine:
-        return next(m for c, m in self.machines if c.workload == workload)
-
-    def _advance(self) -> None:
-        self.turn += 1
-        if self.turn == len(self.machines):
-            self.turn = 0
-            self.seed += 1
+def _portfolio(variant: Variant, profile: str, strategy: str, first_seed: int = 0,
+               workloads: Sequence[str] | None = None) -> Portfolio:
+    """Every workload (or ``workloads``) under ``profile``, as arms (with each portfolio
+    member, for the portfolio), chosen adaptively; seeds ``first_seed``, +1, ..., one
+    per execution."""
+    base = RunConfig(workload="", profile=profile, variant=variant.name, strategy=strategy)
+    names = list(WORKLOADS) if workloads is None else list(workloads)
+    return Portfolio(arms_for(base, names), first_seed, variant=variant)
 
 
 async def hunt(
-    variant: Variant, budget: float, strategy: str, save_dir: str | None = None
+    variant: Variant, budget: float, strategy: str, save_dir: str | None = None,
+    first_seed: int = 0, workloads: Sequence[str] | None = None,
 ) -> Hunt:
     """Explore until a violation of an expected rule, or the budget ends.
 
@@ -145,13 +120,13 @@ async def hunt(
     """
     profile = variant.profile or DEFAULT_PROFILE.name
     result = Hunt(variant.name, profile, variant.catches)
-    rotation = _Rotation(variant, profile, strategy)
+    portfolio = _portfolio(variant, profile, strategy, first_seed, workloads)
     start = time.perf_counter()
     while time.perf_counter() - start < budget:
-        try:
-            run, ex = await rotation.step()
-        except SearchExhausted:
+        stepped = await portfolio.step()
+        if stepped is None:
             break  # nothing left to run: the mutant escaped the whole bounded space
+        i, run, ex = stepped
         result.executions += 1
         if ex.outcome in ("ok", "pruned"):
             continue
@@ -166,6 +141,7 @@ async def hunt(
             result.seconds_to_first = time.perf_counter() - start
             result.run, result.decisions = run, list(ex.decisions)
             result.message = ex.violations[-1].message
+            result.arm = i
         if any(r in variant.catches for r in rules):
             result.expected_rule_seen = True
             if result.rule not in variant.catches:
@@ -173,19 +149,21 @@ async def hunt(
                 result.rule = next(r for r in reversed(rules) if r in variant.catches)
                 result.run, result.decisions = run, list(ex.decisions)
                 result.message = ex.violations[-1].message
+                result.arm = i
             break
+    result.elapsed = time.perf_counter() - start
+    result.coverage = coverage_json(portfolio.totals(), portfolio.arm_stats())
     if save_dir is not None and result.run is not None:
-        result.trace = await _save(rotation, result.run, result.decisions,
+        result.trace = await _save(portfolio.machine(result.arm), result.run, result.decisions,
                                    os.path.join(save_dir, f"{variant.name}.trace.jsonl"))
     return result
 
 
-async def _save(rotation: _Rotation, run: RunConfig, decisions: list[int], path: str) -> str:
+async def _save(machine: Machine, run: RunConfig, decisions: list[int], path: str) -> str:
     """Record the reported execution again, with its trace; return the path."""
     from emulator.trace.record import record
     from emulator.trace.replay import FollowStrategy
 
-    machine = rotation.machine(run.workload)
     saved = machine.strategy
     if not run.seeded:
         machine.strategy = FollowStrategy(decisions)
@@ -210,33 +188,33 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str) -> 
     """Run the reference under every profile over every workload."""
     out = ReferenceRun()
     reference = BUILTIN["reference"]
-    rotations = [_Rotation(reference, p, strategy) for p in PROFILES]
+    portfolios = [_portfolio(reference, p, strategy) for p in PROFILES]
     start = time.perf_counter()
-    done = [0] * len(rotations)
-    live = list(range(len(rotations)))  # rotations with executions left to run
+    done = [0] * len(portfolios)
+    live = list(range(len(portfolios)))  # profiles with executions left to run
     while live:
         elapsed = time.perf_counter() - start
         if elapsed >= budget and min(done[i] for i in live) >= min_per_profile:
             break
         i = min(live, key=lambda j: done[j])
-        try:
-            run, ex = await rotations[i].step()
-        except SearchExhausted:
+        stepped = await portfolios[i].step()
+        if stepped is None:
             live.remove(i)
             continue
+        _, run, ex = stepped
         done[i] += 1
         out.executions += 1
         if ex.outcome in ("ok", "pruned"):
             continue
         record = {
             "workload": run.workload,
-            "profile": rotations[i].profile,
+            "profile": run.profile,
             "seed": run.seed,
             "rerun": run.command() if run.seeded else None,
             "rule": ex.violations[-1].rule,
             "message": ex.violations[-1].message,
         }
-        if is_historical(rotations[i].profile, reference, ex):
+        if is_historical(str(run.profile), reference, ex):
             out.historical += 1
             out.historical_example = out.historical_example or record
         else:

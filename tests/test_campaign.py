@@ -40,10 +40,11 @@ def _found(summary: Any) -> set[tuple[int, str]]:
 # -- parallel == serial ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["portfolio", "random"])
+@pytest.mark.parametrize("strategy", ["pct", "random"])
 def test_two_jobs_find_the_same_violations_as_one(strategy: str) -> None:
     # invalidate_frees_dirty on invalidate_shared_file fails on some seeds only
-    # (measured: 10 of seeds 0..199 with portfolio, 16 with random).
+    # (measured: 16 of seeds 0..199 with random).  (The portfolio's shards choose their
+    # arms by their own executions: tests/test_portfolio.py.)
     cfg = _config("invalidate_shared_file", "invalidate_frees_dirty", strategy)
     serial = run_campaign(cfg, jobs=1)
     parallel = run_campaign(cfg, jobs=2)
@@ -123,8 +124,10 @@ def test_confidence_matches_the_pct_formula(strategy: str, depth: int) -> None:
     assert k == max(most, 300)
     if strategy == "pct":
         assert runs == {depth: runs_total}
-    else:  # the portfolio's seed picks random, pct(2), pct(3) in turn
-        assert runs == {2: 100, 3: 100}
+    else:  # the portfolio chose its pct(2) and pct(3) arms for some of the executions
+        assert set(runs) == {2, 3}
+        assert sum(runs.values()) == sum(s.executions for name, s in summary.arms.items()
+                                         if name.startswith("pct"))
     for d in range(1, max(runs) + 1):
         mine = _own_pct_confidence(runs, n, k, d)
         theirs = conf["by_depth"][str(d)]["confidence"]

@@ -79,14 +79,18 @@ def test_careful_clean_is_quiet_under_the_docstrings_command(
     assert data["variant"] == f"{EXAMPLE}:careful_clean"
 
 
-def test_forgetful_clean_is_caught_losing_a_store_under_the_docstrings_command(
+def test_forgetful_clean_is_caught_leaving_a_store_unwritten_under_the_docstrings_command(
     capsys: Any, monkeypatch: Any, tmp_path: Path
 ) -> None:
     data = explore(capsys, monkeypatch, tmp_path, docstring_commands()["forgetful_clean"])
     assert data["outcome"] == "violation"
     [v] = data["violations"]
-    assert v["rule"] == "lost_store"
-    assert "returned success, but the pager of page" in v["message"]
+    # The one mistake shows as either rule, by the clean that returned over the store: a
+    # synchronous one (lost_store), or an asynchronous one that queued no write (async_clean).
+    # (Measured over 2000 seeds of the docstring's command: 8 and 9 executions.)
+    assert (v["rule"], "store #" in v["message"]) in (("lost_store", True), ("async_clean", True))
+    assert ("returned success, but the pager of page" in v["message"]
+            or "neither written nor queued" in v["message"])
     assert Path(v["trace"]).is_file()
 
 
@@ -94,10 +98,12 @@ def test_careful_clean_is_quiet_where_forgetful_clean_is_caught(
     capsys: Any, monkeypatch: Any, tmp_path: Path
 ) -> None:
     caught = explore(capsys, monkeypatch, tmp_path, docstring_commands()["forgetful_clean"])
-    seed = str(caught["violations"][0]["seed"])
+    # The printed rerun command: the portfolio's member that found it, and its seed.
+    rerun = shlex.split(caught["violations"][0]["rerun"])[1:]
+    i = rerun.index("--variant")
     for name, outcome in (("forgetful_clean", "violation"), ("careful_clean", "ok")):
-        data = explore(capsys, monkeypatch, tmp_path,
-                       ["run", "random_mix", "--variant", f"{EXAMPLE}:{name}", "--seed", seed])
+        argv = [*rerun[:i + 1], f"{EXAMPLE}:{name}", *rerun[i + 2:]]
+        data = explore(capsys, monkeypatch, tmp_path, argv)
         assert data["outcome"] == outcome, (name, data["violations"])
 
 
@@ -114,6 +120,13 @@ def test_careful_clean_is_quiet_on_other_workloads_and_profiles(
 ) -> None:
     data = explore(capsys, monkeypatch, tmp_path,
                    ["explore", workload, "--profile", profile, "--variant",
-                    f"{EXAMPLE}:careful_clean", "--iterations", str(QUIET_SEEDS)])
-    assert data["outcome"] == "ok", data["violations"]
+                    f"{EXAMPLE}:careful_clean", "--iterations", str(QUIET_SEEDS),
+                    "--keep-going"])
+    # Under freebsd5, careful_clean frees a re-dirtied page on invalidate as the profile
+    # says FreeBSD 5 did: the historical data loss, reproduced (the portfolio's pos finds it
+    # on random_mix at seed 34), and nothing else.
+    others = [v for v in data["violations"]
+              if not (profile == "freebsd5" and v["rule"] == "lost_store"
+                      and "invalidating clean freed page" in v["message"])]
+    assert not others, others
     assert data["executions"] == QUIET_SEEDS

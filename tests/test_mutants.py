@@ -33,9 +33,9 @@ async def main():
     ref = await mutants.reference_runs(0.0, 10**9, "dfs")
     seeds = {}
     for strategy in ("dfs", "random"):
-        rotation = mutants._Rotation(BUILTIN["reference"], "manpage", strategy)
-        for _ in range(3):  # three rounds of the one workload
-            run, _ex = await rotation.step()
+        portfolio = mutants._portfolio(BUILTIN["reference"], "manpage", strategy)
+        for _ in range(3):  # three executions of the one workload
+            _arm, run, _ex = await portfolio.step()
         seeds[strategy] = run.seed
     print(json.dumps({"hunt": [hunt.caught, hunt.executions],
                       "reference": [ref.executions, ref.false_alarms],
@@ -68,7 +68,7 @@ def test_a_dfs_hunt_and_reference_check_end_when_every_space_is_exhausted(
     assert executions >= 3 * 14  # each profile's whole tree, then the check stops
 
 
-def test_a_dfs_rotation_searches_seed_0s_spec_and_a_seeded_one_each_seeds_own(
+def test_a_dfs_hunt_searches_seed_0s_spec_and_a_seeded_one_each_seeds_own(
     searched: dict[str, Any],
 ) -> None:
     assert searched["third_round_seed"] == {"dfs": 0, "random": 2}

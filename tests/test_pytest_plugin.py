@@ -87,7 +87,8 @@ def test_a_mutant_fails_the_test_with_rule_message_and_the_commands_that_reprodu
         "strategy portfolio, seeds 0..*) found a violation:",
         "VIOLATION single_entry at step * (seed *): * took the map lock of p0 * while cpu0's "
         "clean of * has been inside the routine since step *",
-        "  rerun with: vmemu run writers_vs_msync --variant test_mine.py:my_clean --seed *",
+        "  rerun with: vmemu run writers_vs_msync --variant test_mine.py:my_clean --strategy * "
+        "--seed *",
         "  trace: .vmemu/failures/*/writers_vs_msync-manpage-seed*.trace.jsonl",
         "  replay with: vmemu replay .vmemu/failures/*/writers_vs_msync-manpage-seed*"
         ".trace.jsonl --variant test_mine.py:my_clean",
@@ -117,7 +118,8 @@ def test_the_next_run_replays_the_saved_failure_before_exploring(
         "vmemu: a saved failure of this test, replayed before any new exploration, still "
         "fails (writers_vs_msync, variant test_mine.py:my_clean):",
         "VIOLATION single_entry at step * (seed 0): *",
-        "  rerun with: vmemu run writers_vs_msync --variant test_mine.py:my_clean --seed 0",
+        "  rerun with: vmemu run writers_vs_msync --variant test_mine.py:my_clean --strategy "
+        "random --seed 0",
         f"  trace: {trace}",
         "*Captured vmemu call*",
         f"replayed saved failure {trace}: still fails",

@@ -187,20 +187,34 @@ class PctStrategy(Strategy):
         return {"name": self.name, "depth": self.depth, "steps": self.steps}
 
 
+# The portfolio's members, as (strategy name, PCT depth): random walk, PCT of depths
+# 2 and 3 (most of the mutants' races have depth 2 or 3), and POS.  A campaign
+# chooses among them adaptively (emulator/portfolio.py); one execution alone
+# (``vmemu run --strategy portfolio``) takes the member its seed picks.
+PORTFOLIO_MEMBERS: tuple[tuple[str, int], ...] = (
+    ("random", 3), ("pct", 2), ("pct", 3), ("pos", 3))
+
+
 class PortfolioStrategy(Strategy):
-    """Mix strategies per execution: the seed picks one, so each execution
-    still replays from its seed alone.  Members: random walk, and PCT of
-    depths 2 and 3 (most of the mutants' races have depth 2 or 3)."""
+    """Mix strategies per execution: the seed picks one of PORTFOLIO_MEMBERS, so each
+    execution still replays from its seed alone."""
 
     name = "portfolio"
 
     def __init__(self) -> None:
-        self.members: list[Strategy] = [RandomStrategy(), PctStrategy(2), PctStrategy(3)]
+        self.members: list[Strategy] = [
+            PctStrategy(depth) if name == "pct" else STRATEGIES[name]()
+            for name, depth in PORTFOLIO_MEMBERS]
         self.active: Strategy = self.members[0]
 
     def reset(self, seed: int) -> None:
         self.active = self.members[seed % len(self.members)]
         self.active.reset(seed)
+        # The machine asks after ``reset`` whether to pass events: when pos runs.
+        self.wants_events = self.active.wants_events
+
+    def event(self, step: int, aid: int, ev: Event) -> None:
+        self.active.event(step, aid, ev)
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
         return self.active.choose(runnable, current)

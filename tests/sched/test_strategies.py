@@ -152,12 +152,12 @@ async def test_seeded_strategy_is_deterministic_per_seed(name: str, workload: st
 def test_portfolio_seed_picks_its_member() -> None:
     strategy = make_strategy("portfolio")
     picked = []
-    for seed in range(6):
+    for seed in range(8):
         strategy.reset(seed)
         picked.append(strategy.active.describe())  # type: ignore[attr-defined]
-    assert picked[:3] == picked[3:]
-    assert [p["name"] for p in picked[:3]] == ["random", "pct", "pct"]
-    assert [p.get("depth") for p in picked[:3]] == [None, 2, 3]
+    assert picked[:4] == picked[4:]
+    assert [p["name"] for p in picked[:4]] == ["random", "pct", "pct", "pos"]
+    assert [p.get("depth") for p in picked[:4]] == [None, 2, 3, None]
 
 
 # -- dfs: exact counts on a two-CPU yield workload --------------------------------------------

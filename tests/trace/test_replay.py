@@ -114,7 +114,9 @@ def _one_error_line(capsys: pytest.CaptureFixture[str], code: int, want: int = 2
         ("empty", lambda ls: [""], "empty file"),
         ("garbage", lambda ls: ["this is not a trace", "x"], "line 1: not JSON"),
         ("mid", lambda ls: [*ls[:10], ls[10][:15], *ls[11:]], "line 11: malformed JSON"),
-        ("cut", lambda ls: ["\n".join(ls)[:3000]], "truncated line"),
+        # Cut inside a line: five characters before the end of the line at offset 3000.
+        ("cut", lambda ls: ["\n".join(ls)[:"\n".join(ls).index("\n", 3000) - 5]],
+         "truncated line"),
         ("nofooter", lambda ls: [*ls[:-2], ""], "no footer"),
         ("version", lambda ls: [ls[0].replace('"version": 1', '"version": 7'), *ls[1:]],
          "version 7 is newer"),

@@ -275,7 +275,7 @@ def test_an_event_whose_args_do_not_fit_its_kind_shows_raw_and_changes_no_holds(
         obj = json.loads(line)
         if not done and obj["event"] == "lock" and obj["args"][0] == "map":
             obj["args"].append("extra")
-            mode = obj["args"][2]
+            name, mode = obj["args"][1], obj["args"][2]
             done = True
         edited.append(json.dumps(obj, sort_keys=True))
     assert done
@@ -283,5 +283,5 @@ def test_an_event_whose_args_do_not_fit_its_kind_shows_raw_and_changes_no_holds(
     path.write_text("\n".join(edited) + "\n")
     text = _show(capsys, str(path), "--width", "200", "--all")
     row = next(r for r in text.splitlines() if " extra" in r)
-    assert f"lock map p0 {mode} extra" in row  # raw: kind and args
+    assert f"lock map {name} {mode} extra" in row  # raw: kind and args
     assert row.rstrip(" │").endswith("extra")  # and no holds changed
