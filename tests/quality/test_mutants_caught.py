@@ -34,7 +34,7 @@ Executions needed then (arm and seed of the first catch):
     invalidate_frees_wired          33  wired_invalidate/random       seed 32   invalidate
     invalidate_ignores_wiring       21  random_mix/random             seed 20   return_code
     submap_success                  29  submap_msync/random           seed 28   return_code
-    submap_inner_offset            196  submap_msync/random           seed 195  lost_store
+    submap_inner_offset             29  submap_msync/random           seed 28   lost_store
     top_object_not_bottom           37  private_shadow/random         seed 36   lost_store
     entry_offset_ignored             6  msync_vs_munmap/pct(2)        seed 5    lost_store
     first_object_only                6  msync_vs_munmap/pct(2)        seed 5    lost_store
@@ -90,7 +90,7 @@ MEASURED = {
     "invalidate_frees_wired": 33,
     "invalidate_ignores_wiring": 21,
     "submap_success": 29,
-    "submap_inner_offset": 196,
+    "submap_inner_offset": 29,
     "top_object_not_bottom": 37,
     "entry_offset_ignored": 6,
     "first_object_only": 6,
@@ -158,7 +158,7 @@ STRUCTURE_MUTANTS = {
     "invalidate_frees_wired": ("wired_invalidate", 1),
     "invalidate_ignores_wiring": ("wired_invalidate", 1),
     "submap_success": ("submap_msync", 1),
-    "submap_inner_offset": ("submap_msync", 4),
+    "submap_inner_offset": ("submap_msync", 1),
     "top_object_not_bottom": ("private_shadow", 1),
     "entry_offset_ignored": ("three_processes", 1),
     "first_object_only": ("spanning_range", 1),
