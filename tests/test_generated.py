@@ -4,17 +4,18 @@ shrink cuts its mappings; the reference stays quiet on it."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import trio
 
 from emulator.check import all_checkers
 from emulator.cli import main
 from emulator.errors import BadInput
+from emulator.kern.daemons import AGENT_NAMES
 from emulator.kern.param import PAGE_SIZE
 from emulator.kern.profile import PROFILES, InvalidateFrees
 from emulator.kern.syscalls import SYSCALLS
@@ -22,7 +23,8 @@ from emulator.machine import Machine
 from emulator.sched.strategies import PortfolioStrategy
 from emulator.spec import MappingSpec, Spec, parse_spec
 from emulator.trace.reader import load_trace
-from emulator.trace.shrink import count_mappings
+from emulator.trace.replay import replay
+from emulator.trace.shrink import count_mappings, shrink_trace
 from emulator.variants import BUILTIN
 from workloads import build_workload
 
@@ -95,10 +97,12 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
     mmap_kinds: set[str] = set()
     wired: set[str] = set()
     prots: set[str] = set()
+    agents: set[str] = set()
     offsets = adjacent = failing = spanning = 0
     for seed in SEEDS:
         spec = _spec(seed)
         failing += bool(spec.failing)
+        agents |= set(spec.agents)
         for maps in spec.processes.values():
             kinds |= {_kind(m) for m in maps}
             wired |= {_kind(m) for m in maps if m.wired}
@@ -126,6 +130,7 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
     every_kind = {"shared file", "private file", "anon", "device", "anon submap", "file submap"}
     assert kinds == every_kind and mmap_kinds == every_kind and wired == every_kind
     assert prots == {"r", "rw", "rwx"}
+    assert agents == set(AGENT_NAMES)
     assert min(offsets, adjacent, failing, spanning) > 10
 
 
@@ -169,24 +174,32 @@ async def test_reference_is_quiet_on_many_generated_specs(profile: str) -> None:
     assert not alarms, f"{len(alarms)} false alarm(s), first: {alarms[0]}"
 
 
+async def _first_catch_with_mappings(variant: str, least: int) -> int:
+    """The first seed of generated with ``least`` mappings on which ``variant`` is caught."""
+    machine = Machine(_spec(0), BUILTIN[variant], PortfolioStrategy(), checkers=all_checkers())
+    for seed in range(2000):
+        spec = _spec(seed)
+        if count_mappings(spec) >= least:
+            ex = await machine.execute(seed, spec)
+            if ex.violations:
+                return seed
+    raise AssertionError(f"{variant} not caught on generated specs with {least} mappings")
+
+
 def test_shrink_removes_mappings_of_a_generated_spec_and_the_result_reproduces(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path
 ) -> None:
-    found = tmp_path / "found"
-    assert main(["explore", "generated", "--variant", "invalidate_before_flush",
-                 "--iterations", "2000", "--save-dir", str(found)]) == 1
-    (trace,) = found.glob("*.trace.jsonl")
+    seed = trio.run(_first_catch_with_mappings, "invalidate_before_flush", 3)
+    trace = tmp_path / "found.trace.jsonl"
+    assert main(["run", "generated", "--variant", "invalidate_before_flush", "--seed",
+                 str(seed), "--trace", str(trace)]) == 1
     before = load_trace(str(trace))
-    assert count_mappings(before.spec) >= 2  # measured: seed 12, two mappings of one file
     out = tmp_path / "small.trace.jsonl"
-    capsys.readouterr()
-    assert main(["shrink", str(trace), "-o", str(out), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = shrink_trace(str(trace), str(out))
     after = load_trace(str(out))
-    assert report["mappings_before"] == count_mappings(before.spec)
-    assert report["mappings_after"] == count_mappings(after.spec) < count_mappings(before.spec)
-    assert after.violations[0]["rule"] == before.violations[0]["rule"]
-    assert main(["replay", str(out), "--json"]) == 0
-    replayed = json.loads(capsys.readouterr().out)
-    assert replayed["identical"] is True
-    assert replayed["violations"][0]["rule"] == before.violations[0]["rule"]
+    assert report.mappings_before == count_mappings(before.spec) >= 3
+    assert report.mappings_after == count_mappings(after.spec) < report.mappings_before
+    assert after.violations[0]["rule"] == before.violations[0]["rule"] == report.rule
+    replayed = trio.run(replay, after)
+    assert replayed.identical
+    assert replayed.execution.violations[0].rule == report.rule

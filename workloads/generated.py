@@ -8,9 +8,10 @@ executable; adjacent or separated by holes), then each CPU's program: stores and
 and then just past a mapping), msync with every valid flag set, clean with every flag pair
 (empty ranges included), munmap, mmap of any kind (over a mapping or in a fresh slot),
 mlock, munlock and yield, over ranges inside one mapping or spanning several entries and
-holes.  The parameters are upper bounds: the counts are drawn up to them.  Only the static
-layout is fixed; the programs change it at run time (MAP_FIXED mmap, munmap), which is
-what the kernel must survive.
+holes; and now and then the background agents (page daemon, syncer).  The parameters
+are upper bounds: the counts are drawn up to them.  Only the static layout is fixed; the
+programs change it at run time (MAP_FIXED mmap, munmap), which is what the kernel must
+survive.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import random
 from typing import Any, NamedTuple
 
+from emulator.kern.daemons import AGENT_NAMES
 from workloads._common import BASE, PAGE, hx
 
 PARAMS: dict[str, tuple[type, Any, str]] = {
@@ -58,37 +60,37 @@ def _pick(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([n for n, _ in table], [w for _, w in table])[0]
 
 
-def _options(rng: random.Random, pages: int, files: dict[str, int]) -> dict[str, Any] | None:
-    """Draw a mapping's options (kind, file and offset, prot, wired, private) for ``pages``
-    pages; None if the kind drawn needs a file no file is large enough for."""
+def _options(rng: random.Random, most: int,
+             files: dict[str, int]) -> tuple[int, dict[str, Any]]:
+    """Draw a mapping of at most ``most`` pages: its size and options (kind, file and
+    offset, prot, wired, private).  A file mapping covers its whole file half the time (a
+    clean of it is then a clean of the whole object, which records a clean generation),
+    else a part of it at any offset."""
     kind = _pick(rng, KINDS)
     out: dict[str, Any] = {}
     if kind in ("file", "private", "submap_file"):
-        fitting = [n for n, size in files.items() if size >= pages]
-        if not fitting:
-            return None
-        name = rng.choice(fitting)
+        name = rng.choice(list(files))
+        size = files[name]
+        pages = size if rng.randrange(2) == 0 else rng.randint(1, size)
         out["file"] = name
-        out["offset"] = rng.randint(0, files[name] - pages)
+        out["offset"] = rng.randint(0, size - pages)
         if kind == "submap_file":
             out["submap"] = True
-    elif kind == "submap":
-        out["submap"] = True
     else:
-        out[kind] = True
+        pages = rng.randint(1, most)
+        out["submap" if kind == "submap" else kind] = True
     out["prot"] = _pick(rng, PROTS)
     if rng.randrange(5) == 0:
         out["wired"] = True
     if kind == "private":
         out["private"] = True
-    return out
+    return pages, out
 
 
 def _files(rng: random.Random, params: dict[str, int]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for i in range(rng.randint(1, params["files"])):
-        # Room for a mapping of the largest size at a nonzero offset.
-        entry: dict[str, Any] = {"pages": rng.randint(1, params["pages"] + 2)}
+        entry: dict[str, Any] = {"pages": rng.randint(1, params["pages"])}
         if rng.randrange(8) == 0:
             entry["fail_writes"] = True
         out[f"f{i}"] = entry
@@ -102,12 +104,8 @@ def _layout(rng: random.Random, params: dict[str, int],
     mappings: list[dict[str, Any]] = []
     areas: list[Area] = []
     at = BASE
-    count = rng.randint(1, params["mappings"])
-    while len(mappings) < count:
-        pages = rng.randint(1, params["pages"])
-        options = _options(rng, pages, files)
-        if options is None:
-            continue
+    for _ in range(rng.randint(1, params["mappings"])):
+        pages, options = _options(rng, params["pages"], files)
         mappings.append({"addr": hx(at), "pages": pages, **options})
         areas.append(Area(at, pages))
         at += pages * PAGE
@@ -167,14 +165,8 @@ def _op(rng: random.Random, areas: list[Area], files: dict[str, int],
         return [name, hx(start), end - start]
     if name == "mmap":
         area = areas[_area(rng, areas)]
-        start = _page_in(rng, area)
-        pages = rng.randint(1, params["pages"])
-        options = None
-        while options is None:
-            options = _options(rng, pages, files)
-            if options is None:
-                pages = 1  # every file has at least one page
-        return ["mmap", hx(start), pages, options]
+        pages, options = _options(rng, params["pages"], files)
+        return ["mmap", hx(_page_in(rng, area)), pages, options]
     return ["yield"]
 
 
@@ -196,4 +188,9 @@ def build(params: dict[str, int], seed: int) -> dict[str, Any]:
         program = [_op(rng, areas[process], sizes, params)
                    for _ in range(rng.randint(1, params["ops"]))]
         cpus.append({"process": process, "program": program})
-    return {"files": files, "processes": processes, "cpus": cpus}
+    spec: dict[str, Any] = {"files": files, "processes": processes, "cpus": cpus}
+    if rng.randrange(4) == 0:
+        # Now and then the page daemon, the syncer or both clean behind the CPUs' backs.
+        chosen = [name for name in AGENT_NAMES if rng.randrange(2)] or [rng.choice(AGENT_NAMES)]
+        spec["agents"] = {name: rng.randint(1, 2) for name in chosen}
+    return spec

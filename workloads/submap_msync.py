@@ -27,8 +27,9 @@ def build(params: dict[str, int], seed: int) -> dict[str, Any]:
     length = pages * PAGE
     plain, fsub, asub = BASE, BASE + length, BASE + 2 * length
     cleaner = [
-        ["msync", hx(plain), 3 * length, "sync"],  # plain + both sub-maps
+        ["store", hx(fsub + PAGE)],  # a fault through the sub-map, then a flush of it
         ["msync", hx(fsub + PAGE), length - PAGE, "sync"],  # starts inside the file sub-map
+        ["msync", hx(plain), 3 * length, "sync"],  # plain + both sub-maps
         ["msync", hx(plain), length, "sync"],  # the plain entry alone: allowed everywhere
         ["msync", hx(fsub), 2 * length, "async"],
         ["msync", hx(plain), 2 * length, "sync,invalidate"],

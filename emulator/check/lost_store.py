@@ -263,9 +263,11 @@ class LostStore(Checker):
 
     def historical(self, call: OpenCall | None, page: VmPage, info: StoreInfo | None) -> bool:
         """The data loss of an invalidate that frees every unwired page (freebsd5's,
-        historical): it frees a page that another process
-        dirtied -- after this call flushed the page, or through another mapping
-        when this call had nothing to flush (a read-only entry)."""
+        historical): it frees a page still dirty -- re-dirtied after this call flushed
+        it, or whose write failed, or dirtied through another mapping (another
+        process's, or a writable one of this map) while the range reaches the page
+        through an entry the call does not flush (read-only), whose invalidate frees
+        it unflushed."""
         if (self.k.profile.invalidate_frees is not InvalidateFrees.EVERY_UNWIRED or call is None
                 or not call.invalidate or info is None):
             return False

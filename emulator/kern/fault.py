@@ -35,6 +35,19 @@ if TYPE_CHECKING:
     from emulator.kern.page import VmPage
 
 
+class FaultState:
+    """What one fault attempt holds (struct faultstate): its locked maps, whether
+    a page-in dropped them, their timestamps then, and the entry's protection."""
+
+    __slots__ = ("locked", "stamps", "unlocked", "writable")
+
+    def __init__(self, locked: list[VmMap]) -> None:
+        self.locked = locked
+        self.stamps: list[int] = []
+        self.unlocked = False
+        self.writable = False
+
+
 class Fault:
     """The reference fault handler."""
 
@@ -51,6 +64,7 @@ class Fault:
     async def attempt(self, vm_map: VmMap, va: int, write: bool) -> KernReturn | None:
         """One try; None means "a page was busy: retry from the start"."""
         locked: list[VmMap] = [vm_map]
+        fs = FaultState(locked)
         await vm_map.lock.slock()
         entry = await vm_map.lookup_entry(va)
         eva = va
@@ -79,7 +93,17 @@ class Fault:
             page, wait = await self.get_shadow_page(obj, pindex, write)
             writable = write
         else:
-            page, wait = await self.get_page(obj, pindex, write)
+            fs.writable = entry.writable
+            page, wait = await self.get_page(obj, pindex, write, fs)
+            if page is not None and fs.unlocked:
+                # Paged in with the map unlocked: re-validate before using the entry.
+                if not await self.relock(fs):
+                    await self.unbusy(page)  # release_page, then RetryFault
+                    return None
+                if write:
+                    await obj.lock.lock()
+                    self.mark_dirty(obj, page)
+                    await obj.lock.unlock()
             # As vm_fault does, a read fault maps a shared page with the entry's
             # protection: writable if the entry is.  The object might then be
             # dirtied by a plain store (hardware modified bit, no fault), so its
@@ -89,7 +113,8 @@ class Fault:
             if writable and not write and page is not None:
                 self.set_writeable_dirty(obj)
         if page is None:
-            await self.unlock_maps(locked)
+            if not fs.unlocked:
+                await self.unlock_maps(locked)
             assert wait is not None
             await self.wait_busy(wait)
             return None
@@ -118,6 +143,29 @@ class Fault:
     async def unlock_maps(self, locked: list[VmMap]) -> None:
         for m in reversed(locked):
             await m.lock.unlock()
+
+    def unlocks_for_pagein(self) -> bool:
+        """Whether the map lock is dropped around the pager (the profile says)."""
+        return self.k.profile.fault_unlocks_for_pagein
+
+    async def unlock_for_pagein(self, fs: FaultState) -> None:
+        """unlock_map(&fs) before vm_pager_get_pages: note each map's timestamp."""
+        fs.stamps = [m.lock.timestamp for m in fs.locked]
+        await self.unlock_maps(fs.locked)
+        fs.unlocked = True
+
+    async def relock(self, fs: FaultState) -> bool:
+        """Re-lock the maps after the pager (vm_fault_relookup): trylock each, then
+        check that none changed.  False, with nothing held, means "restart"."""
+        for i, m in enumerate(fs.locked):
+            if not await m.lock.try_slock():
+                await self.unlock_maps(fs.locked[:i])
+                return False
+        if [m.lock.timestamp for m in fs.locked] != fs.stamps:
+            await self.unlock_maps(fs.locked)
+            return False
+        fs.unlocked = False
+        return True
 
     def entry_object(self, entry: VmMapEntry) -> VmObject:
         """Return the entry's object, creating anonymous memory on first touch."""
@@ -155,20 +203,28 @@ class Fault:
             await page.sunbusy()
 
     async def get_page(
-        self, obj: VmObject, pindex: int, write: bool
+        self, obj: VmObject, pindex: int, write: bool, fs: FaultState | None = None
     ) -> tuple[VmPage | None, VmPage | None]:
-        """Return (busied page, None), or (None, busy page to wait for)."""
+        """Return (busied page, None), or (None, busy page to wait for).
+
+        ``fs``: the fault's maps, which a page-in may unlock (``fs.unlocked``
+        then says so, and the caller re-validates).
+        """
         await obj.lock.lock()
         page = obj.lookup_page(pindex)
         if page is None:
             if obj.pager is not None:
                 await obj.lock.unlock()
-                return await self.pagein(obj, pindex, write)
+                if fs is not None and self.unlocks_for_pagein():
+                    await self.unlock_for_pagein(fs)
+                return await self.pagein(obj, pindex, write and not (fs and fs.unlocked))
             page = obj.alloc_page(pindex)
             page.valid = True  # zero-filled
         elif not await self.busy_resident(page):
-            if self.k.profile.read_fault_maps_sbusy and not write and await page.sbusy():
-                # A read fault may map a shared-busy page read-only (vm_fault today).
+            if (self.k.profile.read_fault_maps_sbusy and not write
+                    and not (fs is not None and fs.writable) and await page.sbusy()):
+                # A read fault through a read-only entry may map a shared-busy
+                # page (vm_fault_soft_fast); a writable entry's waits (D13).
                 await obj.lock.unlock()
                 return page, None
             await obj.lock.unlock()

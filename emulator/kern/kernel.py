@@ -78,6 +78,7 @@ class Kernel:
         self.trusted = True  # the paths under test are the reference's (see untrusted())
         self.in_checker = False  # set while harness code reads structures
         self.shared: dict[str, Any] = {}  # state the checkers share (trackers)
+        self.map_slocks: dict[int, int] = {}  # cpu -> map locks it holds shared (td_sx_slocks)
 
     # -- scheduler services -------------------------------------------------
 

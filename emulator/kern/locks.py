@@ -34,7 +34,7 @@ class MapLock:
     (vm_map_sync's ``last_timestamp`` check).
     """
 
-    __slots__ = ("excl", "k", "name", "shared", "timestamp")
+    __slots__ = ("excl", "k", "name", "shared", "timestamp", "xwaiters")
 
     rank = RANK_MAP
 
@@ -44,12 +44,30 @@ class MapLock:
         self.excl = -1  # owning cpu, -1 when not held exclusive
         self.shared: list[int] = []  # cpus holding it shared (one item per hold)
         self.timestamp = 0  # (excl) bumped at each exclusive acquisition
+        self.xwaiters: list[int] = []  # cpus sleeping for the exclusive lock
 
     # -- wait channel --
     def wait_holders(self) -> list[int]:
-        return [self.excl] if self.excl >= 0 else list(self.shared)
+        if self.excl >= 0:
+            return [self.excl]
+        if self.k.profile.map_lock_prefers_writers:
+            # A reader held back by a waiting writer waits for that writer too.
+            return list(self.shared) + [w for w in self.xwaiters if w not in self.shared]
+        return list(self.shared)
+
+    def writer_first(self, me: int) -> bool:
+        """Whether a new shared acquisition by ``me`` must let a waiting writer go first.
+
+        sx's __sx_can_read: not while exclusive waiters are queued, unless the
+        thread already holds sx locks shared (it could deadlock against itself).
+        """
+        return (bool(self.xwaiters) and self.k.profile.map_lock_prefers_writers
+                and not self.k.map_slocks.get(me, 0))
 
     def wait_name(self) -> str:
+        if self.excl < 0 and self.xwaiters and self.k.profile.map_lock_prefers_writers:
+            writers = ",".join(self.k.agent_name(w) for w in self.xwaiters)
+            return f"map lock of {self.name} (held shared, {writers} waiting exclusive first)"
         return f"map lock of {self.name}"
 
     def _check(self) -> None:
@@ -65,7 +83,11 @@ class MapLock:
             k.contract(f"{self.name}: map lock recursed by cpu{me}")
         while self.excl >= 0 or self.shared:
             k.emit(Wait("map", self.name))
-            await k.sleep(self)
+            self.xwaiters.append(me)
+            try:
+                await k.sleep(self)
+            finally:
+                self.xwaiters.remove(me)
         self.excl = me
         self.timestamp += 1
         k.emit(Lock("map", self.name, "x"))
@@ -74,11 +96,27 @@ class MapLock:
         """Take the map lock shared, sleeping while it is held exclusive."""
         k = self.k
         await k.kpoint()
-        while self.excl >= 0:
+        me = k.curcpu()
+        while self.excl >= 0 or self.writer_first(me):
             k.emit(Wait("map", self.name))
             await k.sleep(self)
-        self.shared.append(k.curcpu())
-        k.emit(Lock("map", self.name, "s"))
+        self.hold_shared(me)
+
+    async def try_slock(self) -> bool:
+        """Take the map lock shared if that needs no sleep (vm_map_trylock_read)."""
+        k = self.k
+        await k.kpoint()
+        k.read("map", self.name)
+        me = k.curcpu()
+        if self.excl >= 0 or self.writer_first(me):
+            return False
+        self.hold_shared(me)
+        return True
+
+    def hold_shared(self, me: int) -> None:
+        self.shared.append(me)
+        self.k.map_slocks[me] = self.k.map_slocks.get(me, 0) + 1
+        self.k.emit(Lock("map", self.name, "s"))
 
     async def try_upgrade(self) -> bool:
         """Upgrade a shared hold to exclusive if this cpu is the only holder.
@@ -93,6 +131,7 @@ class MapLock:
         if self.shared != [me]:
             return False
         self.shared.clear()
+        k.map_slocks[me] -= 1
         self.excl = me
         self.timestamp += 1
         k.emit(Lock("map", self.name, "x"))
@@ -107,6 +146,7 @@ class MapLock:
             self.excl = -1
         elif me in self.shared:
             self.shared.remove(me)
+            k.map_slocks[me] -= 1
         else:
             k.contract(f"{self.name}: map lock released by cpu{me}, which does not hold it")
             return

@@ -52,10 +52,20 @@ class Profile:
     invalidate_frees: InvalidateFrees  # §2 "invalidate frees"
     write_error: KernReturn  # §2 "write error": SUCCESS (ignored) or FAILURE
     zero_length_whole_entry: bool  # §2 "start == end": the entry containing start, not empty
-    read_fault_maps_sbusy: bool  # §5 read fault: may map a shared-busy page read-only
+    # §5 read fault: may map a shared-busy page read-only -- through a read-only
+    # entry only; on a writable entry it waits as any fault does (FIDELITY.md D13).
+    read_fault_maps_sbusy: bool
     # msync(2)'s errno for each failing code (DESIGN.md); success is 0.  Not
     # hashed: a mapping is not hashable, and the other fields identify a profile.
     msync_errno: Mapping[KernReturn, str] = field(hash=False)
+    # The fault drops the map lock before paging in, then re-locks with a trylock
+    # and restarts if that fails or the map's timestamp moved (vm_fault since 9.x,
+    # FIDELITY.md D3).  Off: the map stays locked shared for the whole fault.
+    fault_unlocks_for_pagein: bool = False
+    # The map lock is writer-preferring (sx today, FIDELITY.md D4): a new shared
+    # acquisition waits while a writer waits, unless the thread already holds a
+    # map lock shared.  Off: readers pass while only a writer waits.
+    map_lock_prefers_writers: bool = False
 
     def msync_result(self, rv: KernReturn) -> int | str:
         """Return what msync(2) returns for a clean's ``rv``: 0 or an errno name."""
@@ -116,6 +126,8 @@ MODERN = Profile(
     zero_length_whole_entry=True,
     read_fault_maps_sbusy=True,
     msync_errno=MSYNC_ERRNO,
+    fault_unlocks_for_pagein=True,
+    map_lock_prefers_writers=True,
 )
 
 # Every profile by name, in the order `vmemu list` and error messages show them.

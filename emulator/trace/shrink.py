@@ -12,7 +12,8 @@ the wall clock (``budget``) only stops it early, never steers it.
    Then the structures: each op's range (or mmap) narrowed to fewer pages,
    ddmin over each process's mappings (a removed mapping takes with it the
    ops that touch it and no other mapping), then each mapping's and each
-   file's pages, fewest first.  Repeated to a fixed point.
+   file's pages, fewest first, and each background agent dropped (or given
+   fewer passes).  Repeated to a fixed point.
    Each candidate spec is tried first with the current schedule, followed
    leniently (:class:`FollowStrategy`), then with ``SEEDS`` portfolio seeds;
    the first failing execution's actual decisions become the current schedule.
@@ -494,6 +495,20 @@ class Shrinker:
                     if await self.accept_spec(cand):
                         break
 
+    async def shrink_agents(self) -> None:
+        """Drop each background agent (those after it renumber), else give it fewer passes."""
+        for name in list(self.spec.agents):
+            spec = self.spec
+            gone = len(spec.cpus) + 1 + list(spec.agents).index(name)  # after the disk
+            agents = {n: p for n, p in spec.agents.items() if n != name}
+            decisions = [d - (d > gone) for d in self.best.decisions if d != gone]
+            if await self.accept_spec(dataclasses.replace(spec, agents=agents), decisions):
+                continue
+            for passes in _smaller(spec.agents[name]):
+                cand = dataclasses.replace(spec, agents={**spec.agents, name: passes})
+                if await self.accept_spec(cand):
+                    break
+
     async def shrink_workload(self) -> None:
         while True:
             before = _key(self.spec)
@@ -504,6 +519,7 @@ class Shrinker:
             await self.shrink_ranges()
             await self.shrink_mappings()
             await self.shrink_pages()
+            await self.shrink_agents()
             await self.drop_unused()
             if _key(self.spec) == before:
                 return

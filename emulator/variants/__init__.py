@@ -55,6 +55,9 @@ MUTANT_NAMES = (
     "fault_dirty_before_busy",
     # Reachable through the background agents (issue 11).
     "no_relookup_after_sleep",
+    # Reachable through the fault's unlocked page-in and the writer-preferring map lock.
+    "fault_blocking_relookup",
+    "shared_lock_across_page_sleep",
 )
 
 MUTANTS: dict[str, Variant] = {

@@ -5,7 +5,7 @@ store that follows leaves no trace in the generation."""
 
 from emulator.check import Rule
 from emulator.kern.clean import REFERENCE
-from emulator.kern.fault import Fault
+from emulator.kern.fault import Fault, FaultState
 from emulator.kern.object import VmObject
 from emulator.kern.page import VmPage
 from emulator.variants.base import Variant
@@ -13,13 +13,13 @@ from emulator.variants.base import Variant
 
 class FaultDirtyBeforeBusy(Fault):
     async def get_page(
-        self, obj: VmObject, pindex: int, write: bool
+        self, obj: VmObject, pindex: int, write: bool, fs: FaultState | None = None
     ) -> tuple[VmPage | None, VmPage | None]:
         await obj.lock.lock()
         page = obj.lookup_page(pindex)
         if page is None:
             await obj.lock.unlock()
-            return await super().get_page(obj, pindex, write)
+            return await super().get_page(obj, pindex, write, fs)
         if write:
             self.mark_dirty(obj, page)  # the bug: before the page is busy
         while not await page.try_xbusy():
@@ -28,7 +28,7 @@ class FaultDirtyBeforeBusy(Fault):
             await obj.lock.lock()
             if obj.lookup_page(pindex) is not page:  # freed meanwhile: start over
                 await obj.lock.unlock()
-                return await self.get_page(obj, pindex, write)
+                return await self.get_page(obj, pindex, write, fs)
         await obj.lock.unlock()
         return page, None
 

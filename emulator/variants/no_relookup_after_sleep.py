@@ -47,5 +47,5 @@ class NoRelookupAfterSleep(MapClean):
 VARIANT = Variant(
     "no_relookup_after_sleep", NoRelookupAfterSleep().clean,
     doc="keeps a page pointer across a sleep (the page daemon may free it)",
-    profile="modern", catches=(Rule.STALE_STRUCTURE,),
+    profile="manpage", catches=(Rule.STALE_STRUCTURE,),
 )

@@ -2,7 +2,7 @@
 
 from emulator.check import Rule
 from emulator.kern.clean import REFERENCE
-from emulator.kern.fault import Fault
+from emulator.kern.fault import Fault, FaultState
 from emulator.kern.object import VmObject
 from emulator.kern.page import VmPage
 from emulator.variants.base import Variant
@@ -10,7 +10,7 @@ from emulator.variants.base import Variant
 
 class VnodeLockWhileBusy(Fault):
     async def get_page(
-        self, obj: VmObject, pindex: int, write: bool
+        self, obj: VmObject, pindex: int, write: bool, fs: FaultState | None = None
     ) -> tuple[VmPage | None, VmPage | None]:
         if obj.vnode is None or obj.pager is None:
             return await super().get_page(obj, pindex, write)

@@ -169,3 +169,120 @@ async def test_a_first_private_write_shadows_the_entry_under_the_exclusive_map_l
     run = await run_kernel(body, rules=["lock_discipline"])
     assert run.outcome == "ok", run.execution.violations
     assert seen == [0, False, OBJT_ANON, True, (True, True), 0, True]
+
+
+# -- the page-in with the map unlocked, and its re-validation (FIDELITY.md D3) ----------------
+
+
+def on_pagein(cpu: Cpu, fn: Any) -> None:
+    """Call ``fn()`` at every page-in (as part of the paging-in CPU's step)."""
+    from emulator.kern.events import Pagein
+
+    cpu.k.observe(Pagein, lambda step, aid, ev: fn())
+
+
+def map_locks_by(cpu: Cpu, aid: int, log: list[str]) -> None:
+    """Log every map-lock acquisition (``s`` or ``x``) by agent ``aid``."""
+    from emulator.kern.events import Lock
+
+    cpu.k.observe(Lock, lambda step, a, ev: log.append(ev.mode)
+                  if a == aid and ev.res == "map" else None)
+
+
+async def test_modern_pages_in_with_the_map_unlocked_manpage_with_it_locked_shared(
+    run_kernel: Any,
+) -> None:
+    held: dict[str, list[int]] = {}
+
+    for profile in ("modern", "manpage", "freebsd5"):
+        async def body(cpu: Cpu, profile: str = profile) -> None:
+            seen = held.setdefault(profile, [])
+            on_pagein(cpu, lambda: seen.append(len(cpu.vm_map.lock.shared)))
+            assert await sys_load(cpu.k, cpu.vm_map, BASE) == 0
+
+        run = await run_kernel(body, spec=SPEC, profile=profile)
+        assert run.outcome == "ok"
+    assert held == {"modern": [0], "manpage": [1], "freebsd5": [1]}
+
+
+async def test_a_map_change_during_the_page_in_restarts_the_fault(run_kernel: Any) -> None:
+    locks: list[str] = []
+
+    async def faulting(cpu: Cpu) -> None:
+        map_locks_by(cpu, 0, locks)
+        on_pagein(cpu, lambda: cpu.prefer(1))  # cpu1 changes the map meanwhile
+        cpu.log(f"store {await sys_store(cpu.k, cpu.vm_map, BASE)}")
+        cpu.log(f"mapped {mapping(cpu, BASE)}")
+
+    async def changer(cpu: Cpu) -> None:
+        await cpu.vm_map.lock.xlock()  # timestamp++
+        await cpu.vm_map.lock.unlock()
+        cpu.prefer()
+
+    run = await run_kernel(faulting, changer, spec=SPEC, profile="modern")
+    assert run.outcome == "ok"
+    # slock, page-in, try_slock (timestamp moved: release, restart), slock again.
+    assert locks == ["s", "s", "s"]
+    assert run.log == ["cpu0 store 0", "cpu0 mapped ('f:0', True, True)"]
+
+
+async def test_a_failed_trylock_after_the_page_in_releases_the_page_and_restarts(
+    run_kernel: Any,
+) -> None:
+    busy: list[Any] = []
+
+    async def faulting(cpu: Cpu) -> None:
+        on_pagein(cpu, lambda: cpu.prefer(1))
+        cpu.log(f"load {await sys_load(cpu.k, cpu.vm_map, BASE)}")
+
+    async def holder(cpu: Cpu) -> None:
+        await cpu.vm_map.lock.xlock()
+        cpu.prefer(0)  # cpu0's trylock fails: it must unbusy the page, then wait
+        await cpu.k.point()
+        await cpu.k.point()
+        page = cpu.k.files["f"].pages[0]
+        busy.append(page.busy)
+        cpu.prefer()
+        await cpu.vm_map.lock.unlock()
+
+    run = await run_kernel(faulting, holder, spec=SPEC, profile="modern")
+    assert run.outcome == "ok"
+    assert busy == [0]  # released while cpu0 sleeps for the map lock
+    assert run.log == ["cpu0 load 0"]
+
+
+# -- a read fault on a shared-busy page (FIDELITY.md D13) -------------------------------------
+
+
+async def read_during_write(run_kernel: Any, va: int, profile: str) -> list[Any]:
+    """cpu0 starts a write of f:0; cpu1 reads it at ``va`` before the disk completes it.
+    Return whether the write had completed when cpu1's load returned, and its mapping."""
+    seen: list[Any] = []
+    io: list[Any] = []
+
+    async def writer(cpu: Cpu) -> None:
+        k = cpu.k
+        page = await cpu.resident("f", 0)
+        await page.xbusy()
+        await k.kpoint()
+        io.append(k.disk.issue(page, False))
+        cpu.prefer(1)
+
+    async def reader(cpu: Cpu) -> None:
+        await sys_load(cpu.k, cpu.vm_map, va)
+        seen.append(io[0].done)
+        seen.append(mapping(cpu, va))
+
+    await run_kernel(writer, reader, spec=SPEC, profile=profile, order=(0, 1))
+    return seen
+
+
+async def test_modern_read_fault_waits_for_a_busy_page_of_a_writable_entry(
+    run_kernel: Any,
+) -> None:
+    assert await read_during_write(run_kernel, BASE, "modern") == [True, ("f:0", True, False)]
+
+
+async def test_modern_read_fault_maps_a_busy_page_of_a_read_only_entry(run_kernel: Any) -> None:
+    assert await read_during_write(run_kernel, READ_ONLY, "modern") == [
+        False, ("f:0", False, False)]

@@ -251,3 +251,99 @@ async def test_anonymous_objects_have_no_vnode_lock(run_kernel: Any) -> None:
     shadow = run.k.maps["p0"].entry_containing(0x30000).obj
     assert run.k.files["f"].vnode is not None
     assert shadow.vnode is None
+
+
+# -- writer preference (the modern profile's sx lock, FIDELITY.md D4) ----------------------
+
+
+def writer_waiting_bodies(reader_holds_another: bool = False) -> tuple[Any, Any, Any]:
+    """cpu0 holds p0's map shared; cpu1 then waits for it exclusive; cpu2 then asks
+    for it shared (holding p1's map shared first if ``reader_holds_another``)."""
+
+    async def holder(cpu: Cpu) -> None:
+        await cpu.vm_map.lock.slock()
+        cpu.log("s")
+        cpu.prefer(1)  # the writer runs until it sleeps for the lock
+        await cpu.k.point()
+        cpu.prefer(2)  # then the reader tries
+        await cpu.k.point()
+        cpu.prefer()
+        await cpu.vm_map.lock.unlock()
+
+    async def writer(cpu: Cpu) -> None:
+        await cpu.vm_map.lock.xlock()
+        cpu.log("x")
+        await cpu.vm_map.lock.unlock()
+
+    async def reader(cpu: Cpu) -> None:
+        other = cpu.k.maps["p1"].lock
+        if reader_holds_another:
+            await other.slock()
+        await cpu.k.maps["p0"].lock.slock()
+        cpu.log("s")
+        cpu.prefer()
+        await cpu.k.maps["p0"].lock.unlock()
+        if reader_holds_another:
+            await other.unlock()
+
+    return holder, writer, reader
+
+
+@pytest.mark.parametrize(("profile", "order"), [
+    ("modern", ["cpu0 s", "cpu1 x", "cpu2 s"]),  # the new reader waits behind the writer
+    ("manpage", ["cpu0 s", "cpu2 s", "cpu1 x"]),  # reader preference: it joins cpu0
+])
+async def test_a_new_reader_waits_while_a_writer_waits_under_writer_preference(
+    run_kernel: Any, profile: str, order: list[str],
+) -> None:
+    run = await run_kernel(*writer_waiting_bodies(), profile=profile,
+                           processes=("p0", "p0", "p0"))
+    assert run.outcome == "ok"
+    assert run.log == order
+
+
+async def test_a_reader_already_holding_a_map_lock_shared_is_not_held_back(
+    run_kernel: Any,
+) -> None:
+    run = await run_kernel(*writer_waiting_bodies(reader_holds_another=True), profile="modern",
+                           processes=("p0", "p0", "p0"))
+    assert run.outcome == "ok"
+    assert run.log == ["cpu0 s", "cpu2 s", "cpu1 x"]  # sx's td_sx_slocks exception
+
+
+@pytest.mark.parametrize(("profile", "got"), [("modern", False), ("manpage", True)])
+async def test_try_slock_fails_while_held_exclusive_or_while_a_writer_waits(
+    run_kernel: Any, profile: str, got: bool,
+) -> None:
+    seen: list[bool] = []
+
+    async def holder(cpu: Cpu) -> None:
+        lock = cpu.vm_map.lock
+        await lock.xlock()
+        cpu.prefer(1)
+        await cpu.k.point()
+        await lock.unlock()
+        await lock.slock()
+        cpu.prefer(1)  # the writer sleeps for the lock
+        await cpu.k.point()
+        cpu.prefer(2)  # then the reader tries
+        await cpu.k.point()
+        cpu.prefer()
+        await lock.unlock()
+
+    async def writer(cpu: Cpu) -> None:
+        seen.append(await cpu.vm_map.lock.try_slock())  # held exclusive: fails
+        cpu.prefer(0)
+        await cpu.k.point()
+        await cpu.vm_map.lock.xlock()
+        await cpu.vm_map.lock.unlock()
+
+    async def reader(cpu: Cpu) -> None:
+        ok = await cpu.vm_map.lock.try_slock()  # held shared, a writer waiting
+        seen.append(ok)
+        if ok:
+            await cpu.vm_map.lock.unlock()
+
+    run = await run_kernel(holder, writer, reader, profile=profile, processes=("p0", "p0", "p0"))
+    assert run.outcome == "ok"
+    assert seen == [False, got]

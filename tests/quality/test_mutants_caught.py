@@ -14,7 +14,7 @@ Executions needed then (arm and seed of the first catch):
     no_map_lock                      1  writers_vs_msync/random       seed 0    single_entry
     shared_map_lock                  1  writers_vs_msync/random       seed 0    single_entry
     unlock_between_passes            4  writers_vs_msync/pos          seed 3    single_entry
-    no_timestamp_recheck             8  msync_vs_munmap/pos           seed 7    stale_structure
+    no_timestamp_recheck            17  zero_length_msync/random      seed 16   stale_structure
     no_write_protect                33  wired_invalidate/random       seed 32   lost_store
     undirty_at_issue                25  write_errors/random           seed 24   lost_store
     early_unbusy                    15  invalidate_shared_file/pct(3) seed 14   lost_store
@@ -34,19 +34,23 @@ Executions needed then (arm and seed of the first catch):
     invalidate_frees_wired          33  wired_invalidate/random       seed 32   invalidate
     invalidate_ignores_wiring       21  random_mix/random             seed 20   return_code
     submap_success                  29  submap_msync/random           seed 28   return_code
-    submap_inner_offset            104  submap_msync/random           seed 103  lost_store
+    submap_inner_offset             29  submap_msync/random           seed 28   lost_store
     top_object_not_bottom           37  private_shadow/random         seed 36   lost_store
     entry_offset_ignored             6  msync_vs_munmap/pct(2)        seed 5    lost_store
     first_object_only                6  msync_vs_munmap/pct(2)        seed 5    lost_store
-    unreferenced_object            454  teardown_during_flush/random  seed 453  stale_structure
-    stop_after_map_change           44  spanning_range/pos            seed 43   lost_store
-    fault_dirty_before_busy        221  wired_invalidate/pct(2)       seed 220  lost_store
-    no_relookup_after_sleep       1346  pageout_vs_msync/random       seed 1345 stale_structure
+    unreferenced_object            223  teardown_during_flush/pct(3)  seed 222  stale_structure
+    stop_after_map_change           41  spanning_range/random         seed 40   lost_store
+    fault_dirty_before_busy        157  spanning_range/pos            seed 156  lost_store
+    no_relookup_after_sleep       1208  pageout_vs_msync/pos          seed 1207 stale_structure
+    shared_lock_across_page_sleep   33  wired_invalidate/random       seed 32   deadlock
+    fault_blocking_relookup          1  writers_vs_msync/random       seed 0    deadlock
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
 arm runs once, in order, before any is preferred, so the first 60 executions are
 the 15 workloads under each member.  no_relookup_after_sleep needs the most
-(1346, on pageout_vs_msync).
+(1346, on pageout_vs_msync).  Re-measured after issue 11 (modern's fault pages in with the
+map unlocked and its map lock prefers writers, which changes every modern schedule; the
+three mutants of issue 11 added).
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ MEASURED = {
     "no_map_lock": 1,
     "shared_map_lock": 1,
     "unlock_between_passes": 4,
-    "no_timestamp_recheck": 8,
+    "no_timestamp_recheck": 17,
     "no_write_protect": 33,
     "undirty_at_issue": 25,
     "early_unbusy": 15,
@@ -86,14 +90,16 @@ MEASURED = {
     "invalidate_frees_wired": 33,
     "invalidate_ignores_wiring": 21,
     "submap_success": 29,
-    "submap_inner_offset": 104,
+    "submap_inner_offset": 29,
     "top_object_not_bottom": 37,
     "entry_offset_ignored": 6,
     "first_object_only": 6,
-    "unreferenced_object": 454,
-    "stop_after_map_change": 44,
-    "fault_dirty_before_busy": 221,
-    "no_relookup_after_sleep": 1346,
+    "unreferenced_object": 223,
+    "stop_after_map_change": 41,
+    "fault_dirty_before_busy": 157,
+    "no_relookup_after_sleep": 1208,
+    "shared_lock_across_page_sleep": 33,
+    "fault_blocking_relookup": 1,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
@@ -152,11 +158,11 @@ STRUCTURE_MUTANTS = {
     "invalidate_frees_wired": ("wired_invalidate", 1),
     "invalidate_ignores_wiring": ("wired_invalidate", 1),
     "submap_success": ("submap_msync", 1),
-    "submap_inner_offset": ("submap_msync", 4),
+    "submap_inner_offset": ("submap_msync", 1),
     "top_object_not_bottom": ("private_shadow", 1),
     "entry_offset_ignored": ("three_processes", 1),
     "first_object_only": ("spanning_range", 1),
-    "unreferenced_object": ("teardown_during_flush", 1),
+    "unreferenced_object": ("teardown_during_flush", 9),
     "stop_after_map_change": ("teardown_during_flush", 55),
     # A write fault racing a complete clean of a file, then another clean: wired_invalidate's
     # writers and cleaner do this most often (three_processes needed 931 seeds).
@@ -182,3 +188,22 @@ async def test_structure_mutant_is_caught_on_the_workload_of_its_structure(name:
     limit = max(10, 3 * measured)
     used = await seeds_to_catch(MUTANTS[name], workload, limit)
     assert used is not None, f"{name} not caught on {workload} within {limit} seeds"
+
+
+WRITER_WAIT_DEADLOCK = 206  # executions of the hunt's portfolio when measured
+
+
+async def test_shared_lock_across_page_sleep_deadlocks_behind_a_waiting_writer() -> None:
+    """H23: the three-thread cycle only a writer-preferring map lock closes -- the clean
+    holds the map shared asleep on a page, munmap waits exclusive, and the page's owner
+    waits behind munmap for the map (the mutant's first catch may be a simpler cycle)."""
+    variant = MUTANTS["shared_lock_across_page_sleep"]
+    portfolio = _portfolio(variant, "modern", "portfolio")
+    for _ in range(3 * WRITER_WAIT_DEADLOCK):
+        stepped = await portfolio.step()
+        assert stepped is not None
+        ex = stepped[2]
+        if any(v.rule == "deadlock" and "waiting exclusive first" in v.message
+               for v in ex.violations):
+            return
+    pytest.fail(f"no deadlock behind a waiting writer in {3 * WRITER_WAIT_DEADLOCK} executions")

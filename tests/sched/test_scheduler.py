@@ -207,6 +207,25 @@ async def test_the_execution_is_ok_when_only_daemons_are_left_asleep() -> None:
     assert sched.detail == ""
 
 
+async def test_a_runnable_daemon_finishes_its_bounded_passes_before_the_execution_ends() -> None:
+    """The background agents' contract (kern/daemons.py): a daemon that is runnable when
+    the CPUs are done still runs; its passes are bounded, so the execution ends."""
+    passes: list[int] = []
+
+    async def cpu(sched: Scheduler) -> None:
+        await sched.point()
+
+    async def daemon(sched: Scheduler) -> None:
+        for i in range(3):
+            await sched.point()
+            passes.append(i)
+
+    sched = await run_agents(cpu, daemon, daemons=[1])
+    assert sched.outcome == "ok"
+    assert passes == [0, 1, 2]
+    assert sched.states_at_end == [AgentState.DONE, AgentState.DONE]
+
+
 async def test_a_wait_for_cycle_is_a_deadlock_naming_each_wait() -> None:
     async def body(sched: Scheduler) -> None:
         me = sched.current.aid  # type: ignore[union-attr]

@@ -147,3 +147,20 @@ async def test_ddmin_finds_a_one_minimal_subset() -> None:
         return True
 
     assert await ddmin(list(range(5)), anything, try_empty=True) == []
+
+
+def test_background_agents_the_violation_does_not_need_are_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save = tmp_path / "found"
+    assert main(["explore", "writers_vs_msync", "--variant", "no_map_lock", "--param",
+                 "agents=pagedaemon,syncer=2", "--iterations", "2000",
+                 "--save-dir", str(save)]) == 1
+    (trace_path,) = save.glob("*.trace.jsonl")
+    assert load_trace(str(trace_path)).spec.agents == {"pagedaemon": 1, "syncer": 2}
+    out = tmp_path / "small.trace.jsonl"
+    _shrink_json(capsys, str(trace_path), "-o", str(out))
+    after = load_trace(str(out))
+    assert after.spec.agents == {}  # a map lock race: no daemon needed
+    assert after.violations[0]["rule"] == "single_entry"
+    assert main(["replay", str(out)]) == 0
