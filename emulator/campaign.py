@@ -137,11 +137,15 @@ def _digest(decisions: list[int]) -> bytes:
 class Counters(Protocol):
     """Live progress, shared with the display (and across processes).
 
-    ``coverage`` counts new distinct schedules this shard ran (each shard counts its
-    own, so the live sum across shards can exceed the merged summary's union).
+    ``add`` counts executions and violations since the shard's last report; ``cover``
+    gives the shard's coverage so far (the portfolio's conflict pairs and interleavings,
+    summed over its workloads).  Shards see much of the same coverage, so the display
+    keeps the largest shard's: a lower bound of the merged summary's, exact for one job.
     """
 
-    def add(self, executions: int, violations: int, coverage: int = 0) -> None: ...
+    def add(self, executions: int, violations: int) -> None: ...
+
+    def cover(self, pairs: int, interleavings: int) -> None: ...
 
 
 async def run_shard(
@@ -160,13 +164,15 @@ async def run_shard(
     if cfg.iterations is not None:
         quota = cfg.iterations // shards + (1 if shard < cfg.iterations % shards else 0)
     start = time.perf_counter()
-    reported = [0, 0, 0]  # executions, failures, schedules already added to the counters
+    reported = [0, 0]  # executions and failures already added to the counters
 
     def report() -> None:
         if counters is not None:
-            counters.add(out.executions - reported[0], len(out.failures) - reported[1],
-                         len(out.schedules) - reported[2])
-        reported[:] = out.executions, len(out.failures), len(out.schedules)
+            counters.add(out.executions - reported[0], len(out.failures) - reported[1])
+            seen = portfolio.coverage.values()
+            counters.cover(sum(len(c.pairs) for c in seen),
+                           sum(len(c.interleavings) for c in seen))
+        reported[:] = out.executions, len(out.failures)
 
     while True:
         if quota is not None and out.executions >= quota:
@@ -278,7 +284,8 @@ class Snapshot:
 
     executions: int
     violations: int
-    coverage: int  # distinct schedules, summed over shards (see Counters)
+    pairs: int  # conflict pairs, the largest shard's (see Counters)
+    interleavings: int  # likewise
 
 
 class Progress:
@@ -287,17 +294,21 @@ class Progress:
     def __init__(self, shared: Any = None) -> None:
         # A worker process wraps the parent's shared array; the parent makes it.
         self.shared = shared if shared is not None else (
-            multiprocessing.get_context("fork").Array("q", 3))
+            multiprocessing.get_context("fork").Array("q", 4))
 
-    def add(self, executions: int, violations: int, coverage: int = 0) -> None:
+    def add(self, executions: int, violations: int) -> None:
         with self.shared.get_lock():
             self.shared[0] += executions
             self.shared[1] += violations
-            self.shared[2] += coverage
+
+    def cover(self, pairs: int, interleavings: int) -> None:
+        with self.shared.get_lock():
+            self.shared[2] = max(self.shared[2], pairs)
+            self.shared[3] = max(self.shared[3], interleavings)
 
     def read(self) -> Snapshot:
         with self.shared.get_lock():
-            return Snapshot(int(self.shared[0]), int(self.shared[1]), int(self.shared[2]))
+            return Snapshot(*(int(x) for x in self.shared[:4]))
 
 
 def run_campaign(cfg: Config, jobs: int, progress: Progress | None = None,

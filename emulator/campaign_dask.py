@@ -69,20 +69,23 @@ class _EventCounters:
     def __init__(self, worker: Any, topic: str) -> None:
         self.worker = worker
         self.topic = topic
-        self.pending = [0, 0, 0]
+        self.pending = [0, 0]  # executions and violations since the last event
+        self.covered = [0, 0]  # pairs and interleavings so far
         self.sent = time.monotonic()
 
-    def add(self, executions: int, violations: int, coverage: int = 0) -> None:
+    def add(self, executions: int, violations: int) -> None:
         self.pending[0] += executions
         self.pending[1] += violations
-        self.pending[2] += coverage
         if violations or time.monotonic() - self.sent >= REPORT_SECONDS:
             self.flush()
 
+    def cover(self, pairs: int, interleavings: int) -> None:
+        self.covered = [pairs, interleavings]
+
     def flush(self) -> None:
         if any(self.pending):
-            self.worker.log_event(self.topic, list(self.pending))
-            self.pending = [0, 0, 0]
+            self.worker.log_event(self.topic, self.pending + self.covered)
+            self.pending = [0, 0]
         self.sent = time.monotonic()
 
 
@@ -184,7 +187,9 @@ class DaskExecutor:
         stop = Event(stop_name, client=self.client)
 
         def on_progress(event: tuple[float, list[int]]) -> None:
-            counters.add(*event[1])
+            executions, violations, pairs, interleavings = event[1]
+            counters.add(executions, violations)
+            counters.cover(pairs, interleavings)
 
         self.client.subscribe_topic(topic, on_progress)
         try:

@@ -1,7 +1,8 @@
 """The live progress display of a long campaign, drawn with rich on stderr.
 
-``explore`` shows executions, executions per second, coverage (distinct schedules),
-violations and the time left while it runs, and erases the display when it ends, so
+``explore`` shows executions, executions per second, coverage (the adaptive
+portfolio's conflict pairs and interleavings, as the summary's "seen" line counts
+them), violations and the time left while it runs, and erases the display when it ends, so
 the terminal keeps only the summary.  It is off -- nothing at all is written to
 stderr -- when stderr is not a terminal, when ``NO_COLOR`` is set, or with ``--json``
 (:func:`wanted`): pipes, logs and scripts see exactly what they saw without it.
@@ -47,7 +48,8 @@ class Status:
 
     executions: int
     rate: float  # executions per second
-    coverage: int
+    pairs: int
+    interleavings: int
     violations: int
     fraction: float | None  # of the campaign done; None when the end is unknown
     eta: float | None  # seconds left; None when unknown
@@ -65,21 +67,26 @@ class Status:
             fraction = min(1.0, snap.executions / iterations)
             if rate > 0:
                 eta = max(0.0, (iterations - snap.executions) / rate)
-        return cls(snap.executions, rate, snap.coverage, snap.violations, fraction, eta)
+        return cls(snap.executions, rate, snap.pairs, snap.interleavings, snap.violations,
+                   fraction, eta)
 
     def text(self) -> Text:
+        # Most wanted first: a narrow terminal cuts the line's end.
         eta = "—" if self.eta is None else _clock(self.eta)
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append(f"{self.executions:,}", style="bold")
         out.append(" executions · ")
         out.append(f"{self.rate:,.0f}", style="bold")
-        out.append(" exec/s · coverage ")
-        out.append(f"{self.coverage:,}", style="bold")
+        out.append(" exec/s · ETA ")
+        out.append(eta, style="cyan")
         out.append(" · ")
         out.append(f"{self.violations:,} violation" + ("" if self.violations == 1 else "s"),
                    style="bold red" if self.violations else "green")
-        out.append(" · ETA ")
-        out.append(eta, style="cyan")
+        out.append(" · coverage ")
+        out.append(f"{self.pairs:,}", style="bold")
+        out.append(" pairs, ")
+        out.append(f"{self.interleavings:,}", style="bold")
+        out.append(" interleavings")
         return out
 
 
@@ -120,8 +127,8 @@ class LiveProgress:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, width=1)
         row: list[RenderableType] = [self.spinner]
-        # The numbers take about 80 columns; the bar only where there is room for both.
-        if self.console.width >= BAR_WIDTH + 90:
+        # The numbers take about 95 columns; the bar only where there is room for both.
+        if self.console.width >= BAR_WIDTH + 100:
             grid.add_column(no_wrap=True, width=BAR_WIDTH)
             row.append(ProgressBar(total=None if status.fraction is None else 1.0,
                                    completed=status.fraction or 0.0, width=BAR_WIDTH,

@@ -20,7 +20,7 @@ from emulator.kern.param import PAGE_SIZE
 from emulator.kern.profile import PROFILES, InvalidateFrees
 from emulator.kern.syscalls import SYSCALLS
 from emulator.machine import Machine
-from emulator.sched.strategies import PortfolioStrategy
+from emulator.sched.strategies import PortfolioStrategy, RandomStrategy
 from emulator.spec import MappingSpec, Spec, parse_spec
 from emulator.trace.reader import load_trace
 from emulator.trace.replay import replay
@@ -203,3 +203,13 @@ def test_shrink_removes_mappings_of_a_generated_spec_and_the_result_reproduces(
     replayed = trio.run(replay, after)
     assert replayed.identical
     assert replayed.execution.violations[0].rule == report.rule
+
+
+async def test_a_read_fault_that_waits_after_a_page_in_does_not_read_its_freed_entry() -> None:
+    # Found by generated (modern, random, seed 5616): a read fault paged in with the map
+    # unlocked, found the page busy, and read its entry's protection after an mmap had
+    # replaced the entry (stale_structure) before going to wait.
+    spec = build_workload("generated", {}, 5616, "modern")
+    machine = Machine(spec, BUILTIN["reference"], RandomStrategy(), checkers=all_checkers())
+    ex = await machine.execute(5616, spec)
+    assert ex.outcome == "ok", "; ".join(v.message for v in ex.violations)

@@ -59,29 +59,39 @@ def test_explore_off_a_terminal_writes_nothing_to_stderr(capsys: Any, tmp_path: 
 
 
 def test_status_counts_a_time_budget_down() -> None:
-    status = Status.of(Snapshot(300, 0, 40), elapsed=3.0, budget=10.0, iterations=None)
+    status = Status.of(Snapshot(300, 0, 40, 50), elapsed=3.0, budget=10.0, iterations=None)
     assert status.rate == 100.0
     assert status.eta == 7.0
     assert status.fraction == pytest.approx(0.3)
 
 
 def test_status_extrapolates_iterations_from_the_rate() -> None:
-    status = Status.of(Snapshot(250, 1, 90), elapsed=5.0, budget=None, iterations=1000)
+    status = Status.of(Snapshot(250, 1, 90, 120), elapsed=5.0, budget=None, iterations=1000)
     assert status.rate == 50.0
     assert status.eta == 15.0  # 750 executions left at 50/s
     assert status.fraction == 0.25
 
 
 def test_status_of_a_search_without_a_known_end_has_no_eta() -> None:
-    status = Status.of(Snapshot(10, 0, 10), elapsed=1.0, budget=None, iterations=None)
+    status = Status.of(Snapshot(10, 0, 10, 10), elapsed=1.0, budget=None, iterations=None)
     assert status.eta is None and status.fraction is None
     assert "ETA —" in status.text().plain
 
 
-@pytest.mark.parametrize("width", [80, 140])
+def test_progress_adds_executions_and_keeps_the_largest_shards_coverage() -> None:
+    progress = Progress()
+    progress.add(16, 0)
+    progress.cover(10, 12)
+    progress.add(16, 1)
+    progress.cover(7, 20)  # another shard: fewer pairs, more interleavings
+    assert progress.read() == Snapshot(32, 1, 10, 20)
+
+
+@pytest.mark.parametrize("width", [100, 140])
 def test_the_display_shows_the_fields_and_erases_itself(width: int) -> None:
     progress = Progress()
-    progress.add(1234, 2, 56)
+    progress.add(1234, 2)
+    progress.cover(56, 78)
     sink = io.StringIO()
     console = Console(file=sink, force_terminal=True, width=width, color_system="standard")
     now = [100.0]
@@ -92,10 +102,13 @@ def test_the_display_shows_the_fields_and_erases_itself(width: int) -> None:
         display.live.refresh()
     out = sink.getvalue()
     plain = ANSI.sub("", out)
-    for field in ("1,234 executions", "308 exec/s", "coverage 56", "2 violations",
-                  "ETA 0:00:06"):
+    shown = ["1,234 executions", "308 exec/s", "ETA 0:00:06", "2 violations",
+             "coverage 56 pairs, 78 interleavings"]
+    if width < 100:  # a narrow terminal cuts the end of the line
+        shown[-1] = "coverage 56 pairs"
+    for field in shown:
         assert field in plain, (field, plain)
-    assert ("━" in plain) == (width >= 110), "the bar only where the numbers still fit"
+    assert ("━" in plain) == (width >= 120), "the bar only where the numbers still fit"
     # transient: the last thing written erases the display's line, leaving it clean.
     last_erase = out.rindex("\x1b[2K")
     assert ANSI.sub("", out[last_erase:]).strip() == ""

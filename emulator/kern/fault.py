@@ -108,7 +108,9 @@ class Fault:
             # protection: writable if the entry is.  The object might then be
             # dirtied by a plain store (hardware modified bit, no fault), so its
             # generation moves (vm_object_set_writeable_dirty).
-            writable = write or (entry.writable and not entry.needs_copy and page is not None
+            # No page (a busy one to wait for): the entry may be gone if the map was
+            # unlocked for a page-in, so it is not read again.
+            writable = write or (page is not None and entry.writable and not entry.needs_copy
                                  and not page.sowners)
             if writable and not write and page is not None:
                 self.set_writeable_dirty(obj)
