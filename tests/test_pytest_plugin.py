@@ -215,7 +215,14 @@ def test_a_variant_object_and_a_nested_function_both_explore(
     # Replayed from the test, which passes the function again: never loaded from a trace.
     second = pytester.runpytest()
     second.assert_outcomes(failed=2)
-    assert second.stdout.str().count("replayed before any new exploration, still fails") == 2
+    # (Each line is matched, not counted: with CI set, pytest's short summary repeats it.)
+    second.stdout.fnmatch_lines_random([
+        "*replayed before any new exploration, still fails (writers_vs_msync, "
+        "variant test_objects.py:MINE)*",
+        "*replayed before any new exploration, still fails (writers_vs_msync, "
+        "variant test_nested_function.<locals>.inner (not importable))*",
+    ])
+    assert "found a violation" not in second.stdout.str()
 
 
 def test_the_marker_gives_the_tests_explorations_their_defaults(
