@@ -40,6 +40,9 @@ from typing import Any
 from emulator.config import RunConfig
 from emulator.kern.events import (
     Alloc,
+    Bdwrite,
+    BufDone,
+    BufWrite,
     Busy,
     CleanGeneration,
     Cow,
@@ -78,7 +81,7 @@ DECAY = 0.1  # weight of the newest execution in an arm's novelty
 # What keys an event's conflicts: the page, object or map it touched.
 _PAGE_EVENTS: tuple[type[Event], ...] = (
     Store, Dirty, RemoveWrite, RemoveAll, Busy, Unbusy, Alloc, Free, Pagein, Cow, Wire,
-    Unwire, IoIssue, IoDone, PteEnter)
+    Unwire, IoIssue, IoDone, PteEnter, Bdwrite, BufWrite, BufDone)
 _OBJECT_EVENTS: tuple[type[Event], ...] = (ObjectFree, CleanGeneration, Writeable)
 _MAP_EVENTS: tuple[type[Event], ...] = (EntryInsert, EntryRemove, EntryClip, PteRemove)
 

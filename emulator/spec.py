@@ -415,6 +415,12 @@ def _arg(kind: ArgKind, value: object, where: _Where, what: str, files: Mapping[
             return _msync_flags(value, where, what)
         case ArgKind.MAPPING:
             return _mapping(value, where, files, at=(before[0], before[1]))
+        case ArgKind.FILE:
+            name = _str(value, where, what)
+            if name not in files:
+                where.fail(f"{what}: unknown file {_show(name)} (expected one of "
+                           f"{_one_of(sorted(files))})")
+            return name
         case _:
             assert_never(kind)
 

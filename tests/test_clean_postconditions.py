@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from emulator.kern.profile import PROFILES
+from emulator.kern.profile import PROFILES, AsyncWrite
 
 PAGE = 0x1000
 BASE = 0x10000
@@ -77,7 +77,8 @@ async def test_a_store_after_msync_faults_and_redirties_the_page(
     assert k.files["f"].generation >= 3  # each write fault bumped it
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", [name for name, p in PROFILES.items()
+                                     if p.async_write is AsyncWrite.BAWRITE])
 async def test_async_msync_returns_with_its_writes_still_in_flight(
     run_spec: Any, make_watch: Any, first_strategy: Any, profile: str
 ) -> None:
@@ -257,3 +258,25 @@ async def test_msync_of_a_read_only_file_mapping_succeeds(
     program = [["load", hex(BASE)], ["store", hex(BASE)], ["msync", hex(BASE), PAGE, "sync"]]
     ex, _ = await run_spec(spec(program, mappings), profile)
     assert [r["ret"] for r in ex.results["cpu0"]] == [0, "SIGSEGV", 0]
+
+
+@pytest.mark.parametrize("profile", [name for name, p in PROFILES.items()
+                                     if p.async_write is AsyncWrite.BDWRITE])
+async def test_a_delayed_async_msync_returns_with_its_pages_clean_in_the_buffer_cache(
+    run_spec: Any, make_watch: Any, first_strategy: Any, profile: str
+) -> None:
+    ws, hook = watched(make_watch)
+    program = [*stores(0, 2), ["msync", hex(BASE), 4 * PAGE, "async"]]
+    ex, k = await run_spec(spec(program), profile, checkers=[hook], strategy=first_strategy())
+    assert ex.outcome == "ok"
+    at_return = ws[0].returns[0]
+    assert at_return["rv"] == "KERN_SUCCESS"
+    # Nothing went to the disk: the buffer cache holds the data, the pages are clean and
+    # unbusied, and their buffers are delayed writes the disk has not seen.
+    assert at_return["queued"] == 0
+    assert at_return["pagers"]["f"] == [1, 0, 2, 0]
+    for pindex in (0, 2):
+        dirty, _contents, busy, _wired, _valid = at_return["pages"]["f"][pindex]
+        assert not dirty and busy == 0
+    assert k.pagers["f"].disk == [0, 0, 0, 0] and list(k.pagers["f"].delayed) == [0, 2]
+    assert ws[0].io_done == []

@@ -134,6 +134,7 @@ def test_every_op_round_trips() -> None:
         ["mmap", "0x70000", 1, {"device": True, "prot": "rwx"}],
         ["mmap", "0x80000", 2, {"submap": True, "file": "f", "offset": 6}],
         ["mmap", "0x90000", 2, {"file": "f", "private": True}],
+        ["fsync", "f"],
         ["yield"],
     ]
     spec = parse_spec(data)
@@ -206,7 +207,7 @@ def test_unknown_op_names_place_and_choices() -> None:
     data["cpus"][1]["program"] += [["store", "0x50000"], ["stor", "0x50000"]]
     assert error(data) == (
         "spec.json: cpus[1].program[3]: unknown op 'stor' (expected one of load, store, msync, "
-        "clean, munmap, mmap, mlock, munlock, yield)")
+        "clean, munmap, mmap, mlock, munlock, fsync, yield)")
 
 
 def test_overlap_names_both_mappings_and_address() -> None:
@@ -283,6 +284,8 @@ def op_error(op: list[Any]) -> str:
     (["msync", "0x10000", -1, "sync"], "msync len: negative value -1"),
     (["msync", "0x10000", "sync"], "'msync' takes 3 arguments (addr, len, flags), got 2"),
     (["yield", 1], "'yield' takes 0 arguments, got 1"),
+    (["fsync", "g"], "fsync file: unknown file 'g' (expected one of f)"),
+    (["fsync", 3], "fsync file: expected a string, got a number 3"),
     (["store"], "'store' takes 1 argument (addr), got 0"),
     (["clean", "0x10000", "0x11000", 1, False], "clean syncio: expected true or false"),
     (["clean", "0x10000", "0x11000", True, "no"], "clean invalidate: expected true or false"),

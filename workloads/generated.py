@@ -1,17 +1,17 @@
-"""A whole spec drawn from the seed: files, processes, mappings of every kind and CPU programs
-of every op, small by default, so a variant meets structures its author did not think of.
+"""A whole spec drawn from the seed: files, processes, mappings of every kind and CPU programs of
+every op, small by default, so a variant meets structures its author did not think of.
 
 Everything is drawn from one ``random.Random(seed)``: the files (some failing every write),
 each process's mappings (shared and private file mappings at any offset, anonymous, device,
-sub-maps over anonymous memory or a file; wired or not; read-only, read-write or
-executable; adjacent or separated by holes), then each CPU's program: stores and loads (now
-and then just past a mapping), msync with every valid flag set, clean with every flag pair
-(empty ranges included), munmap, mmap of any kind (over a mapping or in a fresh slot),
-mlock, munlock and yield, over ranges inside one mapping or spanning several entries and
-holes; and now and then the background agents (page daemon, syncer).  The parameters
-are upper bounds: the counts are drawn up to them.  Only the static layout is fixed; the
-programs change it at run time (MAP_FIXED mmap, munmap), which is what the kernel must
-survive.
+sub-maps over anonymous memory or a file; wired or not; read-only, read-write or executable;
+adjacent or separated by holes), then each CPU's program: stores and loads (now and then just
+past a mapping), msync with every valid flag set, clean with every flag pair (empty ranges
+included), munmap, mmap of any kind (over a mapping or in a fresh slot), mlock, munlock, yield
+and fsync (half the yields, drawn from a side stream of the seed), over ranges inside one
+mapping or spanning several entries and holes; and now and then the background agents (page
+daemon, syncer). The parameters are upper bounds: the counts are drawn up to them. Only the
+static layout is fixed; the programs change it at run time (MAP_FIXED mmap, munmap), which is
+what the kernel must survive.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def _range(rng: random.Random, areas: list[Area], *, empty: bool) -> tuple[int, 
 
 
 def _op(rng: random.Random, areas: list[Area], files: dict[str, int],
-        params: dict[str, int]) -> list[Any]:
+        params: dict[str, int], side: random.Random) -> list[Any]:
     name = _pick(rng, OPS)
     if name in ("store", "load"):
         area = areas[_area(rng, areas)]
@@ -167,11 +167,16 @@ def _op(rng: random.Random, areas: list[Area], files: dict[str, int],
         area = areas[_area(rng, areas)]
         pages, options = _options(rng, params["pages"], files)
         return ["mmap", hx(_page_in(rng, area)), pages, options]
+    if side.randrange(2):
+        # Half the yields become an fsync(2), drawn from the side stream so that the
+        # specs drawn before fsync existed keep every other op.
+        return ["fsync", side.choice(sorted(files))]
     return ["yield"]
 
 
 def build(params: dict[str, int], seed: int) -> dict[str, Any]:
     rng = random.Random(params["seed"])
+    side = random.Random(f"fsync {params['seed']}")
     files = _files(rng, params)
     sizes = {name: f["pages"] for name, f in files.items()}
     processes: dict[str, dict[str, Any]] = {}
@@ -185,7 +190,7 @@ def build(params: dict[str, int], seed: int) -> dict[str, Any]:
     for i in range(rng.randint(min(2, params["cpus"]), params["cpus"])):
         # The first CPUs visit every process; the rest share one at random.
         process = names[i] if i < len(names) else rng.choice(names)
-        program = [_op(rng, areas[process], sizes, params)
+        program = [_op(rng, areas[process], sizes, params, side)
                    for _ in range(rng.randint(1, params["ops"]))]
         cpus.append({"process": process, "program": program})
     spec: dict[str, Any] = {"files": files, "processes": processes, "cpus": cpus}

@@ -15,6 +15,7 @@ from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
 from emulator.kern.events import (
     BadReturn,
+    BufDone,
     Event,
     Free,
     IoDone,
@@ -79,6 +80,7 @@ class ReturnCode(Checker):
         for kind in SIDE_EFFECTS:
             k.observe(kind, self._effect)
         k.observe(IoDone, self._io_done)
+        k.observe(BufDone, self._io_done)  # a VOP_FSYNC's buffer write (modern whole-file)
         k.observe(BadReturn, self._bad_return)
 
     def _notes(self, call: OpenCall) -> _Notes:
@@ -103,7 +105,7 @@ class ReturnCode(Checker):
         if notes is not None and notes.effects is not None:
             notes.effects.append((step, ev))
 
-    def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
+    def _io_done(self, step: int, aid: int, ev: IoDone | BufDone) -> None:
         if ev.error:
             for call in self.calls.calls.values():
                 self._notes(call).io_error = True

@@ -24,16 +24,17 @@ from typing import TYPE_CHECKING
 from emulator.kern.events import CleanGeneration
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE
+from emulator.kern.pager import Io
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
 from emulator.kern.pmap import remove_all, remove_write
-from emulator.kern.profile import Flushes, InvalidateFrees, MapLock
+from emulator.kern.profile import AsyncWrite, Flushes, InvalidateFrees, MapLock
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap, VmMapEntry
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
-    from emulator.kern.pager import Io
+    from emulator.kern.pager import BufIo
 
 
 # -- error codes per profile (SEMANTICS.md §2) ----------------------------------------
@@ -329,7 +330,11 @@ class MapClean:
         first, last = page_range(offset, size)
         ok = True
         if bottom.kind == OBJT_FILE and self.flushes(k, bottom, writable):
-            ok = await self.flush_object(bottom, first, last, syncio or invalidate)
+            if (syncio and not invalidate and k.profile.whole_file_sync_fsyncs
+                    and offset == 0 and size >> PAGE_SHIFT == bottom.size):
+                ok = await self.flush_object_fsync(bottom, first, last)
+            else:
+                ok = await self.flush_object(bottom, first, last, syncio or invalidate)
         if invalidate and bottom.kind in (OBJT_FILE, OBJT_DEVICE):
             await self.remove_object_pages(k, bottom, first, last)
         return ok
@@ -350,6 +355,67 @@ class MapClean:
         await obj.lock.unlock()
         await obj.vnode.unlock()
         return ok
+
+    async def flush_object_fsync(self, obj: VmObject, first: int, last: int) -> bool:
+        """vm_object_sync's whole-file MS_SYNC (FIDELITY.md D10): under the vnode lock,
+        an asynchronous clean of the whole object (clustering allowed, no rescan),
+        then VOP_FSYNC(MNT_WAIT).  False if a write or the fsync failed."""
+        assert obj.vnode is not None and obj.pager is not None
+        await obj.vnode.lock()
+        since = obj.pager.write_errors
+        await obj.lock.lock()
+        ok = await self.page_clean(obj, first, last, False)
+        await obj.lock.unlock()
+        if not await self.vop_fsync(obj, since):
+            ok = False
+        await obj.vnode.unlock()
+        return ok
+
+    async def fsync(self, obj: VmObject) -> bool:
+        """fsync(2) on a file (kern_fsync): under the vnode lock, an asynchronous clean
+        of every page of its object (vm_object_page_clean(obj, 0, 0, 0)), then
+        VOP_FSYNC(MNT_WAIT).  The clean's own result is ignored, as kern_fsync
+        does: a write error reaches the caller through VOP_FSYNC.  False: EIO."""
+        assert obj.vnode is not None and obj.pager is not None
+        await obj.vnode.lock()
+        since = obj.pager.write_errors
+        await obj.lock.lock()
+        await self.page_clean(obj, 0, obj.size, False)
+        await obj.lock.unlock()
+        ok = await self.vop_fsync(obj, since)
+        await obj.vnode.unlock()
+        return ok
+
+    async def vop_fsync(self, obj: VmObject, since: int) -> bool:
+        """VOP_FSYNC(MNT_WAIT) on a file's vnode (locked): start the write of every
+        delayed-write buffer (bawrite), then wait until no write of the file is in
+        flight (bufobj_wwait).  False if a write of the file failed since the
+        caller's call began (``since``: the file's count of failed writes then)."""
+        k = obj.k
+        pager = obj.pager
+        assert pager is not None
+        await self.push_delayed(obj)
+        while (io := k.disk.in_flight(obj.name)) is not None:
+            await self.wait_write(k, io)
+        return pager.write_errors == since
+
+    async def push_delayed(self, obj: VmObject) -> None:
+        """Start the write of each delayed-write buffer of ``obj``'s file (vnode
+        locked), one per step, oldest first."""
+        k = obj.k
+        pager = obj.pager
+        assert pager is not None
+        for pindex in list(pager.delayed):
+            await k.kpoint()
+            if pindex in pager.delayed:
+                k.disk.push(pager, pindex)
+
+    async def wait_write(self, k: Kernel, io: Io | BufIo) -> None:
+        """Sleep until a write in flight completes."""
+        if isinstance(io, Io):
+            await k.disk.wait(io)
+        else:
+            await k.disk.wait_buf(io)
 
     async def remove_object_pages(self, k: Kernel, obj: VmObject, first: int, last: int) -> None:
         """Free pages [first, last) under the object lock (the profile decides which)."""
@@ -402,7 +468,7 @@ class MapClean:
                 if not await self.flush_page(obj, page, sync):
                     res = False
                     allclean = False
-                if not sync:
+                if not sync and not self.delays_writes(k):
                     allclean = False  # the page is clean only when its write completes
                 if obj.generation != curgen and sync:
                     rescan = True
@@ -430,12 +496,18 @@ class MapClean:
     async def flush_page(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
         """Write an exclusive-busy page; wait for a synchronous write.  Object locked.
 
-        The page stays busy until the write completes; ``dirty`` clears only
-        then.  Returns False on a write error.
+        A written page stays busy until the write completes; ``dirty`` clears
+        only then.  An asynchronous write the profile delays (bdwrite) leaves
+        the page clean and unbusied at once, its data in the file's buffer.
+        Returns False on a write error.
         """
         k = obj.k
         await k.kpoint()
         k.touch_page(page)
+        if not sync and self.delays_writes(k):
+            self.delay_write(k, page)
+            await page.xunbusy()
+            return True
         io = self.start_write(k, page, sync)
         if not sync:
             return True
@@ -450,6 +522,15 @@ class MapClean:
         The page stays busy, and ``dirty`` set, until the write completes.
         """
         return k.disk.issue(page, sync)
+
+    def delays_writes(self, k: Kernel) -> bool:
+        """Whether an asynchronous clean's writes are delayed (bdwrite) in this profile."""
+        return k.profile.async_write is AsyncWrite.BDWRITE
+
+    def delay_write(self, k: Kernel, page: VmPage) -> None:
+        """Hand an exclusive-busy dirty page to its buffer, delayed (bdwrite): the page
+        is clean, the buffer dirty.  Part of the caller's step; the page stays busy."""
+        k.disk.bdwrite(page)
 
     def set_clean_generation(self, obj: VmObject, curgen: int) -> None:
         """Record that the object was clean as of generation ``curgen``."""

@@ -15,7 +15,10 @@ pages it sleeps on:
 * the **syncer** walks the file objects and starts an asynchronous clean of
   every one that might be dirty (vfs_msync / vnode_pager_clean_async:
   ``vm_object_page_clean(obj, 0, 0, 0)``, no OBJPC_SYNC), through the same
-  page-clean routine msync uses -- the variant's, when it overrides it.
+  page-clean routine msync uses -- the variant's, when it overrides it; then,
+  where the file has delayed-write buffers (a profile whose asynchronous
+  writes are bdwrites), it starts their writes without waiting
+  (sync_vnode's VOP_FSYNC(MNT_LAZY)).
 
 Each is an agent of its own (a daemon: it never keeps an execution alive)
 whose every step is a schedule point.  Their work is bounded: a spec gives
@@ -169,6 +172,19 @@ class Syncer:
                 if obj.might_be_dirty():
                     # vnode_pager_clean_async: vnode, then object locked; no OBJPC_SYNC.
                     await self.cleaner.flush_object(obj, 0, obj.size, False)
+                pager = obj.pager
+                if pager is not None and pager.delayed:
+                    # sync_vnode's VOP_FSYNC(MNT_LAZY): start the delayed writes, no wait.
+                    await self.push(obj)
+
+    async def push(self, obj: VmObject) -> None:
+        """Start the write of every delayed-write buffer of ``obj``'s file, under its
+        vnode lock, without waiting for them."""
+        vnode = obj.vnode
+        assert vnode is not None
+        await vnode.lock()
+        await self.cleaner.push_delayed(obj)
+        await vnode.unlock()
 
 
 def object_cleaner(k: Kernel) -> MapClean:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 if TYPE_CHECKING:
     from emulator.kern.map import VmMap
     from emulator.kern.page import VmPage
-    from emulator.kern.pager import Io
+    from emulator.kern.pager import BufIo, Io
 
 
 class Event:
@@ -465,6 +465,42 @@ class IoDone(Event):
     data: int
     error: int
     io: Io = live()  # noqa: RUF009 (a fresh Field per use)
+
+
+@traced
+@dataclass(slots=True)
+class Bdwrite(Event):
+    """A delayed write (bdwrite): page ``obj:pindex``'s ``data`` went into the file's
+    buffer, the page was left clean, and the buffer is dirty until written."""
+
+    kind: ClassVar[str] = "bdwrite"
+    obj: str
+    pindex: int
+    data: int
+
+
+@traced
+@dataclass(slots=True)
+class BufWrite(Event):
+    """A dirty (delayed-write) buffer of ``obj:pindex`` queued for the disk (bawrite)."""
+
+    kind: ClassVar[str] = "buf_write"
+    obj: str
+    pindex: int
+    buf: BufIo = live()  # noqa: RUF009 (a fresh Field per use)
+
+
+@traced
+@dataclass(slots=True)
+class BufDone(Event):
+    """A buffer write completed: ``data`` is on disk, or ``error`` is 1."""
+
+    kind: ClassVar[str] = "buf_done"
+    obj: str
+    pindex: int
+    data: int
+    error: int
+    buf: BufIo = live()  # noqa: RUF009 (a fresh Field per use)
 
 
 # -- untraced: moments only observers see --------------------------------------------

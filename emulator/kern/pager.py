@@ -1,19 +1,40 @@
-"""The file pager, write I/O, and the disk that completes it.
+"""The file pager, the buffer cache, write I/O, and the disk that completes it.
 
-A file's pager holds its stored contents: for each page index, the id of the
-store last written to the file (0 for the initial contents).  A write is issued
-by a cleaning CPU with the page's contents as of issue, the page shared-busy;
-the *disk* agent completes queued writes one per step, oldest first.  Only at
-completion does the pager hold the data, the page's ``dirty`` flag clear
-(vnode_pager_undirty_pages, with pmap_clear_modify as vm_page_set_validclean
-does) and the busy drop.  A synchronous writer sleeps on its I/O until then.
+Each file has two levels of storage (FIDELITY.md D1):
+
+* the **buffer cache** (``Pager.stored``): for each page index, the id of the
+  store last handed to the file (0 for the initial contents) -- what read(2)
+  would see, the *coherent* contents;
+* the **disk** (``Pager.disk``): what survives a crash, the *durable* contents.
+
+A page write is issued by a cleaning CPU with the page's contents as of issue.
+How it reaches the disk depends on the pager flags (vnode_pager_putpages):
+
+* **bwrite / bawrite** (``Disk.issue``, synchronous or not): the page stays
+  shared-busy while the *disk* agent completes queued writes, one per step,
+  oldest first.  Only at completion do the buffer and the disk hold the data,
+  the page's ``dirty`` flag clear (vnode_pager_undirty_pages, with
+  pmap_clear_modify as vm_page_set_validclean does) and the busy drop.  A
+  synchronous writer sleeps on its I/O until then.  (The kernel clears dirty at
+  write start; the busy held until completion keeps every store out meanwhile,
+  so the two agree but on a write error, where the buffer carries the dirtiness.)
+* **bdwrite** (``Disk.bdwrite``, a delayed write): the data goes into the
+  file's buffer at once, the page's dirty bits clear at write start
+  (vfs_clean_pages_dirty_buf) and the page is not kept busy; the buffer carries
+  the dirtiness (B_DELWRI, ``Pager.delayed``) until the syncer or a VOP_FSYNC
+  writes it (``Disk.push``: a buffer write the disk agent completes, as above).
+
+A buffer here holds the file's coherent contents for its page index, not the
+page itself: a buffer write carries whatever the buffer cache holds when the
+disk completes it (the kernel's buffer shares the page's memory, so it writes
+the newest data too).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import IoDone, IoIssue, Wait
+from emulator.kern.events import Bdwrite, BufDone, BufWrite, IoDone, IoIssue, Wait
 from emulator.kern.pmap import clear_modify
 
 if TYPE_CHECKING:
@@ -22,29 +43,39 @@ if TYPE_CHECKING:
 
 
 class Pager:
-    """vnode_pager for one file: stored contents, and a switch to fail writes."""
+    """vnode_pager for one file: its buffer cache and disk contents, its dirty
+    buffers, and a switch to fail writes."""
 
-    __slots__ = ("fail_writes", "name", "stored")
+    __slots__ = ("delayed", "disk", "fail_writes", "name", "stored", "write_errors")
 
     def __init__(self, name: str, pages: int) -> None:
         self.name = name
-        self.stored: list[int] = [0] * pages  # (vnode) store id held per page
+        self.stored: list[int] = [0] * pages  # the buffer cache: store id per page (coherent)
+        self.disk: list[int] = [0] * pages  # on disk: store id per page (durable)
+        # Page indexes whose buffer is a delayed write (B_DELWRI), in bdwrite order.
+        self.delayed: dict[int, None] = {}
         self.fail_writes = False  # tests set it to make every write fail (EIO)
+        # How many writes of this file have failed: VOP_FSYNC reports EIO when one
+        # failed during its call (a failed buffer stays dirty, so it is retried then).
+        self.write_errors = 0
 
     def read(self, pindex: int) -> int:
         return self.stored[pindex]
 
     def _check(self) -> None:
         assert all(v >= 0 for v in self.stored), f"pager {self.name}: bad store id"
+        assert all(v >= 0 for v in self.disk), f"pager {self.name}: bad store id on disk"
 
 
 class Io:
     """One page write in flight.  A wait channel for its synchronous issuer."""
 
-    __slots__ = ("data", "disk_aid", "done", "error", "issuer", "page", "sync")
+    __slots__ = ("data", "disk_aid", "done", "error", "issuer", "page", "seq", "sync")
 
-    def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int) -> None:
+    def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int,
+                 seq: int = 0) -> None:
         self.page = page
+        self.seq = seq  # the disk's order of queued writes
         self.data = data  # the page contents the write carries
         self.sync = sync
         self.issuer = issuer
@@ -59,15 +90,38 @@ class Io:
         return f"write of page {self.page.name}"
 
 
-class Disk:
-    """The queue of writes in flight.  A wait channel for the idle disk agent."""
+class BufIo:
+    """One buffer write in flight (a dirty buffer pushed by bawrite).  A wait channel."""
 
-    __slots__ = ("aid", "k", "queue")
+    __slots__ = ("disk_aid", "done", "error", "issuer", "obj", "pindex", "seq")
+
+    def __init__(self, obj: str, pindex: int, issuer: int, disk_aid: int, seq: int) -> None:
+        self.obj = obj
+        self.pindex = pindex
+        self.issuer = issuer
+        self.disk_aid = disk_aid
+        self.seq = seq
+        self.done = False
+        self.error = False
+
+    def wait_holders(self) -> list[int]:
+        return [self.disk_aid]
+
+    def wait_name(self) -> str:
+        return f"write of buffer {self.obj}:{self.pindex}"
+
+
+class Disk:
+    """The queues of writes in flight.  A wait channel for the idle disk agent."""
+
+    __slots__ = ("aid", "bufq", "k", "queue", "seq")
 
     def __init__(self, k: Kernel, aid: int) -> None:
         self.k = k
         self.aid = aid
-        self.queue: list[Io] = []
+        self.queue: list[Io] = []  # page writes (bwrite, bawrite)
+        self.bufq: list[BufIo] = []  # buffer writes (a delayed write pushed)
+        self.seq = 0  # orders the two queues: the disk completes the oldest first
 
     def wait_holders(self) -> list[int]:
         return []
@@ -79,6 +133,8 @@ class Disk:
         for io in self.queue:
             assert not io.done, f"disk: completed write of {io.page.name} still queued"
             assert self.aid in io.page.sowners, f"disk: page {io.page.name} not busy for its write"
+        for buf in self.bufq:
+            assert not buf.done, f"disk: completed write of buffer {buf.obj}:{buf.pindex} queued"
 
     def issue(self, page: VmPage, sync: bool) -> Io:
         """Queue a write of ``page``; the caller's exclusive busy becomes the I/O's.
@@ -86,7 +142,8 @@ class Disk:
         Part of the caller's step (vm_pageout_flush -> VOP_PUTPAGES).
         """
         k = self.k
-        io = Io(page, page.contents, sync, k.curcpu(), self.aid)
+        self.seq += 1
+        io = Io(page, page.contents, sync, k.curcpu(), self.aid, self.seq)
         page.downgrade_to_io(self.aid)
         self.queue.append(io)
         k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
@@ -101,8 +158,12 @@ class Disk:
         assert pager is not None
         if pager.fail_writes:
             io.error = True  # the page keeps its dirty flag: nothing was written
+            pager.write_errors += 1
         else:
             pager.stored[page.pindex] = io.data
+            pager.disk[page.pindex] = io.data
+            if pager.delayed:
+                pager.delayed.pop(page.pindex, None)  # the page's buffer is written
             clear_modify(page)
             # vnode_pager_undirty_pages: dirty is cleared for the range
             # written, whatever happened to the page meanwhile.
@@ -115,6 +176,65 @@ class Disk:
             page.release_shared(self.aid)
         k.wakeup(io)
 
+    def bdwrite(self, page: VmPage) -> None:
+        """Delay the write of an exclusive-busy dirty page (bdwrite).  Part of a step.
+
+        The buffer takes the data now (read(2) sees it); the page's dirty bits
+        clear at write start (vfs_clean_pages_dirty_buf) and the buffer, marked
+        delayed-write, carries the dirtiness.  The caller unbusies the page.
+        """
+        pager = page.obj.pager
+        assert pager is not None
+        pager.stored[page.pindex] = page.contents
+        pager.delayed[page.pindex] = None
+        clear_modify(page)
+        page.dirty = False
+        self.k.emit(Bdwrite(page.obj.name, page.pindex, page.contents))
+
+    def push(self, pager: Pager, pindex: int) -> BufIo:
+        """Start the write of a delayed-write buffer (bawrite).  Part of a step.
+
+        The buffer is no longer delayed: it is in flight, and the disk writes
+        what the buffer cache holds when it completes the write.
+        """
+        k = self.k
+        del pager.delayed[pindex]
+        self.seq += 1
+        buf = BufIo(pager.name, pindex, k.curcpu(), self.aid, self.seq)
+        self.bufq.append(buf)
+        k.emit(BufWrite(pager.name, pindex, buf))
+        k.wakeup(self)
+        return buf
+
+    def complete_buf(self, buf: BufIo) -> None:
+        """Finish a buffer write: the buffer's contents reach the disk.  Part of a step.
+
+        A failed write leaves the buffer dirty (brelse re-dirties it): the next
+        VOP_FSYNC writes it again.
+        """
+        k = self.k
+        pager = k.pagers[buf.obj]
+        data = pager.stored[buf.pindex]
+        if pager.fail_writes:
+            buf.error = True
+            pager.write_errors += 1
+            pager.delayed[buf.pindex] = None
+        else:
+            pager.disk[buf.pindex] = data
+        buf.done = True
+        k.emit(BufDone(buf.obj, buf.pindex, data, int(buf.error), buf))
+        k.wakeup(buf)
+
+    def in_flight(self, name: str) -> Io | BufIo | None:
+        """The oldest write of file ``name`` still queued, if any."""
+        for io in self.queue:
+            if io.page.obj.name == name:
+                return io
+        for buf in self.bufq:
+            if buf.obj == name:
+                return buf
+        return None
+
     async def run(self) -> None:
         """The disk agent: complete queued writes, oldest first, forever.
 
@@ -123,10 +243,13 @@ class Disk:
         """
         k = self.k
         while True:
-            while not self.queue:
+            while not self.queue and not self.bufq:
                 await k.sleep(self)
             await k.kpoint()
-            self.complete(self.queue.pop(0))
+            if self.bufq and (not self.queue or self.bufq[0].seq < self.queue[0].seq):
+                self.complete_buf(self.bufq.pop(0))
+            else:
+                self.complete(self.queue.pop(0))
 
     async def wait(self, io: Io) -> None:
         """Sleep until ``io`` completes (the issuer of a synchronous write)."""
@@ -134,3 +257,10 @@ class Disk:
         while not io.done:
             k.emit(Wait("io", io.page.name))
             await k.sleep(io)
+
+    async def wait_buf(self, buf: BufIo) -> None:
+        """Sleep until buffer write ``buf`` completes."""
+        k = self.k
+        while not buf.done:
+            k.emit(Wait("io", f"{buf.obj}:{buf.pindex}"))
+            await k.sleep(buf)

@@ -38,6 +38,21 @@ class InvalidateFrees(enum.Enum):
     EVERY_UNWIRED = "unwired"  # dirty ones too: a store between flush and free is lost
 
 
+class AsyncWrite(enum.Enum):
+    """How an asynchronous page clean writes a page (FIDELITY.md D1): the pager
+    flags of a clean without OBJPC_SYNC, and what the filesystem makes of them."""
+
+    # Flags 0, hence IO_ASYNC (the 2003 vnode pager): bawrite, the write starts now;
+    # the page stays busy until the disk completes it.
+    BAWRITE = "bawrite"
+    # VM_PAGER_CLUSTER_OK, neither IO_SYNC nor IO_ASYNC: the filesystem delays the
+    # write (UFS's bdwrite).  The data goes into the file's buffer at once (read(2)
+    # sees it), the page's dirty bits clear at write start and the page is
+    # unbusied; the buffer carries the dirtiness until the syncer or an fsync
+    # writes it to disk.
+    BDWRITE = "bdwrite"
+
+
 @dataclass(frozen=True)
 class Profile:
     """One column of SEMANTICS.md §2: how a clean behaves, row by row."""
@@ -66,6 +81,18 @@ class Profile:
     # acquisition waits while a writer waits, unless the thread already holds a
     # map lock shared.  Off: readers pass while only a writer waits.
     map_lock_prefers_writers: bool = False
+    # How an asynchronous page clean (MS_ASYNC, the syncer, fsync's first pass)
+    # writes a dirty page (FIDELITY.md D1).
+    async_write: AsyncWrite = AsyncWrite.BAWRITE
+    # vm_object_sync's whole-file MS_SYNC (FIDELITY.md D10): a sync, non-invalidating
+    # clean of an object from offset 0 to its end runs asynchronously (no rescan)
+    # and then calls VOP_FSYNC(MNT_WAIT); a VOP_FSYNC error fails the call.
+    whole_file_sync_fsyncs: bool = False
+    # Whether a successful msync(MS_SYNC) promises that every store made before
+    # the call to a page of its range is on disk (durable), not only in the
+    # buffer cache (coherent).  fsync(2) promises it in every profile.
+    # README "Buffer cache and durability" says which profile promises what, and why.
+    msync_sync_durable: bool = True
 
     def msync_result(self, rv: KernReturn) -> int | str:
         """Return what msync(2) returns for a clean's ``rv``: 0 or an errno name."""
@@ -128,6 +155,9 @@ MODERN = Profile(
     msync_errno=MSYNC_ERRNO,
     fault_unlocks_for_pagein=True,
     map_lock_prefers_writers=True,
+    async_write=AsyncWrite.BDWRITE,
+    whole_file_sync_fsyncs=True,
+    msync_sync_durable=False,
 )
 
 # Every profile by name, in the order `vmemu list` and error messages show them.

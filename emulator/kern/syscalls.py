@@ -464,6 +464,20 @@ async def sys_msync(k: Kernel, vm_map: VmMap, addr: int, length: int, flags: str
     return k.profile.msync_result(rv)
 
 
+async def sys_fsync(k: Kernel, vm_map: VmMap, file: str) -> int | str:
+    """fsync(2) on file ``file`` (kern_fsync): 0, or EIO if a write of it failed.
+
+    Through the clean routine under test's page clean and VOP_FSYNC (the
+    variant's, when it overrides them), as the syncer's.
+    """
+    from emulator.kern.daemons import object_cleaner
+
+    if not k.trusted:
+        k.untrusted()
+    ok = await object_cleaner(k).fsync(k.files[file])
+    return 0 if ok else "EIO"
+
+
 async def sys_yield(k: Kernel, vm_map: VmMap) -> int:
     """Give another CPU the chance to run: one schedule point."""
     await k.kpoint()
@@ -488,6 +502,7 @@ class ArgKind(enum.Enum):
     FLAG = "flag"  # a bool
     MSYNC_FLAGS = "msync flags"  # a sorted comma-joined subset of MSYNC_FLAG_WORDS
     MAPPING = "mapping"  # options for the call's first two arguments (addr, pages)
+    FILE = "file"  # the name of one of the spec's files
 
     def plain(self, value: Any) -> Any:
         """``value`` as plain data (JSON): what a spec or a trace holds."""
@@ -588,5 +603,6 @@ SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
             sys_mmap),
     Syscall("mlock", (_ADDR, _LEN), sys_mlock),
     Syscall("munlock", (_ADDR, _LEN), sys_munlock),
+    Syscall("fsync", (Arg("file", ArgKind.FILE),), sys_fsync),
     Syscall("yield", (), sys_yield),
 )}

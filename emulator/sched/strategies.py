@@ -15,6 +15,9 @@ from typing import Any
 from emulator.errors import BadInput, ReplayDiverged, SearchExhausted
 from emulator.kern.events import (
     Alloc,
+    Bdwrite,
+    BufDone,
+    BufWrite,
     Busy,
     Call,
     CleanCall,
@@ -251,6 +254,8 @@ def _channel_keys(chan: object) -> Keys:
         return (("obj", chan.obj.name),)  # type: ignore[attr-defined]
     if kind == "Io":
         return (("obj", chan.page.obj.name), ("disk",))  # type: ignore[attr-defined]
+    if kind == "BufIo":
+        return (("obj", chan.obj), ("disk",))  # type: ignore[attr-defined]
     if kind == "Disk":
         return (("disk",),)
     return (ANY,)
@@ -270,7 +275,7 @@ def _silent(ev: Event) -> Keys:
     return ()
 
 
-def _io_keys(ev: IoIssue | IoDone) -> Keys:
+def _io_keys(ev: IoIssue | IoDone | Bdwrite | BufWrite | BufDone) -> Keys:
     return (("obj", ev.obj), ("disk",))
 
 
@@ -285,8 +290,7 @@ _FOOTPRINTS: dict[type[Event], Callable[[Any], Keys]] = {
     Unlock: _lock_keys,
     Wait: _lock_keys,
     Store: lambda ev: (("map", ev.map), ("obj", ev.obj)),
-    IoIssue: _io_keys,
-    IoDone: _io_keys,
+    **dict.fromkeys((IoIssue, IoDone, Bdwrite, BufWrite, BufDone), _io_keys),
     **dict.fromkeys((PteEnter, PteRemove, EntryInsert, EntryRemove, EntryClip, Load),
                     _map_keys),
     **dict.fromkeys((ObjectNew, ObjectFree, Busy, Unbusy, Alloc, Free, RemoveWrite, RemoveAll,

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import pytest
+
+from emulator.check.base import Checker
+from emulator.kern.events import Bdwrite, BufDone, BufWrite, Event, IoIssue
+from emulator.kern.kernel import Kernel
+from emulator.sched.strategies import Strategy
 
 Cpu = Any  # tests/kern/conftest.py's Cpu
 
@@ -122,3 +130,138 @@ async def test_the_disk_completes_writes_oldest_first(run_kernel: Any) -> None:
     await run_kernel(body)
     assert seen == [True]
 
+
+
+# -- the buffer cache and the disk (FIDELITY.md D1) --------------------------------------
+
+BUFFERED: dict[str, Any] = {
+    "files": {"f": {"pages": 2}},
+    "processes": {"p0": {"mappings": [{"addr": "0x10000", "pages": 2, "file": "f"}]}},
+}
+STORE0, STORE1 = ["store", "0x10000"], ["store", "0x11000"]
+MS_ASYNC = ["msync", "0x10000", 8192, "async"]
+
+
+def buffered(*program: list[Any], agents: dict[str, int] | None = None) -> dict[str, Any]:
+    spec = {**BUFFERED, "cpus": [{"process": "p0", "program": list(program)}]}
+    if agents:
+        spec["agents"] = agents
+    return spec
+
+
+class BufferEvents(Checker):
+    """Records who did what to the buffers, in order: (agent name, event kind)."""
+
+    rule = "none"
+
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(k)
+        self.seen: list[tuple[str, str]] = []
+        for kind in (IoIssue, Bdwrite, BufWrite, BufDone):
+            k.observe(kind, self._note)
+
+    def _note(self, step: int, aid: int, ev: Event) -> None:
+        self.seen.append((self.k.agent_name(aid), ev.kind))
+
+
+async def run_buffered(run_spec: Any, spec: dict[str, Any], profile: str,
+                       seed: int = 0) -> tuple[Any, Kernel, list[tuple[str, str]]]:
+    made: list[BufferEvents] = []
+
+    def install(k: Kernel) -> BufferEvents:
+        made.append(BufferEvents(k))
+        return made[-1]
+
+    ex, k = await run_spec(spec, profile, seed=seed, checkers=[install])
+    return ex, k, made[0].seen
+
+
+async def test_a_delayed_write_leaves_the_page_clean_and_unbusied_and_the_data_in_its_buffer(
+    run_spec: Any,
+) -> None:
+    ex, k, seen = await run_buffered(run_spec, buffered(STORE0, MS_ASYNC), "modern")
+    pager, page = k.pagers["f"], k.files["f"].pages[0]
+    assert ex.outcome == "ok" and seen == [("cpu0", "bdwrite")]
+    assert (pager.stored[0], pager.disk[0], list(pager.delayed)) == (1, 0, [0])
+    assert (page.dirty, page.busy.name, k.disk.queue, k.disk.bufq) == (False, "NONE", [], [])
+
+
+@pytest.mark.parametrize("profile", ["manpage", "freebsd5"])
+async def test_an_asynchronous_clean_starts_its_writes_now_where_writes_are_not_delayed(
+    run_spec: Any, profile: str
+) -> None:
+    ex, k, seen = await run_buffered(run_spec, buffered(STORE0, MS_ASYNC), profile)
+    pager = k.pagers["f"]
+    assert ex.outcome == "ok" and seen == [("cpu0", "io_issue")]
+    assert (pager.stored[0], pager.disk[0], pager.delayed) == (1, 1, {})
+
+
+async def test_fsync_writes_the_delayed_buffers_and_waits_for_the_disk(run_spec: Any) -> None:
+    ex, k, seen = await run_buffered(
+        run_spec, buffered(STORE0, MS_ASYNC, STORE1, ["fsync", "f"]), "modern")
+    pager = k.pagers["f"]
+    assert ex.results["cpu0"][-1]["ret"] == 0
+    assert (pager.stored, pager.disk, pager.delayed) == ([1, 2], [1, 2], {})
+    assert sorted(seen) == [("cpu0", "bdwrite"), ("cpu0", "bdwrite"), ("cpu0", "buf_write"),
+                            ("cpu0", "buf_write"), ("disk", "buf_done"), ("disk", "buf_done")]
+
+
+async def test_a_ranged_msync_sync_leaves_a_delayed_buffer_behind_in_modern(
+    run_spec: Any,
+) -> None:
+    # The modern kernel's gap (FIDELITY.md D1): MS_ASYNC handed the page to a delayed
+    # buffer and cleaned it; the ranged MS_SYNC finds it clean and writes nothing.
+    ex, k, seen = await run_buffered(
+        run_spec, buffered(STORE0, MS_ASYNC, ["msync", "0x10000", 4096, "sync"]), "modern")
+    pager = k.pagers["f"]
+    assert ex.results["cpu0"][-1]["ret"] == 0 and seen == [("cpu0", "bdwrite")]
+    assert (pager.stored[0], pager.disk[0], list(pager.delayed)) == (1, 0, [0])
+
+
+async def test_a_whole_file_msync_sync_runs_async_then_vop_fsync_in_modern(run_spec: Any) -> None:
+    ex, k, seen = await run_buffered(
+        run_spec, buffered(STORE0, STORE1, ["msync", "0x10000", 8192, "sync"]), "modern")
+    pager = k.pagers["f"]
+    assert ex.results["cpu0"][-1]["ret"] == 0
+    assert (pager.stored, pager.disk, pager.delayed) == ([1, 2], [1, 2], {})
+    assert sorted(kind for _, kind in seen) == ["bdwrite", "bdwrite", "buf_done", "buf_done",
+                                                "buf_write", "buf_write"]
+
+
+async def test_a_whole_file_msync_sync_of_a_clean_object_skips_vop_fsync_in_modern(
+    run_spec: Any,
+) -> None:
+    # vm_object_sync tests vm_object_mightbedirty first: MS_ASYNC's delayed writes left
+    # the object clean (cleangeneration recorded), so no VOP_FSYNC runs.
+    ex, k, seen = await run_buffered(
+        run_spec, buffered(STORE0, MS_ASYNC, ["msync", "0x10000", 8192, "sync"]), "modern")
+    assert ex.results["cpu0"][-1]["ret"] == 0 and seen == [("cpu0", "bdwrite")]
+    assert k.pagers["f"].disk[0] == 0
+
+
+class SyncerLast(Strategy):
+    """cpu0 to its end, then the syncer, the disk, and cpu1 last (it keeps the run alive)."""
+
+    name = "syncer_last"
+
+    def choose(self, runnable: Sequence[int], current: int) -> int:
+        for aid in (0, 3, 2, 1):  # cpu0, syncer, disk, cpu1
+            if aid in runnable:
+                return aid
+        return runnable[0]
+
+
+async def test_the_syncer_starts_the_writes_of_delayed_buffers(run_spec: Any) -> None:
+    spec = {**BUFFERED, "agents": {"syncer": 1}, "cpus": [
+        {"process": "p0", "program": [STORE0, MS_ASYNC]},
+        {"process": "p0", "program": [["yield"]] * 4}]}
+    made: list[BufferEvents] = []
+
+    def install(k: Kernel) -> BufferEvents:
+        made.append(BufferEvents(k))
+        return made[-1]
+
+    ex, k = await run_spec(spec, "modern", checkers=[install], strategy=SyncerLast())
+    assert ex.outcome == "ok"
+    assert made[0].seen == [("cpu0", "bdwrite"), ("syncer", "buf_write"), ("disk", "buf_done")]
+    assert (k.pagers["f"].disk[0], k.pagers["f"].delayed) == (1, {})

@@ -81,6 +81,13 @@ def _io_done(e: ev_.IoDone, s: State) -> str | Text:
             f"done {page(e.obj, e.pindex)} {store_id(e.data)}")
 
 
+def _buf_done(e: ev_.BufDone, s: State) -> str | Text:
+    if e.error:
+        return f"buffer write FAILED {page(e.obj, e.pindex)}"
+    return (f"buffer write done {page(e.obj, e.pindex)} {store_id(e.data)}",
+            f"buf done {page(e.obj, e.pindex)} {store_id(e.data)}")
+
+
 KINDS: dict[type[ev_.Event], Kind] = {
     ev_.Call: Kind(lambda e, s: calls.call_phrases(e)),
     ev_.Ret: Kind(lambda e, s: calls.ret_phrase(e), bad=_failed_return),
@@ -114,6 +121,13 @@ KINDS: dict[type[ev_.Event], Kind] = {
                                     f"write {page(e.obj, e.pindex)} {store_id(e.data)}"),
                       style="io", store="data"),
     ev_.IoDone: Kind(_io_done, style="io", store="data"),
+    ev_.Bdwrite: Kind(lambda e, s: (f"bdwrite {page(e.obj, e.pindex)} {store_id(e.data)} "
+                                    "(delayed)", f"bdwrite {page(e.obj, e.pindex)}"),
+                      style="io", store="data"),
+    ev_.BufWrite: Kind(lambda e, s: (f"buffer write {page(e.obj, e.pindex)} (bawrite)",
+                                     f"bawrite {page(e.obj, e.pindex)}"), style="io"),
+    ev_.BufDone: Kind(_buf_done, style="io", store="data",
+                      bad=lambda text: "FAILED" in text),
     ev_.Free: Kind(lambda e, s: f"free {page(e.obj, e.pindex)}" + (" (dirty!)" if e.dirty else ""),
                    bad=lambda text: "dirty" in text),
     ev_.Store: Kind(_store, style="store", store="sid"),
