@@ -19,6 +19,7 @@ from typing import Any
 from emulator.errors import BadInput
 from emulator.spec import Spec, load_spec_file, parse_spec
 from workloads import (
+    async_then_sync,
     generated,
     invalidate_shared_file,
     msync_vs_munmap,
@@ -53,6 +54,7 @@ WORKLOADS: dict[str, ModuleType] = {
     "teardown_during_flush": teardown_during_flush,
     "generated": generated,
     "pageout_vs_msync": pageout_vs_msync,
+    "async_then_sync": async_then_sync,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]

@@ -23,6 +23,7 @@ class Rule(enum.StrEnum):
     DEADLOCK = "deadlock"  # detected by the scheduler, explained by lock_discipline
     STALE_STRUCTURE = "stale_structure"
     LOST_STORE = "lost_store"
+    DURABLE = "durable"  # lost_store's durable half: acknowledged durable, not on disk
     INVALIDATE = "invalidate"
     RETURN_CODE = "return_code"
     ASYNC_CLEAN = "async_clean"
@@ -33,6 +34,7 @@ class Rule(enum.StrEnum):
 # The checker modules name their rule with ``Rule``, defined above first.
 from emulator.check.async_clean import AsyncClean  # noqa: E402
 from emulator.check.base import Checker  # noqa: E402
+from emulator.check.durable import Durable  # noqa: E402
 from emulator.check.invalidate import Invalidate  # noqa: E402
 from emulator.check.liveness import Liveness  # noqa: E402
 from emulator.check.lock_discipline import LockDiscipline  # noqa: E402
@@ -46,6 +48,7 @@ CHECKERS: dict[Rule, type[Checker]] = {
     Rule.LOCK_DISCIPLINE: LockDiscipline,  # and deadlock
     Rule.STALE_STRUCTURE: StaleStructure,
     Rule.LOST_STORE: LostStore,
+    Rule.DURABLE: Durable,
     Rule.INVALIDATE: Invalidate,
     Rule.RETURN_CODE: ReturnCode,
     Rule.ASYNC_CLEAN: AsyncClean,

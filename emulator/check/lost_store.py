@@ -51,6 +51,22 @@ class StoreInfo:
         self.va = va
 
 
+def last_stores(k: Kernel) -> dict[tuple[str, int], StoreInfo]:
+    """The last store to each file page so far, (file, pindex) -> StoreInfo: one
+    table per execution, kept by one observer, which lost_store and durable share."""
+    table: dict[tuple[str, int], StoreInfo] | None = k.shared.get("last_stores")
+    if table is None:
+        last: dict[tuple[str, int], StoreInfo] = {}
+        k.shared["last_stores"] = table = last
+
+        def store(step: int, aid: int, ev: Store) -> None:
+            if ev.page.obj.kind == "file":
+                last[(ev.obj, ev.pindex)] = StoreInfo(ev.sid, aid, step, ev.map, ev.va)
+
+        k.observe(Store, store)
+    return table
+
+
 def flushed_pages(
     k: Kernel, vm_map: VmMap, start: int, end: int
 ) -> list[tuple[VmObject, int, int, int]]:
@@ -128,10 +144,9 @@ class LostStore(Checker):
     def __init__(self, k: Kernel) -> None:
         super().__init__(k)
         self.calls = calls = tracker(k)
-        self.last: dict[tuple[str, int], StoreInfo] = {}  # file page -> its last store
+        self.last = last_stores(k)  # file page -> its last store
         self.failed_writes: set[tuple[str, int]] = set()
         self.notes: dict[OpenCall, _Notes] = {}
-        k.observe(Store, self._store)
         k.observe(CleanCall, self._call)
         calls.on_open.append(self._expect)
         k.observe(EntryRemove, self._entry_remove)
@@ -148,10 +163,6 @@ class LostStore(Checker):
 
     def describe(self, info: StoreInfo) -> str:
         return f"store #{info.sid} by {self.k.agent_name(info.cpu)} at step {info.step}"
-
-    def _store(self, step: int, aid: int, ev: Store) -> None:
-        if ev.page.obj.kind == "file":
-            self.last[(ev.obj, ev.pindex)] = StoreInfo(ev.sid, aid, step, ev.map, ev.va)
 
     def _expect(self, call: OpenCall) -> None:
         """Note the stores the call must flush, from the map as it is now.

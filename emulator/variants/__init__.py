@@ -58,6 +58,11 @@ MUTANT_NAMES = (
     # Reachable through the fault's unlocked page-in and the writer-preferring map lock.
     "fault_blocking_relookup",
     "shared_lock_across_page_sleep",
+    # Reachable through the buffer cache, delayed writes and fsync(2) (issue 11).
+    "sync_write_delayed",
+    "fsync_skips_delayed",
+    "fsync_skips_pages",
+    "async_delayed_no_fsync",
 )
 
 MUTANTS: dict[str, Variant] = {

@@ -285,3 +285,16 @@ def test_an_event_whose_args_do_not_fit_its_kind_shows_raw_and_changes_no_holds(
     row = next(r for r in text.splitlines() if " extra" in r)
     assert f"lock map {name} {mode} extra" in row  # raw: kind and args
     assert row.rstrip(" │").endswith("extra")  # and no holds changed
+
+
+def test_delayed_writes_buffer_writes_and_fsync_have_phrases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "async_then_sync.jsonl"
+    assert main(["run", "async_then_sync", "--profile", "modern", "--param", "ops=0",
+                 "--trace", str(trace)]) == 0
+    text = _show(capsys, str(trace), "--width", "160")
+    assert "bdwrite f:0 #1 (delayed)" in text
+    assert "buffer write f:1 (bawrite)" in text
+    assert "buffer write done f:1 #4" in text
+    assert "fsync(f)" in text and "fsync -> 0" in text
