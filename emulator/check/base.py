@@ -29,7 +29,6 @@ from emulator.kern.events import (
     Lock,
     MapAccess,
     Unbusy,
-    Unlock,
 )
 from emulator.kern.locks import RANK_BUSY, RANK_MAP, RANK_NAMES, RANK_OBJECT, RANK_VNODE
 
@@ -157,13 +156,16 @@ def label(h: Holding) -> str:
 
 
 class Holdings:
-    """Which locks and busy pages each agent holds, from the lock events."""
+    """Which locks and busy pages each agent holds, from the lock and busy events.
+
+    It follows the busy pages itself; the locks are noted by its one user,
+    lock_discipline, in its own Lock and Unlock handlers (two observer calls
+    fewer for every lock).
+    """
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
         self.held: dict[int, list[Holding]] = {}  # aid -> what it holds, oldest first
-        k.observe(Lock, self._lock)
-        k.observe(Unlock, self._unlock)
         k.observe(Busy, self._busy)
         k.observe(Alloc, self._alloc)
         k.observe(Unbusy, self._unbusy)
@@ -176,16 +178,11 @@ class Holdings:
             held = self.held[aid] = []
         return held
 
-    def _lock(self, step: int, aid: int, ev: Lock) -> None:
-        res = ev.res
-        self.of(aid).append((RANKS[res], res, ev.name, -1))
-
-    def _unlock(self, step: int, aid: int, ev: Unlock) -> None:
-        res = ev.res
-        _drop(self.of(aid), (RANKS[res], res, ev.name, -1))
-
     def _busy(self, step: int, aid: int, ev: Busy) -> None:
-        self.of(aid).append((RANK_BUSY, "page", ev.obj, ev.pindex))
+        held = self.held.get(aid)
+        if held is None:
+            held = self.of(aid)
+        held.append((RANK_BUSY, "page", ev.obj, ev.pindex))
 
     def _alloc(self, step: int, aid: int, ev: Alloc) -> None:
         if aid >= 0:
@@ -193,14 +190,20 @@ class Holdings:
 
     def _unbusy(self, step: int, aid: int, ev: Unbusy | Free | IoIssue) -> None:
         # unbusy, free and io_issue all end the emitting agent's own busy.
-        _drop(self.of(aid), (RANK_BUSY, "page", ev.obj, ev.pindex))
+        held = self.held.get(aid)
+        if held:
+            h = (RANK_BUSY, "page", ev.obj, ev.pindex)
+            if held[-1] == h:
+                held.pop()
+            else:
+                drop(held, h)
 
     def describe(self, aid: int) -> str:
         held = self.of(aid)
         return ", ".join(label(h) for h in held) if held else "nothing"
 
 
-def _drop(held: list[Holding], h: Holding) -> None:
+def drop(held: list[Holding], h: Holding) -> None:
     """Forget the latest holding equal to ``h`` (if any): the last one, nearly always."""
     for i in range(len(held) - 1, -1, -1):
         if held[i] == h:

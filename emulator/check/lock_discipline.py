@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from emulator.check import Rule
-from emulator.check.base import RANKS, Checker, holdings, label
+from emulator.check.base import RANKS, Checker, drop, holdings, label
 from emulator.kern.events import Contract, Lock, MapAccess, Unlock, Wait
 from emulator.kern.locks import RANK_BUSY, RANK_OBJECT
 
@@ -92,15 +92,17 @@ class LockDiscipline(Checker):
 
     def _lock(self, step: int, aid: int, ev: Lock) -> None:
         res, name = ev.res, ev.name
-        # order(), for a lock taken: a lock ranked above this one (a busy page is not).
+        rank = RANKS[res]
         held = self.held.held.get(aid)
-        if held:
-            rank = RANKS[res]
-            for h in held:
-                r = h[0]
-                if rank < r != RANK_BUSY:
-                    self._inverted(step, aid, res, name, False, label(h), ORDER)
-                    break
+        if held is None:
+            held = self.held.of(aid)
+        # order(), for a lock taken: a lock ranked above this one (a busy page is not).
+        for h in held:
+            r = h[0]
+            if rank < r != RANK_BUSY:
+                self._inverted(step, aid, res, name, False, label(h), ORDER)
+                break
+        held.append((rank, res, name, -1))  # Holdings.taken, inlined
         if res != "map":
             return
         k = self.k
@@ -117,7 +119,15 @@ class LockDiscipline(Checker):
             self.map_holders[name] = (excl, (*shared, aid))
 
     def _unlock(self, step: int, aid: int, ev: Unlock) -> None:
-        if ev.res != "map":
+        res = ev.res
+        # Holdings.released, inlined: the lock released last, nearly always.
+        held = self.held.of(aid)
+        h = (RANKS[res], res, ev.name, -1)
+        if held and held[-1] == h:
+            held.pop()
+        else:
+            drop(held, h)
+        if res != "map":
             return
         excl, shared = self.map_holders.get(ev.name, NOT_HELD)
         if excl == aid:
