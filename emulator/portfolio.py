@@ -301,7 +301,7 @@ class Portfolio:
             arm = self.arms[i]
             seeded = arm.seeded
             # A seedless strategy (dfs) searches the schedule tree of one spec: the first.
-            config = dataclasses.replace(arm, seed=self.seed if seeded else self.first_seed)
+            config = arm.with_seed(self.seed if seeded else self.first_seed)
             spec = config.spec()
             ex = await machine.execute(config.seed, spec)
             if seeded:
