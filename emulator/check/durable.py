@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
 from emulator.check.lost_store import StoreInfo, last_stores, reached_pages
-from emulator.kern.events import BufDone, Call, CleanCall, EntryRemove, IoDone, Ret
+from emulator.kern.events import (
+    BufDone,
+    CleanCall,
+    EntryRemove,
+    FsyncCall,
+    FsyncReturn,
+    IoDone,
+)
 from emulator.kern.kern_return import KernReturn
 
 if TYPE_CHECKING:
@@ -46,8 +53,8 @@ class Durable(Checker):
         self.fsyncs: dict[int, tuple[str, Expected]] = {}  # cpu -> (file, expected)
         k.observe(IoDone, self._io_done)
         k.observe(BufDone, self._buf_done)
-        k.observe(Call, self._syscall)
-        k.observe(Ret, self._syscall_return)
+        k.observe(FsyncCall, self._fsync_call)
+        k.observe(FsyncReturn, self._fsync_return)
         self.msyncs: dict[OpenCall, tuple[Expected, list[tuple[int, int]]]] = {}
         if k.profile.msync_sync_durable:
             self.calls = calls = tracker(k)
@@ -69,20 +76,15 @@ class Durable(Checker):
 
     # -- fsync(2) ---------------------------------------------------------------------
 
-    def _syscall(self, step: int, aid: int, ev: Call) -> None:
-        if ev.op != "fsync":
-            return
-        name = str(ev.params[0])
+    def _fsync_call(self, step: int, aid: int, ev: FsyncCall) -> None:
+        name = ev.file
         expected = [(f, pindex, -1, info) for (f, pindex), info in self.last.items() if f == name]
         self.fsyncs[aid] = (name, expected)
 
-    def _syscall_return(self, step: int, aid: int, ev: Ret) -> None:
-        if ev.op != "fsync":
-            return
+    def _fsync_return(self, step: int, aid: int, ev: FsyncReturn) -> None:
         name, expected = self.fsyncs.pop(aid)
-        if ev.value != 0:
-            return
-        self._judge(aid, f"fsync of file {name}", expected, [])
+        if ev.ok:
+            self._judge(aid, f"fsync of file {name}", expected, [])
 
     # -- msync(MS_SYNC) ---------------------------------------------------------------
 

@@ -517,6 +517,23 @@ class MapAccess(Event):
 
 
 @dataclass(slots=True)
+class FsyncCall(Event):
+    """The running CPU's fsync(2) of ``file`` starts (for the durable rule)."""
+
+    kind: ClassVar[str] = "fsync_call"
+    file: str
+
+
+@dataclass(slots=True)
+class FsyncReturn(Event):
+    """The running CPU's fsync(2) of ``file`` returns ``ok`` (1) or EIO (0)."""
+
+    kind: ClassVar[str] = "fsync_return"
+    file: str
+    ok: int
+
+
+@dataclass(slots=True)
 class PageFreeing(Event):
     """``page`` is about to be freed by the running agent."""
 

@@ -24,6 +24,8 @@ from emulator.kern.events import (
     BadReturn,
     CleanCall,
     CleanReturn,
+    FsyncCall,
+    FsyncReturn,
     Load,
     ObjectNew,
     Store,
@@ -501,9 +503,11 @@ async def sys_fsync(k: Kernel, vm_map: VmMap, file: str) -> int | str:
     """
     from emulator.kern.daemons import object_cleaner
 
+    k.emit(FsyncCall(file))
     if not k.trusted:
         k.untrusted()
     ok = await object_cleaner(k).fsync(k.files[file])
+    k.emit(FsyncReturn(file, int(ok)))
     return 0 if ok else "EIO"
 
 
