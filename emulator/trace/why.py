@@ -87,7 +87,7 @@ _STEP_RE = re.compile(r"\bsteps? (\d+)")
 # The events of the violating CPU's call that change what the violation is about.
 _CHANGES = (ev_.CleanGeneration, ev_.Writeable, ev_.RemoveWrite, ev_.RemoveAll, ev_.IoIssue,
             ev_.Free, ev_.EntryInsert, ev_.EntryRemove, ev_.EntryClip, ev_.PteRemove,
-            ev_.CleanCall)
+            ev_.CleanCall, ev_.Bdwrite, ev_.BufWrite)
 
 
 def _page_of(ev: Any) -> Page | None:
@@ -163,9 +163,9 @@ def _causes(walk: _Walk, i: int, entry: Entry) -> list[Cause]:
             out.append((prev[0], "busy hand-off"))
         if aid in walk.waiting:
             out.append((walk.waiting[aid], "the wait it ended"))
-    elif isinstance(ev, ev_.IoDone) and p is not None and p in walk.issue:
+    elif isinstance(ev, ev_.IoDone | ev_.BufDone) and p is not None and p in walk.issue:
         out.append((walk.issue[p], "the write it completes"))
-    elif isinstance(ev, ev_.IoIssue) and p is not None:
+    elif isinstance(ev, ev_.IoIssue | ev_.Bdwrite) and p is not None:
         if p in walk.protect:
             out.append((walk.protect[p], "the write-protect before the write"))
         if isinstance(ev.data, int) and ev.data in walk.sid:
@@ -231,6 +231,8 @@ def _advance(walk: _Walk, i: int, entry: Entry) -> None:
     elif isinstance(ev, ev_.IoDone) and p is not None:
         walk.release[p] = (i, aid)
         walk.io_done[i] = p
+    elif isinstance(ev, ev_.BufWrite) and p is not None:
+        walk.issue[p] = i  # a buffer write: no page busy changes hands
     elif isinstance(ev, ev_.EntryInsert | ev_.EntryRemove | ev_.EntryClip):
         walk.entries.setdefault(str(ev.map), []).append(i)
     elif isinstance(ev, ev_.RemoveWrite) and p is not None:
