@@ -415,6 +415,12 @@ def _arg(kind: ArgKind, value: object, where: _Where, what: str, files: Mapping[
             return _msync_flags(value, where, what)
         case ArgKind.MAPPING:
             return _mapping(value, where, files, at=(before[0], before[1]))
+        case ArgKind.PROT:
+            text = _str(value, where, what)
+            if text not in PROT_WORDS:
+                where.fail(f"{what}: unknown protection {_show(text)} (expected one of "
+                           f"{_one_of(list(PROT_WORDS))})")
+            return text
         case _:
             assert_never(kind)
 

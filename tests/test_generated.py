@@ -121,7 +121,7 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
                     clean_flags.add((op.args[2], op.args[3]))
                 if op.name == "mmap":
                     mmap_kinds |= {_kind(m) for m in op.mappings()}
-                if op.name in ("msync", "clean", "munmap", "mlock", "munlock"):
+                if op.name in ("msync", "clean", "munmap", "mlock", "munlock", "mprotect"):
                     end = op.args[1] if op.name == "clean" else op.args[0] + op.args[1]
                     spanning += sum(op.args[0] < a < end for a in starts) > 0
     assert ops == set(SYSCALLS)

@@ -130,6 +130,7 @@ def test_every_op_round_trips() -> None:
         ["load", 65536], ["store", "0x10008"], ["msync", "0x10000", 0, "invalidate,sync"],
         ["msync", "0x10000", "0x2000", "async,invalidate"], ["clean", 5, 5, False, True],
         ["munmap", "0x11001", 0], ["mlock", 0, 1], ["munlock", "0x20000", 8192],
+        ["mprotect", "0x10000", 4096, "r"],
         ["mmap", "0x60000", 2, {"anon": True, "wired": True, "prot": "r"}],
         ["mmap", "0x70000", 1, {"device": True, "prot": "rwx"}],
         ["mmap", "0x80000", 2, {"submap": True, "file": "f", "offset": 6}],
@@ -206,7 +207,7 @@ def test_unknown_op_names_place_and_choices() -> None:
     data["cpus"][1]["program"] += [["store", "0x50000"], ["stor", "0x50000"]]
     assert error(data) == (
         "spec.json: cpus[1].program[3]: unknown op 'stor' (expected one of load, store, msync, "
-        "clean, munmap, mmap, mlock, munlock, yield)")
+        "clean, munmap, mmap, mprotect, mlock, munlock, yield)")
 
 
 def test_overlap_names_both_mappings_and_address() -> None:
@@ -288,6 +289,8 @@ def op_error(op: list[Any]) -> str:
     (["clean", "0x10000", "0x11000", True, "no"], "clean invalidate: expected true or false"),
     (["munmap", "0x10000", -4096], "munmap len: negative value"),
     (["mlock", "0x10000", "0x1_0000_0000_0000_0000"], "too large"),
+    (["mprotect", "0x10000", 4096, "w"], "mprotect prot: unknown protection 'w' (expected one"),
+    (["mprotect", "0x10000", 4096, 2], "mprotect prot: expected a string"),
     (["mmap", "0x10001", 1, {"anon": True}], "mmap addr 0x10001 is not page-aligned"),
     (["mmap", "0x10000", 0, {"anon": True}], "mmap pages must be at least 1"),
     (["mmap", "0x10000", 1, {}], "needs one of file"),

@@ -21,6 +21,7 @@ from emulator.spec import Spec, load_spec_file, parse_spec
 from workloads import (
     generated,
     invalidate_shared_file,
+    mprotect_msync,
     msync_vs_munmap,
     pageout_vs_msync,
     private_shadow,
@@ -53,6 +54,7 @@ WORKLOADS: dict[str, ModuleType] = {
     "teardown_during_flush": teardown_during_flush,
     "generated": generated,
     "pageout_vs_msync": pageout_vs_msync,
+    "mprotect_msync": mprotect_msync,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]

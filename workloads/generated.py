@@ -7,11 +7,11 @@ sub-maps over anonymous memory or a file; wired or not; read-only, read-write or
 executable; adjacent or separated by holes), then each CPU's program: stores and loads (now
 and then just past a mapping), msync with every valid flag set, clean with every flag pair
 (empty ranges included), munmap, mmap of any kind (over a mapping or in a fresh slot),
-mlock, munlock and yield, over ranges inside one mapping or spanning several entries and
-holes; and now and then the background agents (page daemon, syncer).  The parameters
-are upper bounds: the counts are drawn up to them.  Only the static layout is fixed; the
-programs change it at run time (MAP_FIXED mmap, munmap), which is what the kernel must
-survive.
+mprotect to any protection, mlock, munlock and yield, over ranges inside one mapping or
+spanning several entries and holes; and now and then the background agents (page daemon,
+syncer).  The parameters are upper bounds: the counts are drawn up to them.  Only the
+static layout is fixed; the programs change it at run time (MAP_FIXED mmap, munmap,
+mprotect), which is what the kernel must survive.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ KINDS = (("file", 4), ("private", 3), ("anon", 3), ("device", 1), ("submap", 1),
 PROTS = (("rw", 6), ("r", 2), ("rwx", 1))
 # (op, weight)
 OPS = (("store", 6), ("load", 3), ("msync", 4), ("clean", 2), ("munmap", 1), ("mmap", 2),
-       ("mlock", 1), ("munlock", 1), ("yield", 1))
+       ("mlock", 1), ("munlock", 1), ("yield", 1), ("mprotect", 1))
 
 
 class Area(NamedTuple):
@@ -163,6 +163,9 @@ def _op(rng: random.Random, areas: list[Area], files: dict[str, int],
     if name in ("munmap", "mlock", "munlock"):
         start, end = _range(rng, areas, empty=False)
         return [name, hx(start), end - start]
+    if name == "mprotect":
+        start, end = _range(rng, areas, empty=False)
+        return ["mprotect", hx(start), end - start, _pick(rng, PROTS)]
     if name == "mmap":
         area = areas[_area(rng, areas)]
         pages, options = _options(rng, params["pages"], files)

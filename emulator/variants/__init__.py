@@ -58,6 +58,8 @@ MUTANT_NAMES = (
     # Reachable through the fault's unlocked page-in and the writer-preferring map lock.
     "fault_blocking_relookup",
     "shared_lock_across_page_sleep",
+    # Reachable through mprotect (issue 11 item 5).
+    "writable_entries_only",
 )
 
 MUTANTS: dict[str, Variant] = {
