@@ -19,6 +19,7 @@ from typing import Any
 from emulator.errors import BadInput
 from emulator.spec import Spec, load_spec_file, parse_spec
 from workloads import (
+    cluster_errors,
     generated,
     invalidate_shared_file,
     mprotect_msync,
@@ -55,6 +56,7 @@ WORKLOADS: dict[str, ModuleType] = {
     "generated": generated,
     "pageout_vs_msync": pageout_vs_msync,
     "mprotect_msync": mprotect_msync,
+    "cluster_errors": cluster_errors,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]

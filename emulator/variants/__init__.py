@@ -60,6 +60,9 @@ MUTANT_NAMES = (
     "shared_lock_across_page_sleep",
     # Reachable through mprotect (issue 11 item 5).
     "writable_entries_only",
+    # Reachable through the page clean's clustering (issue 11 item 5).
+    "cluster_eio_whole",
+    "neighbour_not_write_protected",
 )
 
 MUTANTS: dict[str, Variant] = {
