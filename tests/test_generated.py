@@ -98,10 +98,12 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
     wired: set[str] = set()
     prots: set[str] = set()
     agents: set[str] = set()
-    offsets = adjacent = failing = spanning = 0
+    offsets = adjacent = failing = spanning = bad_pages = clustered = 0
     for seed in SEEDS:
         spec = _spec(seed)
         failing += bool(spec.failing)
+        bad_pages += bool(spec.fail_pages)
+        clustered += spec.cluster > 1
         agents |= set(spec.agents)
         for maps in spec.processes.values():
             kinds |= {_kind(m) for m in maps}
@@ -131,7 +133,7 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
     assert kinds == every_kind and mmap_kinds == every_kind and wired == every_kind
     assert prots == {"r", "rw", "rwx"}
     assert agents == set(AGENT_NAMES)
-    assert min(offsets, adjacent, failing, spanning) > 10
+    assert min(offsets, adjacent, failing, spanning, bad_pages, clustered) > 10
 
 
 def test_the_seed_parameter_pins_the_spec_and_bounds_are_checked() -> None:

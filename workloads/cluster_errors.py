@@ -14,7 +14,7 @@ PARAMS: dict[str, tuple[type, Any, str]] = {
     "pages": (int, 4, "pages of the file mapping"),
     "cluster": (int, 4, "the most pages one write carries (vm_pageout_page_count)"),
     "bad": (int, 0, "the page whose every write fails"),
-    "stores": (int, 40, "stores by the third CPU into the pages after the bad one"),
+    "stores": (int, 32, "stores by the third CPU into the pages after the bad one"),
 }
 LIMITS = {"pages": (2, 32), "cluster": (1, 32), "bad": (0, 31), "stores": (1, 256)}
 
@@ -48,6 +48,7 @@ def build(params: dict[str, int], seed: int) -> dict[str, Any]:
                 ["msync", page(bad + 2), 2 * PAGE, "sync"],
             ]},
             # Stores into the neighbours, some while their writes are in flight.
-            {"process": "p0", "program": [["store", page(bad + 2 + i % 2)] for i in range(params["stores"])]},
+            {"process": "p0",
+             "program": [["store", page(bad + 2 + i % 2)] for i in range(params["stores"])]},
         ],
     }
