@@ -432,3 +432,34 @@ def test_agent_errors(agents: Any, expected: str) -> None:
     with pytest.raises(BadInput) as err:
         parse_spec({**DESIGN_EXAMPLE, "agents": agents})
     assert str(err.value).startswith(expected)
+
+
+# -- clustering and failing pages -----------------------------------------------------
+
+
+def test_cluster_and_failing_pages_normalise_and_are_left_out_when_unset() -> None:
+    data = example()
+    data["files"]["f"]["fail_pages"] = [5, 1, 5]
+    spec = parse_spec({**data, "cluster": "0x8"})
+    assert spec.cluster == 8 and spec.fail_pages == {"f": (1, 5)}
+    assert spec.to_json()["cluster"] == 8
+    assert spec.to_json()["files"]["f"] == {"pages": 8, "fail_pages": [1, 5]}
+    assert parse_spec(spec.to_json()) == spec
+    plain = parse_spec(DESIGN_EXAMPLE)
+    assert plain.cluster == 1 and plain.fail_pages == {}
+    assert "cluster" not in plain.to_json()
+    assert parse_spec({**DESIGN_EXAMPLE, "cluster": 1}) == plain
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: d.update(cluster=0), "spec.json: cluster: cluster must be at least 1"),
+    (lambda d: d.update(cluster=33), "spec.json: cluster: cluster: 0x21 is too large"),
+    (lambda d: d["files"]["f"].update(fail_pages=3),
+     "spec.json: files.f.fail_pages: expected a list of page indexes"),
+    (lambda d: d["files"]["f"].update(fail_pages=[8]),
+     "spec.json: files.f.fail_pages: page index 8 is past the file's 8 pages"),
+])
+def test_cluster_and_failing_page_errors(change: Any, expected: str) -> None:
+    data = example()
+    change(data)
+    assert error(data).startswith(expected)
