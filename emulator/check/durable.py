@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
-from emulator.check.lost_store import StoreInfo, last_stores, reached_pages
+from emulator.check.lost_store import StoreInfo, reached_pages, store_log
 from emulator.kern.events import (
     BufDone,
     CleanCall,
@@ -48,7 +48,7 @@ class Durable(Checker):
 
     def __init__(self, k: Kernel) -> None:
         super().__init__(k)
-        self.last = last_stores(k)
+        self.stores = store_log(k)
         self.failed_writes: set[tuple[str, int]] = set()
         self.fsyncs: dict[int, tuple[str, Expected]] = {}  # cpu -> (file, expected)
         k.observe(IoDone, self._io_done)
@@ -78,7 +78,8 @@ class Durable(Checker):
 
     def _fsync_call(self, step: int, aid: int, ev: FsyncCall) -> None:
         name = ev.file
-        expected = [(f, pindex, -1, info) for (f, pindex), info in self.last.items() if f == name]
+        expected = [(f, pindex, -1, info) for (f, pindex), info in self.stores.last.items()
+                    if f == name]
         self.fsyncs[aid] = (name, expected)
 
     def _fsync_return(self, step: int, aid: int, ev: FsyncReturn) -> None:
@@ -97,7 +98,7 @@ class Durable(Checker):
         k.in_checker = True
         expected: Expected = []
         for obj, pindex, va, _, flushed in reached_pages(k, call.vm_map, call.start, call.end):
-            info = self.last.get((obj.name, pindex))
+            info = self.stores.last.get((obj.name, pindex))
             if flushed and info is not None:
                 expected.append((obj.name, pindex, va, info))
         k.in_checker = False

@@ -51,20 +51,29 @@ class StoreInfo:
         self.va = va
 
 
-def last_stores(k: Kernel) -> dict[tuple[str, int], StoreInfo]:
-    """The last store to each file page so far, (file, pindex) -> StoreInfo: one
-    table per execution, kept by one observer, which lost_store and durable share."""
-    table: dict[tuple[str, int], StoreInfo] | None = k.shared.get("last_stores")
-    if table is None:
-        last: dict[tuple[str, int], StoreInfo] = {}
-        k.shared["last_stores"] = table = last
+class StoreLog:
+    """The last store to each file page so far, ``last[(file, pindex)]``: one log per
+    execution (in ``k.shared``), kept by one observer, which lost_store and durable
+    share.  A checker keeps the log, not its table: the checker installer gives
+    each execution a fresh table."""
 
-        def store(step: int, aid: int, ev: Store) -> None:
-            if ev.page.obj.kind == "file":
-                last[(ev.obj, ev.pindex)] = StoreInfo(ev.sid, aid, step, ev.map, ev.va)
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.last: dict[tuple[str, int], StoreInfo] = {}
+        k.observe(Store, self._store)
 
-        k.observe(Store, store)
-    return table
+    def _store(self, step: int, aid: int, ev: Store) -> None:
+        if ev.page.obj.kind == "file":
+            self.last[(ev.obj, ev.pindex)] = StoreInfo(ev.sid, aid, step, ev.map, ev.va)
+
+
+def store_log(k: Kernel) -> StoreLog:
+    """Return the kernel's one StoreLog, creating it on first use."""
+    log = k.shared.get("store_log")
+    if log is None:
+        log = k.shared["store_log"] = StoreLog(k)
+    assert isinstance(log, StoreLog)
+    return log
 
 
 def flushed_pages(
@@ -144,7 +153,7 @@ class LostStore(Checker):
     def __init__(self, k: Kernel) -> None:
         super().__init__(k)
         self.calls = calls = tracker(k)
-        self.last = last_stores(k)  # file page -> its last store
+        self.stores = store_log(k)  # file page -> its last store
         self.failed_writes: set[tuple[str, int]] = set()
         self.notes: dict[OpenCall, _Notes] = {}
         k.observe(CleanCall, self._call)
@@ -180,7 +189,7 @@ class LostStore(Checker):
             if not flushed:
                 unflushed.add((obj.name, pindex))
                 continue
-            info = self.last.get((obj.name, pindex))
+            info = self.stores.last.get((obj.name, pindex))
             if info is not None:
                 expected.append((obj, pindex, va, info))
         k.in_checker = False
@@ -237,7 +246,7 @@ class LostStore(Checker):
             return
         if any(other.page is page and other.data == page.contents for other in k.disk.queue):
             return
-        info = self.last.get(key)
+        info = self.stores.last.get(key)
         who = self.describe(info) if info is not None and info.sid == page.contents else (
             f"store #{page.contents}")
         self.violate(
@@ -257,7 +266,7 @@ class LostStore(Checker):
         if page.contents == pager.stored[page.pindex]:
             return
         k = self.k
-        info = self.last.get((page.obj.name, page.pindex))
+        info = self.stores.last.get((page.obj.name, page.pindex))
         who = self.describe(info) if info is not None and info.sid == page.contents else (
             f"store #{page.contents}")
         call = self.calls.calls.get(aid)
@@ -302,7 +311,7 @@ class LostStore(Checker):
 
     def final(self) -> None:
         k = self.k
-        for (fname, pindex), info in sorted(self.last.items(), key=lambda kv: kv[1].sid):
+        for (fname, pindex), info in sorted(self.stores.last.items(), key=lambda kv: kv[1].sid):
             pager = k.files[fname].pager
             assert pager is not None
             held = pager.stored[pindex]

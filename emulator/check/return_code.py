@@ -4,6 +4,12 @@ An independent oracle computes the code a clean must return from the map as
 it is when the clean's window opens (its first map lock or lookup), following
 SEMANTICS.md §2 row by row.  A call that returns an error must not have removed
 a mapping, write-protected, written or freed a page on the way.
+
+Write errors (H13): where the profile reports them (KERN_FAILURE, EIO), a clean
+must report one exactly when a synchronous write it issued and waited for failed
+on a page vm_pageout_flush attributes to it -- the page it asked for, or a page
+after it in the same multi-page write; a failed backward neighbour is not
+reported (FIDELITY.md D9).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
+from emulator.check.lost_store import reached_pages
 from emulator.kern.events import (
     BadReturn,
     BufDone,
@@ -20,9 +27,11 @@ from emulator.kern.events import (
     Free,
     IoDone,
     IoIssue,
+    Lock,
     PteRemove,
     RemoveAll,
     RemoveWrite,
+    Unlock,
 )
 
 if TYPE_CHECKING:
@@ -65,7 +74,12 @@ class _Notes:
 
     want: str | None = None  # the oracle's code, when the window opened
     effects: list[tuple[int, Event]] | None = None  # (step, event) since the window opened
-    io_error: bool = False  # a write failed during the call (modern may return FAILURE)
+    # a failed synchronous write of the call that it must report, as "obj:pindex"
+    io_error: str | None = None
+    # files the call syncs whole (vm_object_sync's whole-file MS_SYNC: VOP_FSYNC after an
+    # asynchronous clean), and those of them whose vnode it holds now
+    whole_files: frozenset[str] = frozenset()
+    fsyncing: set[str] | None = None
 
 
 class ReturnCode(Checker):
@@ -80,7 +94,13 @@ class ReturnCode(Checker):
         for kind in SIDE_EFFECTS:
             k.observe(kind, self._effect)
         k.observe(IoDone, self._io_done)
-        k.observe(BufDone, self._io_done)  # a VOP_FSYNC's buffer write (modern whole-file)
+        if k.profile.whole_file_sync_fsyncs:
+            # A whole-file MS_SYNC reports what its VOP_FSYNC reports: any failed write of
+            # the file while the call holds the file's vnode lock.
+            k.observe(BufDone, self._any_write_done)
+            k.observe(IoDone, self._any_write_done)
+            k.observe(Lock, self._vnode_lock)
+            k.observe(Unlock, self._vnode_unlock)
         k.observe(BadReturn, self._bad_return)
 
     def _notes(self, call: OpenCall) -> _Notes:
@@ -95,7 +115,45 @@ class ReturnCode(Checker):
         want = expected_code(k.profile, call.vm_map, call.start, call.end, call.invalidate)
         k.in_checker = False
         notes = self._notes(call)
-        notes.want, notes.effects, notes.io_error = want, [], False
+        notes.want, notes.effects = want, []
+        if k.profile.whole_file_sync_fsyncs and call.syncio and not call.invalidate:
+            notes.whole_files = self.whole_files(call)
+            notes.fsyncing = set()
+
+    def whole_files(self, call: OpenCall) -> frozenset[str]:
+        """The files the call reaches whole through one entry, from offset 0 to their
+        end: vm_object_sync's whole-file path (FIDELITY.md D10), from the map now."""
+        k = self.k
+        k.in_checker = True
+        seen: dict[tuple[int, str], set[int]] = {}
+        for obj, pindex, _va, entry_end, _ in reached_pages(k, call.vm_map, call.start,
+                                                            call.end):
+            seen.setdefault((entry_end, obj.name), set()).add(pindex)
+        k.in_checker = False
+        return frozenset(name for (_, name), pages in seen.items()
+                         if pages == set(range(k.files[name].size)))
+
+    def _vnode_lock(self, step: int, aid: int, ev: Lock) -> None:
+        call = self.calls.calls.get(aid)
+        if ev.res == "vnode" and call is not None:
+            notes = self.notes.get(call)
+            if notes is not None and notes.fsyncing is not None and ev.name in notes.whole_files:
+                notes.fsyncing.add(str(ev.name))
+
+    def _vnode_unlock(self, step: int, aid: int, ev: Unlock) -> None:
+        call = self.calls.calls.get(aid)
+        if ev.res == "vnode" and call is not None:
+            notes = self.notes.get(call)
+            if notes is not None and notes.fsyncing:
+                notes.fsyncing.discard(str(ev.name))
+
+    def _any_write_done(self, step: int, aid: int, ev: IoDone | BufDone) -> None:
+        if not ev.error:
+            return
+        for call in self.calls.calls.values():
+            notes = self.notes.get(call)
+            if notes is not None and notes.fsyncing and ev.obj in notes.fsyncing:
+                notes.io_error = notes.io_error or f"{ev.obj}:{ev.pindex}"
 
     def _effect(self, step: int, aid: int, ev: Event) -> None:
         call = self.calls.calls.get(aid)
@@ -105,10 +163,18 @@ class ReturnCode(Checker):
         if notes is not None and notes.effects is not None:
             notes.effects.append((step, ev))
 
-    def _io_done(self, step: int, aid: int, ev: IoDone | BufDone) -> None:
-        if ev.error:
-            for call in self.calls.calls.values():
-                self._notes(call).io_error = True
+    def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
+        io = ev.io
+        if not ev.error or not io.sync:
+            return  # an asynchronous write's error reaches no caller (VM_PAGER_PEND)
+        call = self.calls.calls.get(io.issuer)
+        if call is None:
+            return
+        cluster = io.cluster
+        if cluster is not None and cluster.ios.index(io) < cluster.mreq:
+            return  # a backward neighbour of the page asked for: not the caller's error
+        notes = self._notes(call)
+        notes.io_error = notes.io_error or f"{ev.obj}:{ev.pindex}"
 
     def _bad_return(self, step: int, aid: int, ev: BadReturn) -> None:
         self.violate(f"clean returned {ev.rv!r}, not a KERN_* code")
@@ -123,15 +189,27 @@ class ReturnCode(Checker):
             k.in_checker = True
             want = expected_code(k.profile, call.vm_map, call.start, call.end, call.invalidate)
             k.in_checker = False
+        reports = k.profile.write_error.label
+        must_report = want == "KERN_SUCCESS" != reports and notes.io_error is not None
+        if must_report:
+            want = reports  # a write it must report failed
         ok = got == want
-        if not ok and want == "KERN_SUCCESS" and got == "KERN_FAILURE":
-            ok = k.profile.write_error.label == got and notes.io_error
         if not ok:
+            why = (f"for the map as it was at step {call.window_at}" if call.window_at >= 0
+                   else "for the map as it is (the routine never looked at it)")
+            if must_report:
+                why = (f"since the synchronous write of page {notes.io_error}, the page it "
+                       "asked for or a later one of that write, failed"
+                       if not notes.whole_files else
+                       f"since a write of page {notes.io_error} failed (a synchronous "
+                       "write it issued, or one its whole-file VOP_FSYNC waited for)")
+            elif got == reports and want == "KERN_SUCCESS":
+                why += ("; no write it must report failed (an asynchronous write, another "
+                        "agent's, or a backward neighbour's in a multi-page write)")
             self.violate(
                 f"{k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) in "
                 f"{call.vm_map.name} returned {got}; profile {k.profile.name} requires {want} "
-                + (f"for the map as it was at step {call.window_at}" if call.window_at >= 0
-                   else "for the map as it is (the routine never looked at it)"),
+                + why,
                 cpus=[call.cpu],
                 got=got,
                 want=want,

@@ -46,7 +46,8 @@ class Pager:
     """vnode_pager for one file: its buffer cache and disk contents, its dirty
     buffers, and a switch to fail writes."""
 
-    __slots__ = ("delayed", "disk", "fail_writes", "name", "stored", "write_errors")
+    __slots__ = ("delayed", "disk", "fail_pages", "fail_writes", "name", "stored",
+                 "write_errors")
 
     def __init__(self, name: str, pages: int) -> None:
         self.name = name
@@ -58,6 +59,11 @@ class Pager:
         # How many writes of this file have failed: VOP_FSYNC reports EIO when one
         # failed during its call (a failed buffer stays dirty, so it is retried then).
         self.write_errors = 0
+        self.fail_pages: frozenset[int] = frozenset()  # pages whose every write fails
+
+    def fails(self, pindex: int) -> bool:
+        """Whether a write of page ``pindex`` fails (VM_PAGER_ERROR: a bad block, EIO)."""
+        return self.fail_writes or pindex in self.fail_pages
 
     def read(self, pindex: int) -> int:
         return self.stored[pindex]
@@ -67,13 +73,28 @@ class Pager:
         assert all(v >= 0 for v in self.disk), f"pager {self.name}: bad store id on disk"
 
 
+class Cluster:
+    """The pages of one pager call (vm_pageout_flush's ``mc[]``), lowest index first.
+
+    ``mreq`` is the position of the page the clean asked for: the pages before it
+    are the backward neighbours.  The disk completes the whole run in one step.
+    """
+
+    __slots__ = ("ios", "mreq")
+
+    def __init__(self, mreq: int) -> None:
+        self.mreq = mreq
+        self.ios: list[Io] = []
+
+
 class Io:
     """One page write in flight.  A wait channel for its synchronous issuer."""
 
-    __slots__ = ("data", "disk_aid", "done", "error", "issuer", "page", "seq", "sync")
+    __slots__ = ("cluster", "data", "disk_aid", "done", "error", "issuer", "page", "seq",
+                 "sync")
 
     def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int,
-                 seq: int = 0) -> None:
+                 cluster: Cluster | None = None, seq: int = 0) -> None:
         self.page = page
         self.seq = seq  # the disk's order of queued writes
         self.data = data  # the page contents the write carries
@@ -82,6 +103,7 @@ class Io:
         self.disk_aid = disk_aid
         self.done = False
         self.error = False
+        self.cluster = cluster  # the pager call it is part of, if it carries several pages
 
     def wait_holders(self) -> list[int]:
         return [self.disk_aid]
@@ -136,14 +158,25 @@ class Disk:
         for buf in self.bufq:
             assert not buf.done, f"disk: completed write of buffer {buf.obj}:{buf.pindex} queued"
 
-    def issue(self, page: VmPage, sync: bool) -> Io:
+    def issue_cluster(self, pages: list[VmPage], mreq: int, sync: bool) -> Cluster:
+        """Queue one write of contiguous ``pages`` (vm_pageout_flush's one pager call),
+        ``pages[mreq]`` the one asked for.  Each page's exclusive busy becomes the
+        write's.  Part of the caller's step."""
+        cluster = Cluster(mreq)
+        for page in pages:
+            self.issue(page, sync, cluster)
+        return cluster
+
+    def issue(self, page: VmPage, sync: bool, cluster: Cluster | None = None) -> Io:
         """Queue a write of ``page``; the caller's exclusive busy becomes the I/O's.
 
         Part of the caller's step (vm_pageout_flush -> VOP_PUTPAGES).
         """
         k = self.k
         self.seq += 1
-        io = Io(page, page.contents, sync, k.curcpu(), self.aid, self.seq)
+        io = Io(page, page.contents, sync, k.curcpu(), self.aid, cluster, self.seq)
+        if cluster is not None:
+            cluster.ios.append(io)
         page.downgrade_to_io(self.aid)
         self.queue.append(io)
         k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
@@ -156,7 +189,7 @@ class Disk:
         page = io.page
         pager = page.obj.pager
         assert pager is not None
-        if pager.fail_writes:
+        if pager.fails(page.pindex):
             io.error = True  # the page keeps its dirty flag: nothing was written
             pager.write_errors += 1
         else:
@@ -215,7 +248,7 @@ class Disk:
         k = self.k
         pager = k.pagers[buf.obj]
         data = pager.stored[buf.pindex]
-        if pager.fail_writes:
+        if pager.fails(buf.pindex):
             buf.error = True
             pager.write_errors += 1
             pager.delayed[buf.pindex] = None
@@ -248,7 +281,11 @@ class Disk:
             await k.kpoint()
             if self.bufq and (not self.queue or self.bufq[0].seq < self.queue[0].seq):
                 self.complete_buf(self.bufq.pop(0))
-            else:
+                continue
+            io = self.queue.pop(0)
+            self.complete(io)
+            # A multi-page write completes as one: the rest of its run in the same step.
+            while io.cluster is not None and self.queue and self.queue[0].cluster is io.cluster:
                 self.complete(self.queue.pop(0))
 
     async def wait(self, io: Io) -> None:

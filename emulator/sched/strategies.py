@@ -27,6 +27,7 @@ from emulator.kern.events import (
     Dirty,
     EntryClip,
     EntryInsert,
+    EntryProtect,
     EntryRemove,
     Event,
     Free,
@@ -38,6 +39,7 @@ from emulator.kern.events import (
     ObjectNew,
     Pagein,
     PteEnter,
+    PteProtect,
     PteRemove,
     Read,
     RemoveAll,
@@ -263,7 +265,8 @@ def _channel_keys(chan: object) -> Keys:
     return (ANY,)
 
 
-def _map_keys(ev: PteEnter | PteRemove | EntryInsert | EntryRemove | EntryClip | Load) -> Keys:
+def _map_keys(ev: PteEnter | PteRemove | PteProtect | EntryInsert | EntryRemove | EntryClip
+              | EntryProtect | Load) -> Keys:
     return (("map", ev.map),)
 
 
@@ -293,8 +296,8 @@ _FOOTPRINTS: dict[type[Event], Callable[[Any], Keys]] = {
     Wait: _lock_keys,
     Store: lambda ev: (("map", ev.map), ("obj", ev.obj)),
     **dict.fromkeys((IoIssue, IoDone, Bdwrite, BufWrite, BufDone), _io_keys),
-    **dict.fromkeys((PteEnter, PteRemove, EntryInsert, EntryRemove, EntryClip, Load),
-                    _map_keys),
+    **dict.fromkeys((PteEnter, PteRemove, PteProtect, EntryInsert, EntryRemove, EntryClip,
+                     EntryProtect, Load), _map_keys),
     **dict.fromkeys((ObjectNew, ObjectFree, Busy, Unbusy, Alloc, Free, RemoveWrite, RemoveAll,
                      Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
                     _object_keys),
