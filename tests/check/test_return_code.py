@@ -240,3 +240,36 @@ async def test_a_multi_page_writes_error_is_the_cleans_only_at_or_after_the_page
             "one of that write, failed" in ex.violations[0].message
     else:
         assert "a backward neighbour's in a multi-page write" in ex.violations[0].message
+
+
+# -- the whole-file MS_SYNC (FIDELITY.md D10): VOP_FSYNC's errors are the call's ------------
+
+WHOLE_FILE_FAILING: dict[str, Any] = {
+    "files": {"f": {"pages": 2, "fail_writes": True}},
+    "processes": {"p0": {"mappings": [{"addr": "0x10000", "pages": 2, "file": "f"}]}},
+    "cpus": [{"process": "p0", "program": [["store", "0x10000"],
+                                           ["msync", "0x10000", 0x2000, "sync"]]}],
+}
+
+
+class IgnoresFsyncError(MapClean):
+    """Drops what VOP_FSYNC reported on the whole-file path."""
+
+    async def flush_object_fsync(self, obj: Any, first: int, last: int) -> bool:
+        await super().flush_object_fsync(obj, first, last)
+        return True
+
+
+async def test_a_whole_file_msync_reports_the_write_its_vop_fsync_saw_fail(
+    run_spec: Any,
+) -> None:
+    ex, _ = await run_spec(WHOLE_FILE_FAILING, "modern", checkers=CHECK)
+    assert not ex.violations
+    assert ex.results["cpu0"][-1]["ret"] == "EIO"
+
+
+async def test_a_whole_file_msync_that_drops_vop_fsyncs_error_fires(run_spec: Any) -> None:
+    variant = Variant("ignores_fsync_error", IgnoresFsyncError().clean)
+    ex, _ = await run_spec(WHOLE_FILE_FAILING, "modern", checkers=CHECK, variant=variant)
+    assert [v.rule for v in ex.violations] == ["return_code"]
+    assert "one its whole-file VOP_FSYNC waited for" in ex.violations[0].message
