@@ -38,10 +38,10 @@ Executions needed then (arm and seed of the first catch):
     top_object_not_bottom           37  private_shadow/random         seed 36   lost_store
     entry_offset_ignored             6  msync_vs_munmap/pct(2)        seed 5    lost_store
     first_object_only                6  msync_vs_munmap/pct(2)        seed 5    lost_store
-    unreferenced_object            401  teardown_during_flush/pos     seed 400  stale_structure
-    stop_after_map_change           41  spanning_range/random         seed 40   lost_store
-    fault_dirty_before_busy         69  wired_invalidate/pct(2)       seed 68   lost_store
-    no_relookup_after_sleep        1117  pageout_vs_msync/random       seed 1116 stale_structure
+    unreferenced_object            234  teardown_during_flush/pos     seed 233  stale_structure
+    stop_after_map_change           61  mprotect_msync/random         seed 60   lost_store
+    fault_dirty_before_busy        100  wired_invalidate/pct(2)       seed 99   lost_store
+    no_relookup_after_sleep        923  pageout_vs_msync/random       seed 922  stale_structure
     shared_lock_across_page_sleep   33  wired_invalidate/random       seed 32   deadlock
     fault_blocking_relookup          1  writers_vs_msync/random       seed 0    deadlock
     writable_entries_only           61  mprotect_msync/random         seed 60   lost_store
@@ -106,10 +106,10 @@ MEASURED = {
     "top_object_not_bottom": 37,
     "entry_offset_ignored": 6,
     "first_object_only": 6,
-    "unreferenced_object": 401,
-    "stop_after_map_change": 41,
-    "fault_dirty_before_busy": 69,
-    "no_relookup_after_sleep": 1117,
+    "unreferenced_object": 234,
+    "stop_after_map_change": 61,
+    "fault_dirty_before_busy": 100,
+    "no_relookup_after_sleep": 923,
     "shared_lock_across_page_sleep": 33,
     "fault_blocking_relookup": 1,
     "writable_entries_only": 61,
@@ -121,7 +121,7 @@ MEASURED = {
     "async_delayed_no_fsync": 1,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
-CEILING = 4000  # no_relookup_after_sleep needs 3032
+CEILING = 3000
 
 
 def budget(name: str) -> int:
