@@ -85,8 +85,10 @@ def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -
     k.fault_impl = fault.fault
     k.clean_impl = variant.clean
     k.munmap_impl = variant.munmap
+    if variant.msync_errno is not None:
+        k.msync_errno = variant.msync_errno
     k.trusted = (variant.clean is reference_clean and variant.fault is Fault
-                 and variant.munmap is munmap_path)
+                 and variant.munmap is munmap_path and variant.msync_errno is None)
     return k
 
 

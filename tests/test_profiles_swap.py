@@ -1,4 +1,5 @@
-"""SEMANTICS.md §2: manpage and freebsd5 differ in exactly the swap of two error codes."""
+"""SEMANTICS.md §2: manpage and freebsd5 differ in exactly the swap of two error codes
+(and in msync's errno for them: msync.2's ENOMEM, the 2003 switch's EINVAL)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from workloads import WORKLOADS, build_workload
 PAGE = 0x1000
 SWAP = {"KERN_INVALID_ADDRESS": "KERN_INVALID_ARGUMENT",
         "KERN_INVALID_ARGUMENT": "KERN_INVALID_ADDRESS",
-        "ENOMEM": "EBUSY", "EBUSY": "ENOMEM"}
+        "ENOMEM": "EINVAL"}
 
 SPEC: dict[str, Any] = {
     "files": {"f": {"pages": 8}},
@@ -58,13 +59,15 @@ async def test_manpage_and_freebsd5_differ_exactly_in_the_swapped_error_codes(
     assert differing == [2, 4, 5, 6, 7, 8]
     assert [rows_man[i]["ret"] for i in differing] == [
         "KERN_INVALID_ARGUMENT", "KERN_INVALID_ARGUMENT", "KERN_INVALID_ADDRESS",
-        "KERN_INVALID_ADDRESS", "EBUSY", "ENOMEM"]
+        "KERN_INVALID_ADDRESS", "ENOMEM", "ENOMEM"]
     # Nothing else differs: the files end with the same data.  (Steps may differ: only
     # manpage write-protects a page before freeing it under invalidate.)
     assert k_man.pagers["f"].stored == k_bsd.pagers["f"].stored
 
 
-@pytest.mark.parametrize("name", list(WORKLOADS))
+# zero_length_msync's first step is a zero-length msync, which freebsd5 sizes with a map
+# lock round trip of its own (FIDELITY.md D6): the two schedules part from there on.
+@pytest.mark.parametrize("name", [w for w in WORKLOADS if w != "zero_length_msync"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 async def test_every_workload_differs_between_the_two_only_in_swapped_codes(
     run_spec: Any, name: str, seed: int
@@ -72,11 +75,13 @@ async def test_every_workload_differs_between_the_two_only_in_swapped_codes(
     """Same workload, same seed: every return value is equal or is the swapped code.
 
     (freebsd5's invalidate may free dirty pages, so the machines may drift apart in data
-    read back by a load; only clean/msync return codes are compared.)
+    read back by a load; only clean/msync return codes are compared.  A zero-length msync
+    is not: freebsd5 sizes it to its entry first, FIDELITY.md D6, tested on its own.)
     """
     man, _ = await run_spec(build_workload(name, {}, seed, "manpage"), seed=seed)
     bsd, _ = await run_spec(build_workload(name, {}, seed, "freebsd5"), seed=seed)
     for cpu in man.results:
         for a, b in zip(man.results[cpu], bsd.results[cpu], strict=False):
-            if a["op"] in ("clean", "msync") and a["args"] == b["args"]:
+            zero_length = a["op"] == "msync" and a["args"][1] == 0
+            if a["op"] in ("clean", "msync") and a["args"] == b["args"] and not zero_length:
                 assert a["ret"] == b["ret"] or SWAP.get(a["ret"]) == b["ret"], (cpu, a, b)

@@ -3,7 +3,8 @@
 An independent oracle computes the code a clean must return from the map as
 it is when the clean's window opens (its first map lock or lookup), following
 SEMANTICS.md §2 row by row.  A call that returns an error must not have removed
-a mapping, write-protected, written or freed a page on the way.
+a mapping, write-protected, written or freed a page on the way.  An msync(2)
+returns the errno its profile's switch gives the clean's code (FIDELITY.md D5).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from emulator.kern.events import (
     PteRemove,
     RemoveAll,
     RemoveWrite,
+    Ret,
 )
+from emulator.kern.kern_return import KernReturn
+from emulator.kern.profile import msync_errno
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -74,12 +78,14 @@ class ReturnCode(Checker):
         super().__init__(k)
         self.calls = calls = tracker(k)
         self.notes: dict[OpenCall, _Notes] = {}
+        self.returned: dict[int, str] = {}  # cpu -> its last clean's code, until its step returns
         calls.on_open.append(self._open)
         calls.on_return.append(self._return)
         for kind in SIDE_EFFECTS:
             k.observe(kind, self._effect)
         k.observe(IoDone, self._io_done)
         k.observe(BadReturn, self._bad_return)
+        k.observe(Ret, self._step_return)
 
     def _notes(self, call: OpenCall) -> _Notes:
         notes = self.notes.get(call)
@@ -111,8 +117,26 @@ class ReturnCode(Checker):
     def _bad_return(self, step: int, aid: int, ev: BadReturn) -> None:
         self.violate(f"clean returned {ev.rv!r}, not a KERN_* code")
 
+    def _step_return(self, step: int, aid: int, ev: Ret) -> None:
+        """A program step returned: an msync's errno must be its profile's for the
+        code its clean returned (an msync refused before the clean is not judged)."""
+        code = self.returned.pop(aid, None)
+        if code is None or ev.op != "msync":
+            return
+        profile = self.k.profile
+        want = msync_errno(profile.msync_errno, KernReturn[code.removeprefix("KERN_")])
+        if ev.value != want:
+            self.violate(
+                f"{self.k.agent_name(aid)}'s msync returned {ev.value} for its clean's "
+                f"{code}; profile {profile.name} requires {want}",
+                cpus=[aid],
+                got=ev.value,
+                want=want,
+            )
+
     def _return(self, call: OpenCall, got: str) -> None:
         k = self.k
+        self.returned[call.cpu] = got
         notes = self.notes.pop(call, None) or _Notes()
         want = notes.want
         if want is None:

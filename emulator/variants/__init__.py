@@ -58,6 +58,8 @@ MUTANT_NAMES = (
     # Reachable through the fault's unlocked page-in and the writer-preferring map lock.
     "fault_blocking_relookup",
     "shared_lock_across_page_sleep",
+    # The era-faithful freebsd5 (issue 11): what later eras fixed, as mutants of today's.
+    "msync_einval_unmapped",
 )
 
 MUTANTS: dict[str, Variant] = {

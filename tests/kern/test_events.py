@@ -28,6 +28,7 @@ from emulator.kern.events import (
     parse_event,
 )
 from emulator.kern.kernel import Kernel
+from emulator.kern.profile import MANPAGE
 from emulator.sched.scheduler import AgentState
 from emulator.trace.format import canonical, event_dict
 from emulator.trace.reader import load_trace
@@ -125,7 +126,7 @@ class FakeSched:
 
 def kernel(record: bool) -> tuple[Kernel, FakeSched]:
     sched = FakeSched()
-    return Kernel(sched, "manpage", record=record), sched  # type: ignore[arg-type]
+    return Kernel(sched, MANPAGE, record=record), sched
 
 
 def test_observers_see_the_step_the_running_agent_and_the_event_of_their_class_only() -> None:

@@ -44,6 +44,7 @@ Executions needed then (arm and seed of the first catch):
     no_relookup_after_sleep       1208  pageout_vs_msync/pos          seed 1207 stale_structure
     shared_lock_across_page_sleep   33  wired_invalidate/random       seed 32   deadlock
     fault_blocking_relookup          1  writers_vs_msync/random       seed 0    deadlock
+    msync_einval_unmapped           49  teardown_during_flush/random  seed 48   return_code
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
 arm runs once, in order, before any is preferred, so the first 60 executions are
@@ -100,6 +101,7 @@ MEASURED = {
     "no_relookup_after_sleep": 1208,
     "shared_lock_across_page_sleep": 33,
     "fault_blocking_relookup": 1,
+    "msync_einval_unmapped": 49,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
