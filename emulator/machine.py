@@ -109,7 +109,7 @@ def final_flush(k: Kernel) -> None:
         assert pager is not None
         for pindex, page in obj.pages.items():
             fold_modified(page)
-            if page.dirty:
+            if page.dirty and page.valid:  # an invalid page's contents are gone
                 pager.stored[pindex] = page.contents
                 page.dirty = False
 

@@ -310,6 +310,19 @@ class Free(Event):
 
 @traced
 @dataclass(slots=True)
+class Invalid(Event):
+    """A wired page's contents were discarded (``valid = 0``) by an invalidate: it
+    stays resident, and the next access reads it again (the 2003 page remove)."""
+
+    kind: ClassVar[str] = "invalid"
+    obj: str
+    pindex: int
+    dirty: int
+    page: VmPage = live()  # noqa: RUF009 (a fresh Field per use)
+
+
+@traced
+@dataclass(slots=True)
 class Dirty(Event):
     """A write fault dirtied a page; the object's clean generation is ``generation``."""
 

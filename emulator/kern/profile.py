@@ -76,6 +76,17 @@ class Profile:
     # a window in which the entry can change, closed by cb53ca4d).  No entry is
     # msync's errno for KERN_INVALID_ADDRESS.  Off: the length goes down as it is.
     msync_sizes_zero_length: bool = False
+    # An invalidate that frees dirty pages too (not clean-only) unmaps a wired file
+    # page everywhere and discards its contents, dirty or not (``valid = 0``): the
+    # next access reads it again (the 2003 vm_object_page_remove, FIDELITY.md D8).
+    # Off: invalidate leaves wired pages alone.
+    invalidate_discards_wired: bool = False
+    # The clean's walk down a backing chain steps to the backing object first and
+    # then adds *its* backing offset -- the next link's, 0 for a file -- instead of
+    # the offset of the link just left (the 2003 vm_map_clean, FIDELITY.md D7, H10):
+    # a copy-on-write mapping of a file at offset F, once shadowed, is cleaned (and
+    # invalidated) at file offset 0 instead of F.  Off: the order fixed by 2006.
+    chain_walk_steps_first: bool = False
 
     def msync_result(self, rv: KernReturn) -> int | str:
         """Return what msync(2) returns for a clean's ``rv``: 0 or an errno name."""
@@ -144,6 +155,8 @@ FREEBSD5 = Profile(
     msync_errno=FREEBSD5_ERRNO,
     munmap_hole="EINVAL",
     msync_sizes_zero_length=True,
+    invalidate_discards_wired=True,
+    chain_walk_steps_first=True,
 )
 
 # vm_map_sync today.

@@ -130,7 +130,7 @@ def cow_contents(obj: VmObject, pindex: int) -> int:
     assert below is not None
     bpindex = pindex + obj.backing_offset
     src = below.pages.get(bpindex)
-    if src is not None:
+    if src is not None and src.valid:
         fold_modified(src)
         contents: int = src.contents
         return contents
