@@ -24,6 +24,7 @@ from emulator.kern.events import (
     Dirty,
     EntryClip,
     EntryInsert,
+    EntryProtect,
     EntryRemove,
     Event,
     Free,
@@ -36,6 +37,7 @@ from emulator.kern.events import (
     ObjectNew,
     Pagein,
     PteEnter,
+    PteProtect,
     PteRemove,
     Read,
     RemoveAll,
@@ -105,12 +107,14 @@ class RandomStrategy(Strategy):
 
     def __init__(self) -> None:
         self.rng = random.Random(0)
+        self._random = self.rng.random  # bound once: choose runs at every decision
 
     def reset(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self._random = self.rng.random
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
-        return runnable[int(self.rng.random() * len(runnable))]
+        return runnable[int(self._random() * len(runnable))]
 
 
 class ReplayStrategy(Strategy):
@@ -257,7 +261,8 @@ def _channel_keys(chan: object) -> Keys:
     return (ANY,)
 
 
-def _map_keys(ev: PteEnter | PteRemove | EntryInsert | EntryRemove | EntryClip | Load) -> Keys:
+def _map_keys(ev: PteEnter | PteRemove | PteProtect | EntryInsert | EntryRemove | EntryClip
+              | EntryProtect | Load) -> Keys:
     return (("map", ev.map),)
 
 
@@ -288,8 +293,8 @@ _FOOTPRINTS: dict[type[Event], Callable[[Any], Keys]] = {
     Store: lambda ev: (("map", ev.map), ("obj", ev.obj)),
     IoIssue: _io_keys,
     IoDone: _io_keys,
-    **dict.fromkeys((PteEnter, PteRemove, EntryInsert, EntryRemove, EntryClip, Load),
-                    _map_keys),
+    **dict.fromkeys((PteEnter, PteRemove, PteProtect, EntryInsert, EntryRemove, EntryClip,
+                     EntryProtect, Load), _map_keys),
     **dict.fromkeys((ObjectNew, ObjectFree, Busy, Unbusy, Alloc, Free, RemoveWrite, RemoveAll,
                      Invalid, Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
                     _object_keys),
