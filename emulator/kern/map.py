@@ -38,6 +38,7 @@ class Prot(enum.IntFlag):
 PROT_READ = Prot.READ
 PROT_WRITE = Prot.WRITE
 PROT_EXEC = Prot.EXECUTE
+_WRITE_BIT = int(PROT_WRITE)
 
 # The protections a mapping may ask for, by the spec's word for each.
 PROT_WORDS: dict[str, Prot] = {
@@ -104,7 +105,8 @@ class VmMapEntry:
 
     @property
     def writable(self) -> bool:
-        return PROT_WRITE in self.prot
+        # The flag's bits as an int: ``PROT_WRITE in self.prot`` runs enum's Python code.
+        return bool(self.prot._value_ & _WRITE_BIT)
 
     def describe(self) -> str:
         # Read through object.__getattribute__: describing a freed entry is no touch.
