@@ -171,7 +171,8 @@ class Fault:
     def entry_object(self, entry: VmMapEntry) -> VmObject:
         """Return the entry's object, creating anonymous memory on first touch."""
         obj = top_object(self.k, entry)
-        self.k.touch_object(obj)
+        if obj.freed:
+            self.k.touch_object(obj)
         return obj
 
     async def busy_resident(self, page: VmPage) -> bool:

@@ -179,7 +179,8 @@ class VmMap:
         """Find the entry containing ``addr`` (vm_map_lookup_entry).  The map must be locked."""
         k = self.k
         await k.kpoint()
-        k.read("map", self.name)
+        if k.watched:
+            k.read("map", self.name)
         k.map_access(self, "lookup")
         return self.entry_containing(addr)
 
