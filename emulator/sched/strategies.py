@@ -31,6 +31,7 @@ from emulator.kern.events import (
     EntryRemove,
     Event,
     Free,
+    Invalid,
     IoDone,
     IoIssue,
     Load,
@@ -96,6 +97,11 @@ class Strategy:
     def choose(self, runnable: Sequence[int], current: int) -> int:
         """Return one of ``runnable`` (two or more agent numbers, ascending)."""
         raise NotImplementedError
+
+    def chooser(self) -> Callable[[Sequence[int], int], int]:
+        """What the scheduler calls at each decision of the execution just ``reset``:
+        ``choose``, or a member's (a mix calls its member's directly, one call less)."""
+        return self.choose
 
     def describe(self) -> dict[str, object]:
         """Return what a trace header needs to rebuild this strategy."""
@@ -228,6 +234,9 @@ class PortfolioStrategy(Strategy):
     def choose(self, runnable: Sequence[int], current: int) -> int:
         return self.active.choose(runnable, current)
 
+    def chooser(self) -> Callable[[Sequence[int], int], int]:
+        return self.active.chooser()
+
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "members": [m.describe() for m in self.members]}
 
@@ -271,7 +280,7 @@ def _map_keys(ev: PteEnter | PteRemove | PteProtect | EntryInsert | EntryRemove 
 
 
 def _object_keys(ev: ObjectNew | ObjectFree | Busy | Unbusy | Alloc | Free | RemoveWrite
-                 | RemoveAll | Dirty | Pagein | Cow | Wire | Unwire | CleanGeneration
+                 | RemoveAll | Invalid | Dirty | Pagein | Cow | Wire | Unwire | CleanGeneration
                  | Writeable) -> Keys:
     return (("obj", ev.obj),)
 
@@ -299,7 +308,7 @@ _FOOTPRINTS: dict[type[Event], Callable[[Any], Keys]] = {
     **dict.fromkeys((PteEnter, PteRemove, PteProtect, EntryInsert, EntryRemove, EntryClip,
                      EntryProtect, Load), _map_keys),
     **dict.fromkeys((ObjectNew, ObjectFree, Busy, Unbusy, Alloc, Free, RemoveWrite, RemoveAll,
-                     Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
+                     Invalid, Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
                     _object_keys),
     # The harness's bookkeeping touches nothing shared.
     **dict.fromkeys((Call, Ret, CleanCall, CleanReturn, Sched, Violated), _silent),

@@ -47,6 +47,7 @@ Executions needed then (arm and seed of the first catch):
     writable_entries_only           61  mprotect_msync/random         seed 60   lost_store
     cluster_eio_whole               65  cluster_errors/random         seed 64   return_code
     neighbour_not_write_protected   65  cluster_errors/random         seed 64   lost_store
+    msync_einval_unmapped           49  teardown_during_flush/random  seed 48   return_code
     sync_write_delayed               1  writers_vs_msync/random       seed 0    durable
     fsync_skips_delayed             69  async_then_sync/random        seed 68   durable
     fsync_skips_pages               69  async_then_sync/random        seed 68   durable
@@ -115,6 +116,7 @@ MEASURED = {
     "writable_entries_only": 61,
     "cluster_eio_whole": 65,
     "neighbour_not_write_protected": 65,
+    "msync_einval_unmapped": 49,
     "sync_write_delayed": 1,
     "fsync_skips_delayed": 69,
     "fsync_skips_pages": 69,
