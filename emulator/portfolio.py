@@ -132,6 +132,7 @@ class Tracker:
         # rendered and hashed once.
         self.spec: Spec | None = None
         self.spec_digest = b""
+        self.shown: dict[tuple[tuple[str, str], tuple[str, str]], str] = {}  # pair -> repr
 
     def attach(self, k: Kernel) -> None:
         self.kernel = k
@@ -190,8 +191,13 @@ class Tracker:
         spec_digest = self.spec_digest
         known = spec_digest in cov.specs
         cov.specs.add(spec_digest)
-        # The set, sorted: its digest does not depend on the hash seed.
-        sig = _digest(repr(sorted(distinct)))
+        # The set, sorted: its digest does not depend on the hash seed.  The text is the
+        # sorted list's repr, built from each pair's repr, rendered once per tracker.
+        shown = self.shown
+        for pair in distinct:
+            if pair not in shown:
+                shown[pair] = repr(pair)
+        sig = _digest("[" + ", ".join([shown[pair] for pair in sorted(distinct)]) + "]")
         if sig not in cov.interleavings:
             cov.interleavings.add(sig)
             new += known
