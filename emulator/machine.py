@@ -66,10 +66,12 @@ CheckerFactory = Callable[[Kernel], Checker]
 def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -> Kernel:
     """Create the kernel state a spec describes (outside any agent: no schedule points)."""
     k = Kernel(sched, PROFILES[spec.profile], record=record)
+    k.cluster = spec.cluster
     watch(k)
     for name, pages in spec.files.items():
         pager = Pager(name, pages)
         pager.fail_writes = name in spec.failing
+        pager.fail_pages = frozenset(spec.fail_pages.get(name, ()))
         obj = VmObject(k, OBJT_FILE, name, pages, pager)
         obj.ref_count = 1  # the vnode's own reference: file objects stay cached
         k.files[name] = obj

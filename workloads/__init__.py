@@ -26,8 +26,10 @@ from typing import Any
 from emulator.errors import BadInput
 from emulator.spec import Spec, load_spec_file, parse_spec
 from workloads import (
+    cluster_errors,
     generated,
     invalidate_shared_file,
+    mprotect_msync,
     msync_vs_munmap,
     pageout_vs_msync,
     private_shadow,
@@ -60,6 +62,8 @@ WORKLOADS: dict[str, ModuleType] = {
     "teardown_during_flush": teardown_during_flush,
     "generated": generated,
     "pageout_vs_msync": pageout_vs_msync,
+    "mprotect_msync": mprotect_msync,
+    "cluster_errors": cluster_errors,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]

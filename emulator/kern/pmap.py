@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import PteEnter, PteRemove, RemoveAll, RemoveWrite
+from emulator.kern.events import PteEnter, PteProtect, PteRemove, RemoveAll, RemoveWrite
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -90,6 +90,26 @@ class Pmap:
             self.remove_pte(vpn)
         if gone:
             k.emit(PteRemove(self.name, start_vpn, end_vpn, len(gone)))
+
+    async def protect(self, start_vpn: int, end_vpn: int) -> None:
+        """Revoke write access in this map's mappings of [start_vpn, end_vpn), folding
+        their modified bits into the pages' dirty flags (pmap_protect without
+        VM_PROT_WRITE).  Other maps' mappings of the same pages keep theirs."""
+        k = self.k
+        await k.kpoint()
+        k.read("map", self.name)
+        count = 0
+        for vpn in sorted(v for v in self.ptes if start_vpn <= v < end_vpn):
+            pte = self.ptes[vpn]
+            if not pte.writable:
+                continue
+            if pte.modified:
+                pte.page.dirty = True
+                pte.modified = False
+            pte.writable = False
+            count += 1
+        if count:
+            k.emit(PteProtect(self.name, start_vpn, end_vpn, count))
 
 
 async def remove_write(k: Kernel, page: VmPage) -> None:

@@ -24,6 +24,7 @@ from emulator.kern.events import (
     Dirty,
     EntryClip,
     EntryInsert,
+    EntryProtect,
     EntryRemove,
     Event,
     Free,
@@ -35,6 +36,7 @@ from emulator.kern.events import (
     ObjectNew,
     Pagein,
     PteEnter,
+    PteProtect,
     PteRemove,
     Read,
     RemoveAll,
@@ -258,7 +260,8 @@ def _channel_keys(chan: object) -> Keys:
     return (ANY,)
 
 
-def _map_keys(ev: PteEnter | PteRemove | EntryInsert | EntryRemove | EntryClip | Load) -> Keys:
+def _map_keys(ev: PteEnter | PteRemove | PteProtect | EntryInsert | EntryRemove | EntryClip
+              | EntryProtect | Load) -> Keys:
     return (("map", ev.map),)
 
 
@@ -289,8 +292,8 @@ _FOOTPRINTS: dict[type[Event], Callable[[Any], Keys]] = {
     Store: lambda ev: (("map", ev.map), ("obj", ev.obj)),
     IoIssue: _io_keys,
     IoDone: _io_keys,
-    **dict.fromkeys((PteEnter, PteRemove, EntryInsert, EntryRemove, EntryClip, Load),
-                    _map_keys),
+    **dict.fromkeys((PteEnter, PteRemove, PteProtect, EntryInsert, EntryRemove, EntryClip,
+                     EntryProtect, Load), _map_keys),
     **dict.fromkeys((ObjectNew, ObjectFree, Busy, Unbusy, Alloc, Free, RemoveWrite, RemoveAll,
                      Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
                     _object_keys),
