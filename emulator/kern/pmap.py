@@ -66,7 +66,8 @@ class Pmap:
         """Map ``page`` at ``vpn``, replacing any mapping there (pmap_enter)."""
         k = self.k
         await k.kpoint()
-        k.touch_page(page)
+        if page.freed:
+            k.touch_page(page)
         old = self.ptes.get(vpn)
         if old is not None:
             if old.page is page:
@@ -83,7 +84,8 @@ class Pmap:
         """Remove every mapping in [start_vpn, end_vpn), folding modified bits."""
         k = self.k
         await k.kpoint()
-        k.read("map", self.name)
+        if k.watched:
+            k.read("map", self.name)
         gone = [vpn for vpn in self.ptes if start_vpn <= vpn < end_vpn]
         gone.sort()
         for vpn in gone:
@@ -115,7 +117,8 @@ class Pmap:
 async def remove_write(k: Kernel, page: VmPage) -> None:
     """Revoke write access to ``page`` everywhere, folding modified bits (one step)."""
     await k.kpoint()
-    k.touch_page(page)
+    if page.freed:
+        k.touch_page(page)
     for pmap, vpn in page.pv:
         pte = pmap.ptes[vpn]
         if pte.modified:
@@ -150,7 +153,8 @@ def is_modified(page: VmPage) -> bool:
 async def remove_all(k: Kernel, page: VmPage) -> None:
     """Remove every mapping of ``page``, folding modified bits (pmap_remove_all)."""
     await k.kpoint()
-    k.touch_page(page)
+    if page.freed:
+        k.touch_page(page)
     for pmap, vpn in list(page.pv):
         pmap.remove_pte(vpn)
     k.emit(RemoveAll(page.obj.name, page.pindex, int(page.dirty)))

@@ -230,7 +230,8 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
         pte = vm_map.pmap.lookup(vpn)
         if pte is not None and pte.writable:
             page = pte.page
-            k.touch_page(page)
+            if page.freed:
+                k.touch_page(page)
             value = k.new_store_id()
             pte.modified = True
             page.contents = value

@@ -94,6 +94,11 @@ class Strategy:
         """Return one of ``runnable`` (two or more agent numbers, ascending)."""
         raise NotImplementedError
 
+    def chooser(self) -> Callable[[Sequence[int], int], int]:
+        """What the scheduler calls at each decision of the execution just ``reset``:
+        ``choose``, or a member's (a mix calls its member's directly, one call less)."""
+        return self.choose
+
     def describe(self) -> dict[str, object]:
         """Return what a trace header needs to rebuild this strategy."""
         return {"name": self.name}
@@ -224,6 +229,9 @@ class PortfolioStrategy(Strategy):
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
         return self.active.choose(runnable, current)
+
+    def chooser(self) -> Callable[[Sequence[int], int], int]:
+        return self.active.chooser()
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "members": [m.describe() for m in self.members]}
