@@ -145,7 +145,8 @@ def test_the_seed_parameter_pins_the_spec_and_bounds_are_checked() -> None:
 
 def _is_historical_loss(profile: str, violations: list[object]) -> bool:
     return PROFILES[profile].invalidate_frees is InvalidateFrees.EVERY_UNWIRED and all(
-        getattr(v, "rule", None) == "lost_store" and getattr(v, "fields", {}).get("historical")
+        getattr(v, "rule", None) in ("lost_store", "async_clean")
+        and getattr(v, "fields", {}).get("historical")
         for v in violations)
 
 
