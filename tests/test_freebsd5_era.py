@@ -68,6 +68,22 @@ async def test_a_sync_msync_of_a_shadowed_mapping_flushes_the_file_at_its_offset
     assert (stored[0], stored[2]) != (0, 0) and stored[2] == 0  # f:0 written instead
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_an_async_msync_of_a_shadowed_mapping_queues_the_file_at_its_offset(
+    run_spec: Any, profile: str
+) -> None:
+    """The same for an asynchronous msync: the async_clean rule names the page the 2003 walk
+    left unwritten as the historical H10."""
+    mappings = [*COW_AND_SHARED, {"addr": "0x30000", "pages": 4, "file": "f", "offset": 0}]
+    program = [["store", "0x10000"], ["store", "0x32000"], ["msync", "0x10000", 2 * PAGE, "async"]]
+    ex, _ = await run_spec(one_process(mappings, program), profile, checkers=all_checkers())
+    if profile != "freebsd5":
+        assert ex.outcome == "ok", ex.violations
+        return
+    assert [v.rule for v in ex.violations] == ["async_clean"]
+    assert ex.violations[0].fields == {"page": "f:2", "historical": True, "misdirected": True}
+
+
 async def test_freebsd5_finds_the_chain_walk_by_itself_on_private_shadow(run_spec: Any) -> None:
     from workloads import build_workload
 
