@@ -276,13 +276,24 @@ def _summary(job: _Job, executions: int, steps: int, elapsed: float, failures: l
     }
 
 
+def historical_note(fields: dict[str, Any]) -> str:
+    """One line on which of freebsd5's historical bugs a reference violation is."""
+    if fields.get("misdirected"):
+        return ("freebsd5's historical backing-chain walk: the 2003 vm_map_clean cleans a "
+                "shadowed copy-on-write mapping's file at the wrong offset (H10); fixed by 2006")
+    if fields.get("wired"):
+        return ("freebsd5's historical invalidate of a wired page: the 2003 page remove "
+                "discards its contents (valid = 0), dirty or not; today's keeps them")
+    return ("freebsd5's historical invalidate data loss, reproduced as the 2003 code behaved; "
+            "the manpage and modern profiles keep re-dirtied pages")
+
+
 def _print_failures(job: _Job, failures: list[Failure]) -> None:
     for f in failures:
         for v in f.violations:
             print(f"VIOLATION {v['rule']} at step {v['step']} (seed {f.seed}): {v['message']}")
             if v["fields"].get("historical") and job.variant.name == "reference":
-                print("  (freebsd5's historical invalidate data loss, reproduced as the 2003 "
-                      "code behaved; the manpage and modern profiles keep re-dirtied pages)")
+                print(f"  ({historical_note(v['fields'])})")
         command = job.rerun_command(job.config_of(f))
         if command is not None:
             print(f"  rerun with: {command}")
@@ -690,6 +701,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vmemu: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        print("vmemu: interrupted", file=sys.stderr)
+        return 130
+    except BaseExceptionGroup as group:
+        # Trio delivers Ctrl-C inside a nursery as a group around the KeyboardInterrupt;
+        # a group of nothing but interrupts is the same interrupt, anything else is a bug.
+        interrupts, rest = group.split(KeyboardInterrupt)
+        if interrupts is None or rest is not None:
+            raise
         print("vmemu: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -20,6 +20,7 @@ from typing import Any
 
 from emulator.check import Rule
 from emulator.check.base import Checker
+from emulator.check.installer import Installer
 from emulator.check.monitor import watch
 from emulator.errors import EmulatorError, InternalError, ReplayDiverged
 from emulator.kern.clean import reference_clean
@@ -65,10 +66,12 @@ CheckerFactory = Callable[[Kernel], Checker]
 def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -> Kernel:
     """Create the kernel state a spec describes (outside any agent: no schedule points)."""
     k = Kernel(sched, PROFILES[spec.profile], record=record)
+    k.cluster = spec.cluster
     watch(k)
     for name, pages in spec.files.items():
         pager = Pager(name, pages)
         pager.fail_writes = name in spec.failing
+        pager.fail_pages = frozenset(spec.fail_pages.get(name, ()))
         obj = VmObject(k, OBJT_FILE, name, pages, pager)
         obj.ref_count = 1  # the vnode's own reference: file objects stay cached
         k.files[name] = obj
@@ -85,8 +88,10 @@ def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -
     k.fault_impl = fault.fault
     k.clean_impl = variant.clean
     k.munmap_impl = variant.munmap
+    if variant.msync_errno is not None:
+        k.msync_errno = variant.msync_errno
     k.trusted = (variant.clean is reference_clean and variant.fault is Fault
-                 and variant.munmap is munmap_path)
+                 and variant.munmap is munmap_path and variant.msync_errno is None)
     return k
 
 
@@ -107,7 +112,7 @@ def final_flush(k: Kernel) -> None:
         assert pager is not None
         for pindex, page in obj.pages.items():
             fold_modified(page)
-            if page.dirty:
+            if page.dirty and page.valid:  # an invalid page's contents are gone
                 pager.stored[pindex] = page.contents
                 page.dirty = False
 
@@ -129,6 +134,8 @@ class Machine:
         self.variant = variant
         self.strategy = strategy
         self.checkers = list(checkers or [])
+        # Builds the checkers once and re-installs them on each execution's kernel.
+        self.installer = Installer(self.checkers)
         self.max_steps = max_steps
         self.record = record
         self.driver = driver
@@ -170,7 +177,9 @@ class Machine:
                                (chosen, tuple(aids))))
 
             sched.on_decision = on_decision
-        checkers = [make(k) for make in self.checkers]
+        if self.installer.factories != self.checkers:
+            self.installer = Installer(self.checkers)
+        checkers = self.installer.install(k, spec)
         for watcher in self.watchers:
             watcher(k)
         if self.strategy.wants_events:
@@ -182,17 +191,24 @@ class Machine:
             program = spec.cpus[i].program
             out = results[f"cpu{i}"]
             current_op: dict[int, str] = k.shared.setdefault("current_op", {})
+            # Every subscription is made by now: an event no one records or observes
+            # need not be built (no checker watches calls and returns).
+            say_call = k.recording or Call in k.observers
+            say_ret = k.recording or Ret in k.observers
 
             async def run() -> None:
                 for op in program:
-                    current_op[i] = op.name
-                    k.emit(Call(op.name, op.event_args))
+                    name = op.name
+                    current_op[i] = name
+                    if say_call:
+                        k.emit(Call(name, op.event_args))
                     # run_op, inlined: every frame of the await chain is passed twice
                     # at every switch of agents.
                     value = await op.call.handler(k, vm_map, *op.args)
                     rendered = result_value(value)
-                    k.emit(Ret(op.name, rendered))
-                    out.append({"op": op.name, "args": list(op.plain_args), "ret": rendered})
+                    if say_ret:
+                        k.emit(Ret(name, rendered))
+                    out.append({"op": name, "args": list(op.plain_args), "ret": rendered})
 
             return run
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import CleanGeneration
+from emulator.kern.events import CleanGeneration, Invalid
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from emulator.kern.map import VmMap, VmMapEntry
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
-    from emulator.kern.pager import Io
+    from emulator.kern.pager import Cluster, Io
 
 
 # -- error codes per profile (SEMANTICS.md §2) ----------------------------------------
@@ -269,9 +269,15 @@ class MapClean:
     def bottom_object(
         self, k: Kernel, obj: VmObject | None, offset: int
     ) -> tuple[VmObject | None, int]:
-        """Follow the backing chain to its bottom, adjusting the byte offset."""
+        """Follow the backing chain to its bottom, adjusting the byte offset (in the
+        profile's order: the 2003 walk adds the offset of the object it steps to)."""
+        steps_first = k.profile.chain_walk_steps_first
         while obj is not None and obj.backing is not None:
             k.touch_object(obj)
+            if steps_first:
+                obj = obj.backing
+                offset += obj.backing_offset << PAGE_SHIFT
+                continue
             offset += obj.backing_offset << PAGE_SHIFT
             obj = obj.backing
         if obj is not None:
@@ -399,7 +405,8 @@ class MapClean:
                     await page.xunbusy()
                     page = obj.find_least(pi + 1)
                     continue
-                if not await self.flush_page(obj, page, sync):
+                ok, run = await self.flush_run(obj, page, sync)
+                if not ok:
                     res = False
                     allclean = False
                 if not sync:
@@ -407,7 +414,7 @@ class MapClean:
                 if obj.generation != curgen and sync:
                     rescan = True
                     break
-                page = obj.find_least(pi + 1)
+                page = obj.find_least(pi + run)
             if not rescan:
                 break
         if allclean:
@@ -426,6 +433,74 @@ class MapClean:
     async def protect(self, page: VmPage) -> None:
         """Revoke write access everywhere and fold modified bits, in one step."""
         await remove_write(page.k, page)
+
+    async def flush_run(self, obj: VmObject, page: VmPage, sync: bool) -> tuple[bool, int]:
+        """Write an exclusive-busy dirty page, alone or with its neighbours (object
+        locked).  Returns (no write error reported, how many pages from ``page`` on
+        the write covered): the page clean goes on after them."""
+        if obj.k.cluster == 1:
+            return await self.flush_page(obj, page, sync), 1
+        return await self.collect_flush(obj, page, sync)
+
+    async def collect_flush(self, obj: VmObject, page: VmPage, sync: bool) -> tuple[bool, int]:
+        """Cluster ``page`` with its dirty neighbours and write them in one pager call
+        (vm_object_page_collect_flush, then vm_pageout_flush).  Object locked.
+
+        The run grows forward, then backward, one resident neighbour at a time, up
+        to the kernel's cluster size, whatever the clean's range: each neighbour is
+        try-busied and write-protected, and the run stops at the first missing,
+        busy or clean one.  A synchronous write is waited for; its error is the
+        clean's only if it hit the requested page or a page after it
+        (``cluster_eio``): a failed backward neighbour stays dirty, unreported.
+        Returns (no error reported, pages written from ``page`` on).
+        """
+        k = obj.k
+        run = [page]
+        while len(run) < k.cluster:
+            nb = obj.lookup_page(run[-1].pindex + 1)
+            if nb is None or not await self.collect_neighbour(nb):
+                break
+            run.append(nb)
+        mreq = 0
+        while len(run) < k.cluster:
+            nb = obj.lookup_page(run[0].pindex - 1)
+            if nb is None or not await self.collect_neighbour(nb):
+                break
+            run.insert(0, nb)
+            mreq += 1
+        await k.kpoint()
+        for p in run:
+            k.touch_page(p)
+        cluster = self.start_cluster(k, run, mreq, sync)
+        if not sync:
+            return True, len(run) - mreq
+        await obj.lock.unlock()
+        for io in cluster.ios:
+            await k.disk.wait(io)
+        await obj.lock.lock()
+        return not self.cluster_eio(cluster), len(run) - mreq
+
+    async def collect_neighbour(self, page: VmPage) -> bool:
+        """Take a neighbour into the run: try-busy it, write-protect it with its
+        modified bits folded (vm_object_page_remove_write), keep it if dirty.
+        Never sleeps: a busy neighbour ends the run, as does a clean one (unbusied)."""
+        if not await page.try_xbusy():
+            return False
+        await self.protect(page)
+        if not page.dirty:
+            await page.xunbusy()
+            return False
+        return True
+
+    def start_cluster(self, k: Kernel, pages: list[VmPage], mreq: int, sync: bool) -> Cluster:
+        """Queue the run's one write (vm_pageout_flush -> VOP_PUTPAGES).  Part of the
+        caller's step; every page stays busy, and dirty, until the write completes."""
+        return k.disk.issue_cluster(pages, mreq, sync)
+
+    def cluster_eio(self, cluster: Cluster) -> bool:
+        """Whether a completed synchronous run reports EIO: a page at or after the
+        requested one failed (vm_pageout_flush: ``i >= mreq && i - mreq < runlen``)."""
+        return any(io.error for io in cluster.ios[cluster.mreq:])
 
     async def flush_page(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
         """Write an exclusive-busy page; wait for a synchronous write.  Object locked.
@@ -461,6 +536,8 @@ class MapClean:
 
         The object must be locked.  A busy page is waited for, never freed.
         With ``clean_only`` a page found dirty (after write-protecting it) stays.
+        A wired page is never freed; a profile that discards wired pages unmaps
+        one and sets it invalid unless ``clean_only`` (``discard_wired``).
         """
         k = obj.k
         k.touch_object(obj)
@@ -468,6 +545,16 @@ class MapClean:
         while page is not None and page.pindex < end:
             pi = page.pindex
             if page.wire_count > 0:
+                if not clean_only and k.profile.invalidate_discards_wired and page.valid:
+                    if page.is_busy():
+                        # 2003 did not wait here; waiting (as today's code does) keeps
+                        # a fault that busied the page from mapping discarded contents.
+                        await obj.lock.unlock()
+                        await page.wait_unbusy()
+                        await obj.lock.lock()
+                        page = obj.find_least(pi)
+                        continue
+                    await self.discard_wired(obj, page)
                 page = obj.find_least(pi + 1)
                 continue
             if not await page.try_xbusy():
@@ -486,6 +573,25 @@ class MapClean:
             await k.kpoint()
             obj.free_page(page)
             page = obj.find_least(pi + 1)
+
+
+    async def discard_wired(self, obj: VmObject, page: VmPage) -> None:
+        """Unmap a wired page everywhere and discard its contents (``valid = 0``),
+        without busying it, as the 2003 page remove did.  Object locked.
+
+        The page stays resident and wired; the next access reads it from the
+        pager again, so a store it held that the pager has not is gone.  A file
+        page only: a device page's memory is the device's.
+        """
+        if obj.pager is None:
+            return
+        await remove_all(obj.k, page)
+        dirty = page.dirty
+        page.valid = False
+        # 2003 left the dirty bits, but every clean tests (dirty & valid): nothing
+        # writes an invalid page, here nor in a neighbour's cluster.
+        page.dirty = False
+        obj.k.emit(Invalid(obj.name, page.pindex, int(dirty), page))
 
 
 REFERENCE = MapClean()

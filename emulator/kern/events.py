@@ -34,6 +34,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
+    from emulator.kern.kern_return import KernReturn
     from emulator.kern.map import VmMap
     from emulator.kern.page import VmPage
     from emulator.kern.pager import Io
@@ -310,6 +311,19 @@ class Free(Event):
 
 @traced
 @dataclass(slots=True)
+class Invalid(Event):
+    """A wired page's contents were discarded (``valid = 0``) by an invalidate: it
+    stays resident, and the next access reads it again (the 2003 page remove)."""
+
+    kind: ClassVar[str] = "invalid"
+    obj: str
+    pindex: int
+    dirty: int
+    page: VmPage = live()  # noqa: RUF009 (a fresh Field per use)
+
+
+@traced
+@dataclass(slots=True)
 class Dirty(Event):
     """A write fault dirtied a page; the object's clean generation is ``generation``."""
 
@@ -385,6 +399,18 @@ class PteRemove(Event):
 
 @traced
 @dataclass(slots=True)
+class PteProtect(Event):
+    """``count`` mappings of [start_vpn, end_vpn) made read-only (pmap_protect)."""
+
+    kind: ClassVar[str] = "pte_protect"
+    map: str
+    start_vpn: int
+    end_vpn: int
+    count: int
+
+
+@traced
+@dataclass(slots=True)
 class RemoveWrite(Event):
     """A page write-protected everywhere; ``dirty`` after folding the modified bits."""
 
@@ -438,6 +464,18 @@ class EntryClip(Event):
     end: int
 
 
+@traced
+@dataclass(slots=True)
+class EntryProtect(Event):
+    """The entry [start, end) given protection ``prot`` (``r``, ``rw`` or ``rwx``)."""
+
+    kind: ClassVar[str] = "entry_protect"
+    map: str
+    start: int
+    end: int
+    prot: str
+
+
 # -- the pager -----------------------------------------------------------------------
 
 
@@ -478,6 +516,15 @@ class MapAccess(Event):
     kind: ClassVar[str] = "map_access"
     vm_map: VmMap
     what: str
+
+
+@dataclass(slots=True)
+class MsyncErrno(Event):
+    """msync(2) turned its clean's ``rv`` into ``result`` (0 or an errno name)."""
+
+    kind: ClassVar[str] = "msync_errno"
+    rv: KernReturn
+    result: int | str
 
 
 @dataclass(slots=True)

@@ -2,8 +2,8 @@
 
 Each returns what a stress tool would record: ``load`` the value read (a store
 id), ``store`` 0, a fault's failure ``SIGSEGV``, ``msync`` 0 or an errno name,
-``clean`` a ``KERN_*`` name.  Map changes (mmap, munmap, mlock, munlock) take
-the map lock exclusive; munmap removes page-table entries before unlinking the
+``clean`` a ``KERN_*`` name.  Map changes (mmap, munmap, mprotect, mlock,
+munlock) take the map lock exclusive; munmap removes page-table entries before unlinking the
 entries, so modified bits reach the page's dirty flag and nothing is lost.
 
 ``SYSCALLS`` (at the end) is the one description of every call a program may
@@ -24,17 +24,20 @@ from emulator.kern.events import (
     BadReturn,
     CleanCall,
     CleanReturn,
+    EntryProtect,
     Load,
+    MsyncErrno,
     ObjectNew,
     Store,
     Unwire,
     Wire,
 )
 from emulator.kern.kern_return import KernReturn
-from emulator.kern.map import PROT_WORDS, VmMapEntry
+from emulator.kern.map import PROT_WORDS, PROT_WRITE, Prot, VmMapEntry
 from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
 from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
 from emulator.kern.pmap import fold_modified
+from emulator.kern.profile import msync_errno
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -129,7 +132,7 @@ def cow_contents(obj: VmObject, pindex: int) -> int:
     assert below is not None
     bpindex = pindex + obj.backing_offset
     src = below.pages.get(bpindex)
-    if src is not None:
+    if src is not None and src.valid:
         fold_modified(src)
         contents: int = src.contents
         return contents
@@ -149,17 +152,37 @@ def top_object(k: Kernel, entry: VmMapEntry) -> VmObject:
     return entry.obj
 
 
+def submap_pieces(entry: VmMapEntry) -> list[tuple[VmMapEntry, int, int]]:
+    """The inner entries a sub-map entry covers, each with the part [start, end) of the
+    sub-map's address space that this (possibly clipped) entry covers."""
+    assert entry.submap is not None
+    lo = entry.offset
+    hi = lo + (entry.end - entry.start)
+    out = []
+    for inner in entry.submap.entries.values():
+        start, end = max(lo, inner.start), min(hi, inner.end)
+        if start < end:
+            out.append((inner, start, end))
+    return out
+
+
 def wire_now(k: Kernel, entry: VmMapEntry) -> None:
     """Make an entry's pages resident and wired, synchronously (machine build only)."""
     if entry.submap is not None:
-        for inner in entry.submap.entries.values():
-            wire_now(k, inner)
+        # A sub-map entry's wiring is its own, over the part it covers; the inner
+        # entries' flags are not consulted.
+        for inner, start, end in submap_pieces(entry):
+            _wire_now_range(k, inner, start, end)
         return
+    _wire_now_range(k, entry, entry.start, entry.end)
+
+
+def _wire_now_range(k: Kernel, entry: VmMapEntry, start: int, end: int) -> None:
     if entry.needs_copy and entry.writable:
         shadow_entry(k, entry)  # wiring a writable private mapping copies its pages
     obj = top_object(k, entry)
-    first = entry.offset >> PAGE_SHIFT
-    for pindex in range(first, first + ((entry.end - entry.start) >> PAGE_SHIFT)):
+    first = (entry.offset + (start - entry.start)) >> PAGE_SHIFT
+    for pindex in range(first, first + ((end - start) >> PAGE_SHIFT)):
         page = obj.lookup_page(pindex)
         if page is None:
             page = obj.alloc_page(pindex, busy=False)
@@ -209,7 +232,8 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
         pte = vm_map.pmap.lookup(vpn)
         if pte is not None and pte.writable:
             page = pte.page
-            k.touch_page(page)
+            if page.freed:
+                k.touch_page(page)
             value = k.new_store_id()
             pte.modified = True
             page.contents = value
@@ -264,15 +288,30 @@ async def sys_munmap(k: Kernel, vm_map: VmMap, addr: int, length: int) -> int | 
     assert k.munmap_impl is not None
     if not k.trusted:
         k.untrusted()
-    await k.munmap_impl(vm_map, start, end)
-    return 0
+    rv = await k.munmap_impl(vm_map, start, end)
+    return 0 if rv is None else rv  # a munmap path may return nothing: success
 
 
-async def munmap_path(vm_map: VmMap, start: int, end: int) -> None:
-    """The reference munmap: lock exclusive, unmap, unlock."""
+def munmap_refused(vm_map: VmMap, start: int, end: int) -> str | None:
+    """The errno munmap returns for [start, end), or None to go ahead.  Map locked.
+
+    A profile with ``munmap_hole`` refuses a range with a hole in it ("Make sure
+    entire range is allocated", the 2003 munmap); the others remove what is mapped.
+    """
+    errno = vm_map.k.profile.munmap_hole
+    if errno is None or _covered(vm_map, start, end) is not None:
+        return None
+    return errno
+
+
+async def munmap_path(vm_map: VmMap, start: int, end: int) -> int | str:
+    """The reference munmap: lock exclusive, check the range, unmap, unlock."""
     await vm_map.lock.xlock()
-    await remove_range(vm_map, start, end)
+    refused = munmap_refused(vm_map, start, end)
+    if refused is None:
+        await remove_range(vm_map, start, end)
     await vm_map.lock.unlock()
+    return 0 if refused is None else refused
 
 
 async def sys_mmap(
@@ -298,17 +337,23 @@ async def wire_entry(k: Kernel, entry: VmMapEntry) -> None:
 
     Order map -> vnode -> object; a busy page is waited for without the object
     lock.  (FreeBSD marks the entry in transition and unlocks the map; holding
-    it is simpler and excludes the same races here.)
+    it is simpler and excludes the same races here.)  A sub-map entry wires the
+    pages of the part of the sub-map it covers, once, whatever the inner
+    entries' own flags say.
     """
     if entry.submap is not None:
-        for inner in list(entry.submap.entries.values()):
-            await wire_entry(k, inner)
+        for inner, start, end in submap_pieces(entry):
+            await _wire_range(k, inner, start, end)
         return
+    await _wire_range(k, entry, entry.start, entry.end)
+
+
+async def _wire_range(k: Kernel, entry: VmMapEntry, start: int, end: int) -> None:
     if entry.needs_copy and entry.writable:
         shadow_entry(k, entry)  # wiring a writable private mapping copies its pages
     obj = top_object(k, entry)
-    first = entry.offset >> PAGE_SHIFT
-    count = (entry.end - entry.start) >> PAGE_SHIFT
+    first = (entry.offset + (start - entry.start)) >> PAGE_SHIFT
+    count = (end - start) >> PAGE_SHIFT
     vnode = obj.vnode
     if vnode is not None:
         await vnode.lock()
@@ -344,15 +389,18 @@ async def unwire_entry(k: Kernel, entry: VmMapEntry) -> None:
     """Drop the wiring an entry put on its resident pages.  Map locked exclusive."""
     entry.wired = False
     if entry.submap is not None:
-        for inner in list(entry.submap.entries.values()):
-            if inner.wired:
-                await unwire_entry(k, inner)
+        for inner, start, end in submap_pieces(entry):
+            await _unwire_range(k, inner, start, end)
         return
+    await _unwire_range(k, entry, entry.start, entry.end)
+
+
+async def _unwire_range(k: Kernel, entry: VmMapEntry, start: int, end: int) -> None:
     obj = entry.obj
     if obj is None:
         return
-    first = entry.offset >> PAGE_SHIFT
-    count = (entry.end - entry.start) >> PAGE_SHIFT
+    first = (entry.offset + (start - entry.start)) >> PAGE_SHIFT
+    count = (end - start) >> PAGE_SHIFT
     await obj.lock.lock()
     for pindex in range(first, first + count):
         page = obj.lookup_page(pindex)
@@ -426,6 +474,55 @@ def _clip_all(
     return out
 
 
+async def sys_mprotect(k: Kernel, vm_map: VmMap, addr: int, length: int,
+                       prot: str) -> int | str:
+    """mprotect(2): give every entry of the page-rounded range protection ``prot``.
+
+    Entries have no maximum protection here, so the only failure is a sub-map in
+    the range (KERN_INVALID_ARGUMENT, EINVAL); never EACCES.
+    """
+    rv = await protect_range(vm_map, trunc_page(addr), round_page(addr + length),
+                             PROT_WORDS[prot])
+    return 0 if rv == KernReturn.SUCCESS else "EINVAL"
+
+
+async def protect_range(vm_map: VmMap, start: int, end: int, prot: Prot) -> KernReturn:
+    """vm_map_protect: set the protection of the entries of [start, end), clipped to it.
+
+    Holes are skipped; a sub-map entry in the range refuses the whole call before
+    anything changes.  Lowering an entry's protection revokes write access in this
+    map's page tables (pmap_protect), folding the modified bits into the pages, so a
+    later store faults and fails; raising it changes only the entry: the next write
+    fault maps the page writable.  The range is clamped to the map.
+    """
+    k = vm_map.k
+    await vm_map.lock.xlock()
+    start, end = vm_map.clamp(start, end)
+    first = await vm_map.lookup_entry(start) or vm_map.first_entry_after(start)
+    cur = first
+    while cur is not None and cur.start < end:
+        if cur.submap is not None:
+            await vm_map.lock.unlock()
+            return KernReturn.INVALID_ARGUMENT
+        cur = vm_map.succ(cur)
+    if first is not None and first.start < start:
+        first = vm_map.clip(first, start)
+    word = next(w for w, p in PROT_WORDS.items() if p == prot)
+    cur = first
+    while cur is not None and cur.start < end:
+        if cur.end > end:
+            vm_map.clip(cur, end)
+        old = cur.prot
+        k.map_access(vm_map, "protect")
+        cur.prot = prot
+        k.emit(EntryProtect(vm_map.name, cur.start, cur.end, word))
+        if PROT_WRITE in old and PROT_WRITE not in prot:
+            await vm_map.pmap.protect(cur.start >> PAGE_SHIFT, cur.end >> PAGE_SHIFT)
+        cur = vm_map.succ(cur)
+    await vm_map.lock.unlock()
+    return KernReturn.SUCCESS
+
+
 # -- cleaning ---------------------------------------------------------------------
 
 
@@ -449,7 +546,8 @@ async def sys_clean(
 
 
 async def sys_msync(k: Kernel, vm_map: VmMap, addr: int, length: int, flags: str) -> int | str:
-    """msync(2): round to pages, map flags to (syncio, invalidate), clean."""
+    """msync(2): round to pages, map flags to (syncio, invalidate), clean, and turn
+    the clean's code into an errno by the era's switch (``k.msync_errno``)."""
     words = flags.split(",")
     if "async" in words and ("invalidate" in words or "sync" in words):
         return "EINVAL"
@@ -460,8 +558,21 @@ async def sys_msync(k: Kernel, vm_map: VmMap, addr: int, length: int, flags: str
         return "EINVAL"
     syncio = "async" not in words
     invalidate = "invalidate" in words
+    if size == 0 and k.profile.msync_sizes_zero_length:
+        # The 2003 msync: "the entry containing addr", sized under the map lock,
+        # which is dropped before the clean takes it again -- the entry can be
+        # replaced in between (the TOCTOU cb53ca4d closed by moving this into
+        # vm_map_sync; faithful here, FIDELITY.md D6).
+        await vm_map.lock.slock()
+        entry = await vm_map.lookup_entry(addr)
+        await vm_map.lock.unlock()
+        if entry is None:
+            return msync_errno(k.msync_errno, KernReturn.INVALID_ADDRESS)
+        addr, size = entry.start, entry.end - entry.start
     rv = await sys_clean(k, vm_map, addr, addr + size, syncio, invalidate)
-    return k.profile.msync_result(rv)
+    result = msync_errno(k.msync_errno, rv)
+    k.emit(MsyncErrno(rv, result))  # the return_code rule judges the switch
+    return result
 
 
 async def sys_yield(k: Kernel, vm_map: VmMap) -> int:
@@ -488,6 +599,7 @@ class ArgKind(enum.Enum):
     FLAG = "flag"  # a bool
     MSYNC_FLAGS = "msync flags"  # a sorted comma-joined subset of MSYNC_FLAG_WORDS
     MAPPING = "mapping"  # options for the call's first two arguments (addr, pages)
+    PROT = "prot"  # a key of PROT_WORDS: r, rw or rwx
 
     def plain(self, value: Any) -> Any:
         """``value`` as plain data (JSON): what a spec or a trace holds."""
@@ -586,6 +698,7 @@ SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
     Syscall("munmap", (_ADDR, _LEN), sys_munmap),
     Syscall("mmap", (_ADDR, Arg("pages", ArgKind.LENGTH), Arg("options", ArgKind.MAPPING)),
             sys_mmap),
+    Syscall("mprotect", (_ADDR, _LEN, Arg("prot", ArgKind.PROT)), sys_mprotect),
     Syscall("mlock", (_ADDR, _LEN), sys_mlock),
     Syscall("munlock", (_ADDR, _LEN), sys_munlock),
     Syscall("yield", (), sys_yield),

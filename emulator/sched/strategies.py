@@ -24,9 +24,11 @@ from emulator.kern.events import (
     Dirty,
     EntryClip,
     EntryInsert,
+    EntryProtect,
     EntryRemove,
     Event,
     Free,
+    Invalid,
     IoDone,
     IoIssue,
     Load,
@@ -35,6 +37,7 @@ from emulator.kern.events import (
     ObjectNew,
     Pagein,
     PteEnter,
+    PteProtect,
     PteRemove,
     Read,
     RemoveAll,
@@ -92,6 +95,11 @@ class Strategy:
         """Return one of ``runnable`` (two or more agent numbers, ascending)."""
         raise NotImplementedError
 
+    def chooser(self) -> Callable[[Sequence[int], int], int]:
+        """What the scheduler calls at each decision of the execution just ``reset``:
+        ``choose``, or a member's (a mix calls its member's directly, one call less)."""
+        return self.choose
+
     def describe(self) -> dict[str, object]:
         """Return what a trace header needs to rebuild this strategy."""
         return {"name": self.name}
@@ -104,12 +112,14 @@ class RandomStrategy(Strategy):
 
     def __init__(self) -> None:
         self.rng = random.Random(0)
+        self._random = self.rng.random  # bound once: choose runs at every decision
 
     def reset(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self._random = self.rng.random
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
-        return runnable[int(self.rng.random() * len(runnable))]
+        return runnable[int(self._random() * len(runnable))]
 
 
 class ReplayStrategy(Strategy):
@@ -221,6 +231,9 @@ class PortfolioStrategy(Strategy):
     def choose(self, runnable: Sequence[int], current: int) -> int:
         return self.active.choose(runnable, current)
 
+    def chooser(self) -> Callable[[Sequence[int], int], int]:
+        return self.active.chooser()
+
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "members": [m.describe() for m in self.members]}
 
@@ -256,12 +269,13 @@ def _channel_keys(chan: object) -> Keys:
     return (ANY,)
 
 
-def _map_keys(ev: PteEnter | PteRemove | EntryInsert | EntryRemove | EntryClip | Load) -> Keys:
+def _map_keys(ev: PteEnter | PteRemove | PteProtect | EntryInsert | EntryRemove | EntryClip
+              | EntryProtect | Load) -> Keys:
     return (("map", ev.map),)
 
 
 def _object_keys(ev: ObjectNew | ObjectFree | Busy | Unbusy | Alloc | Free | RemoveWrite
-                 | RemoveAll | Dirty | Pagein | Cow | Wire | Unwire | CleanGeneration
+                 | RemoveAll | Invalid | Dirty | Pagein | Cow | Wire | Unwire | CleanGeneration
                  | Writeable) -> Keys:
     return (("obj", ev.obj),)
 
@@ -287,10 +301,10 @@ _FOOTPRINTS: dict[type[Event], Callable[[Any], Keys]] = {
     Store: lambda ev: (("map", ev.map), ("obj", ev.obj)),
     IoIssue: _io_keys,
     IoDone: _io_keys,
-    **dict.fromkeys((PteEnter, PteRemove, EntryInsert, EntryRemove, EntryClip, Load),
-                    _map_keys),
+    **dict.fromkeys((PteEnter, PteRemove, PteProtect, EntryInsert, EntryRemove, EntryClip,
+                     EntryProtect, Load), _map_keys),
     **dict.fromkeys((ObjectNew, ObjectFree, Busy, Unbusy, Alloc, Free, RemoveWrite, RemoveAll,
-                     Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
+                     Invalid, Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
                     _object_keys),
     # The harness's bookkeeping touches nothing shared.
     **dict.fromkeys((Call, Ret, CleanCall, CleanReturn, Sched, Violated), _silent),

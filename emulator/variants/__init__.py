@@ -58,6 +58,13 @@ MUTANT_NAMES = (
     # Reachable through the fault's unlocked page-in and the writer-preferring map lock.
     "fault_blocking_relookup",
     "shared_lock_across_page_sleep",
+    # Reachable through mprotect (issue 11 item 5).
+    "writable_entries_only",
+    # Reachable through the page clean's clustering (issue 11 item 5).
+    "cluster_eio_whole",
+    "neighbour_not_write_protected",
+    # The era-faithful freebsd5 (issue 11): what later eras fixed, as mutants of today's.
+    "msync_einval_unmapped",
 )
 
 MUTANTS: dict[str, Variant] = {

@@ -103,6 +103,9 @@ KINDS: dict[type[ev_.Event], Kind] = {
     ev_.PteRemove: Kind(lambda e, s: (
         f"unmap ptes [{_va(e.start_vpn)}, {_va(e.end_vpn)}) ({e.count})",
         f"unmap {e.count} ptes")),
+    ev_.PteProtect: Kind(lambda e, s: (
+        f"write-protect ptes [{_va(e.start_vpn)}, {_va(e.end_vpn)}) ({e.count})",
+        f"wprotect {e.count} ptes")),
     ev_.RemoveWrite: Kind(lambda e, s: (
         f"write-protect {page(e.obj, e.pindex)} ({_dirty_flag(e.dirty)})",
         f"wprotect {page(e.obj, e.pindex)} {_dirty_flag(e.dirty)}")),
@@ -116,6 +119,8 @@ KINDS: dict[type[ev_.Event], Kind] = {
     ev_.IoDone: Kind(_io_done, style="io", store="data"),
     ev_.Free: Kind(lambda e, s: f"free {page(e.obj, e.pindex)}" + (" (dirty!)" if e.dirty else ""),
                    bad=lambda text: "dirty" in text),
+    ev_.Invalid: Kind(lambda e, s: f"invalid {page(e.obj, e.pindex)}"
+                      + (" (dirty!)" if e.dirty else ""), bad=lambda text: "dirty" in text),
     ev_.Store: Kind(_store, style="store", store="sid"),
     ev_.Load: Kind(_load, store="value"),
     ev_.EntryInsert: Kind(lambda e, s: (f"entry + [{hex_text(e.start)}, {hex_text(e.end)})",
@@ -125,6 +130,9 @@ KINDS: dict[type[ev_.Event], Kind] = {
     ev_.EntryClip: Kind(lambda e, s: (
         f"clip [{hex_text(e.start)}, {hex_text(e.end)}) at {hex_text(e.at)}",
         f"clip at {hex_text(e.at)}")),
+    ev_.EntryProtect: Kind(lambda e, s: (
+        f"protect [{hex_text(e.start)}, {hex_text(e.end)}) {e.prot}",
+        f"protect {hex_text(e.start)} {e.prot}")),
     ev_.CleanGeneration: Kind(lambda e, s: f"clean gen {e.obj} = {e.generation}"),
     ev_.ObjectNew: Kind(lambda e, s: f"new object {e.obj}"),
     ev_.ObjectFree: Kind(lambda e, s: f"free object {e.obj}"),
