@@ -63,10 +63,11 @@ cluster_errors joined (issue 11 item 5: their arms come after the others', so th
 mutants are first caught in the first round; three later catches moved).  no_relookup_after_sleep
 re-measured when pageout_vs_msync took an async-then-sync cleaner, a read-only reader and an
 invalidating third process (1117 -> 735; 1000 seeds of each arm alone: random 2.3% -> 5.7%,
-pos 1.9% -> 4.7%, pct(2) 0 -> 0.6%, pct(3) 0 -> 0.9% of executions catch it).  Re-measured after issue 11's buffer cache (modern's
-asynchronous cleans delay their writes and its whole-file MS_SYNC ends with VOP_FSYNC, which
-changes modern's schedules; generated draws fsync(2); async_then_sync's arms come last) and
-its four mutants added (no_relookup_after_sleep: 735 -> 78, the arms' draws changing).
+pos 1.9% -> 4.7%, pct(2) 0 -> 0.6%, pct(3) 0 -> 0.9% of executions catch it).
+Re-measured after issue 11's buffer cache (modern's asynchronous cleans delay their writes
+and its whole-file MS_SYNC ends with VOP_FSYNC, which changes modern's schedules; generated
+draws fsync(2); async_then_sync's arms come last) and its four mutants added
+(no_relookup_after_sleep: 735 -> 78, the arms' draws changing).
 """
 
 from __future__ import annotations
