@@ -218,6 +218,7 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str,
             "rerun": run.command() if run.seeded else None,
             "rule": ex.violations[-1].rule,
             "message": ex.violations[-1].message,
+            "fields": dict(ex.violations[-1].fields),
         }
         if is_historical(str(run.profile), reference, ex):
             out.historical += 1
