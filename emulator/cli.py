@@ -276,13 +276,24 @@ def _summary(job: _Job, executions: int, steps: int, elapsed: float, failures: l
     }
 
 
+# What a reference's historical violation reproduces, by its ``historical`` field.
+HISTORICAL_NOTES: dict[object, str] = {
+    True: "freebsd5's historical invalidate data loss, reproduced as the 2003 code behaved; "
+          "the manpage and modern profiles keep re-dirtied pages",
+    "H24": "freebsd5's page clean clears OBJ_MIGHTBEDIRTY before its scan and never sets it "
+           "again when a write fails (H24): every later clean returns at once on a dirty page",
+    "H26": "freebsd5's page clean tests a page dirty before waiting for its busy (H26): a page "
+           "left clean by an asynchronous write still in flight is passed over",
+}
+
+
 def _print_failures(job: _Job, failures: list[Failure]) -> None:
     for f in failures:
         for v in f.violations:
             print(f"VIOLATION {v['rule']} at step {v['step']} (seed {f.seed}): {v['message']}")
-            if v["fields"].get("historical") and job.variant.name == "reference":
-                print("  (freebsd5's historical invalidate data loss, reproduced as the 2003 "
-                      "code behaved; the manpage and modern profiles keep re-dirtied pages)")
+            era = v["fields"].get("historical")
+            if era and job.variant.name == "reference":
+                print(f"  ({HISTORICAL_NOTES.get(era, HISTORICAL_NOTES[True])})")
         command = job.rerun_command(job.config_of(f))
         if command is not None:
             print(f"  rerun with: {command}")

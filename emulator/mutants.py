@@ -134,7 +134,11 @@ async def hunt(
         result.executions += 1
         if ex.outcome in ("ok", "pruned"):
             continue
-        rules = [v.rule for v in ex.violations]
+        # A historical violation is the era's own behaviour (the reference shows it
+        # too): it catches no mutant.
+        rules = [v.rule for v in ex.violations if not v.fields.get("historical")]
+        if not rules:
+            continue
         for r in rules:
             if r not in result.rules:
                 result.rules.append(r)

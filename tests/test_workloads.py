@@ -21,7 +21,8 @@ NAMES = list(WORKLOADS)
 EXPECTED = ["writers_vs_msync", "msync_vs_munmap", "two_cleaners", "invalidate_shared_file",
             "zero_length_msync", "random_mix", "write_errors",
             "submap_msync", "wired_invalidate", "private_shadow", "spanning_range",
-            "three_processes", "teardown_during_flush", "generated", "pageout_vs_msync"]
+            "three_processes", "teardown_during_flush", "generated", "pageout_vs_msync",
+            "async_then_invalidate"]
 # The structure-covering workloads (issue 9): each builds one structure of the spec format.
 STRUCTURES = EXPECTED[7:13]
 

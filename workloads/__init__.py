@@ -19,6 +19,7 @@ from typing import Any
 from emulator.errors import BadInput
 from emulator.spec import Spec, load_spec_file, parse_spec
 from workloads import (
+    async_then_invalidate,
     generated,
     invalidate_shared_file,
     msync_vs_munmap,
@@ -53,6 +54,8 @@ WORKLOADS: dict[str, ModuleType] = {
     "teardown_during_flush": teardown_during_flush,
     "generated": generated,
     "pageout_vs_msync": pageout_vs_msync,
+    # freebsd5's 2003 page clean and soft busy (issue 11, item 4).
+    "async_then_invalidate": async_then_invalidate,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]

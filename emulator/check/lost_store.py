@@ -21,7 +21,7 @@ The expected state comes from the stores themselves, never from the variant.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
@@ -109,6 +109,38 @@ def reached_pages(
     return out
 
 
+def era_excuse(k: Kernel, obj: VmObject, pindex: int, sid: int) -> str | None:
+    """Why the 2003 page clean (``Profile.flag_page_clean``) left store ``sid`` of
+    page ``obj:pindex`` out of the pager, as that code did, or None.
+
+    * ``"H26"``: a write carrying the store (or a later one) is still in flight:
+      the page was left clean when its asynchronous write was issued, and the
+      clean tests dirtiness before waiting for the busy, so it passed over the
+      page without waiting for that write;
+    * ``"H24"``: the page is still dirty but OBJ_MIGHTBEDIRTY is clear: a
+      whole-object clean cleared it before its scan, then its write failed (or it
+      has not reached the page yet), and every clean since returns at once.
+
+    Judged from the kernel's state at the call's return; anything else is a bug.
+    """
+    if not k.profile.flag_page_clean:
+        return None
+    page = obj.pages.get(pindex)
+    if page is None:
+        return None
+    if any(io.page is page and io.data >= sid for io in k.disk.queue):
+        return "H26"
+    if not obj.might_be_dirty() and (page.dirty or is_modified(page)):
+        return "H24"
+    return None
+
+
+def era_fields(era: str | None) -> dict[str, Any]:
+    """A violation's ``historical`` field when the era excuses it; none otherwise
+    (so the other profiles' violations, and their traces, are unchanged)."""
+    return {"historical": era} if era else {}
+
+
 @dataclass
 class _Notes:
     """What lost_store notes about one synchronous or invalidating clean call."""
@@ -130,6 +162,7 @@ class LostStore(Checker):
         self.calls = calls = tracker(k)
         self.last: dict[tuple[str, int], StoreInfo] = {}  # file page -> its last store
         self.failed_writes: set[tuple[str, int]] = set()
+        self.failed_at: dict[tuple[str, int], int] = {}  # page -> step of its last failed write
         self.notes: dict[OpenCall, _Notes] = {}
         k.observe(Store, self._store)
         k.observe(CleanCall, self._call)
@@ -195,13 +228,14 @@ class LostStore(Checker):
         for obj, pindex, va, info in notes.expected:
             if any(lo <= va < hi for lo, hi in notes.removed):
                 continue  # the mapping went away during the call
-            if (obj.name, pindex) in self.failed_writes:
-                continue
+            if self.failed_at.get((obj.name, pindex), -1) >= call.called_at:
+                continue  # a write of the page failed during the call
             assert obj.pager is not None
             held = obj.pager.stored[pindex]
             if held < info.sid:
                 op = k.shared.get("current_op", {}).get(call.cpu)
                 kind = "msync" if op == "msync" else "clean"
+                era = era_excuse(k, obj, pindex, info.sid)
                 self.violate(
                     f"{k.agent_name(call.cpu)}'s synchronous {kind} of "
                     f"[{call.start:#x},{call.end:#x}) in {call.vm_map.name} (called at step "
@@ -211,6 +245,7 @@ class LostStore(Checker):
                     page=f"{obj.name}:{pindex}",
                     store=info.sid,
                     pager=held,
+                    **era_fields(era),
                 )
 
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
@@ -219,6 +254,7 @@ class LostStore(Checker):
         key = (page.obj.name, page.pindex)
         if io.error:
             self.failed_writes.add(key)
+            self.failed_at[key] = step
             return
         pager = page.obj.pager
         assert pager is not None
@@ -251,9 +287,12 @@ class LostStore(Checker):
             f"store #{page.contents}")
         call = self.calls.calls.get(aid)
         how = "invalidating clean" if call is not None and call.invalidate else "page free"
+        inflight = [io for io in k.disk.queue if io.page is page]
+        why = (f"while its write (store #{inflight[0].data}) is still in flight: the I/O "
+               "reads a freed page" if inflight else "the store is lost")
         self.violate(
             f"{k.agent_name(aid)}'s {how} freed page {page.obj.name}:{page.pindex} holding "
-            f"{who}, but the pager holds store #{pager.stored[page.pindex]}: the store is lost",
+            f"{who}, but the pager holds store #{pager.stored[page.pindex]}: {why}",
             cpus=[aid] + ([info.cpu] if info is not None else []),
             page=f"{page.obj.name}:{page.pindex}",
             # freebsd5's invalidate frees pages re-dirtied after this call flushed
@@ -271,8 +310,8 @@ class LostStore(Checker):
         if (self.k.profile.invalidate_frees is not InvalidateFrees.EVERY_UNWIRED or call is None
                 or not call.invalidate or info is None):
             return False
-        if info.sid != page.contents:
-            return False
+        if info.sid != page.contents or not page.dirty:
+            return False  # the loss frees a dirty page; a clean one lost its data otherwise
         notes = self.notes.get(call)
         key = (page.obj.name, page.pindex)
         flushed_at = notes.flushed.get(key) if notes else None

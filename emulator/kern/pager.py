@@ -41,7 +41,7 @@ class Pager:
 class Io:
     """One page write in flight.  A wait channel for its synchronous issuer."""
 
-    __slots__ = ("data", "disk_aid", "done", "error", "issuer", "page", "sync")
+    __slots__ = ("data", "disk_aid", "done", "error", "issuer", "page", "redirty", "sync")
 
     def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int) -> None:
         self.page = page
@@ -51,6 +51,9 @@ class Io:
         self.disk_aid = disk_aid
         self.done = False
         self.error = False
+        # The page was left clean at issue (2003's asynchronous vnode-pager write):
+        # a failure makes it dirty again (the buffer layer's bdirty on a failed write).
+        self.redirty = False
 
     def wait_holders(self) -> list[int]:
         return [self.disk_aid]
@@ -80,14 +83,19 @@ class Disk:
             assert not io.done, f"disk: completed write of {io.page.name} still queued"
             assert self.aid in io.page.sowners, f"disk: page {io.page.name} not busy for its write"
 
-    def issue(self, page: VmPage, sync: bool) -> Io:
+    def issue(self, page: VmPage, sync: bool, soft_busy: bool = False) -> Io:
         """Queue a write of ``page``; the caller's exclusive busy becomes the I/O's.
 
-        Part of the caller's step (vm_pageout_flush -> VOP_PUTPAGES).
+        With ``soft_busy`` the caller holds no busy: the I/O soft-busies the page
+        (the 2003 vm_pageout_flush's vm_page_io_start).  Part of the caller's step
+        (vm_pageout_flush -> VOP_PUTPAGES).
         """
         k = self.k
         io = Io(page, page.contents, sync, k.curcpu(), self.aid)
-        page.downgrade_to_io(self.aid)
+        if soft_busy:
+            page.io_start(self.aid)
+        else:
+            page.downgrade_to_io(self.aid)
         self.queue.append(io)
         k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
         k.wakeup(self)
@@ -101,6 +109,8 @@ class Disk:
         assert pager is not None
         if pager.fail_writes:
             io.error = True  # the page keeps its dirty flag: nothing was written
+            if io.redirty:
+                page.dirty = True
         else:
             pager.stored[page.pindex] = io.data
             clear_modify(page)
