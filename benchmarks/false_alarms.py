@@ -9,7 +9,8 @@ The executions are split evenly over the profiles, and each profile's share into
 ``--chunk`` executions; a task is the adaptive portfolio of ``vmemu mutants``' reference
 check (emulator.mutants) over the workloads (default: every one), task ``t`` starting at
 seed ``t * 1000000``.  Every violation is a false alarm except freebsd5's historical
-invalidate data loss, which the emulator must reproduce (counted apart).  Each alarm is
+bugs (its invalidate data loss; H24 and H26 of its 2003 page clean), which the emulator
+must reproduce (counted apart).  Each alarm is
 printed with the ``vmemu run`` command that reproduces it.  Exit status 1 if any.
 """
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 by[w] = by.get(w, 0) + n
         print(f"  {profile}: {sum(r['executions'] for r in rs)} executions, "
               f"{sum(len(r['alarms']) for r in rs)} false alarms, "
-              f"{sum(r['historical'] for r in rs)} historical (freebsd5's invalidate loss); "
+              f"{sum(r['historical'] for r in rs)} historical (freebsd5's era bugs); "
               + ", ".join(f"{w} {n}" for w, n in sorted(by.items())))
     for a in alarms[:20]:
         print(f"FALSE ALARM {a['rule']}: {a['message']}\n  rerun with: {a['rerun']}")

@@ -522,8 +522,8 @@ def cmd_mutants(args: argparse.Namespace) -> int:
               f"{report['false_alarms']} false alarms")
         if report["historical_bug_reproduced"]:
             h = report["historical_example"]
-            print(f"historical bug reproduced: freebsd5's invalidate lost a store "
-                  f"({h['workload']}, seed {h['seed']}): {h['message']}")
+            print(f"historical bug reproduced (freebsd5's era behaviour; {h['workload']}, "
+                  f"seed {h['seed']}): {h['message']}")
         for alarm in report["false_alarm_examples"]:
             print(f"FALSE ALARM {alarm['rule']} ({alarm['workload']}, {alarm['profile']}, "
                   f"seed {alarm['seed']}): {alarm['message']}")

@@ -111,7 +111,8 @@ MANPAGE = Profile(
     msync_errno=MSYNC_ERRNO,
 )
 
-# The 2003 code: the man page's error codes swapped, and invalidate's data loss.
+# The 2003 code: the man page's error codes swapped, invalidate's data loss, and the
+# 2003 page clean with its soft busy (FIDELITY.md D2).
 FREEBSD5 = Profile(
     name="freebsd5",
     no_entry=KernReturn.INVALID_ADDRESS,
