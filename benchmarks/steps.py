@@ -18,10 +18,19 @@ does not always hit the same row):
   a campaign);
 * the same under the direct driver;
 * both again with ``checkers=[]``;
-* setup: the same number of executions of the same spec with every CPU's
-  program emptied (the kernel, the agents and the checkers are built, the final
-  flush and the checkers' end run, but no system call), per driver: its time
-  per execution over the full execution's is the share of per-execution setup;
+* setup, the way ``vmemu explore`` runs an execution: a campaign shard
+  (``run_shard``: the portfolio's bookkeeping, the spec for the seed, the
+  machine's execution, the coverage accounting) of ``--executions``
+  executions of the same workload with the random strategy, once as it is and
+  once with every CPU's program emptied (``EmptiedRunConfig``: the spec is
+  built for each seed as usual, then its programs are dropped; the kernel, the
+  agents, the checkers and the coverage tracker are built, the final flush,
+  the checkers' end and the accounting run, but no system call), per driver:
+  the emptied time per execution over the full one is the share of
+  per-execution setup.  (Until issue 12's setup work this row timed
+  ``Machine.execute`` alone, which leaves out the spec built for every seed
+  and the campaign's accounting, about half of the real setup; that number is
+  still printed, as "machine only".)
 * the baseline: 4 Trio tasks passing a baton with ``trio.lowlevel.reschedule``
   + ``wait_task_rescheduled``, the next holder picked with a ``random.Random``
   among the three others (so every handoff is a real Trio task switch).
@@ -60,10 +69,13 @@ from typing import Any
 import outcome
 import trio
 
+from emulator.campaign import Config, run_shard
 from emulator.check import all_checkers
+from emulator.config import RunConfig
 from emulator.machine import Machine
 from emulator.sched.drivers import DRIVERS
 from emulator.sched.strategies import RandomStrategy, Strategy
+from emulator.spec import Spec
 from emulator.variants import load_variant
 from workloads import build_workload
 
@@ -98,6 +110,48 @@ async def run_emulator(machine: Machine, executions: int) -> tuple[int, float, d
         outcomes[ex.outcome] = outcomes.get(ex.outcome, 0) + 1
     elapsed = time.perf_counter() - start
     return steps, elapsed, outcomes
+
+
+# The last spec emptied and its emptied copy: the campaign asks for a spec per
+# execution; emptying the same one again would be the benchmark's cost, not
+# the emulator's.
+_emptied: list[tuple[Spec, Spec]] = []
+
+
+def emptied(spec: Spec) -> Spec:
+    """``spec`` with every CPU's program dropped (memoised for the last spec)."""
+    if _emptied and _emptied[0][0] is spec:
+        return _emptied[0][1]
+    out = dataclasses.replace(spec, cpus=tuple(dataclasses.replace(c, program=())
+                                               for c in spec.cpus))
+    _emptied[:] = [(spec, out)]
+    return out
+
+
+class EmptiedRunConfig(RunConfig):
+    """A RunConfig whose specs have their programs emptied (``dataclasses.replace``
+    keeps the class, so the portfolio's per-seed configs are emptied too)."""
+
+    def spec(self, seed: int | None = None) -> Spec:
+        return emptied(super().spec(seed))
+
+
+def explore_config(driver: str, executions: int, empty: bool = False) -> Config:
+    """The campaign ``vmemu explore WORKLOAD --param cpus=4 --strategy random
+    --iterations N --keep-going`` runs, in this process."""
+    kind = EmptiedRunConfig if empty else RunConfig
+    run = kind(workload=WORKLOAD, params=(("cpus", str(CPUS)),), strategy="random",
+               seed=FIRST_SEED, driver=driver)
+    return Config(run, executions, None, stop_on_first=False)
+
+
+async def run_explore(cfg: Config) -> tuple[int, float]:
+    """Run the campaign shard; return (executions, seconds)."""
+    start = time.perf_counter()
+    summary = await run_shard(cfg, 0, 1)
+    elapsed = time.perf_counter() - start
+    assert not summary.failures, summary.failures[:1]
+    return summary.executions, elapsed
 
 
 class CountingStrategy(RandomStrategy):
@@ -191,8 +245,12 @@ async def run_baseline(handoffs: int, ntasks: int = CPUS, seed: int = 0) -> tupl
 class Results:
     on: dict[str, list[float]] = field(default_factory=dict)  # driver -> steps/s per round
     off: dict[str, list[float]] = field(default_factory=dict)
-    setup: dict[str, list[float]] = field(default_factory=dict)  # driver -> s per execution
-    full: dict[str, list[float]] = field(default_factory=dict)  # driver -> s per execution
+    # driver -> s per execution: Machine.execute alone, emptied programs / full
+    setup: dict[str, list[float]] = field(default_factory=dict)
+    full: dict[str, list[float]] = field(default_factory=dict)
+    # driver -> s per execution: a campaign shard (what explore runs), emptied / full
+    xsetup: dict[str, list[float]] = field(default_factory=dict)
+    xfull: dict[str, list[float]] = field(default_factory=dict)
     baseline: list[float] = field(default_factory=list)  # handoffs/s per round
     steps_per_batch: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -204,11 +262,14 @@ async def bench(rounds: int, executions: int, handoffs: int) -> Results:
     res = Results()
     rows: list[Callable[[], Any]] = []
     warm: list[Callable[[], Any]] = []
+    few = max(1, executions // 10)  # executions per warm-up batch
     for driver in DRIVERS:
         on = make_machine(all_checkers(), driver=driver)
         off = make_machine([], driver=driver)
         empty = make_machine(all_checkers(), driver=driver, empty=True)
-        for d in (res.on, res.off, res.setup, res.full):
+        xfull = explore_config(driver, executions)
+        xempty = explore_config(driver, executions, empty=True)
+        for d in (res.on, res.off, res.setup, res.full, res.xsetup, res.xfull):
             d[driver] = []
 
         async def row_on(on: Machine = on, driver: str = driver) -> None:
@@ -226,10 +287,20 @@ async def bench(rounds: int, executions: int, handoffs: int) -> Results:
             _, sec, _ = await run_emulator(empty, executions)
             res.setup[driver].append(sec / executions)
 
-        rows += [row_on, row_off, row_setup]
-        warm += [lambda m=on: run_emulator(m, max(1, executions // 10)),
-                 lambda m=off: run_emulator(m, max(1, executions // 10)),
-                 lambda m=empty: run_emulator(m, max(1, executions // 10))]
+        async def row_xfull(cfg: Config = xfull, driver: str = driver) -> None:
+            n, sec = await run_explore(cfg)
+            res.xfull[driver].append(sec / n)
+
+        async def row_xsetup(cfg: Config = xempty, driver: str = driver) -> None:
+            n, sec = await run_explore(cfg)
+            res.xsetup[driver].append(sec / n)
+
+        rows += [row_on, row_off, row_setup, row_xfull, row_xsetup]
+        warm += [lambda m=on: run_emulator(m, few),
+                 lambda m=off: run_emulator(m, few),
+                 lambda m=empty: run_emulator(m, few),
+                 lambda d=driver: run_explore(explore_config(d, few)),
+                 lambda d=driver: run_explore(explore_config(d, few, empty=True))]
 
     async def row_base() -> None:
         n, sec = await run_baseline(handoffs)
@@ -319,10 +390,17 @@ def report(args: argparse.Namespace, res: Results, counter: CountingStrategy, cs
         f"{_rm(_ratios(res.off['direct'], res.off['trio']))} |",
     ]
     for driver in DRIVERS:
-        share = _ratios(res.setup[driver], res.full[driver])
+        share = _ratios(res.xsetup[driver], res.xfull[driver])
         lines.append(f"| setup share of an execution, {driver} driver "
+                     f"({1e6 * _med(res.xsetup[driver]):.0f} µs of "
+                     f"{1e6 * _med(res.xfull[driver]):.0f} µs, as explore runs it) "
+                     f"| {_rm(share)} |")
+    for driver in DRIVERS:
+        share = _ratios(res.setup[driver], res.full[driver])
+        lines.append(f"| setup share, machine only, {driver} driver "
                      f"({1e6 * _med(res.setup[driver]):.0f} µs of "
-                     f"{1e6 * _med(res.full[driver]):.0f} µs) | {_rm(share)} |")
+                     f"{1e6 * _med(res.full[driver]):.0f} µs, Machine.execute alone) "
+                     f"| {_rm(share)} |")
     lines += [
         "",
         f"- {args.rounds} alternating rounds; per round and row {args.executions} executions "

@@ -703,6 +703,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vmemu: interrupted", file=sys.stderr)
         return 130
+    except BaseExceptionGroup as group:
+        # Trio delivers Ctrl-C inside a nursery as a group around the KeyboardInterrupt;
+        # a group of nothing but interrupts is the same interrupt, anything else is a bug.
+        interrupts, rest = group.split(KeyboardInterrupt)
+        if interrupts is None or rest is not None:
+            raise
+        print("vmemu: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -93,6 +93,16 @@ class RunConfig:
         elif self.reduction is None:
             put(self, "reduction", auto_reduction(self.preemption_bound))
 
+    def with_seed(self, seed: int) -> RunConfig:
+        """This config with ``seed``: ``dataclasses.replace`` without re-canonicalising
+        (every other field is canonical already); what a campaign does per execution."""
+        if seed == self.seed:
+            return self
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        object.__setattr__(new, "seed", seed)
+        return new
+
     # -- building what it describes ----------------------------------------------------
 
     @property

@@ -182,17 +182,24 @@ class Machine:
             program = spec.cpus[i].program
             out = results[f"cpu{i}"]
             current_op: dict[int, str] = k.shared.setdefault("current_op", {})
+            # Every subscription is made by now: an event no one records or observes
+            # need not be built (no checker watches calls and returns).
+            say_call = k.recording or Call in k.observers
+            say_ret = k.recording or Ret in k.observers
 
             async def run() -> None:
                 for op in program:
-                    current_op[i] = op.name
-                    k.emit(Call(op.name, op.event_args))
+                    name = op.name
+                    current_op[i] = name
+                    if say_call:
+                        k.emit(Call(name, op.event_args))
                     # run_op, inlined: every frame of the await chain is passed twice
                     # at every switch of agents.
                     value = await op.call.handler(k, vm_map, *op.args)
                     rendered = result_value(value)
-                    k.emit(Ret(op.name, rendered))
-                    out.append({"op": op.name, "args": list(op.plain_args), "ret": rendered})
+                    if say_ret:
+                        k.emit(Ret(name, rendered))
+                    out.append({"op": name, "args": list(op.plain_args), "ret": rendered})
 
             return run
 

@@ -127,6 +127,11 @@ class Tracker:
     def __init__(self) -> None:
         self.seen: list[tuple[tuple[str, str], tuple[str, str]]] = []
         self.kernel: Kernel | None = None
+        # The last spec accounted and its digest: an unseeded workload's spec is the
+        # same object for every execution (workloads.build_workload), so it is
+        # rendered and hashed once.
+        self.spec: Spec | None = None
+        self.spec_digest = b""
 
     def attach(self, k: Kernel) -> None:
         self.kernel = k
@@ -179,7 +184,9 @@ class Tracker:
         before = len(pairs)
         pairs.update(self.seen)
         new += len(pairs) > before
-        spec_digest = _digest(repr(spec.to_json()))
+        if spec is not self.spec:
+            self.spec, self.spec_digest = spec, _digest(repr(spec.to_json()))
+        spec_digest = self.spec_digest
         known = spec_digest in cov.specs
         cov.specs.add(spec_digest)
         # The set, in first-seen order of this execution, deduplicated: its digest does
@@ -294,7 +301,7 @@ class Portfolio:
             arm = self.arms[i]
             seeded = arm.seeded
             # A seedless strategy (dfs) searches the schedule tree of one spec: the first.
-            config = dataclasses.replace(arm, seed=self.seed if seeded else self.first_seed)
+            config = arm.with_seed(self.seed if seeded else self.first_seed)
             spec = config.spec()
             ex = await machine.execute(config.seed, spec)
             if seeded:

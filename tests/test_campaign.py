@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import math
 from typing import Any
@@ -217,3 +218,28 @@ def test_config_is_plain_picklable_data() -> None:
     assert dataclasses.replace(cfg.run, reduction=True).reduction is True
     assert isinstance(cfg.machine().strategy.describe(), dict)
     assert PctStrategy(2).describe()["depth"] == 2
+
+
+# -- the collector -----------------------------------------------------------------------------
+
+
+class _FreezeWatch:
+    """Counters that note, at each report, how many objects the collector has frozen."""
+
+    def __init__(self) -> None:
+        self.frozen: list[int] = []
+
+    def add(self, executions: int, violations: int) -> None:
+        self.frozen.append(gc.get_freeze_count())
+
+    def cover(self, pairs: int, interleavings: int) -> None:
+        pass
+
+
+async def test_a_shard_freezes_what_outlives_it_and_unfreezes_at_the_end() -> None:
+    watch = _FreezeWatch()
+    summary = await run_shard(_config("two_cleaners", "reference", "random", 40), 0, 1,
+                              counters=watch)
+    assert summary.executions == 40 and not summary.failures
+    assert len(watch.frozen) >= 2 and min(watch.frozen) > 0
+    assert gc.get_freeze_count() == 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from emulator.cli import main
+from emulator.cli import COMMANDS, main
 from emulator.kern.profile import PROFILES
 from workloads import WORKLOADS
 
@@ -205,3 +205,29 @@ def test_mutants_command_reports_a_caught_mutant_with_a_replayable_trace(
     assert report["false_alarms"] == 0 and report["reference_executions"] > 0
     assert main(["replay", m["trace"]]) == 0
     assert "reproduced VIOLATION single_entry" in capsys.readouterr().out
+
+
+def _raising(exc: BaseException) -> Any:
+    def command(args: Any) -> int:
+        raise exc
+
+    return command
+
+
+def test_ctrl_c_inside_a_trio_nursery_is_one_line_and_exit_130(
+    capsys: Any, monkeypatch: Any
+) -> None:
+    # Trio wraps the KeyboardInterrupt of a Ctrl-C in a nursery's exception group.
+    group = BaseExceptionGroup("nursery", [KeyboardInterrupt()])
+    monkeypatch.setitem(COMMANDS, "list", _raising(group))
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err == "vmemu: interrupted\n"
+
+
+def test_an_exception_group_with_a_real_error_is_not_taken_for_an_interrupt(
+    monkeypatch: Any,
+) -> None:
+    group = BaseExceptionGroup("nursery", [KeyboardInterrupt(), ValueError("bug")])
+    monkeypatch.setitem(COMMANDS, "list", _raising(group))
+    with pytest.raises(BaseExceptionGroup):
+        main(["list"])

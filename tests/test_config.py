@@ -283,3 +283,14 @@ def test_the_corpus_is_not_empty() -> None:
 def test_replace_keeps_the_config_canonical() -> None:
     config = dataclasses.replace(RunConfig("w", strategy="pct", pct_depth=4), strategy="pos")
     assert config == RunConfig("w", strategy="pos")
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=repr)
+def test_with_seed_is_replace_with_the_seed(config: RunConfig) -> None:
+    before = config.seed
+    for seed in (0, 7, before):
+        fast = config.with_seed(seed)
+        slow = dataclasses.replace(config, seed=seed)
+        assert fast == slow and fast.seed == seed and type(fast) is type(config)
+        assert fast.to_argv() == slow.to_argv() and fast.driver == slow.driver
+    assert config.seed == before  # a copy: the original keeps its seed

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import workloads
 from emulator.check import all_checkers
 from emulator.errors import BadInput
 from emulator.kern.kernel import Kernel
@@ -15,7 +16,7 @@ from emulator.machine import Execution, Machine
 from emulator.sched.strategies import PortfolioStrategy
 from emulator.spec import parse_spec
 from emulator.variants import BUILTIN
-from workloads import WORKLOADS, build_workload, describe, load_workload
+from workloads import WORKLOADS, build_workload, describe, load_workload, resolve_params
 
 NAMES = list(WORKLOADS)
 EXPECTED = ["writers_vs_msync", "msync_vs_munmap", "two_cleaners", "invalidate_shared_file",
@@ -56,6 +57,37 @@ def test_same_seed_same_spec(name: str) -> None:
     a = build_workload(name, {}, 42, None).to_json()
     b = build_workload(name, {}, 42, None).to_json()
     assert json.dumps(a) == json.dumps(b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_build_reads_the_seed_only_through_its_seed_parameter(name: str) -> None:
+    # The contract that lets build_workload keep one spec for every seed.
+    module = WORKLOADS[name]
+    values = resolve_params(name, {}, 5)
+    built = [json.dumps(module.build(dict(values), seed)) for seed in (0, 5, 12345)]
+    assert built[0] == built[1] == built[2]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_unseeded_spec_is_built_once_and_equals_a_fresh_build(name: str) -> None:
+    seeded = "seed" in WORKLOADS[name].PARAMS
+    params = {"cpus": "3"} if "cpus" in WORKLOADS[name].PARAMS else {}
+    a = build_workload(name, params, 1, "modern")
+    b = build_workload(name, params, 2, "modern")
+    assert (a is b) is not seeded
+    fresh = parse_spec(WORKLOADS[name].build(dict(a.params), 1), profile="modern")
+    assert fresh.to_json() == a.to_json() and a.profile == "modern"
+    if seeded:  # a pinned seed makes it unseeded
+        pinned = [build_workload(name, {"seed": "9"}, s) for s in (1, 2)]
+        assert pinned[0] is pinned[1] and pinned[0].params["seed"] == 9
+
+
+def test_the_kept_specs_are_bounded() -> None:
+    for pages in range(1, 65):
+        build_workload("writers_vs_msync", {"pages": str(pages)}, 0)
+    assert 0 < len(workloads._SPECS) <= workloads._SPECS_KEPT
+    first = build_workload("writers_vs_msync", {"pages": "1"}, 0)
+    assert first.params["pages"] == 1 and len(workloads._SPECS) <= workloads._SPECS_KEPT
 
 
 @pytest.mark.parametrize("name", NAMES)

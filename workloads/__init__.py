@@ -5,13 +5,20 @@ Each module defines ``PARAMS`` (name -> (type, default, help)), optionally
 plain spec dict (DESIGN.md, "The spec format") that :func:`parse_spec`
 validates.  A parameter named ``seed`` whose default is ``None`` takes the
 execution seed unless the user pins it.  Builds are deterministic: the same
-parameters and seed give the same spec.
+parameters give the same spec; a build reads the seed only through that
+parameter (its ``seed`` argument is the same number, for convenience), so a
+workload without it builds one spec for every seed.
+
+That spec is built once: :func:`build_workload` keeps the specs of unseeded
+workloads (a campaign asks for the spec of every execution's seed), and
+returns the same :class:`Spec` object for the same name, parameters and
+profile.  A Spec is frozen; its dicts must not be changed either.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -127,6 +134,28 @@ def resolve_params(name: str, params: Mapping[str, object], seed: int) -> dict[s
     return values
 
 
+# The specs of unseeded workloads, by (name, params as given, profile): a few per
+# process (one per arm of a campaign), at most _SPECS_KEPT (the oldest goes first).
+_SPECS: dict[Hashable, Spec] = {}
+_SPECS_KEPT = 64
+
+
+def _spec_key(module: ModuleType, name: str, params: Mapping[str, object],
+              profile: str | None) -> Hashable | None:
+    """The cache key of a build, or None when the spec depends on the seed (the
+    workload takes one and it is not pinned) or a parameter is unhashable."""
+    table: ParamTable = module.PARAMS
+    seed_param = table.get("seed")
+    if seed_param is not None and seed_param[1] is None and "seed" not in params:
+        return None
+    key = (name, tuple(sorted(params.items())), profile)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def build_workload(name: str, params: Mapping[str, object], seed: int,
                    profile: str | None = None) -> Spec:
     """Expand the workload ``name`` with ``params`` and ``seed`` into a validated Spec.
@@ -134,8 +163,24 @@ def build_workload(name: str, params: Mapping[str, object], seed: int,
     ``params`` maps parameter names to strings (``--param key=value``) or typed
     values; ``profile`` overrides the default.  The Spec carries ``name`` and
     the resolved ``params`` (the seed included when the workload takes one).
+    A spec that does not depend on the seed is built once and shared (see the
+    module's docstring).
     """
     module = _lookup(name)
+    key = _spec_key(module, name, params, profile)
+    if key is not None:
+        spec = _SPECS.get(key)
+        if spec is None:
+            spec = _build(module, name, params, seed, profile)
+            if len(_SPECS) >= _SPECS_KEPT:
+                del _SPECS[next(iter(_SPECS))]
+            _SPECS[key] = spec
+        return spec
+    return _build(module, name, params, seed, profile)
+
+
+def _build(module: ModuleType, name: str, params: Mapping[str, object], seed: int,
+           profile: str | None) -> Spec:
     params = dict(params)
     agents_text = params.pop(AGENTS_PARAM, None)
     values = resolve_params(name, params, seed)
@@ -182,7 +227,7 @@ def is_spec_file(workload: str) -> bool:
 def load_workload(workload: str, params: Mapping[str, object], seed: int,
                   profile: str | None = None) -> Spec:
     """Resolve a command line's WORKLOAD: a spec file (.json/.toml) or a workload name."""
-    if is_spec_file(workload):
+    if workload not in WORKLOADS and is_spec_file(workload):  # no name is a file's
         if params:
             raise BadInput(f"--param applies to named workloads, not to the spec file {workload}")
         return load_spec_file(workload, profile)

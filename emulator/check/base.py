@@ -29,7 +29,6 @@ from emulator.kern.events import (
     Lock,
     MapAccess,
     Unbusy,
-    Unlock,
 )
 from emulator.kern.locks import RANK_BUSY, RANK_MAP, RANK_NAMES, RANK_OBJECT, RANK_VNODE
 
@@ -143,54 +142,73 @@ def tracker(k: Kernel) -> CallTracker:
 
 RANKS = {"map": RANK_MAP, "vnode": RANK_VNODE, "object": RANK_OBJECT, "busy": RANK_BUSY}
 
+# One holding: (rank, what, name, index).  A lock is (its rank, its class -- map, vnode
+# or object --, its name, -1); a busy page is (RANK_BUSY, "page", its object's name, its
+# pindex).  Plain tuples, compared whole: the events' fields go in as they are, and the
+# words of a report (``label``) are made only when a report needs them.
+Holding = tuple[int, str, str, int]
+
+
+def label(h: Holding) -> str:
+    """The words a report uses for holding ``h``."""
+    _, what, name, index = h
+    return f"busy page {name}:{index}" if what == "page" else f"{what} lock of {name}"
+
 
 class Holdings:
-    """Which locks and busy pages each agent holds, from the lock events."""
+    """Which locks and busy pages each agent holds, from the lock and busy events.
+
+    It follows the busy pages itself; the locks are noted by its one user,
+    lock_discipline, in its own Lock and Unlock handlers (two observer calls
+    fewer for every lock).
+    """
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
-        self.held: dict[int, list[tuple[int, str]]] = {}  # aid -> [(rank, label)]
-        k.observe(Lock, self._lock)
-        k.observe(Unlock, self._unlock)
+        self.held: dict[int, list[Holding]] = {}  # aid -> what it holds, oldest first
         k.observe(Busy, self._busy)
         k.observe(Alloc, self._alloc)
         k.observe(Unbusy, self._unbusy)
         k.observe(Free, self._unbusy)
         k.observe(IoIssue, self._unbusy)
 
-    def of(self, aid: int) -> list[tuple[int, str]]:
-        return self.held.setdefault(aid, [])
-
-    def _lock(self, step: int, aid: int, ev: Lock) -> None:
-        self.of(aid).append((RANKS[ev.res], f"{ev.res} lock of {ev.name}"))
-
-    def _unlock(self, step: int, aid: int, ev: Unlock) -> None:
-        label = f"{ev.res} lock of {ev.name}"
-        held = self.of(aid)
-        for i in range(len(held) - 1, -1, -1):
-            if held[i][1] == label:
-                del held[i]
-                return
+    def of(self, aid: int) -> list[Holding]:
+        held = self.held.get(aid)
+        if held is None:
+            held = self.held[aid] = []
+        return held
 
     def _busy(self, step: int, aid: int, ev: Busy) -> None:
-        self.of(aid).append((RANK_BUSY, f"busy page {ev.obj}:{ev.pindex}"))
+        held = self.held.get(aid)
+        if held is None:
+            held = self.of(aid)
+        held.append((RANK_BUSY, "page", ev.obj, ev.pindex))
 
     def _alloc(self, step: int, aid: int, ev: Alloc) -> None:
         if aid >= 0:
-            self.of(aid).append((RANK_BUSY, f"busy page {ev.obj}:{ev.pindex}"))
+            self.of(aid).append((RANK_BUSY, "page", ev.obj, ev.pindex))
 
     def _unbusy(self, step: int, aid: int, ev: Unbusy | Free | IoIssue) -> None:
         # unbusy, free and io_issue all end the emitting agent's own busy.
-        label = f"busy page {ev.obj}:{ev.pindex}"
-        held = self.of(aid)
-        for i in range(len(held) - 1, -1, -1):
-            if held[i][1] == label:
-                del held[i]
-                return
+        held = self.held.get(aid)
+        if held:
+            h = (RANK_BUSY, "page", ev.obj, ev.pindex)
+            if held[-1] == h:
+                held.pop()
+            else:
+                drop(held, h)
 
     def describe(self, aid: int) -> str:
         held = self.of(aid)
-        return ", ".join(label for _, label in held) if held else "nothing"
+        return ", ".join(label(h) for h in held) if held else "nothing"
+
+
+def drop(held: list[Holding], h: Holding) -> None:
+    """Forget the latest holding equal to ``h`` (if any): the last one, nearly always."""
+    for i in range(len(held) - 1, -1, -1):
+        if held[i] == h:
+            del held[i]
+            return
 
 
 def holdings(k: Kernel) -> Holdings:

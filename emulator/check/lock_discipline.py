@@ -18,13 +18,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from emulator.check import Rule
-from emulator.check.base import RANKS, Checker, holdings
-from emulator.kern.events import Busy, Contract, Lock, MapAccess, Unlock, Wait
+from emulator.check.base import RANKS, Checker, drop, holdings, label
+from emulator.kern.events import Contract, Lock, MapAccess, Unlock, Wait
 from emulator.kern.locks import RANK_BUSY, RANK_OBJECT
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.monitor import Violation
+
+
+ORDER = "the order is map -> vnode -> object -> page busy"
+NOT_HELD: tuple[int, tuple[int, ...]] = (-1, ())  # a map lock no one holds: (excl, shared)
 
 
 class LockDiscipline(Checker):
@@ -34,11 +38,12 @@ class LockDiscipline(Checker):
         super().__init__(k)
         self.held = holdings(k)
         self.reported: set[tuple[int, str, str]] = set()  # inversions already reported
-        self.map_holders: dict[str, tuple[int, list[int]]] = {}  # map -> (excl, shared)
+        self.map_holders: dict[str, tuple[int, tuple[int, ...]]] = {}  # map -> (excl, shared)
+        # No Busy observer: busying a page is never an inversion (a busy page ranks
+        # last, and taking one never waits); waiting for one is a Wait.
         k.observe(Lock, self._lock)
         k.observe(Unlock, self._unlock)
         k.observe(Wait, self._wait)
-        k.observe(Busy, self._busy)
         k.observe(MapAccess, self._map_access)
         k.observe(Contract, self._contract)
 
@@ -51,23 +56,26 @@ class LockDiscipline(Checker):
         holding a busy page is how the kernel works and is allowed.
         """
         rank = RANKS[kind]
-        for r, label in self.held.of(aid):
+        for h in self.held.of(aid):
+            r = h[0]
             if kind == "busy":
                 if waiting and r == RANK_OBJECT:
-                    return label, "no one may wait for a busy page holding an object lock"
+                    return label(h), "no one may wait for a busy page holding an object lock"
             elif r == RANK_BUSY:
                 if waiting and kind in ("vnode", "map"):
-                    return label, f"no one may sleep for a {kind} lock holding a busy page"
+                    return label(h), f"no one may sleep for a {kind} lock holding a busy page"
             elif r > rank:
-                return label, "the order is map -> vnode -> object -> page busy"
+                return label(h), ORDER
         return None
 
     def order(self, step: int, aid: int, kind: str, name: str, waiting: bool) -> None:
         found = self.inversion(aid, kind, waiting)
-        if found is None:
-            return
-        label, why = found
-        key = (aid, label, kind)
+        if found is not None:
+            self._inverted(step, aid, kind, name, waiting, *found)
+
+    def _inverted(self, step: int, aid: int, kind: str, name: str, waiting: bool,
+                  held: str, why: str) -> None:
+        key = (aid, held, kind)
         if key in self.reported:
             return
         self.reported.add(key)
@@ -75,19 +83,30 @@ class LockDiscipline(Checker):
         what = f"page {name}" if kind == "busy" else f"the {kind} lock of {name}"
         self.violate(
             f"lock order inverted: {self.k.agent_name(aid)} {verb} {what} at step {step} "
-            f"while holding the {label}; {why}",
+            f"while holding the {held}; {why}",
             cpus=[aid],
             fatal=False,
-            held=label,
+            held=held,
             wanted=f"{kind} {name}",
         )
 
     def _lock(self, step: int, aid: int, ev: Lock) -> None:
-        k, name = self.k, ev.name
-        self.order(step, aid, ev.res, name, False)
-        if ev.res != "map":
+        res, name = ev.res, ev.name
+        rank = RANKS[res]
+        held = self.held.held.get(aid)
+        if held is None:
+            held = self.held.of(aid)
+        # order(), for a lock taken: a lock ranked above this one (a busy page is not).
+        for h in held:
+            r = h[0]
+            if rank < r != RANK_BUSY:
+                self._inverted(step, aid, res, name, False, label(h), ORDER)
+                break
+        held.append((rank, res, name, -1))  # Holdings.taken, inlined
+        if res != "map":
             return
-        excl, shared = self.map_holders.get(name, (-1, []))
+        k = self.k
+        excl, shared = self.map_holders.get(name, NOT_HELD)
         if ev.mode == "x":
             if excl >= 0 or shared:
                 self.violate(f"{k.agent_name(aid)} holds the map lock of {name} exclusive "
@@ -97,25 +116,30 @@ class LockDiscipline(Checker):
             if excl >= 0:
                 self.violate(f"{k.agent_name(aid)} holds the map lock of {name} shared while "
                              f"{k.agent_name(excl)} holds it exclusive", cpus=[aid, excl])
-            self.map_holders[name] = (excl, [*shared, aid])
+            self.map_holders[name] = (excl, (*shared, aid))
 
     def _unlock(self, step: int, aid: int, ev: Unlock) -> None:
-        if ev.res != "map":
+        res = ev.res
+        # Holdings.released, inlined: the lock released last, nearly always.
+        held = self.held.of(aid)
+        h = (RANKS[res], res, ev.name, -1)
+        if held and held[-1] == h:
+            held.pop()
+        else:
+            drop(held, h)
+        if res != "map":
             return
-        excl, shared = self.map_holders.get(ev.name, (-1, []))
+        excl, shared = self.map_holders.get(ev.name, NOT_HELD)
         if excl == aid:
             excl = -1
         elif aid in shared:
-            shared = list(shared)
-            shared.remove(aid)
+            i = shared.index(aid)
+            shared = shared[:i] + shared[i + 1:]
         self.map_holders[ev.name] = (excl, shared)
 
     def _wait(self, step: int, aid: int, ev: Wait) -> None:
         if ev.res in RANKS:
             self.order(step, aid, ev.res, ev.name, True)
-
-    def _busy(self, step: int, aid: int, ev: Busy) -> None:
-        self.order(step, aid, "busy", f"{ev.obj}:{ev.pindex}", False)
 
     def _map_access(self, step: int, aid: int, ev: MapAccess) -> None:
         if ev.what == "lookup":

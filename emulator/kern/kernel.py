@@ -18,7 +18,7 @@ reaches ``curthread`` and the global queues.  The Kernel gives kernel code:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from emulator.kern.events import (
@@ -57,6 +57,9 @@ class Kernel:
         self.profile = profile  # the behaviours to follow (kern/profile.py)
         self.kpoint = sched.point  # the primitives' schedule point (they report what they touch)
         self.wakeup = sched.wakeup
+        # Block on a channel until woken: the scheduler's own sleep, one coroutine less at
+        # every sleep and every switch through it, unless a strategy watches (watch()).
+        self.sleep: Callable[[WaitChannel], Awaitable[None]] = sched.sleep
         self.events: list[Recorded] = []
         self.sink: Callable[[list[Recorded]], None] | None = None  # streams recorded events
         self.observers: dict[type[Event], list[Observer]] = {}
@@ -103,11 +106,10 @@ class Kernel:
         if self.watched:
             self.emit(Read("*", ""))
 
-    async def sleep(self, chan: WaitChannel) -> None:
-        """Block on ``chan`` until woken; a strategy watching footprints sees the wake-up."""
+    async def _sleep_watched(self, chan: WaitChannel) -> None:
+        """``sleep`` when a strategy watches footprints: it sees the wake-up."""
         await self.sched.sleep(chan)
-        if self.watched:
-            self.emit(Woke(chan))
+        self.emit(Woke(chan))
 
     def read(self, res: str, name: str) -> None:
         """Note a read of shared state that emits no event (for footprint-aware strategies).
@@ -132,16 +134,17 @@ class Kernel:
         recorded after the event that caused it.  It keeps the trace line's data
         (``Recorded``), built in C by the class's ``args_of``.
         """
-        if self.recording and ev.traced:
+        cls = ev.__class__
+        if self.recording and cls.traced:
             sched = self.sched
             cur = sched.current
             events = self.events
-            events.append((sched.step, cur.aid if cur is not None else -1, ev.kind,
-                           ev.__class__.args_of(ev)))
+            events.append((sched.step, cur.aid if cur is not None else -1, cls.kind,
+                           cls.args_of(ev)))
             if self.sink is not None and len(events) >= 4096:
                 self.sink(events)  # stream to the trace file: memory stays bounded
                 events.clear()
-        obs = self.observers.get(ev.__class__)
+        obs = self.observers.get(cls)
         if obs:
             sched = self.sched
             cur = sched.current
@@ -162,6 +165,7 @@ class Kernel:
         for cls in WATCHED:
             self.observe(cls, fn)
         self.watched = True
+        self.sleep = self._sleep_watched
 
     # -- what the primitives report to the checkers -----------------------------------
 

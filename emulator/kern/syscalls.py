@@ -149,17 +149,37 @@ def top_object(k: Kernel, entry: VmMapEntry) -> VmObject:
     return entry.obj
 
 
+def submap_pieces(entry: VmMapEntry) -> list[tuple[VmMapEntry, int, int]]:
+    """The inner entries a sub-map entry covers, each with the part [start, end) of the
+    sub-map's address space that this (possibly clipped) entry covers."""
+    assert entry.submap is not None
+    lo = entry.offset
+    hi = lo + (entry.end - entry.start)
+    out = []
+    for inner in entry.submap.entries.values():
+        start, end = max(lo, inner.start), min(hi, inner.end)
+        if start < end:
+            out.append((inner, start, end))
+    return out
+
+
 def wire_now(k: Kernel, entry: VmMapEntry) -> None:
     """Make an entry's pages resident and wired, synchronously (machine build only)."""
     if entry.submap is not None:
-        for inner in entry.submap.entries.values():
-            wire_now(k, inner)
+        # A sub-map entry's wiring is its own, over the part it covers; the inner
+        # entries' flags are not consulted.
+        for inner, start, end in submap_pieces(entry):
+            _wire_now_range(k, inner, start, end)
         return
+    _wire_now_range(k, entry, entry.start, entry.end)
+
+
+def _wire_now_range(k: Kernel, entry: VmMapEntry, start: int, end: int) -> None:
     if entry.needs_copy and entry.writable:
         shadow_entry(k, entry)  # wiring a writable private mapping copies its pages
     obj = top_object(k, entry)
-    first = entry.offset >> PAGE_SHIFT
-    for pindex in range(first, first + ((entry.end - entry.start) >> PAGE_SHIFT)):
+    first = (entry.offset + (start - entry.start)) >> PAGE_SHIFT
+    for pindex in range(first, first + ((end - start) >> PAGE_SHIFT)):
         page = obj.lookup_page(pindex)
         if page is None:
             page = obj.alloc_page(pindex, busy=False)
@@ -298,17 +318,23 @@ async def wire_entry(k: Kernel, entry: VmMapEntry) -> None:
 
     Order map -> vnode -> object; a busy page is waited for without the object
     lock.  (FreeBSD marks the entry in transition and unlocks the map; holding
-    it is simpler and excludes the same races here.)
+    it is simpler and excludes the same races here.)  A sub-map entry wires the
+    pages of the part of the sub-map it covers, once, whatever the inner
+    entries' own flags say.
     """
     if entry.submap is not None:
-        for inner in list(entry.submap.entries.values()):
-            await wire_entry(k, inner)
+        for inner, start, end in submap_pieces(entry):
+            await _wire_range(k, inner, start, end)
         return
+    await _wire_range(k, entry, entry.start, entry.end)
+
+
+async def _wire_range(k: Kernel, entry: VmMapEntry, start: int, end: int) -> None:
     if entry.needs_copy and entry.writable:
         shadow_entry(k, entry)  # wiring a writable private mapping copies its pages
     obj = top_object(k, entry)
-    first = entry.offset >> PAGE_SHIFT
-    count = (entry.end - entry.start) >> PAGE_SHIFT
+    first = (entry.offset + (start - entry.start)) >> PAGE_SHIFT
+    count = (end - start) >> PAGE_SHIFT
     vnode = obj.vnode
     if vnode is not None:
         await vnode.lock()
@@ -344,15 +370,18 @@ async def unwire_entry(k: Kernel, entry: VmMapEntry) -> None:
     """Drop the wiring an entry put on its resident pages.  Map locked exclusive."""
     entry.wired = False
     if entry.submap is not None:
-        for inner in list(entry.submap.entries.values()):
-            if inner.wired:
-                await unwire_entry(k, inner)
+        for inner, start, end in submap_pieces(entry):
+            await _unwire_range(k, inner, start, end)
         return
+    await _unwire_range(k, entry, entry.start, entry.end)
+
+
+async def _unwire_range(k: Kernel, entry: VmMapEntry, start: int, end: int) -> None:
     obj = entry.obj
     if obj is None:
         return
-    first = entry.offset >> PAGE_SHIFT
-    count = (entry.end - entry.start) >> PAGE_SHIFT
+    first = (entry.offset + (start - entry.start)) >> PAGE_SHIFT
+    count = (end - start) >> PAGE_SHIFT
     await obj.lock.lock()
     for pindex in range(first, first + count):
         page = obj.lookup_page(pindex)

@@ -30,8 +30,9 @@ for a lock, a busy page or an I/O is marked BLOCKED on a *channel* (any object
 with ``wait_holders()`` and ``wait_name()``), and ``wakeup(channel)`` makes its
 sleepers runnable again.  Like the kernel's sleep/wakeup, a woken agent
 re-checks its condition itself.  The runnable agents are kept as a tuple of
-ids, rebuilt only when an agent blocks, wakes or finishes: a schedule point
-reads it as it is.
+ids, replaced only when an agent blocks, wakes or finishes (from a bit mask of
+the runnable agents, each mask's tuple built once): a schedule point reads it
+as it is.  The sleeping agents are kept apart, so a wakeup looks only at them.
 
 When no agent can run:
   * if every non-daemon agent is done, the execution is over (``ok``);
@@ -83,6 +84,17 @@ class AgentState(enum.IntEnum):
 RUNNABLE = AgentState.RUNNABLE
 BLOCKED = AgentState.BLOCKED
 DONE = AgentState.DONE
+
+# The runnable tuple of each bit mask of agents (bit i: agent i), built on first use:
+# ascending ids, as a strategy expects them.  Shared by every execution.
+_RUNNABLE_OF: dict[int, tuple[int, ...]] = {}
+
+
+def _runnable_of(mask: int) -> tuple[int, ...]:
+    ids = _RUNNABLE_OF.get(mask)
+    if ids is None:
+        ids = _RUNNABLE_OF[mask] = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+    return ids
 
 
 class Agent:
@@ -142,14 +154,18 @@ class Scheduler:
         self.stalled = False  # the watchdog named the one agent that never came back
         self.states_at_end: list[AgentState] = []  # agent states when the execution ended
         self.runnable: tuple[int, ...] = ()  # the runnable agents' ids, ascending
+        self._mask = 0  # the runnable agents, bit i for agent i
+        self._sleeping: list[Agent] = []  # the BLOCKED agents, in the order they slept
         self._choose_of = strategy.choose
+        self._decided = self.decisions.append
 
     # -- setup -------------------------------------------------------------
 
     def add_agent(self, name: str, daemon: bool = False) -> Agent:
         agent = Agent(len(self.agents), name, daemon)
         self.agents.append(agent)
-        self.runnable = (*self.runnable, agent.aid)
+        self._mask |= 1 << agent.aid
+        self.runnable = _runnable_of(self._mask)
         return agent
 
     def start_asleep(self, agent: Agent, chan: WaitChannel) -> None:
@@ -158,9 +174,7 @@ class Scheduler:
         It is no choice until ``wakeup(chan)``; its body starts when it first
         gets the baton.
         """
-        agent.state = BLOCKED
-        agent.chan = chan
-        self._refresh()
+        self._block(agent, chan)
 
     async def run(self, bodies: Sequence[Body]) -> None:
         """Run one execution: ``bodies[i]`` is agent i's coroutine function."""
@@ -188,17 +202,13 @@ class Scheduler:
             chosen = self._choose_of(runnable, cur.aid)
         except Exception as exc:
             self._fail(exc)
-        if chosen == cur.aid:
-            self.decisions.append(chosen)
-            if self.on_decision is not None:
-                self.on_decision(step, runnable, chosen)
-            return
-        if chosen not in runnable:
+        if chosen != cur.aid and chosen not in runnable:
             self._refuse(chosen, runnable)
-        self.decisions.append(chosen)
+        self._decided(chosen)
         if self.on_decision is not None:
             self.on_decision(step, runnable, chosen)
-        await self._switch(cur, self.agents[chosen])
+        if chosen != cur.aid:
+            await self._switch(cur, self.agents[chosen])
 
     async def sleep(self, chan: WaitChannel) -> None:
         """Block the current agent on ``chan`` until ``wakeup(chan)``."""
@@ -206,9 +216,7 @@ class Scheduler:
             raise Abort()
         cur = self.current
         assert cur is not None
-        cur.state = BLOCKED
-        cur.chan = chan
-        self._refresh()
+        self._block(cur, chan)
         nxt = self._choose(cur)
         if nxt is None:
             self._stuck()
@@ -217,14 +225,21 @@ class Scheduler:
 
     def wakeup(self, chan: WaitChannel) -> None:
         """Make every agent sleeping on ``chan`` runnable.  Not a schedule point."""
-        woke = False
-        for a in self.agents:
+        sleeping = self._sleeping
+        for a in sleeping:
+            if a.chan is chan:
+                break
+        else:
+            return  # nobody sleeps on it: the common case, at every release
+        mask = self._mask
+        for a in sleeping:
             if a.chan is chan:
                 a.chan = None
                 a.state = RUNNABLE
-                woke = True
-        if woke:
-            self._refresh()
+                mask |= 1 << a.aid
+        self._sleeping = [a for a in sleeping if a.chan is not None]
+        self._mask = mask
+        self.runnable = _runnable_of(mask)
 
     def abort(self, result: str, detail: str) -> NoReturn:
         """End the execution as ``result`` from inside the running agent, and unwind it."""
@@ -234,7 +249,8 @@ class Scheduler:
     def _finished(self, done: Agent) -> None:
         """``done``'s body returned: it is DONE, and the baton goes on."""
         done.state = DONE
-        self._refresh()
+        self._mask &= ~(1 << done.aid)
+        self.runnable = _runnable_of(self._mask)
         if not self.over:
             self._pass_on(done)
 
@@ -280,8 +296,12 @@ class Scheduler:
 
     # -- decisions -----------------------------------------------------------
 
-    def _refresh(self) -> None:
-        self.runnable = tuple([a.aid for a in self.agents if a.state == RUNNABLE])
+    def _block(self, agent: Agent, chan: WaitChannel) -> None:
+        agent.state = BLOCKED
+        agent.chan = chan
+        self._sleeping.append(agent)
+        self._mask &= ~(1 << agent.aid)
+        self.runnable = _runnable_of(self._mask)
 
     def _pick(self, runnable: tuple[int, ...], cur: Agent | None) -> Agent:
         try:
@@ -294,7 +314,7 @@ class Scheduler:
             if chosen != PRUNE:
                 self._refuse(chosen, runnable)
             chosen = runnable[0]  # the first decision is never redundant
-        self.decisions.append(chosen)
+        self._decided(chosen)
         if self.on_decision is not None:
             self.on_decision(self.step, runnable, chosen)
         return self.agents[chosen]

@@ -104,12 +104,14 @@ class RandomStrategy(Strategy):
 
     def __init__(self) -> None:
         self.rng = random.Random(0)
+        self._random = self.rng.random  # bound once: choose runs at every decision
 
     def reset(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self._random = self.rng.random
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
-        return runnable[int(self.rng.random() * len(runnable))]
+        return runnable[int(self._random() * len(runnable))]
 
 
 class ReplayStrategy(Strategy):
