@@ -31,7 +31,7 @@ from emulator.machine import Execution, Machine
 from emulator.portfolio import Portfolio, arm_label, arms_for, coverage_json
 from emulator.sched.drivers import CAMPAIGN_DRIVER
 from emulator.variants import BUILTIN, MUTANTS, Variant
-from workloads import WORKLOADS
+from workloads import WORKLOADS, aimed_at
 
 
 @dataclass
@@ -108,12 +108,13 @@ def is_historical(profile: str, variant: Variant, ex: Execution) -> bool:
 def _portfolio(variant: Variant, profile: str, strategy: str, first_seed: int = 0,
                workloads: Sequence[str] | None = None,
                driver: str = CAMPAIGN_DRIVER) -> Portfolio:
-    """Every workload (or ``workloads``) under ``profile``, as arms (with each portfolio
-    member, for the portfolio), chosen adaptively; seeds ``first_seed``, +1, ..., one
-    per execution."""
+    """Every workload (or ``workloads``) aimed at ``profile`` (``workloads.aimed_at``),
+    as arms (with each portfolio member, for the portfolio), chosen adaptively; seeds
+    ``first_seed``, +1, ..., one per execution."""
     base = RunConfig(workload="", profile=profile, variant=variant.name, strategy=strategy,
                      driver=driver)
-    names = list(WORKLOADS) if workloads is None else list(workloads)
+    names = [name for name in (WORKLOADS if workloads is None else workloads)
+             if aimed_at(name, profile)]
     return Portfolio(arms_for(base, names), first_seed, variant=variant)
 
 

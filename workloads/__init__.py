@@ -66,6 +66,17 @@ WORKLOADS: dict[str, ModuleType] = {
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]
+
+
+def aimed_at(name: str, profile: str) -> bool:
+    """Whether workload ``name`` belongs in a portfolio under ``profile``: a module may
+    name the profiles whose behaviour its race needs (``PROFILES``); a hunt under
+    another profile leaves it out, so it spends no executions where the race cannot
+    happen.  Without ``PROFILES``, every profile."""
+    profiles: tuple[str, ...] | None = getattr(_lookup(name), "PROFILES", None)
+    return profiles is None or profile in profiles
+
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 

@@ -13,6 +13,9 @@ from typing import Any
 
 from workloads._common import BASE, PAGE, file_mapping, hx, stores
 
+# Only freebsd5 leaves a page clean while its write is in flight: elsewhere a synchronous
+# clean waits for the write, and a portfolio leaves this workload out (``aimed_at``).
+PROFILES = ("freebsd5",)
 PARAMS: dict[str, tuple[type, Any, str]] = {
     "pages": (int, 2, "pages of the shared file"),
     "loads": (int, 2, "loads by p1"),
