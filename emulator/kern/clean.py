@@ -564,7 +564,8 @@ class MapClean:
 
         The page found dirty before the wait is written without testing it again
         (a page cleaned meanwhile is written once more: harmless).  A page still
-        dirty after its write (it failed) is marked PG_CLEANCHK again.
+        dirty after its write (it failed) is write-protected and marked
+        PG_CLEANCHK again.
         """
         while page.is_busy():
             await obj.lock.unlock()
@@ -574,7 +575,10 @@ class MapClean:
                 return 0, True
         page.cleanchk = False
         ok = await self.pageout_flush(obj, page, sync)
-        if page.dirty:
+        if page.dirty and not page.freed:
+            # Still dirty (the write failed, or a fault re-dirtied it after the write):
+            # read-only again, and left for this scan's next pass.
+            write_protect(obj.k, page)
             page.cleanchk = True
         return 1, ok
 
