@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     PYTHONPATH=. python benchmarks/false_alarms.py [--executions 100000] [--jobs 1]
-        [--workloads a,b] [--strategy portfolio] [--json out.json]
+        [--workloads a,b] [--profiles p,q] [--strategy portfolio] [--json out.json]
 
 The executions are split evenly over the profiles, and each profile's share into tasks of
 ``--chunk`` executions; a task is the adaptive portfolio of ``vmemu mutants``' reference
@@ -72,12 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--strategy", default="portfolio")
+    p.add_argument("--profiles", default=",".join(PROFILES),
+                   help="the profiles to split the executions over (default: every one)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     workloads = tuple(args.workloads.split(","))
-    per_profile = -(-args.executions // len(PROFILES))
+    profiles = args.profiles.split(",")
+    per_profile = -(-args.executions // len(profiles))
     tasks = []
-    for profile in PROFILES:
+    for profile in profiles:
         left, t = per_profile, 0
         while left > 0:
             n = min(args.chunk, left)
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     alarms = [a for r in results for a in r["alarms"]]
     print(f"reference, strategy {args.strategy}, workloads {', '.join(workloads)}: "
           f"{total} executions in {elapsed:.0f} s ({args.jobs} processes)")
-    for profile in PROFILES:
+    for profile in profiles:
         rs = [r for r in results if r["profile"] == profile]
         by: dict[str, int] = {}
         for r in rs:
