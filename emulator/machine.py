@@ -20,6 +20,7 @@ from typing import Any
 
 from emulator.check import Rule
 from emulator.check.base import Checker
+from emulator.check.installer import Installer
 from emulator.check.monitor import watch
 from emulator.errors import EmulatorError, InternalError, ReplayDiverged
 from emulator.kern.clean import reference_clean
@@ -65,10 +66,12 @@ CheckerFactory = Callable[[Kernel], Checker]
 def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -> Kernel:
     """Create the kernel state a spec describes (outside any agent: no schedule points)."""
     k = Kernel(sched, PROFILES[spec.profile], record=record)
+    k.cluster = spec.cluster
     watch(k)
     for name, pages in spec.files.items():
         pager = Pager(name, pages)
         pager.fail_writes = name in spec.failing
+        pager.fail_pages = frozenset(spec.fail_pages.get(name, ()))
         obj = VmObject(k, OBJT_FILE, name, pages, pager)
         obj.ref_count = 1  # the vnode's own reference: file objects stay cached
         k.files[name] = obj
@@ -129,6 +132,8 @@ class Machine:
         self.variant = variant
         self.strategy = strategy
         self.checkers = list(checkers or [])
+        # Builds the checkers once and re-installs them on each execution's kernel.
+        self.installer = Installer(self.checkers)
         self.max_steps = max_steps
         self.record = record
         self.driver = driver
@@ -170,7 +175,9 @@ class Machine:
                                (chosen, tuple(aids))))
 
             sched.on_decision = on_decision
-        checkers = [make(k) for make in self.checkers]
+        if self.installer.factories != self.checkers:
+            self.installer = Installer(self.checkers)
+        checkers = self.installer.install(k, spec)
         for watcher in self.watchers:
             watcher(k)
         if self.strategy.wants_events:

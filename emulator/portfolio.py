@@ -46,6 +46,7 @@ from emulator.kern.events import (
     Dirty,
     EntryClip,
     EntryInsert,
+    EntryProtect,
     EntryRemove,
     Event,
     Free,
@@ -56,6 +57,7 @@ from emulator.kern.events import (
     ObjectFree,
     Pagein,
     PteEnter,
+    PteProtect,
     PteRemove,
     RemoveAll,
     RemoveWrite,
@@ -80,7 +82,8 @@ _PAGE_EVENTS: tuple[type[Event], ...] = (
     Store, Dirty, RemoveWrite, RemoveAll, Busy, Unbusy, Alloc, Free, Pagein, Cow, Wire,
     Unwire, IoIssue, IoDone, PteEnter)
 _OBJECT_EVENTS: tuple[type[Event], ...] = (ObjectFree, CleanGeneration, Writeable)
-_MAP_EVENTS: tuple[type[Event], ...] = (EntryInsert, EntryRemove, EntryClip, PteRemove)
+_MAP_EVENTS: tuple[type[Event], ...] = (EntryInsert, EntryRemove, EntryClip, EntryProtect,
+                                        PteRemove, PteProtect)
 
 
 def arms_for(run: RunConfig, workloads: Sequence[str] | None = None) -> list[RunConfig]:

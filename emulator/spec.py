@@ -133,6 +133,11 @@ class Spec:
     name: str = "spec"
     params: dict[str, Any] = field(default_factory=dict)
     failing: tuple[str, ...] = ()  # files whose every write fails (EIO)
+    # Files some of whose pages fail every write (EIO): name -> page indexes, sorted.
+    fail_pages: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # vm_pageout_page_count of the page clean: the most pages one write of a dirty
+    # page and its neighbours carries (kern/clean.py).  1: each page alone.
+    cluster: int = 1
     # Background agents to run (emulator/kern/daemons.py): name -> passes per
     # execution, in AGENT_NAMES order.  Empty: none (the spec's form has no key).
     agents: dict[str, int] = field(default_factory=dict)
@@ -142,15 +147,22 @@ class Spec:
         out = self._json()
         if self.agents:
             out["agents"] = dict(self.agents)
+        if self.cluster != 1:
+            out["cluster"] = self.cluster
+        return out
+
+    def _file_json(self, name: str, pages: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"pages": pages}
+        if name in self.failing:
+            out["fail_writes"] = True
+        if name in self.fail_pages:
+            out["fail_pages"] = list(self.fail_pages[name])
         return out
 
     def _json(self) -> dict[str, Any]:
         return {
             "profile": self.profile,
-            "files": {
-                n: {"pages": p, "fail_writes": True} if n in self.failing else {"pages": p}
-                for n, p in self.files.items()
-            },
+            "files": {n: self._file_json(n, p) for n, p in self.files.items()},
             "processes": {
                 n: {"mappings": [m.to_json() for m in maps]}
                 for n, maps in self.processes.items()
@@ -166,8 +178,9 @@ class Spec:
 # Parsing and validation
 
 
-_TOP_KEYS = ("profile", "files", "processes", "cpus", "agents")
-_FILE_KEYS = ("pages", "fail_writes")
+_TOP_KEYS = ("profile", "files", "processes", "cpus", "agents", "cluster")
+_FILE_KEYS = ("pages", "fail_writes", "fail_pages")
+CLUSTER_MAX = 32  # vm_pageout_page_count's largest value here
 _PROCESS_KEYS = ("mappings",)
 _CPU_KEYS = ("process", "program")
 _OPTION_KEYS = ("file", "anon", "device", "submap", "offset", "prot", "wired", "private")
@@ -292,7 +305,8 @@ def _check_profile(value: object, where: _Where) -> str:
     return value
 
 
-def _files(value: object, where: _Where, failing: list[str]) -> dict[str, int]:
+def _files(value: object, where: _Where, failing: list[str],
+           fail_pages: dict[str, tuple[int, ...]]) -> dict[str, int]:
     if not isinstance(value, dict):
         where.fail(f"expected an object of file name -> {{\"pages\": N}}, got {_kind_of(value)}")
     files: dict[str, int] = {}
@@ -306,8 +320,21 @@ def _files(value: object, where: _Where, failing: list[str]) -> dict[str, int]:
             w.fail("pages must be at least 1")
         if _bool(table.get("fail_writes", False), w, "fail_writes"):
             failing.append(name)
+        if "fail_pages" in table:
+            fail_pages[name] = _fail_pages(table["fail_pages"], w.key("fail_pages"), pages)
         files[name] = pages
     return files
+
+
+def _fail_pages(value: object, where: _Where, pages: int) -> tuple[int, ...]:
+    """A file's failing page indexes: a list of distinct indexes inside the file, sorted."""
+    if not isinstance(value, list):
+        where.fail(f"expected a list of page indexes, got {_kind_of(value)}")
+    out = sorted({_int(v, where, "page index") for v in value})
+    for pindex in out:
+        if pindex >= pages:
+            where.fail(f"page index {pindex} is past the file's {pages} pages")
+    return tuple(out)
 
 
 def _mapping(raw: object, where: _Where, files: Mapping[str, int],
@@ -415,6 +442,12 @@ def _arg(kind: ArgKind, value: object, where: _Where, what: str, files: Mapping[
             return _msync_flags(value, where, what)
         case ArgKind.MAPPING:
             return _mapping(value, where, files, at=(before[0], before[1]))
+        case ArgKind.PROT:
+            text = _str(value, where, what)
+            if text not in PROT_WORDS:
+                where.fail(f"{what}: unknown protection {_show(text)} (expected one of "
+                           f"{_one_of(list(PROT_WORDS))})")
+            return text
         case _:
             assert_never(kind)
 
@@ -476,7 +509,8 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
     else:
         profile = _check_profile(table.get("profile", DEFAULT_PROFILE.name), top.key("profile"))
     failing: list[str] = []
-    files = _files(table.get("files", {}), top.key("files"), failing)
+    fail_pages: dict[str, tuple[int, ...]] = {}
+    files = _files(table.get("files", {}), top.key("files"), failing, fail_pages)
     raw_procs = _require(table, "processes", top)
     pw = top.key("processes")
     if not isinstance(raw_procs, dict):
@@ -489,8 +523,12 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
         processes[name] = _process(raw, pw.key(name), files)
     cpus = _cpus(_require(table, "cpus", top), top.key("cpus"), files, processes)
     agents = _agents(table.get("agents", {}), top.key("agents"))
+    cluster = _int(table.get("cluster", 1), top.key("cluster"), "cluster",
+                   limit=CLUSTER_MAX + 1)
+    if cluster == 0:
+        top.key("cluster").fail("cluster must be at least 1")
     return Spec(profile=profile, files=files, processes=processes, cpus=cpus,
-                failing=tuple(failing), agents=agents)
+                failing=tuple(failing), fail_pages=fail_pages, cluster=cluster, agents=agents)
 
 
 # ---------------------------------------------------------------------------

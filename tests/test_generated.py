@@ -98,10 +98,12 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
     wired: set[str] = set()
     prots: set[str] = set()
     agents: set[str] = set()
-    offsets = adjacent = failing = spanning = 0
+    offsets = adjacent = failing = spanning = bad_pages = clustered = 0
     for seed in SEEDS:
         spec = _spec(seed)
         failing += bool(spec.failing)
+        bad_pages += bool(spec.fail_pages)
+        clustered += spec.cluster > 1
         agents |= set(spec.agents)
         for maps in spec.processes.values():
             kinds |= {_kind(m) for m in maps}
@@ -121,7 +123,7 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
                     clean_flags.add((op.args[2], op.args[3]))
                 if op.name == "mmap":
                     mmap_kinds |= {_kind(m) for m in op.mappings()}
-                if op.name in ("msync", "clean", "munmap", "mlock", "munlock"):
+                if op.name in ("msync", "clean", "munmap", "mlock", "munlock", "mprotect"):
                     end = op.args[1] if op.name == "clean" else op.args[0] + op.args[1]
                     spanning += sum(op.args[0] < a < end for a in starts) > 0
     assert ops == set(SYSCALLS)
@@ -131,7 +133,7 @@ def test_every_op_flag_and_mapping_kind_appears_across_seeds() -> None:
     assert kinds == every_kind and mmap_kinds == every_kind and wired == every_kind
     assert prots == {"r", "rw", "rwx"}
     assert agents == set(AGENT_NAMES)
-    assert min(offsets, adjacent, failing, spanning) > 10
+    assert min(offsets, adjacent, failing, spanning, bad_pages, clustered) > 10
 
 
 def test_the_seed_parameter_pins_the_spec_and_bounds_are_checked() -> None:

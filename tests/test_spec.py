@@ -130,6 +130,7 @@ def test_every_op_round_trips() -> None:
         ["load", 65536], ["store", "0x10008"], ["msync", "0x10000", 0, "invalidate,sync"],
         ["msync", "0x10000", "0x2000", "async,invalidate"], ["clean", 5, 5, False, True],
         ["munmap", "0x11001", 0], ["mlock", 0, 1], ["munlock", "0x20000", 8192],
+        ["mprotect", "0x10000", 4096, "r"],
         ["mmap", "0x60000", 2, {"anon": True, "wired": True, "prot": "r"}],
         ["mmap", "0x70000", 1, {"device": True, "prot": "rwx"}],
         ["mmap", "0x80000", 2, {"submap": True, "file": "f", "offset": 6}],
@@ -206,7 +207,7 @@ def test_unknown_op_names_place_and_choices() -> None:
     data["cpus"][1]["program"] += [["store", "0x50000"], ["stor", "0x50000"]]
     assert error(data) == (
         "spec.json: cpus[1].program[3]: unknown op 'stor' (expected one of load, store, msync, "
-        "clean, munmap, mmap, mlock, munlock, yield)")
+        "clean, munmap, mmap, mprotect, mlock, munlock, yield)")
 
 
 def test_overlap_names_both_mappings_and_address() -> None:
@@ -288,6 +289,8 @@ def op_error(op: list[Any]) -> str:
     (["clean", "0x10000", "0x11000", True, "no"], "clean invalidate: expected true or false"),
     (["munmap", "0x10000", -4096], "munmap len: negative value"),
     (["mlock", "0x10000", "0x1_0000_0000_0000_0000"], "too large"),
+    (["mprotect", "0x10000", 4096, "w"], "mprotect prot: unknown protection 'w' (expected one"),
+    (["mprotect", "0x10000", 4096, 2], "mprotect prot: expected a string"),
     (["mmap", "0x10001", 1, {"anon": True}], "mmap addr 0x10001 is not page-aligned"),
     (["mmap", "0x10000", 0, {"anon": True}], "mmap pages must be at least 1"),
     (["mmap", "0x10000", 1, {}], "needs one of file"),
@@ -429,3 +432,34 @@ def test_agent_errors(agents: Any, expected: str) -> None:
     with pytest.raises(BadInput) as err:
         parse_spec({**DESIGN_EXAMPLE, "agents": agents})
     assert str(err.value).startswith(expected)
+
+
+# -- clustering and failing pages -----------------------------------------------------
+
+
+def test_cluster_and_failing_pages_normalise_and_are_left_out_when_unset() -> None:
+    data = example()
+    data["files"]["f"]["fail_pages"] = [5, 1, 5]
+    spec = parse_spec({**data, "cluster": "0x8"})
+    assert spec.cluster == 8 and spec.fail_pages == {"f": (1, 5)}
+    assert spec.to_json()["cluster"] == 8
+    assert spec.to_json()["files"]["f"] == {"pages": 8, "fail_pages": [1, 5]}
+    assert parse_spec(spec.to_json()) == spec
+    plain = parse_spec(DESIGN_EXAMPLE)
+    assert plain.cluster == 1 and plain.fail_pages == {}
+    assert "cluster" not in plain.to_json()
+    assert parse_spec({**DESIGN_EXAMPLE, "cluster": 1}) == plain
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: d.update(cluster=0), "spec.json: cluster: cluster must be at least 1"),
+    (lambda d: d.update(cluster=33), "spec.json: cluster: cluster: 0x21 is too large"),
+    (lambda d: d["files"]["f"].update(fail_pages=3),
+     "spec.json: files.f.fail_pages: expected a list of page indexes"),
+    (lambda d: d["files"]["f"].update(fail_pages=[8]),
+     "spec.json: files.f.fail_pages: page index 8 is past the file's 8 pages"),
+])
+def test_cluster_and_failing_page_errors(change: Any, expected: str) -> None:
+    data = example()
+    change(data)
+    assert error(data).startswith(expected)

@@ -27,8 +27,10 @@ from emulator.errors import BadInput
 from emulator.spec import Spec, load_spec_file, parse_spec
 from workloads import (
     async_then_invalidate,
+    cluster_errors,
     generated,
     invalidate_shared_file,
+    mprotect_msync,
     msync_vs_munmap,
     pageout_vs_msync,
     private_shadow,
@@ -61,6 +63,8 @@ WORKLOADS: dict[str, ModuleType] = {
     "teardown_during_flush": teardown_during_flush,
     "generated": generated,
     "pageout_vs_msync": pageout_vs_msync,
+    "mprotect_msync": mprotect_msync,
+    "cluster_errors": cluster_errors,
     # freebsd5's 2003 page clean and soft busy (issue 11, item 4).
     "async_then_invalidate": async_then_invalidate,
 }

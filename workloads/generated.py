@@ -1,17 +1,18 @@
 """A whole spec drawn from the seed: files, processes, mappings of every kind and CPU programs
 of every op, small by default, so a variant meets structures its author did not think of.
 
-Everything is drawn from one ``random.Random(seed)``: the files (some failing every write),
-each process's mappings (shared and private file mappings at any offset, anonymous, device,
-sub-maps over anonymous memory or a file; wired or not; read-only, read-write or
-executable; adjacent or separated by holes), then each CPU's program: stores and loads (now
-and then just past a mapping), msync with every valid flag set, clean with every flag pair
-(empty ranges included), munmap, mmap of any kind (over a mapping or in a fresh slot),
-mlock, munlock and yield, over ranges inside one mapping or spanning several entries and
-holes; and now and then the background agents (page daemon, syncer).  The parameters
-are upper bounds: the counts are drawn up to them.  Only the static layout is fixed; the
-programs change it at run time (MAP_FIXED mmap, munmap), which is what the kernel must
-survive.
+Everything is drawn from one ``random.Random(seed)``: the files (some failing every write,
+some one page's writes), each process's mappings (shared and private file mappings at any
+offset, anonymous, device, sub-maps over anonymous memory or a file; wired or not;
+read-only, read-write or executable; adjacent or separated by holes), then each CPU's
+program: stores and loads (now and then just past a mapping), msync with every valid flag
+set, clean with every flag pair (empty ranges included), munmap, mmap of any kind (over a
+mapping or in a fresh slot), mprotect to any protection, mlock, munlock and yield, over
+ranges inside one mapping or spanning several entries and holes; now and then the
+background agents (page daemon, syncer), and now and then a page clean that writes a dirty
+page with its dirty neighbours (``cluster``).  The parameters are upper bounds: the counts
+are drawn up to them.  Only the static layout is fixed; the programs change it at run time
+(MAP_FIXED mmap, munmap, mprotect), which is what the kernel must survive.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ KINDS = (("file", 4), ("private", 3), ("anon", 3), ("device", 1), ("submap", 1),
 PROTS = (("rw", 6), ("r", 2), ("rwx", 1))
 # (op, weight)
 OPS = (("store", 6), ("load", 3), ("msync", 4), ("clean", 2), ("munmap", 1), ("mmap", 2),
-       ("mlock", 1), ("munlock", 1), ("yield", 1))
+       ("mlock", 1), ("munlock", 1), ("yield", 1), ("mprotect", 1))
 
 
 class Area(NamedTuple):
@@ -93,6 +94,8 @@ def _files(rng: random.Random, params: dict[str, int]) -> dict[str, dict[str, An
         entry: dict[str, Any] = {"pages": rng.randint(1, params["pages"])}
         if rng.randrange(8) == 0:
             entry["fail_writes"] = True
+        elif rng.randrange(8) == 0:
+            entry["fail_pages"] = [rng.randrange(entry["pages"])]
         out[f"f{i}"] = entry
     return out
 
@@ -163,6 +166,9 @@ def _op(rng: random.Random, areas: list[Area], files: dict[str, int],
     if name in ("munmap", "mlock", "munlock"):
         start, end = _range(rng, areas, empty=False)
         return [name, hx(start), end - start]
+    if name == "mprotect":
+        start, end = _range(rng, areas, empty=False)
+        return ["mprotect", hx(start), end - start, _pick(rng, PROTS)]
     if name == "mmap":
         area = areas[_area(rng, areas)]
         pages, options = _options(rng, params["pages"], files)
@@ -193,4 +199,7 @@ def build(params: dict[str, int], seed: int) -> dict[str, Any]:
         # Now and then the page daemon, the syncer or both clean behind the CPUs' backs.
         chosen = [name for name in AGENT_NAMES if rng.randrange(2)] or [rng.choice(AGENT_NAMES)]
         spec["agents"] = {name: rng.randint(1, 2) for name in chosen}
+    if rng.randrange(3) == 0:
+        # Now and then the page clean writes a dirty page with its dirty neighbours.
+        spec["cluster"] = rng.choice((2, 4, 8))
     return spec

@@ -38,7 +38,10 @@ class Invalidate(Checker):
         k.observe(PageFreeing, self._free)
 
     def _pte(self, step: int, aid: int, ev: PteEnter) -> None:
-        for call in self.calls.calls.values():
+        calls = self.calls.calls
+        if not calls:
+            return  # no clean in flight: the common case
+        for call in calls.values():
             if call.invalidate and call.cpu != aid and call.vm_map.name == ev.map:
                 self.others.setdefault(call, set()).add(ev.vpn)
 

@@ -121,12 +121,13 @@ class LockDiscipline(Checker):
     def _unlock(self, step: int, aid: int, ev: Unlock) -> None:
         res = ev.res
         # Holdings.released, inlined: the lock released last, nearly always.
-        held = self.held.of(aid)
-        h = (RANKS[res], res, ev.name, -1)
-        if held and held[-1] == h:
-            held.pop()
-        else:
-            drop(held, h)
+        held = self.held.held.get(aid)
+        if held:
+            h = (RANKS[res], res, ev.name, -1)
+            if held[-1] == h:
+                held.pop()
+            else:
+                drop(held, h)
         if res != "map":
             return
         excl, shared = self.map_holders.get(ev.name, NOT_HELD)
@@ -138,7 +139,7 @@ class LockDiscipline(Checker):
         self.map_holders[ev.name] = (excl, shared)
 
     def _wait(self, step: int, aid: int, ev: Wait) -> None:
-        if ev.res in RANKS:
+        if ev.res in RANKS and self.held.held.get(aid):  # holding nothing inverts nothing
             self.order(step, aid, ev.res, ev.name, True)
 
     def _map_access(self, step: int, aid: int, ev: MapAccess) -> None:

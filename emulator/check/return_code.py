@@ -4,6 +4,12 @@ An independent oracle computes the code a clean must return from the map as
 it is when the clean's window opens (its first map lock or lookup), following
 SEMANTICS.md §2 row by row.  A call that returns an error must not have removed
 a mapping, write-protected, written or freed a page on the way.
+
+Write errors (H13): where the profile reports them (KERN_FAILURE, EIO), a clean
+must report one exactly when a synchronous write it issued and waited for failed
+on a page vm_pageout_flush attributes to it -- the page it asked for, or a page
+after it in the same multi-page write; a failed backward neighbour is not
+reported (FIDELITY.md D9).
 """
 
 from __future__ import annotations
@@ -64,7 +70,8 @@ class _Notes:
 
     want: str | None = None  # the oracle's code, when the window opened
     effects: list[tuple[int, Event]] | None = None  # (step, event) since the window opened
-    io_error: bool = False  # a write failed during the call (modern may return FAILURE)
+    # a failed synchronous write of the call that it must report, as "obj:pindex"
+    io_error: str | None = None
 
 
 class ReturnCode(Checker):
@@ -93,7 +100,7 @@ class ReturnCode(Checker):
         want = expected_code(k.profile, call.vm_map, call.start, call.end, call.invalidate)
         k.in_checker = False
         notes = self._notes(call)
-        notes.want, notes.effects, notes.io_error = want, [], False
+        notes.want, notes.effects = want, []
 
     def _effect(self, step: int, aid: int, ev: Event) -> None:
         call = self.calls.calls.get(aid)
@@ -104,9 +111,17 @@ class ReturnCode(Checker):
             notes.effects.append((step, ev))
 
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
-        if ev.error:
-            for call in self.calls.calls.values():
-                self._notes(call).io_error = True
+        io = ev.io
+        if not ev.error or not io.sync:
+            return  # an asynchronous write's error reaches no caller (VM_PAGER_PEND)
+        call = self.calls.calls.get(io.issuer)
+        if call is None:
+            return
+        cluster = io.cluster
+        if cluster is not None and cluster.ios.index(io) < cluster.mreq:
+            return  # a backward neighbour of the page asked for: not the caller's error
+        notes = self._notes(call)
+        notes.io_error = notes.io_error or f"{ev.obj}:{ev.pindex}"
 
     def _bad_return(self, step: int, aid: int, ev: BadReturn) -> None:
         self.violate(f"clean returned {ev.rv!r}, not a KERN_* code")
@@ -121,15 +136,24 @@ class ReturnCode(Checker):
             k.in_checker = True
             want = expected_code(k.profile, call.vm_map, call.start, call.end, call.invalidate)
             k.in_checker = False
+        reports = k.profile.write_error.label
+        must_report = want == "KERN_SUCCESS" != reports and notes.io_error is not None
+        if must_report:
+            want = reports  # a write it must report failed
         ok = got == want
-        if not ok and want == "KERN_SUCCESS" and got == "KERN_FAILURE":
-            ok = k.profile.write_error.label == got and notes.io_error
         if not ok:
+            why = (f"for the map as it was at step {call.window_at}" if call.window_at >= 0
+                   else "for the map as it is (the routine never looked at it)")
+            if must_report:
+                why = (f"since the synchronous write of page {notes.io_error}, the page it "
+                       "asked for or a later one of that write, failed")
+            elif got == reports and want == "KERN_SUCCESS":
+                why += ("; no write it must report failed (an asynchronous write, another "
+                        "agent's, or a backward neighbour's in a multi-page write)")
             self.violate(
                 f"{k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) in "
                 f"{call.vm_map.name} returned {got}; profile {k.profile.name} requires {want} "
-                + (f"for the map as it was at step {call.window_at}" if call.window_at >= 0
-                   else "for the map as it is (the routine never looked at it)"),
+                + why,
                 cpus=[call.cpu],
                 got=got,
                 want=want,

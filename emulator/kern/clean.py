@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from emulator.kern.map import VmMap, VmMapEntry
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
-    from emulator.kern.pager import Io
+    from emulator.kern.pager import Cluster, Io
 
 
 # -- error codes per profile (SEMANTICS.md §2) ----------------------------------------
@@ -407,7 +407,8 @@ class MapClean:
                     await page.xunbusy()
                     page = obj.find_least(pi + 1)
                     continue
-                if not await self.flush_page(obj, page, sync):
+                ok, run = await self.flush_run(obj, page, sync)
+                if not ok:
                     res = False
                     allclean = False
                 if not sync:
@@ -415,7 +416,7 @@ class MapClean:
                 if obj.generation != curgen and sync:
                     rescan = True
                     break
-                page = obj.find_least(pi + 1)
+                page = obj.find_least(pi + run)
             if not rescan:
                 break
         if allclean:
@@ -434,6 +435,74 @@ class MapClean:
     async def protect(self, page: VmPage) -> None:
         """Revoke write access everywhere and fold modified bits, in one step."""
         await remove_write(page.k, page)
+
+    async def flush_run(self, obj: VmObject, page: VmPage, sync: bool) -> tuple[bool, int]:
+        """Write an exclusive-busy dirty page, alone or with its neighbours (object
+        locked).  Returns (no write error reported, how many pages from ``page`` on
+        the write covered): the page clean goes on after them."""
+        if obj.k.cluster == 1:
+            return await self.flush_page(obj, page, sync), 1
+        return await self.collect_flush(obj, page, sync)
+
+    async def collect_flush(self, obj: VmObject, page: VmPage, sync: bool) -> tuple[bool, int]:
+        """Cluster ``page`` with its dirty neighbours and write them in one pager call
+        (vm_object_page_collect_flush, then vm_pageout_flush).  Object locked.
+
+        The run grows forward, then backward, one resident neighbour at a time, up
+        to the kernel's cluster size, whatever the clean's range: each neighbour is
+        try-busied and write-protected, and the run stops at the first missing,
+        busy or clean one.  A synchronous write is waited for; its error is the
+        clean's only if it hit the requested page or a page after it
+        (``cluster_eio``): a failed backward neighbour stays dirty, unreported.
+        Returns (no error reported, pages written from ``page`` on).
+        """
+        k = obj.k
+        run = [page]
+        while len(run) < k.cluster:
+            nb = obj.lookup_page(run[-1].pindex + 1)
+            if nb is None or not await self.collect_neighbour(nb):
+                break
+            run.append(nb)
+        mreq = 0
+        while len(run) < k.cluster:
+            nb = obj.lookup_page(run[0].pindex - 1)
+            if nb is None or not await self.collect_neighbour(nb):
+                break
+            run.insert(0, nb)
+            mreq += 1
+        await k.kpoint()
+        for p in run:
+            k.touch_page(p)
+        cluster = self.start_cluster(k, run, mreq, sync)
+        if not sync:
+            return True, len(run) - mreq
+        await obj.lock.unlock()
+        for io in cluster.ios:
+            await k.disk.wait(io)
+        await obj.lock.lock()
+        return not self.cluster_eio(cluster), len(run) - mreq
+
+    async def collect_neighbour(self, page: VmPage) -> bool:
+        """Take a neighbour into the run: try-busy it, write-protect it with its
+        modified bits folded (vm_object_page_remove_write), keep it if dirty.
+        Never sleeps: a busy neighbour ends the run, as does a clean one (unbusied)."""
+        if not await page.try_xbusy():
+            return False
+        await self.protect(page)
+        if not page.dirty:
+            await page.xunbusy()
+            return False
+        return True
+
+    def start_cluster(self, k: Kernel, pages: list[VmPage], mreq: int, sync: bool) -> Cluster:
+        """Queue the run's one write (vm_pageout_flush -> VOP_PUTPAGES).  Part of the
+        caller's step; every page stays busy, and dirty, until the write completes."""
+        return k.disk.issue_cluster(pages, mreq, sync)
+
+    def cluster_eio(self, cluster: Cluster) -> bool:
+        """Whether a completed synchronous run reports EIO: a page at or after the
+        requested one failed (vm_pageout_flush: ``i >= mreq && i - mreq < runlen``)."""
+        return any(io.error for io in cluster.ios[cluster.mreq:])
 
     async def flush_page(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
         """Write an exclusive-busy page; wait for a synchronous write.  Object locked.
@@ -471,7 +540,7 @@ class MapClean:
 
         Nothing happens unless OBJ_MIGHTBEDIRTY is set.  First the HARDSEQ pass:
         each resident page of the range in index order is tested dirty *without*
-        busying it, and a dirty one is written (``collect_flush``); if that
+        busying it, and a dirty one is written (``collect_flush_2003``); if that
         reached the end of a range smaller than the object, done.  Otherwise every
         page of the object is marked PG_CLEANCHK and write-protected in one step,
         OBJ_MIGHTBEDIRTY is cleared if the range is the whole object -- before any
@@ -504,7 +573,7 @@ class MapClean:
                 tscan += 1
                 continue
             scanlimit = scanreset
-            n, wrote = await self.collect_flush(obj, page, curgen, sync)
+            n, wrote = await self.collect_flush_2003(obj, page, curgen, sync)
             ok = ok and wrote
             tscan += n
         if tscan >= end and not whole:
@@ -526,7 +595,7 @@ class MapClean:
                     page.cleanchk = False
                     page = obj.find_least(pi + 1)
                     continue
-                n, wrote = await self.collect_flush(obj, page, curgen, sync)
+                n, wrote = await self.collect_flush_2003(obj, page, curgen, sync)
                 ok = ok and wrote
                 if n == 0 or obj.memq_generation != curgen:
                     rescan = True
@@ -555,7 +624,7 @@ class MapClean:
             page.cleanchk = True
             write_protect(k, page)
 
-    async def collect_flush(
+    async def collect_flush_2003(
         self, obj: VmObject, page: VmPage, curgen: int, sync: bool
     ) -> tuple[int, bool]:
         """vm_object_page_collect_flush for one page (object locked): wait while the
@@ -574,7 +643,7 @@ class MapClean:
             if obj.memq_generation != curgen:
                 return 0, True
         page.cleanchk = False
-        ok = await self.pageout_flush(obj, page, sync)
+        ok = await self.pageout_flush_2003(obj, page, sync)
         if page.dirty and not page.freed:
             # Still dirty (the write failed, or a fault re-dirtied it after the write):
             # read-only again, and left for this scan's next pass.
@@ -582,7 +651,7 @@ class MapClean:
             page.cleanchk = True
         return 1, ok
 
-    async def pageout_flush(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
+    async def pageout_flush_2003(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
         """The 2003 vm_pageout_flush of one page (object locked): soft-busy it,
         write-protect it and start its write, in one step; no exclusive busy.
 

@@ -385,6 +385,18 @@ class PteRemove(Event):
 
 @traced
 @dataclass(slots=True)
+class PteProtect(Event):
+    """``count`` mappings of [start_vpn, end_vpn) made read-only (pmap_protect)."""
+
+    kind: ClassVar[str] = "pte_protect"
+    map: str
+    start_vpn: int
+    end_vpn: int
+    count: int
+
+
+@traced
+@dataclass(slots=True)
 class RemoveWrite(Event):
     """A page write-protected everywhere; ``dirty`` after folding the modified bits."""
 
@@ -436,6 +448,18 @@ class EntryClip(Event):
     start: int
     at: int
     end: int
+
+
+@traced
+@dataclass(slots=True)
+class EntryProtect(Event):
+    """The entry [start, end) given protection ``prot`` (``r``, ``rw`` or ``rwx``)."""
+
+    kind: ClassVar[str] = "entry_protect"
+    map: str
+    start: int
+    end: int
+    prot: str
 
 
 # -- the pager -----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from emulator.kern.events import Cow, Dirty, Pagein, Writeable
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.param import PAGE_SHIFT
 from emulator.kern.pmap import fold_modified
+from emulator.kern.syscalls import shadow_entry, top_object
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -133,8 +134,6 @@ class Fault:
         Another CPU may have shadowed, replaced or removed the entry while the map
         was unlocked: look it up again.
         """
-        from emulator.kern.syscalls import shadow_entry
-
         await vm_map.lock.xlock()
         entry = await vm_map.lookup_entry(va)
         if entry is not None and entry.needs_copy and entry.writable:
@@ -171,10 +170,9 @@ class Fault:
 
     def entry_object(self, entry: VmMapEntry) -> VmObject:
         """Return the entry's object, creating anonymous memory on first touch."""
-        from emulator.kern.syscalls import top_object
-
         obj = top_object(self.k, entry)
-        self.k.touch_object(obj)
+        if obj.freed:
+            self.k.touch_object(obj)
         return obj
 
     async def busy_resident(self, page: VmPage) -> bool:

@@ -106,7 +106,8 @@ class MapLock:
         """Take the map lock shared if that needs no sleep (vm_map_trylock_read)."""
         k = self.k
         await k.kpoint()
-        k.read("map", self.name)
+        if k.watched:
+            k.read("map", self.name)
         me = k.curcpu()
         if self.excl >= 0 or self.writer_first(me):
             return False
@@ -126,7 +127,8 @@ class MapLock:
         """
         k = self.k
         await k.kpoint()
-        k.read("map", self.name)
+        if k.watched:
+            k.read("map", self.name)
         me = k.curcpu()
         if self.shared != [me]:
             return False

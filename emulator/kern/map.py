@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
-from emulator.kern.events import EntryClip, EntryInsert, EntryRemove
+from emulator.kern.events import EntryClip, EntryInsert, EntryRemove, MapAccess
 from emulator.kern.locks import MapLock
 from emulator.kern.param import PAGE_MASK, VM_MAX_ADDRESS, VM_MIN_ADDRESS
 from emulator.kern.pmap import Pmap
@@ -38,6 +38,7 @@ class Prot(enum.IntFlag):
 PROT_READ = Prot.READ
 PROT_WRITE = Prot.WRITE
 PROT_EXEC = Prot.EXECUTE
+_WRITE_BIT = int(PROT_WRITE)
 
 # The protections a mapping may ask for, by the spec's word for each.
 PROT_WORDS: dict[str, Prot] = {
@@ -104,7 +105,8 @@ class VmMapEntry:
 
     @property
     def writable(self) -> bool:
-        return PROT_WRITE in self.prot
+        # The flag's bits as an int: ``PROT_WRITE in self.prot`` runs enum's Python code.
+        return bool(self.prot._value_ & _WRITE_BIT)
 
     def describe(self) -> str:
         # Read through object.__getattribute__: describing a freed entry is no touch.
@@ -177,8 +179,9 @@ class VmMap:
         """Find the entry containing ``addr`` (vm_map_lookup_entry).  The map must be locked."""
         k = self.k
         await k.kpoint()
-        k.read("map", self.name)
-        k.map_access(self, "lookup")
+        if k.watched:
+            k.read("map", self.name)
+        k.emit(MapAccess(self, "lookup"))  # k.map_access, inlined: every lookup
         return self.entry_containing(addr)
 
     def first_entry_after(self, addr: int) -> VmMapEntry | None:

@@ -108,13 +108,15 @@ class VmObject:
 
     def lookup_page(self, pindex: int) -> VmPage | None:
         """Return the resident page at ``pindex`` (vm_page_lookup).  Object locked."""
-        self.k.touch_object(self)
+        if self.freed:
+            self.k.touch_object(self)
         page: VmPage | None = self.pages.get(pindex)
         return page
 
     def find_least(self, pindex: int) -> VmPage | None:
         """Return the resident page with the least index >= ``pindex``."""
-        self.k.touch_object(self)
+        if self.freed:
+            self.k.touch_object(self)
         i = self.pages.bisect_left(pindex)
         if i == len(self.pages):
             return None

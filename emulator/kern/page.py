@@ -111,8 +111,10 @@ class VmPage:
         """Busy the page exclusive if it is not busy (vm_page_tryxbusy)."""
         k = self.k
         await k.kpoint()
-        k.read("obj", self.obj.name)
-        k.touch_page(self)
+        if k.watched:
+            k.read("obj", self.obj.name)
+        if self.freed:
+            k.touch_page(self)
         if self.busy != Busy.NONE:
             return False
         self.busy = Busy.EXCL
@@ -163,8 +165,10 @@ class VmPage:
         """Add a shared busy if the page is not exclusive busy (vm_page_trysbusy)."""
         k = self.k
         await k.kpoint()
-        k.read("obj", self.obj.name)
-        k.touch_page(self)
+        if k.watched:
+            k.read("obj", self.obj.name)
+        if self.freed:
+            k.touch_page(self)
         if self.busy == Busy.EXCL:
             return False
         self.busy = Busy.SHARED

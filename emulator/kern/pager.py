@@ -24,12 +24,17 @@ if TYPE_CHECKING:
 class Pager:
     """vnode_pager for one file: stored contents, and a switch to fail writes."""
 
-    __slots__ = ("fail_writes", "name", "stored")
+    __slots__ = ("fail_pages", "fail_writes", "name", "stored")
 
     def __init__(self, name: str, pages: int) -> None:
         self.name = name
         self.stored: list[int] = [0] * pages  # (vnode) store id held per page
         self.fail_writes = False  # tests set it to make every write fail (EIO)
+        self.fail_pages: frozenset[int] = frozenset()  # pages whose every write fails
+
+    def fails(self, pindex: int) -> bool:
+        """Whether a write of page ``pindex`` fails (VM_PAGER_ERROR: a bad block, EIO)."""
+        return self.fail_writes or pindex in self.fail_pages
 
     def read(self, pindex: int) -> int:
         return self.stored[pindex]
@@ -38,12 +43,28 @@ class Pager:
         assert all(v >= 0 for v in self.stored), f"pager {self.name}: bad store id"
 
 
+class Cluster:
+    """The pages of one pager call (vm_pageout_flush's ``mc[]``), lowest index first.
+
+    ``mreq`` is the position of the page the clean asked for: the pages before it
+    are the backward neighbours.  The disk completes the whole run in one step.
+    """
+
+    __slots__ = ("ios", "mreq")
+
+    def __init__(self, mreq: int) -> None:
+        self.mreq = mreq
+        self.ios: list[Io] = []
+
+
 class Io:
     """One page write in flight.  A wait channel for its synchronous issuer."""
 
-    __slots__ = ("data", "disk_aid", "done", "error", "issuer", "page", "redirty", "sync")
+    __slots__ = ("cluster", "data", "disk_aid", "done", "error", "issuer", "page", "redirty",
+                 "sync")
 
-    def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int) -> None:
+    def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int,
+                 cluster: Cluster | None = None) -> None:
         self.page = page
         self.data = data  # the page contents the write carries
         self.sync = sync
@@ -51,6 +72,7 @@ class Io:
         self.disk_aid = disk_aid
         self.done = False
         self.error = False
+        self.cluster = cluster  # the pager call it is part of, if it carries several pages
         # The page was left clean at issue (2003's asynchronous vnode-pager write):
         # a failure makes it dirty again (the buffer layer's bdirty on a failed write).
         self.redirty = False
@@ -83,7 +105,17 @@ class Disk:
             assert not io.done, f"disk: completed write of {io.page.name} still queued"
             assert self.aid in io.page.sowners, f"disk: page {io.page.name} not busy for its write"
 
-    def issue(self, page: VmPage, sync: bool, soft_busy: bool = False) -> Io:
+    def issue_cluster(self, pages: list[VmPage], mreq: int, sync: bool) -> Cluster:
+        """Queue one write of contiguous ``pages`` (vm_pageout_flush's one pager call),
+        ``pages[mreq]`` the one asked for.  Each page's exclusive busy becomes the
+        write's.  Part of the caller's step."""
+        cluster = Cluster(mreq)
+        for page in pages:
+            self.issue(page, sync, cluster)
+        return cluster
+
+    def issue(self, page: VmPage, sync: bool, cluster: Cluster | None = None,
+              soft_busy: bool = False) -> Io:
         """Queue a write of ``page``; the caller's exclusive busy becomes the I/O's.
 
         With ``soft_busy`` the caller holds no busy: the I/O soft-busies the page
@@ -91,7 +123,9 @@ class Disk:
         (vm_pageout_flush -> VOP_PUTPAGES).
         """
         k = self.k
-        io = Io(page, page.contents, sync, k.curcpu(), self.aid)
+        io = Io(page, page.contents, sync, k.curcpu(), self.aid, cluster)
+        if cluster is not None:
+            cluster.ios.append(io)
         if soft_busy:
             page.io_start(self.aid)
         else:
@@ -107,7 +141,7 @@ class Disk:
         page = io.page
         pager = page.obj.pager
         assert pager is not None
-        if pager.fail_writes:
+        if pager.fails(page.pindex):
             io.error = True  # the page keeps its dirty flag: nothing was written
             if io.redirty:
                 page.dirty = True
@@ -136,7 +170,11 @@ class Disk:
             while not self.queue:
                 await k.sleep(self)
             await k.kpoint()
-            self.complete(self.queue.pop(0))
+            io = self.queue.pop(0)
+            self.complete(io)
+            # A multi-page write completes as one: the rest of its run in the same step.
+            while io.cluster is not None and self.queue and self.queue[0].cluster is io.cluster:
+                self.complete(self.queue.pop(0))
 
     async def wait(self, io: Io) -> None:
         """Sleep until ``io`` completes (the issuer of a synchronous write)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import PteEnter, PteRemove, RemoveAll, RemoveWrite
+from emulator.kern.events import PteEnter, PteProtect, PteRemove, RemoveAll, RemoveWrite
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -66,7 +66,8 @@ class Pmap:
         """Map ``page`` at ``vpn``, replacing any mapping there (pmap_enter)."""
         k = self.k
         await k.kpoint()
-        k.touch_page(page)
+        if page.freed:
+            k.touch_page(page)
         old = self.ptes.get(vpn)
         if old is not None:
             if old.page is page:
@@ -83,13 +84,34 @@ class Pmap:
         """Remove every mapping in [start_vpn, end_vpn), folding modified bits."""
         k = self.k
         await k.kpoint()
-        k.read("map", self.name)
+        if k.watched:
+            k.read("map", self.name)
         gone = [vpn for vpn in self.ptes if start_vpn <= vpn < end_vpn]
         gone.sort()
         for vpn in gone:
             self.remove_pte(vpn)
         if gone:
             k.emit(PteRemove(self.name, start_vpn, end_vpn, len(gone)))
+
+    async def protect(self, start_vpn: int, end_vpn: int) -> None:
+        """Revoke write access in this map's mappings of [start_vpn, end_vpn), folding
+        their modified bits into the pages' dirty flags (pmap_protect without
+        VM_PROT_WRITE).  Other maps' mappings of the same pages keep theirs."""
+        k = self.k
+        await k.kpoint()
+        k.read("map", self.name)
+        count = 0
+        for vpn in sorted(v for v in self.ptes if start_vpn <= v < end_vpn):
+            pte = self.ptes[vpn]
+            if not pte.writable:
+                continue
+            if pte.modified:
+                pte.page.dirty = True
+                pte.modified = False
+            pte.writable = False
+            count += 1
+        if count:
+            k.emit(PteProtect(self.name, start_vpn, end_vpn, count))
 
 
 async def remove_write(k: Kernel, page: VmPage) -> None:
@@ -101,7 +123,8 @@ async def remove_write(k: Kernel, page: VmPage) -> None:
 def write_protect(k: Kernel, page: VmPage) -> None:
     """``remove_write``'s work as part of the caller's step (pmap_page_protect(READ)
     inside a longer Giant-held stretch of the 2003 kernel)."""
-    k.touch_page(page)
+    if page.freed:
+        k.touch_page(page)
     for pmap, vpn in page.pv:
         pte = pmap.ptes[vpn]
         if pte.modified:
@@ -136,7 +159,8 @@ def is_modified(page: VmPage) -> bool:
 async def remove_all(k: Kernel, page: VmPage) -> None:
     """Remove every mapping of ``page``, folding modified bits (pmap_remove_all)."""
     await k.kpoint()
-    k.touch_page(page)
+    if page.freed:
+        k.touch_page(page)
     for pmap, vpn in list(page.pv):
         pmap.remove_pte(vpn)
     k.emit(RemoveAll(page.obj.name, page.pindex, int(page.dirty)))

@@ -2,8 +2,8 @@
 
 Each returns what a stress tool would record: ``load`` the value read (a store
 id), ``store`` 0, a fault's failure ``SIGSEGV``, ``msync`` 0 or an errno name,
-``clean`` a ``KERN_*`` name.  Map changes (mmap, munmap, mlock, munlock) take
-the map lock exclusive; munmap removes page-table entries before unlinking the
+``clean`` a ``KERN_*`` name.  Map changes (mmap, munmap, mprotect, mlock,
+munlock) take the map lock exclusive; munmap removes page-table entries before unlinking the
 entries, so modified bits reach the page's dirty flag and nothing is lost.
 
 ``SYSCALLS`` (at the end) is the one description of every call a program may
@@ -24,6 +24,7 @@ from emulator.kern.events import (
     BadReturn,
     CleanCall,
     CleanReturn,
+    EntryProtect,
     Load,
     ObjectNew,
     Store,
@@ -31,7 +32,7 @@ from emulator.kern.events import (
     Wire,
 )
 from emulator.kern.kern_return import KernReturn
-from emulator.kern.map import PROT_WORDS, VmMapEntry
+from emulator.kern.map import PROT_WORDS, PROT_WRITE, Prot, VmMapEntry
 from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
 from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
 from emulator.kern.pmap import fold_modified
@@ -229,7 +230,8 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
         pte = vm_map.pmap.lookup(vpn)
         if pte is not None and pte.writable:
             page = pte.page
-            k.touch_page(page)
+            if page.freed:
+                k.touch_page(page)
             value = k.new_store_id()
             pte.modified = True
             page.contents = value
@@ -455,6 +457,55 @@ def _clip_all(
     return out
 
 
+async def sys_mprotect(k: Kernel, vm_map: VmMap, addr: int, length: int,
+                       prot: str) -> int | str:
+    """mprotect(2): give every entry of the page-rounded range protection ``prot``.
+
+    Entries have no maximum protection here, so the only failure is a sub-map in
+    the range (KERN_INVALID_ARGUMENT, EINVAL); never EACCES.
+    """
+    rv = await protect_range(vm_map, trunc_page(addr), round_page(addr + length),
+                             PROT_WORDS[prot])
+    return 0 if rv == KernReturn.SUCCESS else "EINVAL"
+
+
+async def protect_range(vm_map: VmMap, start: int, end: int, prot: Prot) -> KernReturn:
+    """vm_map_protect: set the protection of the entries of [start, end), clipped to it.
+
+    Holes are skipped; a sub-map entry in the range refuses the whole call before
+    anything changes.  Lowering an entry's protection revokes write access in this
+    map's page tables (pmap_protect), folding the modified bits into the pages, so a
+    later store faults and fails; raising it changes only the entry: the next write
+    fault maps the page writable.  The range is clamped to the map.
+    """
+    k = vm_map.k
+    await vm_map.lock.xlock()
+    start, end = vm_map.clamp(start, end)
+    first = await vm_map.lookup_entry(start) or vm_map.first_entry_after(start)
+    cur = first
+    while cur is not None and cur.start < end:
+        if cur.submap is not None:
+            await vm_map.lock.unlock()
+            return KernReturn.INVALID_ARGUMENT
+        cur = vm_map.succ(cur)
+    if first is not None and first.start < start:
+        first = vm_map.clip(first, start)
+    word = next(w for w, p in PROT_WORDS.items() if p == prot)
+    cur = first
+    while cur is not None and cur.start < end:
+        if cur.end > end:
+            vm_map.clip(cur, end)
+        old = cur.prot
+        k.map_access(vm_map, "protect")
+        cur.prot = prot
+        k.emit(EntryProtect(vm_map.name, cur.start, cur.end, word))
+        if PROT_WRITE in old and PROT_WRITE not in prot:
+            await vm_map.pmap.protect(cur.start >> PAGE_SHIFT, cur.end >> PAGE_SHIFT)
+        cur = vm_map.succ(cur)
+    await vm_map.lock.unlock()
+    return KernReturn.SUCCESS
+
+
 # -- cleaning ---------------------------------------------------------------------
 
 
@@ -517,6 +568,7 @@ class ArgKind(enum.Enum):
     FLAG = "flag"  # a bool
     MSYNC_FLAGS = "msync flags"  # a sorted comma-joined subset of MSYNC_FLAG_WORDS
     MAPPING = "mapping"  # options for the call's first two arguments (addr, pages)
+    PROT = "prot"  # a key of PROT_WORDS: r, rw or rwx
 
     def plain(self, value: Any) -> Any:
         """``value`` as plain data (JSON): what a spec or a trace holds."""
@@ -615,6 +667,7 @@ SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
     Syscall("munmap", (_ADDR, _LEN), sys_munmap),
     Syscall("mmap", (_ADDR, Arg("pages", ArgKind.LENGTH), Arg("options", ArgKind.MAPPING)),
             sys_mmap),
+    Syscall("mprotect", (_ADDR, _LEN, Arg("prot", ArgKind.PROT)), sys_mprotect),
     Syscall("mlock", (_ADDR, _LEN), sys_mlock),
     Syscall("munlock", (_ADDR, _LEN), sys_munlock),
     Syscall("yield", (), sys_yield),

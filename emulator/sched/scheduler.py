@@ -156,7 +156,7 @@ class Scheduler:
         self.runnable: tuple[int, ...] = ()  # the runnable agents' ids, ascending
         self._mask = 0  # the runnable agents, bit i for agent i
         self._sleeping: list[Agent] = []  # the BLOCKED agents, in the order they slept
-        self._choose_of = strategy.choose
+        self._choose_of = strategy.chooser()  # the scheduler is built after strategy.reset
         self._decided = self.decisions.append
 
     # -- setup -------------------------------------------------------------
@@ -239,7 +239,7 @@ class Scheduler:
                 mask |= 1 << a.aid
         self._sleeping = [a for a in sleeping if a.chan is not None]
         self._mask = mask
-        self.runnable = _runnable_of(mask)
+        self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
 
     def abort(self, result: str, detail: str) -> NoReturn:
         """End the execution as ``result`` from inside the running agent, and unwind it."""
@@ -300,8 +300,8 @@ class Scheduler:
         agent.state = BLOCKED
         agent.chan = chan
         self._sleeping.append(agent)
-        self._mask &= ~(1 << agent.aid)
-        self.runnable = _runnable_of(self._mask)
+        self._mask = mask = self._mask & ~(1 << agent.aid)
+        self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
 
     def _pick(self, runnable: tuple[int, ...], cur: Agent | None) -> Agent:
         try:

@@ -24,6 +24,7 @@ from emulator.kern.events import (
     Dirty,
     EntryClip,
     EntryInsert,
+    EntryProtect,
     EntryRemove,
     Event,
     Free,
@@ -35,6 +36,7 @@ from emulator.kern.events import (
     ObjectNew,
     Pagein,
     PteEnter,
+    PteProtect,
     PteRemove,
     Read,
     RemoveAll,
@@ -91,6 +93,11 @@ class Strategy:
     def choose(self, runnable: Sequence[int], current: int) -> int:
         """Return one of ``runnable`` (two or more agent numbers, ascending)."""
         raise NotImplementedError
+
+    def chooser(self) -> Callable[[Sequence[int], int], int]:
+        """What the scheduler calls at each decision of the execution just ``reset``:
+        ``choose``, or a member's (a mix calls its member's directly, one call less)."""
+        return self.choose
 
     def describe(self) -> dict[str, object]:
         """Return what a trace header needs to rebuild this strategy."""
@@ -223,6 +230,9 @@ class PortfolioStrategy(Strategy):
     def choose(self, runnable: Sequence[int], current: int) -> int:
         return self.active.choose(runnable, current)
 
+    def chooser(self) -> Callable[[Sequence[int], int], int]:
+        return self.active.chooser()
+
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "members": [m.describe() for m in self.members]}
 
@@ -258,7 +268,8 @@ def _channel_keys(chan: object) -> Keys:
     return (ANY,)
 
 
-def _map_keys(ev: PteEnter | PteRemove | EntryInsert | EntryRemove | EntryClip | Load) -> Keys:
+def _map_keys(ev: PteEnter | PteRemove | PteProtect | EntryInsert | EntryRemove | EntryClip
+              | EntryProtect | Load) -> Keys:
     return (("map", ev.map),)
 
 
@@ -289,8 +300,8 @@ _FOOTPRINTS: dict[type[Event], Callable[[Any], Keys]] = {
     Store: lambda ev: (("map", ev.map), ("obj", ev.obj)),
     IoIssue: _io_keys,
     IoDone: _io_keys,
-    **dict.fromkeys((PteEnter, PteRemove, EntryInsert, EntryRemove, EntryClip, Load),
-                    _map_keys),
+    **dict.fromkeys((PteEnter, PteRemove, PteProtect, EntryInsert, EntryRemove, EntryClip,
+                     EntryProtect, Load), _map_keys),
     **dict.fromkeys((ObjectNew, ObjectFree, Busy, Unbusy, Alloc, Free, RemoveWrite, RemoveAll,
                      Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
                     _object_keys),

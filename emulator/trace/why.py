@@ -86,8 +86,8 @@ _PAGE_RE = re.compile(r"\b([A-Za-z_][\w.-]*):(\d+)\b")
 _STEP_RE = re.compile(r"\bsteps? (\d+)")
 # The events of the violating CPU's call that change what the violation is about.
 _CHANGES = (ev_.CleanGeneration, ev_.Writeable, ev_.RemoveWrite, ev_.RemoveAll, ev_.IoIssue,
-            ev_.Free, ev_.EntryInsert, ev_.EntryRemove, ev_.EntryClip, ev_.PteRemove,
-            ev_.CleanCall)
+            ev_.Free, ev_.EntryInsert, ev_.EntryRemove, ev_.EntryClip, ev_.EntryProtect,
+            ev_.PteRemove, ev_.PteProtect, ev_.CleanCall)
 
 
 def _page_of(ev: Any) -> Page | None:
@@ -231,7 +231,7 @@ def _advance(walk: _Walk, i: int, entry: Entry) -> None:
     elif isinstance(ev, ev_.IoDone) and p is not None:
         walk.release[p] = (i, aid)
         walk.io_done[i] = p
-    elif isinstance(ev, ev_.EntryInsert | ev_.EntryRemove | ev_.EntryClip):
+    elif isinstance(ev, ev_.EntryInsert | ev_.EntryRemove | ev_.EntryClip | ev_.EntryProtect):
         walk.entries.setdefault(str(ev.map), []).append(i)
     elif isinstance(ev, ev_.RemoveWrite) and p is not None:
         walk.protect[p] = i

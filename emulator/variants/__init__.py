@@ -58,6 +58,11 @@ MUTANT_NAMES = (
     # Reachable through the fault's unlocked page-in and the writer-preferring map lock.
     "fault_blocking_relookup",
     "shared_lock_across_page_sleep",
+    # Reachable through mprotect (issue 11 item 5).
+    "writable_entries_only",
+    # Reachable through the page clean's clustering (issue 11 item 5).
+    "cluster_eio_whole",
+    "neighbour_not_write_protected",
     # Reachable through freebsd5's 2003 page clean and soft busy (issue 11, item 4).
     "invalidate_ignores_soft_busy",
 )

@@ -17,7 +17,7 @@ from emulator.kern.clean import REFERENCE, reference_clean
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import remove_all, remove_write
 from emulator.kern.profile import PROFILES
-from emulator.variants import Variant
+from emulator.variants import Variant, load_variant
 
 BASE = 0x10000
 CHECK = [LostStore]
@@ -354,3 +354,28 @@ async def test_a_sync_clean_skipping_a_dirty_page_is_not_historical_in_freebsd5(
                            variant=returns_at_once())
     assert [v.rule for v in ex.violations] == ["lost_store"]
     assert "historical" not in ex.violations[0].fields  # the flag is still set
+
+
+async def cluster_runs(variant: Variant, profile: str, seeds: int) -> list[Any]:
+    """The violations of ``seeds`` random executions of cluster_errors (multi-page writes
+    while a CPU stores into the neighbours)."""
+    from emulator.machine import Machine
+    from emulator.sched.strategies import RandomStrategy
+    from workloads import build_workload
+
+    machine = Machine(build_workload("cluster_errors", {}, 0, profile), variant,
+                      RandomStrategy(), checkers=[LostStore])
+    violations: list[Any] = []
+    for seed in range(seeds):
+        violations += (await machine.execute(seed)).violations
+    return violations
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_a_neighbour_clustered_without_write_protection_loses_a_store(
+    profile: str,
+) -> None:
+    found = await cluster_runs(load_variant("neighbour_not_write_protected"), profile, 40)
+    assert found and {v.rule for v in found} == {"lost_store"}
+    assert any("completed and left the page clean" in v.message for v in found)
+    assert await cluster_runs(Variant("reference", reference_clean), profile, 40) == []

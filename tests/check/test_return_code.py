@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from emulator.check.return_code import ReturnCode
-from emulator.kern.clean import reference_clean
+from emulator.kern.clean import MapClean, reference_clean
 from emulator.kern.kern_return import KernReturn
+from emulator.kern.pager import Cluster
 from emulator.kern.profile import PROFILES
-from emulator.variants import Variant
+from emulator.variants import Variant, load_variant
 
 CHECK = [ReturnCode]
 REF = Variant("reference", reference_clean)
@@ -195,3 +196,47 @@ async def test_without_the_checker_a_result_that_is_no_kern_code_crashes_the_cpu
     assert ex.outcome == "crash"
     assert [v.rule for v in ex.violations] == ["crash"]
     assert "clean returned 'done', not a KERN_* code" in ex.violations[0].message
+
+
+# -- write errors of multi-page writes (H13, FIDELITY.md D9) ---------------------------
+
+
+def cluster_spec(fail: int) -> dict[str, Any]:
+    """Pages 0-2 of f stored, then an msync of page 1 alone: one write of pages 0-2, the
+    one asked for at position 1; page ``fail`` fails."""
+    return {
+        "files": {"f": {"pages": 3, "fail_pages": [fail]}},
+        "processes": {"p0": {"mappings": [{"addr": "0x10000", "pages": 3, "file": "f"}]}},
+        "cpus": [{"process": "p0", "program": [
+            ["store", "0x10000"], ["store", "0x11000"], ["store", "0x12000"],
+            ["msync", "0x11000", 0x1000, "sync"]]}],
+        "cluster": 4,
+    }
+
+
+class _NoClusterEio(MapClean):
+    def cluster_eio(self, cluster: Cluster) -> bool:
+        return False  # a multi-page write's error never reported
+
+
+@pytest.mark.parametrize(("variant", "fail", "got"), [
+    ("reference", 0, None), ("reference", 2, None),
+    ("cluster_eio_whole", 0, "KERN_FAILURE"), ("cluster_eio_whole", 2, None),
+    ("none", 0, None), ("none", 2, "KERN_SUCCESS"),
+])
+async def test_a_multi_page_writes_error_is_the_cleans_only_at_or_after_the_page_it_asked_for(
+    run_spec: Any, variant: str, fail: int, got: str | None
+) -> None:
+    v = Variant("none", _NoClusterEio().clean) if variant == "none" else load_variant(variant)
+    ex, _ = await run_spec(cluster_spec(fail), "modern", checkers=CHECK, variant=v)
+    if got is None:
+        assert ex.outcome == "ok", [x.message for x in ex.violations]
+        return
+    assert [x.rule for x in ex.violations] == ["return_code"]
+    want = "KERN_FAILURE" if got == "KERN_SUCCESS" else "KERN_SUCCESS"
+    assert ex.violations[0].fields == {"got": got, "want": want}
+    if got == "KERN_SUCCESS":
+        assert "since the synchronous write of page f:2, the page it asked for or a later " \
+            "one of that write, failed" in ex.violations[0].message
+    else:
+        assert "a backward neighbour's in a multi-page write" in ex.violations[0].message

@@ -37,7 +37,7 @@ CORPUS = sorted((ROOT / "traces").glob("*.trace.jsonl"))
 
 
 def test_every_traced_kind_has_one_class_and_a_distinct_name() -> None:
-    assert len(TRACED) == 33
+    assert len(TRACED) == 35
     assert all(cls.kind == kind and cls.traced for kind, cls in TRACED.items())
     assert len({cls.__name__ for cls in TRACED.values()}) == len(TRACED)
     assert not MapAccess.traced and MapAccess not in TRACED.values()

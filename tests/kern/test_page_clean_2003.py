@@ -57,13 +57,13 @@ class Watching(MapClean):
         self.seen: list[tuple[int, bool]] = []
         self.flushes: list[tuple[int, int]] = []  # (pindex, pages collected: 0 = gave up)
 
-    async def pageout_flush(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
+    async def pageout_flush_2003(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
         self.seen.append((page.pindex, obj.might_be_dirty()))
-        return await super().pageout_flush(obj, page, sync)
+        return await super().pageout_flush_2003(obj, page, sync)
 
-    async def collect_flush(self, obj: VmObject, page: VmPage, curgen: int,
+    async def collect_flush_2003(self, obj: VmObject, page: VmPage, curgen: int,
                             sync: bool) -> tuple[int, bool]:
-        n, ok = await super().collect_flush(obj, page, curgen, sync)
+        n, ok = await super().collect_flush_2003(obj, page, curgen, sync)
         self.flushes.append((page.pindex, n))
         return n, ok
 

@@ -122,3 +122,31 @@ async def test_the_disk_completes_writes_oldest_first(run_kernel: Any) -> None:
     await run_kernel(body)
     assert seen == [True]
 
+
+
+async def test_a_multi_page_write_completes_in_one_disk_step_with_a_result_per_page(
+    run_kernel: Any,
+) -> None:
+    seen: list[Any] = []
+    spec = {**FAILING, "files": {"f": {"pages": 2, "fail_pages": [1]}}}
+
+    async def body(cpu: Cpu) -> None:
+        k = cpu.k
+        f = k.files["f"]
+        pages = [await cpu.resident(f, i) for i in (0, 1)]
+        for page in pages:
+            page.contents = k.new_store_id()
+            page.dirty = True
+            await page.xbusy()
+        await f.lock.lock()
+        await k.kpoint()
+        cluster = k.disk.issue_cluster(pages, 1, True)
+        await f.lock.unlock()
+        await k.disk.wait(cluster.ios[0])
+        seen.append([(io.done, io.error, io.page.dirty, k.pagers["f"].stored[io.page.pindex]
+                      == io.data) for io in cluster.ios])
+
+    run = await run_kernel(body, spec=spec)
+    assert run.outcome == "ok"
+    # Waiting for the first page's write was waiting for both: page 1 failed, stays dirty.
+    assert seen == [[(True, False, False, True), (True, True, True, False)]]

@@ -103,6 +103,9 @@ KINDS: dict[type[ev_.Event], Kind] = {
     ev_.PteRemove: Kind(lambda e, s: (
         f"unmap ptes [{_va(e.start_vpn)}, {_va(e.end_vpn)}) ({e.count})",
         f"unmap {e.count} ptes")),
+    ev_.PteProtect: Kind(lambda e, s: (
+        f"write-protect ptes [{_va(e.start_vpn)}, {_va(e.end_vpn)}) ({e.count})",
+        f"wprotect {e.count} ptes")),
     ev_.RemoveWrite: Kind(lambda e, s: (
         f"write-protect {page(e.obj, e.pindex)} ({_dirty_flag(e.dirty)})",
         f"wprotect {page(e.obj, e.pindex)} {_dirty_flag(e.dirty)}")),
@@ -125,6 +128,9 @@ KINDS: dict[type[ev_.Event], Kind] = {
     ev_.EntryClip: Kind(lambda e, s: (
         f"clip [{hex_text(e.start)}, {hex_text(e.end)}) at {hex_text(e.at)}",
         f"clip at {hex_text(e.at)}")),
+    ev_.EntryProtect: Kind(lambda e, s: (
+        f"protect [{hex_text(e.start)}, {hex_text(e.end)}) {e.prot}",
+        f"protect {hex_text(e.start)} {e.prot}")),
     ev_.CleanGeneration: Kind(lambda e, s: f"clean gen {e.obj} = {e.generation}"),
     ev_.ObjectNew: Kind(lambda e, s: f"new object {e.obj}"),
     ev_.ObjectFree: Kind(lambda e, s: f"free object {e.obj}"),
