@@ -320,7 +320,11 @@ class LostStore(Checker):
             return info.step > flushed_at or key in self.failed_writes
         # Not flushed by this call: a store through another map, or the range reaches the
         # page through an entry the profile does not flush (read-only), whose invalidate
-        # frees the page dirty, as the 2003 code did entry by entry.
+        # frees the page dirty, as the 2003 code did entry by entry -- or the 2003 page
+        # clean returned at once, OBJ_MIGHTBEDIRTY cleared by an earlier clean whose write
+        # failed or that has not reached the page yet (H24), and the invalidate freed it.
+        if self.k.profile.flag_page_clean and not page.obj.might_be_dirty():
+            return True
         return info.map != call.vm_map.name or (notes is not None and key in notes.unflushed)
 
     def _issue(self, step: int, aid: int, ev: IoIssue) -> None:

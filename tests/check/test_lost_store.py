@@ -336,6 +336,23 @@ async def test_a_sync_msync_after_a_failed_whole_object_clean_is_h24_in_freebsd5
     assert ex.outcome == "ok", ex.violations  # it tries again, and fails during the call
 
 
+async def test_an_invalidate_freeing_a_page_its_clean_skipped_for_a_clear_flag_is_historical(
+    run_spec: Any, spec_of: Any, first_strategy: Any
+) -> None:
+    # freebsd5: the first msync clears OBJ_MIGHTBEDIRTY and its write fails; the invalidating
+    # one's clean returns at once (H24) and its removal frees the dirty page (H9's loss).
+    spec = spec_of([store(0), msync("sync"), msync("sync,invalidate")])
+    spec["files"]["f"]["fail_writes"] = True
+    ex, _ = await run_spec(spec, "freebsd5", checkers=CHECK, strategy=first_strategy(),
+                           variant=Variant("reference", reference_clean))
+    assert [(v.rule, v.fields.get("historical")) for v in ex.violations] == [
+        ("lost_store", True)]
+    assert "invalidating clean freed page f:0" in ex.violations[0].message
+    ex, _ = await run_spec(spec, "manpage", checkers=CHECK, strategy=first_strategy(),
+                           variant=Variant("reference", reference_clean))
+    assert ex.outcome == "ok", ex.violations  # it flushes again (failing) and keeps the page
+
+
 def returns_at_once() -> Variant:
     """A synchronous clean that writes nothing: no era excuses it."""
 
