@@ -21,16 +21,20 @@ does not always hit the same row):
 * setup, the way ``vmemu explore`` runs an execution: a campaign shard
   (``run_shard``: the portfolio's bookkeeping, the spec for the seed, the
   machine's execution, the coverage accounting) of ``--executions``
-  executions of the same workload with the random strategy, once as it is and
-  once with every CPU's program emptied (``EmptiedRunConfig``: the spec is
-  built for each seed as usual, then its programs are dropped; the kernel, the
-  agents, the checkers and the coverage tracker are built, the final flush,
-  the checkers' end and the accounting run, but no system call), per driver:
-  the emptied time per execution over the full one is the share of
-  per-execution setup.  (Until issue 12's setup work this row timed
-  ``Machine.execute`` alone, which leaves out the spec built for every seed
-  and the campaign's accounting, about half of the real setup; that number is
-  still printed, as "machine only".)
+  executions of the same workload with the random strategy, per driver.  Its
+  time is split at the driver's ``run`` (every driver's ``run`` is wrapped
+  with a clock): everything outside it -- the spec, the kernel, agents,
+  checkers and coverage tracker built before; the checkers' end, the final
+  flush, the outcome and the coverage accounting after -- is setup, taken from
+  the real executions.  Inside it, the agents' start and finish (and, under
+  Trio, the nursery and its tasks) are setup too: they are taken from the same
+  campaign with every CPU's program emptied (``EmptiedRunConfig``), where the
+  driver's ``run`` does nothing else.  Setup share = (outside the run, full +
+  inside the run, emptied) / full, per round.  (Until issue 12's setup work
+  this row timed ``Machine.execute`` of emptied programs alone, which leaves
+  out the spec built for every seed and the campaign's accounting and counts
+  the end's checks at an empty execution's size; that number is still printed,
+  as "machine only".)
 * the baseline: 4 Trio tasks passing a baton with ``trio.lowlevel.reschedule``
   + ``wait_task_rescheduled``, the next holder picked with a ``random.Random``
   among the three others (so every handoff is a real Trio task switch).
@@ -145,13 +149,38 @@ def explore_config(driver: str, executions: int, empty: bool = False) -> Config:
     return Config(run, executions, None, stop_on_first=False)
 
 
-async def run_explore(cfg: Config) -> tuple[int, float]:
-    """Run the campaign shard; return (executions, seconds)."""
+# Seconds spent inside the drivers' ``run`` so far (see _time_runs).
+_in_run = [0.0]
+
+
+def _time_runs() -> None:
+    """Wrap every driver's ``run`` with a clock adding to ``_in_run`` (once)."""
+    for kind in DRIVERS.values():
+        if getattr(kind.run, "timed", False):
+            continue
+        original = kind.run
+
+        async def run(self: Any, bodies: Any, original: Any = original) -> None:
+            start = time.perf_counter()
+            try:
+                await original(self, bodies)
+            finally:
+                _in_run[0] += time.perf_counter() - start
+
+        run.timed = True  # type: ignore[attr-defined]
+        kind.run = run  # type: ignore[method-assign]
+
+
+async def run_explore(cfg: Config) -> tuple[int, float, float]:
+    """Run the campaign shard; return (executions, seconds, seconds inside the driver's
+    ``run``)."""
+    _time_runs()
+    in_run = _in_run[0]
     start = time.perf_counter()
     summary = await run_shard(cfg, 0, 1)
     elapsed = time.perf_counter() - start
     assert not summary.failures, summary.failures[:1]
-    return summary.executions, elapsed
+    return summary.executions, elapsed, _in_run[0] - in_run
 
 
 class CountingStrategy(RandomStrategy):
@@ -249,8 +278,10 @@ class Results:
     setup: dict[str, list[float]] = field(default_factory=dict)
     full: dict[str, list[float]] = field(default_factory=dict)
     # driver -> s per execution: a campaign shard (what explore runs), emptied / full
-    xsetup: dict[str, list[float]] = field(default_factory=dict)
+    xsetup: dict[str, list[float]] = field(default_factory=dict)  # see explore_setup
     xfull: dict[str, list[float]] = field(default_factory=dict)
+    xout: dict[str, list[float]] = field(default_factory=dict)  # full: outside the run
+    xempty: dict[str, list[float]] = field(default_factory=dict)  # emptied: inside the run
     baseline: list[float] = field(default_factory=list)  # handoffs/s per round
     steps_per_batch: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -269,7 +300,8 @@ async def bench(rounds: int, executions: int, handoffs: int) -> Results:
         empty = make_machine(all_checkers(), driver=driver, empty=True)
         xfull = explore_config(driver, executions)
         xempty = explore_config(driver, executions, empty=True)
-        for d in (res.on, res.off, res.setup, res.full, res.xsetup, res.xfull):
+        for d in (res.on, res.off, res.setup, res.full, res.xsetup, res.xfull, res.xout,
+                  res.xempty):
             d[driver] = []
 
         async def row_on(on: Machine = on, driver: str = driver) -> None:
@@ -288,12 +320,13 @@ async def bench(rounds: int, executions: int, handoffs: int) -> Results:
             res.setup[driver].append(sec / executions)
 
         async def row_xfull(cfg: Config = xfull, driver: str = driver) -> None:
-            n, sec = await run_explore(cfg)
+            n, sec, in_run = await run_explore(cfg)
             res.xfull[driver].append(sec / n)
+            res.xout[driver].append((sec - in_run) / n)
 
         async def row_xsetup(cfg: Config = xempty, driver: str = driver) -> None:
-            n, sec = await run_explore(cfg)
-            res.xsetup[driver].append(sec / n)
+            n, _, in_run = await run_explore(cfg)
+            res.xempty[driver].append(in_run / n)
 
         rows += [row_on, row_off, row_setup, row_xfull, row_xsetup]
         warm += [lambda m=on: run_emulator(m, few),
@@ -316,6 +349,9 @@ async def bench(rounds: int, executions: int, handoffs: int) -> Results:
         res.load.append(os.getloadavg()[0])
         for k in range(len(rows)):
             await rows[(r + k) % len(rows)]()
+    for driver in DRIVERS:  # per round: outside the run (full) + inside it (emptied)
+        res.xsetup[driver] = [out + empty for out, empty in
+                              zip(res.xout[driver], res.xempty[driver], strict=True)]
     res.elapsed = time.perf_counter() - start
     return res
 
@@ -393,7 +429,9 @@ def report(args: argparse.Namespace, res: Results, counter: CountingStrategy, cs
         share = _ratios(res.xsetup[driver], res.xfull[driver])
         lines.append(f"| setup share of an execution, {driver} driver "
                      f"({1e6 * _med(res.xsetup[driver]):.0f} µs of "
-                     f"{1e6 * _med(res.xfull[driver]):.0f} µs, as explore runs it) "
+                     f"{1e6 * _med(res.xfull[driver]):.0f} µs as explore runs it: "
+                     f"{1e6 * _med(res.xout[driver]):.0f} outside the driver's run, "
+                     f"{1e6 * _med(res.xempty[driver]):.0f} inside it with no program) "
                      f"| {_rm(share)} |")
     for driver in DRIVERS:
         share = _ratios(res.setup[driver], res.full[driver])

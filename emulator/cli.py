@@ -276,24 +276,32 @@ def _summary(job: _Job, executions: int, steps: int, elapsed: float, failures: l
     }
 
 
-# What a reference's historical violation reproduces, by its ``historical`` field.
-HISTORICAL_NOTES: dict[object, str] = {
-    True: "freebsd5's historical invalidate data loss, reproduced as the 2003 code behaved; "
-          "the manpage and modern profiles keep re-dirtied pages",
-    "H24": "freebsd5's page clean clears OBJ_MIGHTBEDIRTY before its scan and never sets it "
-           "again when a write fails (H24): every later clean returns at once on a dirty page",
-    "H26": "freebsd5's page clean tests a page dirty before waiting for its busy (H26): a page "
-           "left clean by an asynchronous write still in flight is passed over",
-}
+def historical_note(fields: dict[str, Any]) -> str:
+    """One line on which of freebsd5's historical bugs a reference violation is."""
+    if fields.get("misdirected"):
+        return ("freebsd5's historical backing-chain walk: the 2003 vm_map_clean cleans a "
+                "shadowed copy-on-write mapping's file at the wrong offset (H10); fixed by 2006")
+    era = fields.get("historical")
+    if era == "H24":
+        return ("freebsd5's page clean clears OBJ_MIGHTBEDIRTY before its scan and never sets "
+                "it again when a write fails (H24): every later clean returns at once on a "
+                "dirty page")
+    if era == "H26":
+        return ("freebsd5's page clean tests a page dirty before waiting for its busy (H26): "
+                "a page left clean by an asynchronous write still in flight is passed over")
+    if fields.get("wired"):
+        return ("freebsd5's historical invalidate of a wired page: the 2003 page remove "
+                "discards its contents (valid = 0), dirty or not; today's keeps them")
+    return ("freebsd5's historical invalidate data loss, reproduced as the 2003 code behaved; "
+            "the manpage and modern profiles keep re-dirtied pages")
 
 
 def _print_failures(job: _Job, failures: list[Failure]) -> None:
     for f in failures:
         for v in f.violations:
             print(f"VIOLATION {v['rule']} at step {v['step']} (seed {f.seed}): {v['message']}")
-            era = v["fields"].get("historical")
-            if era and job.variant.name == "reference":
-                print(f"  ({HISTORICAL_NOTES.get(era, HISTORICAL_NOTES[True])})")
+            if v["fields"].get("historical") and job.variant.name == "reference":
+                print(f"  ({historical_note(v['fields'])})")
         command = job.rerun_command(job.config_of(f))
         if command is not None:
             print(f"  rerun with: {command}")

@@ -88,8 +88,10 @@ def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -
     k.fault_impl = fault.fault
     k.clean_impl = variant.clean
     k.munmap_impl = variant.munmap
+    if variant.msync_errno is not None:
+        k.msync_errno = variant.msync_errno
     k.trusted = (variant.clean is reference_clean and variant.fault is Fault
-                 and variant.munmap is munmap_path)
+                 and variant.munmap is munmap_path and variant.msync_errno is None)
     return k
 
 
@@ -110,7 +112,7 @@ def final_flush(k: Kernel) -> None:
         assert pager is not None
         for pindex, page in obj.pages.items():
             fold_modified(page)
-            if page.dirty:
+            if page.dirty and page.valid:  # an invalid page's contents are gone
                 pager.stored[pindex] = page.contents
                 page.dirty = False
 

@@ -135,6 +135,7 @@ class Tracker:
         # rendered and hashed once.
         self.spec: Spec | None = None
         self.spec_digest = b""
+        self.shown: dict[tuple[tuple[str, str], tuple[str, str]], str] = {}  # pair -> repr
 
     def attach(self, k: Kernel) -> None:
         self.kernel = k
@@ -185,22 +186,26 @@ class Tracker:
         new = 0
         pairs = cov.pairs
         before = len(pairs)
-        pairs.update(self.seen)
+        distinct = set(self.seen)
+        pairs |= distinct
         new += len(pairs) > before
         if spec is not self.spec:
             self.spec, self.spec_digest = spec, _digest(repr(spec.to_json()))
         spec_digest = self.spec_digest
         known = spec_digest in cov.specs
         cov.specs.add(spec_digest)
-        # The set, in first-seen order of this execution, deduplicated: its digest does
-        # not depend on the hash seed.
-        distinct = list(dict.fromkeys(self.seen))
-        distinct.sort()
-        sig = _digest(repr(distinct))
+        # The set, sorted: its digest does not depend on the hash seed.  The text is the
+        # sorted list's repr, built from each pair's repr, rendered once per tracker.
+        shown = self.shown
+        for pair in distinct:
+            if pair not in shown:
+                shown[pair] = repr(pair)
+        sig = _digest("[" + ", ".join([shown[pair] for pair in sorted(distinct)]) + "]")
         if sig not in cov.interleavings:
             cov.interleavings.add(sig)
             new += known
-        final = _digest(repr((ex.outcome, [[r["ret"] for r in rows]
+        # The outcome by its value (its repr is Python code; only equality counts here).
+        final = _digest(repr((ex.outcome.value, [[r["ret"] for r in rows]
                                            for rows in ex.results.values()],
                               self._stored())))
         if final not in cov.finals:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -167,6 +168,25 @@ def test_a_new_final_state_of_a_spec_never_run_before_is_no_news() -> None:
     assert len(cov.finals) == len(cov.interleavings) == 1  # but are counted as coverage
     # The same spec under other schedules: a new interleaving or final state is news.
     assert max(trio.run(novelty, seed, 0) for seed in range(1, 30)) > 0
+
+
+def test_an_interleaving_is_the_digest_of_its_sorted_pairs_repr() -> None:
+    # The accounting renders each pair once per tracker: the text must stay the sorted
+    # list's repr, so that shards and reruns count the same interleavings.
+    run = RunConfig("two_cleaners", strategy="random")
+    machine = run.machine()
+    tracker = Tracker()
+    machine.watchers.append(tracker.attach)
+    cov = Coverage()
+    spec = run.spec()
+    for seed in range(12):
+        ex = trio.run(machine.execute, seed, spec)
+        expected = hashlib.blake2b(repr(sorted(set(tracker.seen))).encode(),
+                                   digest_size=12).digest()
+        assert tracker.seen
+        tracker.account(cov, ex, spec)
+        assert expected in cov.interleavings
+    assert len(cov.interleavings) > 1 and tracker.shown
 
 
 # -- the report -------------------------------------------------------------------------------

@@ -240,8 +240,16 @@ async def test_empty_range_outside_any_entry_in_modern_is_invalid_address(
 
 # --- msync(2)'s errno mapping ---------------------------------------------------------------
 
-ERRNO = {"KERN_SUCCESS": 0, "KERN_INVALID_ADDRESS": "ENOMEM",
-         "KERN_INVALID_ARGUMENT": "EBUSY", "KERN_FAILURE": "EIO"}
+# Each era's switch (FIDELITY.md D5): msync.2's ENOMEM for anything not mapped (manpage),
+# the pre-rename EINVAL for every refusal (freebsd5), kern_msync's since r265534 (modern).
+ERRNO = {
+    "manpage": {"KERN_SUCCESS": 0, "KERN_INVALID_ADDRESS": "ENOMEM",
+                "KERN_INVALID_ARGUMENT": "ENOMEM", "KERN_FAILURE": "EIO"},
+    "freebsd5": {"KERN_SUCCESS": 0, "KERN_INVALID_ADDRESS": "EINVAL",
+                 "KERN_INVALID_ARGUMENT": "EINVAL", "KERN_FAILURE": "EIO"},
+    "modern": {"KERN_SUCCESS": 0, "KERN_INVALID_ADDRESS": "ENOMEM",
+               "KERN_INVALID_ARGUMENT": "EBUSY", "KERN_FAILURE": "EIO"},
+}
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -262,7 +270,7 @@ async def test_msync_maps_the_clean_code_to_errno(
     run_spec: Any, profile: str, op: list[Any], codes: dict[str, str]
 ) -> None:
     ex, _ = await run_spec(spec([op]), profile)
-    assert rets(ex) == [ERRNO[codes[profile]]]
+    assert rets(ex) == [ERRNO[profile][codes[profile]]]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -271,7 +279,7 @@ async def test_msync_write_error_is_eio_in_modern_and_ignored_elsewhere(
 ) -> None:
     program = [["store", "0x10000"], ["msync", "0x10000", PAGE, "sync"]]
     ex, _ = await run_spec(spec(program), profile, checkers=[FailFirstWrite])
-    assert rets(ex) == [0, ERRNO[WRITE_ERROR[profile]]]
+    assert rets(ex) == [0, ERRNO[profile][WRITE_ERROR[profile]]]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -308,6 +316,60 @@ async def test_msync_rounds_addr_down_and_length_up_to_pages(
     w = ws[0]
     assert w.calls[0]["args"] == ("p0", 0x10000, 0x12000, True, False)
     assert w.returns[0]["pagers"]["f"][:2] == [w.stores[("f", 0)], w.stores[("f", 1)]]
+
+
+# --- zero-length msync (FIDELITY.md D6) -------------------------------------------------------
+
+# What msync(addr, 0) cleans: freebsd5's msync sizes it to the entry holding addr; modern's
+# vm_map_sync does the same under its own lock; the man page's clean of an empty range
+# cleans nothing.
+ZERO_LENGTH_RANGE = {"manpage": ("p0", 0x11000, 0x11000, True, False),
+                     "freebsd5": ("p0", 0x10000, 0x14000, True, False),
+                     "modern": ("p0", 0x11000, 0x11000, True, False)}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_zero_length_msync_cleans_the_entry_where_its_era_did(
+    run_spec: Any, make_watch: Any, profile: str
+) -> None:
+    ws: list[Any] = []
+    program = [["store", "0x10000"], ["msync", "0x11000", 0, "sync"]]
+    ex, _ = await run_spec(spec(program), profile, checkers=[lambda k: make_watch(k, ws)])
+    assert rets(ex) == [0, 0]
+    w = ws[0]
+    assert w.calls[0]["args"] == ZERO_LENGTH_RANGE[profile]
+    flushed = w.returns[0]["pagers"]["f"][0] == w.stores[("f", 0)]
+    assert flushed == (profile != "manpage")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_zero_length_msync_at_an_unmapped_address(
+    run_spec: Any, make_watch: Any, profile: str
+) -> None:
+    """freebsd5: EINVAL from msync's own lookup, no clean; the others: the clean's code."""
+    ws: list[Any] = []
+    ex, _ = await run_spec(spec([["msync", "0x30000", 0, "sync"]]), profile,
+                           checkers=[lambda k: make_watch(k, ws)])
+    assert rets(ex) == [ERRNO[profile][NO_ENTRY[profile]]]
+    assert len(ws[0].calls) == (0 if profile == "freebsd5" else 1)
+
+
+# --- munmap over a hole (FIDELITY.md D17) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_munmap_over_a_hole_is_einval_in_freebsd5_and_removes_nothing(
+    run_spec: Any, profile: str
+) -> None:
+    program = [["store", "0x10000"], ["munmap", "0x10000", 7 * PAGE], ["munmap", "0x50000", PAGE]]
+    ex, k = await run_spec(spec(program), profile)
+    refused = profile == "freebsd5"
+    assert rets(ex) == [0, "EINVAL" if refused else 0, 0]
+    p0 = k.maps["p0"]
+    assert (p0.entry_containing(0x10000) is not None) == refused
+    assert (p0.entry_containing(0x15000) is not None) == refused
+    assert (0x10 in p0.pmap.ptes) == refused  # the page stays mapped: nothing was removed
+    assert p0.entry_containing(0x50000) is None  # a range with no hole goes everywhere
 
 
 # --- a failing call changes nothing ------------------------------------------------------

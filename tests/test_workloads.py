@@ -226,10 +226,11 @@ async def test_a_structure_workload_runs_quietly_under_every_profile(
     name: str, profile: str,
 ) -> None:
     ex, _ = await run_reference(name, profile)
-    # freebsd5's invalidate may lose a store by design (its historical bug); nothing else.
+    # freebsd5 may lose a store by design (its historical bugs), which ends the run early;
+    # nothing else.
     assert ex.outcome == "ok" or all(v.fields.get("historical") for v in ex.violations), (
         [v.message for v in ex.violations])
-    assert all(len(r) == len(c.program) for r, c in zip(
+    assert ex.outcome != "ok" or all(len(r) == len(c.program) for r, c in zip(
         ex.results.values(), build_workload(name, {}, 0, profile).cpus, strict=True))
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
-from emulator.check.lost_store import era_fields, flushed_pages
+from emulator.check.lost_store import Pages, era_fields, flushed_pages, misdirected_pages
 from emulator.kern.events import CleanCall, EntryRemove, IoIssue
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import is_modified
@@ -32,6 +32,7 @@ class _Notes:
     dirty: list[tuple[str, int, int, int]]  # (file, pindex, contents, va) dirty at the call
     issued: set[tuple[str, int]] = field(default_factory=set)  # pages written meanwhile
     removed: list[tuple[int, int]] = field(default_factory=list)  # entries unmapped meanwhile
+    missed: Pages = field(default_factory=set)  # pages the profile's 2003 chain walk misses
 
 
 class AsyncClean(Checker):
@@ -61,8 +62,9 @@ class AsyncClean(Checker):
             if any(io.page is page and io.data == page.contents for io in k.disk.queue):
                 continue  # a write of exactly this data is already queued
             dirty.append((obj.name, pindex, page.contents, va))
+        missed, _ = misdirected_pages(k, call.vm_map, call.start, call.end)
         k.in_checker = False
-        self.notes[call] = _Notes(dirty)
+        self.notes[call] = _Notes(dirty, missed=missed)
 
     def _call(self, step: int, aid: int, ev: CleanCall) -> None:
         self._expect(self.calls.calls[aid])
@@ -102,7 +104,9 @@ class AsyncClean(Checker):
                 f"#{contents}, dirty at the call) neither written nor queued",
                 cpus=[call.cpu],
                 page=f"{fname}:{pindex}",
-                **era_fields(era),
+                # The 2003 chain walk cleaned the file at the wrong offset (H10).
+                **({"historical": True, "misdirected": True}
+                   if (fname, pindex) in notes.missed else era_fields(era)),
             )
             return
 

@@ -46,13 +46,11 @@ CheckerFactory = Callable[["Kernel"], "Checker"]
 _PLAIN = (type(None), bool, int, float, str)
 _EMPTY = (dict, set, list)
 
-# How one attribute is re-made: the new kernel, an object (kept), a plain value
-# (kept), a new empty container of this type, or a copy of a list of methods.
-_KERNEL = 0
-_SAME = 1
-_EMPTY_OF = 2
-_METHODS = 3
-Slot = tuple[str, int, Any]
+# How an object's attributes are re-made: a copy of its attributes as built
+# (plain values and the other objects, kept), then the new kernel, new empty
+# containers and copies of its lists of methods put in their places.
+_Remake = tuple[Any, dict[str, Any], tuple[str, ...], tuple[tuple[str, type], ...],
+                tuple[tuple[str, tuple[Any, ...]], ...]]
 
 
 class _Plan:
@@ -60,27 +58,23 @@ class _Plan:
 
     __slots__ = ("added", "checkers", "objects", "shared", "spec")
 
-    def __init__(self, spec: Spec, checkers: list[Checker],
-                 objects: list[tuple[Any, list[Slot]]], shared: dict[str, Any],
-                 added: list[tuple[type, list[Observer]]]) -> None:
+    def __init__(self, spec: Spec, checkers: list[Checker], objects: list[_Remake],
+                 shared: dict[str, Any], added: list[tuple[type, tuple[Observer, ...]]]) -> None:
         self.spec = spec
         self.checkers = checkers
-        self.objects = objects  # (object, how to re-make each of its attributes)
+        self.objects = objects  # (object, attributes, kernel's, empty ones, method lists)
         self.shared = shared  # the helpers put in k.shared
         self.added = added  # observers appended, per event class, in order
 
     def install(self, k: Kernel) -> list[Checker]:
-        for obj, slots in self.objects:
-            state: dict[str, Any] = {}
-            for name, how, value in slots:
-                if how == _KERNEL:
-                    state[name] = k
-                elif how == _SAME:
-                    state[name] = value
-                elif how == _EMPTY_OF:
-                    state[name] = value()
-                else:
-                    state[name] = list(value)
+        for obj, built, kernel, empty, methods in self.objects:
+            state = built.copy()
+            for name in kernel:
+                state[name] = k
+            for name, kind in empty:
+                state[name] = kind()
+            for name, fns in methods:
+                state[name] = list(fns)
             obj.__dict__ = state
         k.shared.update(self.shared)
         observers = k.observers
@@ -113,7 +107,7 @@ def _record(spec: Spec, k: Kernel, checkers: list[Checker], before: dict[str, An
     def owned(fn: object) -> bool:
         return isinstance(fn, types.MethodType) and any(fn.__self__ is o for o in objects)
 
-    added: list[tuple[type, list[Observer]]] = []
+    added: list[tuple[type, tuple[Observer, ...]]] = []
     for kind, fns in k.observers.items():
         old = observers_before.get(kind, [])
         if fns[:len(old)] != old:
@@ -122,25 +116,30 @@ def _record(spec: Spec, k: Kernel, checkers: list[Checker], before: dict[str, An
         if not all(owned(fn) for fn in new):
             return None
         if new:
-            added.append((kind, list(new)))
-    plans: list[tuple[Any, list[Slot]]] = []
+            added.append((kind, tuple(new)))
+    plans: list[_Remake] = []
     for obj in objects:
         if not isinstance(getattr(obj, "__dict__", None), dict) or hasattr(type(obj),
                                                                            "__slots__"):
             return None
-        slots: list[Slot] = []
-        for name, value in vars(obj).items():
+        built = dict(vars(obj))
+        kernel: list[str] = []
+        empty: list[tuple[str, type]] = []
+        methods: list[tuple[str, tuple[Any, ...]]] = []
+        for name, value in built.items():
             if value is k:
-                slots.append((name, _KERNEL, None))
+                kernel.append(name)
             elif any(value is o for o in objects) or type(value) in _PLAIN:
-                slots.append((name, _SAME, value))
+                pass  # kept as built
             elif type(value) in _EMPTY and not value:
-                slots.append((name, _EMPTY_OF, type(value)))
+                empty.append((name, type(value)))
             elif type(value) is list and all(owned(fn) for fn in value):
-                slots.append((name, _METHODS, tuple(value)))
+                methods.append((name, tuple(value)))
             else:
                 return None
-        plans.append((obj, slots))
+        for name in kernel:
+            built[name] = None  # not the first kernel: install() puts each new one here
+        plans.append((obj, built, tuple(kernel), tuple(empty), tuple(methods)))
     return _Plan(spec, checkers, plans, shared, added)
 
 

@@ -11,7 +11,9 @@ the last store made to it through a shared mapping.  It checks:
 * **at every write completion**: the page's current contents are in the pager,
   or the page is dirty (flag or modified bit) -- a completion that cleans a page
   holding newer data loses that data;
-* **at every page free**: a freed file page's contents are in the pager;
+* **at every page free**: a freed file page's contents are in the pager, and so
+  are those of a wired page whose contents an invalidate discards (``valid = 0``,
+  freebsd5's wired rule: the next access reads the pager's);
 * **at the end**: after the trusted full flush, every file's pager holds the
   last store to each of its pages.
 
@@ -25,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
-from emulator.kern.events import CleanCall, EntryRemove, IoDone, IoIssue, PageFreeing, Store
+from emulator.kern.events import (
+    CleanCall,
+    EntryRemove,
+    Invalid,
+    IoDone,
+    IoIssue,
+    PageFreeing,
+    Store,
+)
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT
 from emulator.kern.pmap import is_modified
@@ -141,6 +151,38 @@ def era_fields(era: str | None) -> dict[str, Any]:
     return {"historical": era} if era else {}
 
 
+Pages = set[tuple[str, int]]  # file pages as (object name, pindex)
+
+
+def misdirected_pages(k: Kernel, vm_map: VmMap, start: int, end: int) -> tuple[Pages, Pages]:
+    """(missed, hit): the file pages a clean of [start, end) walking backing chains in the
+    2003 order (``chain_walk_steps_first``) should reach but does not, and those it
+    reaches instead -- through a shadowed entry whose chain that walk offsets wrongly.
+    Both empty for other profiles."""
+    missed: Pages = set()
+    hit: Pages = set()
+    if not k.profile.chain_walk_steps_first:
+        return missed, hit
+    start, end = vm_map.clamp(start, end)
+    entry = vm_map.entry_containing(start) or vm_map.first_entry_after(start)
+    while entry is not None and entry.start < end:
+        obj = entry.obj
+        if entry.submap is None and obj is not None and obj.backing is not None:
+            right = wrong = entry.offset
+            while obj.backing is not None:
+                right += obj.backing_offset << PAGE_SHIFT
+                obj = obj.backing
+                wrong += obj.backing_offset << PAGE_SHIFT
+            if right != wrong and obj.kind == "file":
+                lo, hi = max(start, entry.start), min(end, entry.end)
+                for offset, pages in ((right, missed), (wrong, hit)):
+                    first = (offset + (lo - entry.start)) >> PAGE_SHIFT
+                    last = (offset + (hi - entry.start) + PAGE_MASK) >> PAGE_SHIFT
+                    pages.update((obj.name, pindex) for pindex in range(first, last))
+        entry = vm_map.succ(entry)
+    return missed - hit, hit - missed
+
+
 @dataclass
 class _Notes:
     """What lost_store notes about one synchronous or invalidating clean call."""
@@ -152,6 +194,9 @@ class _Notes:
     # file pages (object name, pindex) the range reaches through an entry it does not flush
     unflushed: set[tuple[str, int]] = field(default_factory=set)
     flushed: dict[tuple[str, int], int] = field(default_factory=dict)  # page -> step written
+    # file pages the profile's 2003 chain walk misses, and those it cleans instead
+    missed: Pages = field(default_factory=set)
+    misaimed: Pages = field(default_factory=set)
 
 
 class LostStore(Checker):
@@ -172,6 +217,7 @@ class LostStore(Checker):
         k.observe(IoDone, self._io_done)
         k.observe(IoIssue, self._issue)
         k.observe(PageFreeing, self._free)
+        k.observe(Invalid, self._invalid)
 
     def _notes(self, call: OpenCall) -> _Notes:
         notes = self.notes.get(call)
@@ -205,11 +251,13 @@ class LostStore(Checker):
             info = self.last.get((obj.name, pindex))
             if info is not None:
                 expected.append((obj, pindex, va, info))
+        missed, misaimed = misdirected_pages(k, call.vm_map, call.start, call.end)
         k.in_checker = False
         notes = self._notes(call)
         notes.expected = expected
         notes.removed = []
         notes.unflushed = unflushed
+        notes.missed, notes.misaimed = missed, misaimed
 
     def _call(self, step: int, aid: int, ev: CleanCall) -> None:
         self._expect(self.calls.calls[aid])
@@ -245,7 +293,11 @@ class LostStore(Checker):
                     page=f"{obj.name}:{pindex}",
                     store=info.sid,
                     pager=held,
-                    **era_fields(era),
+                    # The 2003 chain walk cleaned the file at the wrong offset: a
+                    # historical bug of the profile (H10), faithfully emulated; or the
+                    # 2003 page clean left the store out as that code did (H24, H26).
+                    **{**era_fields(era),
+                       **self.misdirected(notes, (obj.name, pindex), notes.missed)},
                 )
 
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
@@ -297,8 +349,52 @@ class LostStore(Checker):
             page=f"{page.obj.name}:{page.pindex}",
             # freebsd5's invalidate frees pages re-dirtied after this call flushed
             # them: its historical data loss.  Anything else is a plain bug.
-            historical=self.historical(call, page, info),
+            **self.historical_fields(call, page, info),
         )
+
+    def _invalid(self, step: int, aid: int, ev: Invalid) -> None:
+        page = ev.page
+        pager = page.obj.pager
+        assert pager is not None
+        held = pager.stored[page.pindex]
+        if page.contents == held:
+            return
+        info = self.last.get((page.obj.name, page.pindex))
+        who = self.describe(info) if info is not None and info.sid == page.contents else (
+            f"store #{page.contents}")
+        call = self.calls.calls.get(aid)
+        self.violate(
+            f"{self.k.agent_name(aid)}'s invalidating clean discarded the contents of wired "
+            f"page {page.obj.name}:{page.pindex} (valid = 0) holding {who}, but the pager "
+            f"holds store #{held}: the store is lost",
+            cpus=[aid] + ([info.cpu] if info is not None else []),
+            page=f"{page.obj.name}:{page.pindex}",
+            # The 2003 page remove discards wired pages as it frees unwired ones
+            # (FIDELITY.md D8): the same historical loss, through a wired page.
+            wired=True,
+            **self.historical_fields(call, page, info),
+        )
+
+    @staticmethod
+    def misdirected(notes: _Notes | None, key: tuple[str, int],
+                    pages: Pages | None) -> dict[str, bool]:
+        """Fields for a loss at file page ``key`` that the call's 2003 chain walk
+        explains (among ``pages``; None: the pages it reached instead of the right
+        ones): it is that historical bug.  No fields otherwise."""
+        if notes is None:
+            return {}
+        if key in (notes.misaimed if pages is None else pages):
+            return {"historical": True, "misdirected": True}
+        return {}
+
+    def historical_fields(self, call: OpenCall | None, page: VmPage,
+                          info: StoreInfo | None) -> dict[str, bool]:
+        """``historical`` for a page freed or discarded dirty, and ``misdirected`` if
+        the call reached it only through its 2003 chain walk's wrong offset."""
+        fields = {"historical": self.historical(call, page, info)}
+        notes = self.notes.get(call) if call is not None else None
+        fields.update(self.misdirected(notes, (page.obj.name, page.pindex), None))
+        return fields
 
     def historical(self, call: OpenCall | None, page: VmPage, info: StoreInfo | None) -> bool:
         """The data loss of an invalidate that frees every unwired page (freebsd5's,
@@ -310,8 +406,10 @@ class LostStore(Checker):
         if (self.k.profile.invalidate_frees is not InvalidateFrees.EVERY_UNWIRED or call is None
                 or not call.invalidate or info is None):
             return False
-        if info.sid != page.contents or not page.dirty:
-            return False  # the loss frees a dirty page; a clean one lost its data otherwise
+        if info.sid != page.contents or (page.valid and not page.dirty):
+            # The loss frees (or, wired, discards) a dirty page: a clean one freed with
+            # data the pager lacks lost it otherwise (its write still in flight: H2).
+            return False
         notes = self.notes.get(call)
         key = (page.obj.name, page.pindex)
         flushed_at = notes.flushed.get(key) if notes else None

@@ -3,7 +3,8 @@
 An independent oracle computes the code a clean must return from the map as
 it is when the clean's window opens (its first map lock or lookup), following
 SEMANTICS.md §2 row by row.  A call that returns an error must not have removed
-a mapping, write-protected, written or freed a page on the way.
+a mapping, write-protected, written or freed a page on the way.  An msync(2)
+returns the errno its profile's switch gives the clean's code (FIDELITY.md D5).
 
 Write errors (H13): where the profile reports them (KERN_FAILURE, EIO), a clean
 must report one exactly when a synchronous write it issued and waited for failed
@@ -25,10 +26,12 @@ from emulator.kern.events import (
     Free,
     IoDone,
     IoIssue,
+    MsyncErrno,
     PteRemove,
     RemoveAll,
     RemoveWrite,
 )
+from emulator.kern.profile import msync_errno
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -87,6 +90,7 @@ class ReturnCode(Checker):
             k.observe(kind, self._effect)
         k.observe(IoDone, self._io_done)
         k.observe(BadReturn, self._bad_return)
+        k.observe(MsyncErrno, self._msync_errno)
 
     def _notes(self, call: OpenCall) -> _Notes:
         notes = self.notes.get(call)
@@ -125,6 +129,20 @@ class ReturnCode(Checker):
 
     def _bad_return(self, step: int, aid: int, ev: BadReturn) -> None:
         self.violate(f"clean returned {ev.rv!r}, not a KERN_* code")
+
+    def _msync_errno(self, step: int, aid: int, ev: MsyncErrno) -> None:
+        """msync's errno must be its profile's for the code its clean returned (an
+        msync refused before the clean is not judged)."""
+        profile = self.k.profile
+        want = msync_errno(profile.msync_errno, ev.rv)
+        if ev.result != want:
+            self.violate(
+                f"{self.k.agent_name(aid)}'s msync returned {ev.result} for its clean's "
+                f"{ev.rv.label}; profile {profile.name} requires {want}",
+                cpus=[aid],
+                got=ev.result,
+                want=want,
+            )
 
     def _return(self, call: OpenCall, got: str) -> None:
         k = self.k

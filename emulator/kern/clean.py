@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import CleanGeneration
+from emulator.kern.events import CleanGeneration, Invalid
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
@@ -275,9 +275,15 @@ class MapClean:
     def bottom_object(
         self, k: Kernel, obj: VmObject | None, offset: int
     ) -> tuple[VmObject | None, int]:
-        """Follow the backing chain to its bottom, adjusting the byte offset."""
+        """Follow the backing chain to its bottom, adjusting the byte offset (in the
+        profile's order: the 2003 walk adds the offset of the object it steps to)."""
+        steps_first = k.profile.chain_walk_steps_first
         while obj is not None and obj.backing is not None:
             k.touch_object(obj)
+            if steps_first:
+                obj = obj.backing
+                offset += obj.backing_offset << PAGE_SHIFT
+                continue
             offset += obj.backing_offset << PAGE_SHIFT
             obj = obj.backing
         if obj is not None:
@@ -678,6 +684,8 @@ class MapClean:
 
         The object must be locked.  A busy page is waited for, never freed.
         With ``clean_only`` a page found dirty (after write-protecting it) stays.
+        A wired page is never freed; a profile that discards wired pages unmaps
+        one and sets it invalid unless ``clean_only`` (``discard_wired``).
         """
         k = obj.k
         k.touch_object(obj)
@@ -685,6 +693,16 @@ class MapClean:
         while page is not None and page.pindex < end:
             pi = page.pindex
             if page.wire_count > 0:
+                if not clean_only and k.profile.invalidate_discards_wired and page.valid:
+                    if page.is_busy():
+                        # 2003 did not wait here; waiting (as today's code does) keeps
+                        # a fault that busied the page from mapping discarded contents.
+                        await obj.lock.unlock()
+                        await page.wait_unbusy()
+                        await obj.lock.lock()
+                        page = obj.find_least(pi)
+                        continue
+                    await self.discard_wired(obj, page)
                 page = obj.find_least(pi + 1)
                 continue
             if not await page.try_xbusy():
@@ -703,6 +721,25 @@ class MapClean:
             await k.kpoint()
             obj.free_page(page)
             page = obj.find_least(pi + 1)
+
+
+    async def discard_wired(self, obj: VmObject, page: VmPage) -> None:
+        """Unmap a wired page everywhere and discard its contents (``valid = 0``),
+        without busying it, as the 2003 page remove did.  Object locked.
+
+        The page stays resident and wired; the next access reads it from the
+        pager again, so a store it held that the pager has not is gone.  A file
+        page only: a device page's memory is the device's.
+        """
+        if obj.pager is None:
+            return
+        await remove_all(obj.k, page)
+        dirty = page.dirty
+        page.valid = False
+        # 2003 left the dirty bits, but every clean tests (dirty & valid): nothing
+        # writes an invalid page, here nor in a neighbour's cluster.
+        page.dirty = False
+        obj.k.emit(Invalid(obj.name, page.pindex, int(dirty), page))
 
 
 REFERENCE = MapClean()

@@ -34,6 +34,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
+    from emulator.kern.kern_return import KernReturn
     from emulator.kern.map import VmMap
     from emulator.kern.page import VmPage
     from emulator.kern.pager import Io
@@ -310,6 +311,19 @@ class Free(Event):
 
 @traced
 @dataclass(slots=True)
+class Invalid(Event):
+    """A wired page's contents were discarded (``valid = 0``) by an invalidate: it
+    stays resident, and the next access reads it again (the 2003 page remove)."""
+
+    kind: ClassVar[str] = "invalid"
+    obj: str
+    pindex: int
+    dirty: int
+    page: VmPage = live()  # noqa: RUF009 (a fresh Field per use)
+
+
+@traced
+@dataclass(slots=True)
 class Dirty(Event):
     """A write fault dirtied a page; the object's clean generation is ``generation``."""
 
@@ -502,6 +516,15 @@ class MapAccess(Event):
     kind: ClassVar[str] = "map_access"
     vm_map: VmMap
     what: str
+
+
+@dataclass(slots=True)
+class MsyncErrno(Event):
+    """msync(2) turned its clean's ``rv`` into ``result`` (0 or an errno name)."""
+
+    kind: ClassVar[str] = "msync_errno"
+    rv: KernReturn
+    result: int | str
 
 
 @dataclass(slots=True)

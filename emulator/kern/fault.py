@@ -217,7 +217,9 @@ class Fault:
         """
         await obj.lock.lock()
         page = obj.lookup_page(pindex)
-        if page is None:
+        # An invalid page (its contents discarded while wired) is read again, as
+        # a missing one is.
+        if page is None or (not page.valid and obj.pager is not None):
             if obj.pager is not None:
                 await obj.lock.unlock()
                 if fs is not None and self.unlocks_for_pagein():
@@ -250,18 +252,27 @@ class Fault:
         page = obj.lookup_page(pindex)
         if page is None:
             page = obj.alloc_page(pindex)
-            page.contents = obj.pager.read(pindex)
-            page.valid = True
-            self.k.emit(Pagein(obj.name, pindex, page.contents))
+            self.read_page(obj, page)
         elif not await self.busy_resident(page):
             await obj.lock.unlock()
             await vnode.unlock()
             return None, page
+        elif not page.valid:
+            self.read_page(obj, page)  # resident but invalid: its contents are the pager's
         if write:
             self.mark_dirty(obj, page)
         await obj.lock.unlock()
         await vnode.unlock()
         return page, None
+
+    def read_page(self, obj: VmObject, page: VmPage) -> None:
+        """Fill an exclusive-busy page from the pager: valid, and clean (the pager's
+        data).  Object and vnode locked."""
+        assert obj.pager is not None
+        page.contents = obj.pager.read(page.pindex)
+        page.valid = True
+        page.dirty = False
+        self.k.emit(Pagein(obj.name, page.pindex, page.contents))
 
     async def get_shadow_page(
         self, shadow: VmObject, pindex: int, write: bool
@@ -286,7 +297,7 @@ class Fault:
         # Copy on write: copy the file's current data into a new shadow page.
         await backing.lock.lock()
         src = backing.lookup_page(bpindex)
-        if src is not None:
+        if src is not None and src.valid:
             fold_modified(src)
             data = src.contents
         else:

@@ -18,7 +18,7 @@ reaches ``curthread`` and the global queues.  The Kernel gives kernel code:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from emulator.kern.events import (
@@ -38,6 +38,7 @@ from emulator.kern.page import Busy
 from emulator.kern.pager import Disk, Pager
 
 if TYPE_CHECKING:
+    from emulator.kern.kern_return import KernReturn
     from emulator.kern.map import VmMap, VmMapEntry
     from emulator.kern.monitor import Monitor, Violation
     from emulator.kern.object import VmObject
@@ -81,6 +82,9 @@ class Kernel:
         self.clean_impl: Callable[..., Any] | None = None
         self.fault_impl: Callable[..., Any] | None = None
         self.munmap_impl: Callable[..., Any] | None = None
+        # msync(2)'s errno per failing clean code: the profile's, unless the code
+        # under test brings its own (a mutant of the syscall's switch).
+        self.msync_errno: Mapping[KernReturn, str] = profile.msync_errno
         self.trusted = True  # the paths under test are the reference's (see untrusted())
         self.in_checker = False  # set while harness code reads structures
         self.shared: dict[str, Any] = {}  # state the checkers share (trackers)

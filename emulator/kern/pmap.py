@@ -99,7 +99,8 @@ class Pmap:
         VM_PROT_WRITE).  Other maps' mappings of the same pages keep theirs."""
         k = self.k
         await k.kpoint()
-        k.read("map", self.name)
+        if k.watched:
+            k.read("map", self.name)
         count = 0
         for vpn in sorted(v for v in self.ptes if start_vpn <= v < end_vpn):
             pte = self.ptes[vpn]

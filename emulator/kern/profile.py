@@ -66,6 +66,27 @@ class Profile:
     # acquisition waits while a writer waits, unless the thread already holds a
     # map lock shared.  Off: readers pass while only a writer waits.
     map_lock_prefers_writers: bool = False
+    # munmap(2)'s errno for a range that is not entirely mapped, checked under the
+    # map lock before anything is removed (the 2003 munmap's
+    # vm_map_check_protection(..., VM_PROT_NONE), FIDELITY.md D17).  None: what is
+    # mapped goes, the rest is ignored.
+    munmap_hole: str | None = None
+    # msync(2) with length 0 looks up the entry holding addr under the map lock,
+    # drops the lock, and cleans that whole entry (the 2003 msync, FIDELITY.md D6:
+    # a window in which the entry can change, closed by cb53ca4d).  No entry is
+    # msync's errno for KERN_INVALID_ADDRESS.  Off: the length goes down as it is.
+    msync_sizes_zero_length: bool = False
+    # An invalidate that frees dirty pages too (not clean-only) unmaps a wired file
+    # page everywhere and discards its contents, dirty or not (``valid = 0``): the
+    # next access reads it again (the 2003 vm_object_page_remove, FIDELITY.md D8).
+    # Off: invalidate leaves wired pages alone.
+    invalidate_discards_wired: bool = False
+    # The clean's walk down a backing chain steps to the backing object first and
+    # then adds *its* backing offset -- the next link's, 0 for a file -- instead of
+    # the offset of the link just left (the 2003 vm_map_clean, FIDELITY.md D7, H10):
+    # a copy-on-write mapping of a file at offset F, once shadowed, is cleaned (and
+    # invalidated) at file offset 0 instead of F.  Off: the order fixed by 2006.
+    chain_walk_steps_first: bool = False
     # The 2003 page clean (vm_object_page_clean of FreeBSD 5, FIDELITY.md D2): the
     # object's might-be-dirty state is the OBJ_MIGHTBEDIRTY flag, set by faults and
     # cleared *before* a whole-object scan (and not set again when a write fails);
@@ -84,14 +105,35 @@ class Profile:
 
     def msync_result(self, rv: KernReturn) -> int | str:
         """Return what msync(2) returns for a clean's ``rv``: 0 or an errno name."""
-        return 0 if rv == KernReturn.SUCCESS else self.msync_errno[rv]
+        return msync_errno(self.msync_errno, rv)
 
 
-# sys_msync's mapping, the same for every profile today.
-MSYNC_ERRNO: Mapping[KernReturn, str] = MappingProxyType({
+def msync_errno(table: Mapping[KernReturn, str], rv: KernReturn) -> int | str:
+    """msync(2)'s result for ``rv`` under ``table``: 0 on success; a code the table
+    does not name is EINVAL (the ``default`` of every era's switch)."""
+    return 0 if rv == KernReturn.SUCCESS else table.get(rv, "EINVAL")
+
+
+# Each era's msync switch (FIDELITY.md D5); codes not listed are EINVAL.
+# msync.2 (since r265534, 2014): ENOMEM when a page is not mapped, EBUSY for
+# locked pages under MS_INVALIDATE, EIO for a write error.  The man page's
+# vm_map_clean(9) returns KERN_INVALID_ARGUMENT for a range that is not all mapped
+# and KERN_INVALID_ADDRESS for a sub-map; msync(2) makes both ENOMEM.
+MANPAGE_ERRNO: Mapping[KernReturn, str] = MappingProxyType({
+    KernReturn.INVALID_ADDRESS: "ENOMEM",
+    KernReturn.INVALID_ARGUMENT: "ENOMEM",
+    KernReturn.FAILURE: "EIO",
+})
+# The pre-rename msync (3.x to 5.x): an unmapped range is EINVAL ("Sun returns
+# ENOMEM?"), so is every other failure but KERN_FAILURE.
+FREEBSD5_ERRNO: Mapping[KernReturn, str] = MappingProxyType({
+    KernReturn.INVALID_ADDRESS: "EINVAL",
+    KernReturn.FAILURE: "EIO",
+})
+# kern_msync today: ENOMEM since r265534 (pho, 2014), EBUSY for a wired range.
+MODERN_ERRNO: Mapping[KernReturn, str] = MappingProxyType({
     KernReturn.INVALID_ADDRESS: "ENOMEM",
     KernReturn.INVALID_ARGUMENT: "EBUSY",
-    KernReturn.PROTECTION_FAILURE: "EIO",
     KernReturn.FAILURE: "EIO",
 })
 
@@ -108,11 +150,11 @@ MANPAGE = Profile(
     write_error=KernReturn.SUCCESS,
     zero_length_whole_entry=False,
     read_fault_maps_sbusy=False,
-    msync_errno=MSYNC_ERRNO,
+    msync_errno=MANPAGE_ERRNO,
 )
 
-# The 2003 code: the man page's error codes swapped, invalidate's data loss, and the
-# 2003 page clean with its soft busy (FIDELITY.md D2).
+# The 2003 code: the man page's error codes swapped, invalidate's data loss, the
+# msync and munmap of that era, and its page clean with its soft busy (FIDELITY.md D2).
 FREEBSD5 = Profile(
     name="freebsd5",
     no_entry=KernReturn.INVALID_ADDRESS,
@@ -125,7 +167,11 @@ FREEBSD5 = Profile(
     write_error=KernReturn.SUCCESS,
     zero_length_whole_entry=False,
     read_fault_maps_sbusy=False,
-    msync_errno=MSYNC_ERRNO,
+    msync_errno=FREEBSD5_ERRNO,
+    munmap_hole="EINVAL",
+    msync_sizes_zero_length=True,
+    invalidate_discards_wired=True,
+    chain_walk_steps_first=True,
     flag_page_clean=True,
     async_write_undirties_at_issue=True,
 )
@@ -143,7 +189,7 @@ MODERN = Profile(
     write_error=KernReturn.FAILURE,
     zero_length_whole_entry=True,
     read_fault_maps_sbusy=True,
-    msync_errno=MSYNC_ERRNO,
+    msync_errno=MODERN_ERRNO,
     fault_unlocks_for_pagein=True,
     map_lock_prefers_writers=True,
 )

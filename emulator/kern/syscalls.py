@@ -26,6 +26,7 @@ from emulator.kern.events import (
     CleanReturn,
     EntryProtect,
     Load,
+    MsyncErrno,
     ObjectNew,
     Store,
     Unwire,
@@ -36,6 +37,7 @@ from emulator.kern.map import PROT_WORDS, PROT_WRITE, Prot, VmMapEntry
 from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
 from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
 from emulator.kern.pmap import fold_modified
+from emulator.kern.profile import msync_errno
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -130,7 +132,7 @@ def cow_contents(obj: VmObject, pindex: int) -> int:
     assert below is not None
     bpindex = pindex + obj.backing_offset
     src = below.pages.get(bpindex)
-    if src is not None:
+    if src is not None and src.valid:
         fold_modified(src)
         contents: int = src.contents
         return contents
@@ -286,15 +288,30 @@ async def sys_munmap(k: Kernel, vm_map: VmMap, addr: int, length: int) -> int | 
     assert k.munmap_impl is not None
     if not k.trusted:
         k.untrusted()
-    await k.munmap_impl(vm_map, start, end)
-    return 0
+    rv = await k.munmap_impl(vm_map, start, end)
+    return 0 if rv is None else rv  # a munmap path may return nothing: success
 
 
-async def munmap_path(vm_map: VmMap, start: int, end: int) -> None:
-    """The reference munmap: lock exclusive, unmap, unlock."""
+def munmap_refused(vm_map: VmMap, start: int, end: int) -> str | None:
+    """The errno munmap returns for [start, end), or None to go ahead.  Map locked.
+
+    A profile with ``munmap_hole`` refuses a range with a hole in it ("Make sure
+    entire range is allocated", the 2003 munmap); the others remove what is mapped.
+    """
+    errno = vm_map.k.profile.munmap_hole
+    if errno is None or _covered(vm_map, start, end) is not None:
+        return None
+    return errno
+
+
+async def munmap_path(vm_map: VmMap, start: int, end: int) -> int | str:
+    """The reference munmap: lock exclusive, check the range, unmap, unlock."""
     await vm_map.lock.xlock()
-    await remove_range(vm_map, start, end)
+    refused = munmap_refused(vm_map, start, end)
+    if refused is None:
+        await remove_range(vm_map, start, end)
     await vm_map.lock.unlock()
+    return 0 if refused is None else refused
 
 
 async def sys_mmap(
@@ -529,7 +546,8 @@ async def sys_clean(
 
 
 async def sys_msync(k: Kernel, vm_map: VmMap, addr: int, length: int, flags: str) -> int | str:
-    """msync(2): round to pages, map flags to (syncio, invalidate), clean."""
+    """msync(2): round to pages, map flags to (syncio, invalidate), clean, and turn
+    the clean's code into an errno by the era's switch (``k.msync_errno``)."""
     words = flags.split(",")
     if "async" in words and ("invalidate" in words or "sync" in words):
         return "EINVAL"
@@ -540,8 +558,21 @@ async def sys_msync(k: Kernel, vm_map: VmMap, addr: int, length: int, flags: str
         return "EINVAL"
     syncio = "async" not in words
     invalidate = "invalidate" in words
+    if size == 0 and k.profile.msync_sizes_zero_length:
+        # The 2003 msync: "the entry containing addr", sized under the map lock,
+        # which is dropped before the clean takes it again -- the entry can be
+        # replaced in between (the TOCTOU cb53ca4d closed by moving this into
+        # vm_map_sync; faithful here, FIDELITY.md D6).
+        await vm_map.lock.slock()
+        entry = await vm_map.lookup_entry(addr)
+        await vm_map.lock.unlock()
+        if entry is None:
+            return msync_errno(k.msync_errno, KernReturn.INVALID_ADDRESS)
+        addr, size = entry.start, entry.end - entry.start
     rv = await sys_clean(k, vm_map, addr, addr + size, syncio, invalidate)
-    return k.profile.msync_result(rv)
+    result = msync_errno(k.msync_errno, rv)
+    k.emit(MsyncErrno(rv, result))  # the return_code rule judges the switch
+    return result
 
 
 async def sys_yield(k: Kernel, vm_map: VmMap) -> int:

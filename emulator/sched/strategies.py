@@ -28,6 +28,7 @@ from emulator.kern.events import (
     EntryRemove,
     Event,
     Free,
+    Invalid,
     IoDone,
     IoIssue,
     Load,
@@ -274,7 +275,7 @@ def _map_keys(ev: PteEnter | PteRemove | PteProtect | EntryInsert | EntryRemove 
 
 
 def _object_keys(ev: ObjectNew | ObjectFree | Busy | Unbusy | Alloc | Free | RemoveWrite
-                 | RemoveAll | Dirty | Pagein | Cow | Wire | Unwire | CleanGeneration
+                 | RemoveAll | Invalid | Dirty | Pagein | Cow | Wire | Unwire | CleanGeneration
                  | Writeable) -> Keys:
     return (("obj", ev.obj),)
 
@@ -303,7 +304,7 @@ _FOOTPRINTS: dict[type[Event], Callable[[Any], Keys]] = {
     **dict.fromkeys((PteEnter, PteRemove, PteProtect, EntryInsert, EntryRemove, EntryClip,
                      EntryProtect, Load), _map_keys),
     **dict.fromkeys((ObjectNew, ObjectFree, Busy, Unbusy, Alloc, Free, RemoveWrite, RemoveAll,
-                     Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
+                     Invalid, Dirty, Pagein, Cow, Wire, Unwire, CleanGeneration, Writeable),
                     _object_keys),
     # The harness's bookkeeping touches nothing shared.
     **dict.fromkeys((Call, Ret, CleanCall, CleanReturn, Sched, Violated), _silent),

@@ -63,6 +63,8 @@ MUTANT_NAMES = (
     # Reachable through the page clean's clustering (issue 11 item 5).
     "cluster_eio_whole",
     "neighbour_not_write_protected",
+    # The era-faithful freebsd5 (issue 11): what later eras fixed, as mutants of today's.
+    "msync_einval_unmapped",
     # Reachable through freebsd5's 2003 page clean and soft busy (issue 11, item 4).
     "invalidate_ignores_soft_busy",
 )

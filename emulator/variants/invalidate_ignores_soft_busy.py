@@ -24,7 +24,15 @@ class InvalidateIgnoresSoftBusy(MapClean):
         page = obj.find_least(start)
         while page is not None and page.pindex < end:
             pi = page.pindex
-            if page.wire_count > 0:
+            if page.wire_count > 0:  # as the reference: wired pages are not this bug
+                if not clean_only and k.profile.invalidate_discards_wired and page.valid:
+                    if page.is_busy():
+                        await obj.lock.unlock()
+                        await page.wait_unbusy()
+                        await obj.lock.lock()
+                        page = obj.find_least(pi)
+                        continue
+                    await self.discard_wired(obj, page)
                 page = obj.find_least(pi + 1)
                 continue
             # vm_page_sleep_busy(p, FALSE): waits for PG_BUSY only.  A soft-busy page

@@ -5,7 +5,7 @@ from emulator.kern.clean import REFERENCE
 from emulator.kern.events import PteRemove
 from emulator.kern.map import VmMap
 from emulator.kern.param import PAGE_SHIFT
-from emulator.kern.syscalls import remove_entries
+from emulator.kern.syscalls import munmap_refused, remove_entries
 from emulator.variants.base import Variant
 
 
@@ -24,11 +24,14 @@ async def remove_mappings_dropping_modified(vm_map: VmMap, start: int, end: int)
         k.emit(PteRemove(vm_map.name, start_vpn, end_vpn, len(gone)))
 
 
-async def munmap_dropping(vm_map: VmMap, start: int, end: int) -> None:
+async def munmap_dropping(vm_map: VmMap, start: int, end: int) -> int | str:
     await vm_map.lock.xlock()
-    await remove_mappings_dropping_modified(vm_map, start, end)
-    await remove_entries(vm_map, start, end)
+    refused = munmap_refused(vm_map, start, end)
+    if refused is None:
+        await remove_mappings_dropping_modified(vm_map, start, end)
+        await remove_entries(vm_map, start, end)
     await vm_map.lock.unlock()
+    return 0 if refused is None else refused
 
 
 VARIANT = Variant(

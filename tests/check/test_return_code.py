@@ -198,6 +198,37 @@ async def test_without_the_checker_a_result_that_is_no_kern_code_crashes_the_cpu
     assert "clean returned 'done', not a KERN_* code" in ex.violations[0].message
 
 
+# --- msync's errno, by the profile's switch ----------------------------------------------
+
+UNMAPPED = ["msync", "0x30000", 0x1000, "sync"]  # no entry at all
+
+
+async def test_msync_errno_of_an_earlier_era_fires_under_modern(
+    run_spec: Any, spec_of: Any
+) -> None:
+    """H16: EINVAL for an unmapped range, which modern (since r265534) reports as ENOMEM."""
+    from emulator.variants import MUTANTS
+
+    ex, _ = await run_spec(spec(spec_of, UNMAPPED), "modern", checkers=CHECK,
+                           variant=MUTANTS["msync_einval_unmapped"])
+    assert [v.rule for v in ex.violations] == ["return_code"]
+    v = ex.violations[0]
+    assert v.fields == {"got": "EINVAL", "want": "ENOMEM"}
+    assert v.message == ("cpu0's msync returned EINVAL for its clean's KERN_INVALID_ADDRESS; "
+                         "profile modern requires ENOMEM")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_the_reference_msync_errno_is_quiet_in_every_profile(
+    run_spec: Any, spec_of: Any, profile: str
+) -> None:
+    ex, _ = await run_spec(spec(spec_of, UNMAPPED, HOLEY, WHOLE), profile, checkers=CHECK,
+                           variant=REF)
+    assert ex.outcome == "ok", ex.violations
+    want = {"manpage": "ENOMEM", "freebsd5": "EINVAL", "modern": "ENOMEM"}[profile]
+    assert [r["ret"] for r in ex.results["cpu0"]] == [0, want, want, 0]
+
+
 # -- write errors of multi-page writes (H13, FIDELITY.md D9) ---------------------------
 
 

@@ -28,6 +28,7 @@ from emulator.kern.events import (
     parse_event,
 )
 from emulator.kern.kernel import Kernel
+from emulator.kern.profile import MANPAGE
 from emulator.sched.scheduler import AgentState
 from emulator.trace.format import canonical, event_dict
 from emulator.trace.reader import load_trace
@@ -37,7 +38,7 @@ CORPUS = sorted((ROOT / "traces").glob("*.trace.jsonl"))
 
 
 def test_every_traced_kind_has_one_class_and_a_distinct_name() -> None:
-    assert len(TRACED) == 35
+    assert len(TRACED) == 36
     assert all(cls.kind == kind and cls.traced for kind, cls in TRACED.items())
     assert len({cls.__name__ for cls in TRACED.values()}) == len(TRACED)
     assert not MapAccess.traced and MapAccess not in TRACED.values()
@@ -125,7 +126,7 @@ class FakeSched:
 
 def kernel(record: bool) -> tuple[Kernel, FakeSched]:
     sched = FakeSched()
-    return Kernel(sched, "manpage", record=record), sched  # type: ignore[arg-type]
+    return Kernel(sched, MANPAGE, record=record), sched
 
 
 def test_observers_see_the_step_the_running_agent_and_the_event_of_their_class_only() -> None:

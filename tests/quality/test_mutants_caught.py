@@ -47,6 +47,7 @@ Executions needed then (arm and seed of the first catch):
     writable_entries_only           61  mprotect_msync/random         seed 60   lost_store
     cluster_eio_whole               65  cluster_errors/random         seed 64   return_code
     neighbour_not_write_protected   65  cluster_errors/random         seed 64   lost_store
+    msync_einval_unmapped           49  teardown_during_flush/random  seed 48   return_code
     invalidate_ignores_soft_busy   109  async_then_invalidate/pct(2)  seed 108  lost_store
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
@@ -112,6 +113,7 @@ MEASURED = {
     "writable_entries_only": 61,
     "cluster_eio_whole": 65,
     "neighbour_not_write_protected": 65,
+    "msync_einval_unmapped": 49,
     "invalidate_ignores_soft_busy": 109,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm

@@ -3,11 +3,13 @@
 The same round-robin as the mutant hunt (seed 0 of every workload, then seed
 1, ...), ``ROUNDS`` rounds over all workloads per profile and strategy, every
 checker installed.  The allowed reports are freebsd5's historical bugs: its
-invalidate frees pages re-dirtied after the flush, and its 2003 page clean
-leaves stores out of the pager (H24, H26), which the lost-store and
-async-clean rules report with ``fields["historical"]`` set.  A separate test asserts that
-this historical bug IS reproduced under freebsd5 on invalidate_shared_file
-within a fixed seed budget, and never under manpage or modern on the same seeds.
+invalidate frees pages re-dirtied after the flush, which the lost-store rule
+reports with ``fields["historical"]`` set (so it does for the 2003 invalidate of
+wired pages, and lost_store and async_clean for the 2003 chain walk's misses and
+for what the 2003 page clean leaves out of the pager, H24 and H26).  A separate
+test asserts that this historical bug IS reproduced under freebsd5 on
+invalidate_shared_file within a fixed seed budget, and never under manpage or modern
+on the same seeds.
 
 Measured when written: 150 rounds (1050 executions) took about 1.3-1.8 s per
 profile and strategy, with no alarm; freebsd5 showed the historical loss in 6

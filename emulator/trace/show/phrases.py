@@ -119,6 +119,8 @@ KINDS: dict[type[ev_.Event], Kind] = {
     ev_.IoDone: Kind(_io_done, style="io", store="data"),
     ev_.Free: Kind(lambda e, s: f"free {page(e.obj, e.pindex)}" + (" (dirty!)" if e.dirty else ""),
                    bad=lambda text: "dirty" in text),
+    ev_.Invalid: Kind(lambda e, s: f"invalid {page(e.obj, e.pindex)}"
+                      + (" (dirty!)" if e.dirty else ""), bad=lambda text: "dirty" in text),
     ev_.Store: Kind(_store, style="store", store="sid"),
     ev_.Load: Kind(_load, store="value"),
     ev_.EntryInsert: Kind(lambda e, s: (f"entry + [{hex_text(e.start)}, {hex_text(e.end)})",
