@@ -3,7 +3,8 @@
 Usage (from the repository root)::
 
     PYTHONPATH=. python benchmarks/search.py [--reps 10] [--cap 20] [--jobs 2]
-        [--strategies random,pct,pos,portfolio] [--mutants a,b] [--json out.json] [--markdown]
+        [--strategies random,pct,pos,portfolio,uniform] [--mutants a,b] [--json out.json]
+        [--markdown]
 
 The report goes to stdout as aligned plain-text tables; with ``--markdown``, as the
 Markdown tables of BENCHMARKS.md (cells whose median is over 0.5 s in bold), ready to paste.
@@ -11,9 +12,10 @@ Markdown tables of BENCHMARKS.md (cells whose median is over 0.5 s in bold), rea
 Part 1, vmemu: for every built-in mutant and every strategy (pct at depth 3), ``--reps``
 hunts.  A hunt is what ``vmemu mutants`` does (emulator.mutants.hunt): every workload under the
 mutant's profile, with the strategy (for the portfolio: under each of its members), as the arms
-of the adaptive portfolio, the seed going up by one per execution -- except that repetition
-``r`` starts at seed ``r * 100000``.  It ends at the first
-execution in which a rule the mutant is expected to trip (``Variant.catches``) fires, or after
+of the adaptive portfolio, the seed going up by one per execution (``uniform``: the
+portfolio's arms taking turns, round-robin, without steering: the baseline of the
+steering) -- except that repetition ``r`` starts at seed ``r * 100000``.  It ends at the
+first execution in which a rule the mutant is expected to trip (``Variant.catches``) fires, or after
 ``--cap`` seconds (a miss).  Reported per cell: the median executions and seconds to that
 first failure over the repetitions, and the misses.  A median over hunts with misses counts a
 miss as "more than any catch"; when half or more missed, the median is reported as ``>cap``.
@@ -58,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # benchmarks/ is not a package: import it from beside this file
 
 STRATEGIES = ("random", "pct", "pos", "portfolio")
+UNIFORM = "uniform"  # the portfolio's arms, round-robin (not one of the default columns)
 PCT_DEPTH = 3
 SEED_STRIDE = 100_000
 SLOW_SECONDS = 0.5  # --markdown bolds a cell whose median time is over this
@@ -87,8 +90,9 @@ class HuntResult:
 async def _vmemu_hunt(mutant: str, strategy: str, rep: int, cap: float,
                       workloads: tuple[str, ...]) -> HuntResult:
     """``vmemu mutants``'s hunt (emulator.mutants.hunt), from seed ``rep * SEED_STRIDE``."""
-    h = await hunt(MUTANTS[mutant], cap, strategy, first_seed=rep * SEED_STRIDE,
-                   workloads=workloads)
+    uniform = strategy == UNIFORM
+    h = await hunt(MUTANTS[mutant], cap, "portfolio" if uniform else strategy,
+                   first_seed=rep * SEED_STRIDE, workloads=workloads, uniform=uniform)
     if not h.expected_rule_seen or h.run is None:
         return HuntResult("vmemu", mutant, strategy, rep, False, h.executions, h.elapsed)
     # The hunt stops at the first execution showing an expected rule.

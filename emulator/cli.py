@@ -530,8 +530,8 @@ def cmd_mutants(args: argparse.Namespace) -> int:
               f"{report['false_alarms']} false alarms")
         if report["historical_bug_reproduced"]:
             h = report["historical_example"]
-            print(f"historical bug reproduced (freebsd5's era behaviour; {h['workload']}, "
-                  f"seed {h['seed']}): {h['message']}")
+            print(f"historical bug reproduced ({h['workload']}, seed {h['seed']}): "
+                  f"{h['message']}\n  ({historical_note(h.get('fields', {}))})")
         for alarm in report["false_alarm_examples"]:
             print(f"FALSE ALARM {alarm['rule']} ({alarm['workload']}, {alarm['profile']}, "
                   f"seed {alarm['seed']}): {alarm['message']}")

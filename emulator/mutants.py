@@ -4,10 +4,11 @@ For each mutant, explore the workloads under the mutant's profile -- each
 workload under each portfolio member is an arm of the adaptive portfolio
 (emulator/portfolio.py), seeds 0, 1, 2, ... one per execution -- until a checker
 reports a violation the mutant is expected to cause, or the mutant's share of
-the time budget ends.  Then run the reference over the same workloads and profiles and
-count violations: each is a false alarm, except freebsd5's historical bugs (its
-invalidate data loss, and what its 2003 page clean leaves out of the pager: H24,
-H26), which the emulator must reproduce and reports as such.  A historical
+the time budget ends (an equal share of the hunting time left: what a mutant caught
+early did not use goes to the ones after it).  Then run the reference over the same
+workloads and profiles and count violations: each is a false alarm, except freebsd5's
+historical bugs (its invalidate data loss, and what its 2003 page clean leaves out of the
+pager: H24, H26), which the emulator must reproduce and reports as such.  A historical
 violation never counts as catching a mutant: the reference shows it too.
 
 Wall-clock time only bounds how many executions run; every execution is
@@ -107,29 +108,30 @@ def is_historical(profile: str, variant: Variant, ex: Execution) -> bool:
 
 def _portfolio(variant: Variant, profile: str, strategy: str, first_seed: int = 0,
                workloads: Sequence[str] | None = None,
-               driver: str = CAMPAIGN_DRIVER) -> Portfolio:
+               driver: str = CAMPAIGN_DRIVER, uniform: bool = False) -> Portfolio:
     """Every workload (or ``workloads``) aimed at ``profile`` (``workloads.aimed_at``),
-    as arms (with each portfolio member, for the portfolio), chosen adaptively; seeds
-    ``first_seed``, +1, ..., one per execution."""
+    as arms (with each portfolio member, for the portfolio), chosen adaptively
+    (round-robin with ``uniform``); seeds ``first_seed``, +1, ..., one per execution."""
     base = RunConfig(workload="", profile=profile, variant=variant.name, strategy=strategy,
                      driver=driver)
     names = [name for name in (WORKLOADS if workloads is None else workloads)
              if aimed_at(name, profile)]
-    return Portfolio(arms_for(base, names), first_seed, variant=variant)
+    return Portfolio(arms_for(base, names), first_seed, variant=variant, uniform=uniform)
 
 
 async def hunt(
     variant: Variant, budget: float, strategy: str, save_dir: str | None = None,
     first_seed: int = 0, workloads: Sequence[str] | None = None,
-    driver: str = CAMPAIGN_DRIVER,
+    driver: str = CAMPAIGN_DRIVER, uniform: bool = False,
 ) -> Hunt:
     """Explore until a violation of an expected rule, or the budget ends.
 
-    With ``save_dir``, the reported execution's trace is written there.
+    With ``save_dir``, the reported execution's trace is written there; with
+    ``uniform``, the arms take turns instead of being steered (a baseline).
     """
     profile = variant.profile or DEFAULT_PROFILE.name
     result = Hunt(variant.name, profile, variant.catches)
-    portfolio = _portfolio(variant, profile, strategy, first_seed, workloads, driver)
+    portfolio = _portfolio(variant, profile, strategy, first_seed, workloads, driver, uniform)
     start = time.perf_counter()
     while time.perf_counter() - start < budget:
         stepped = await portfolio.step()
@@ -227,6 +229,7 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str,
             "rerun": run.command() if run.seeded else None,
             "rule": ex.violations[-1].rule,
             "message": ex.violations[-1].message,
+            "fields": dict(ex.violations[-1].fields),
         }
         if is_historical(str(run.profile), reference, ex):
             out.historical += 1
@@ -241,12 +244,18 @@ async def run_mutants(
     time_budget: float, strategy: str, names: list[str] | None = None,
     save_dir: str | None = None, driver: str = CAMPAIGN_DRIVER,
 ) -> dict[str, Any]:
-    """Hunt every mutant within ~70% of the budget, then run the references."""
+    """Hunt every mutant within ~70% of the budget, then run the references.
+
+    Each hunt may use an equal share of what is left of the hunting time: the time a
+    mutant caught early did not use goes to the mutants after it.
+    """
     chosen = names or list(MUTANTS)
-    share = 0.7 * time_budget / max(1, len(chosen))
+    hunting = 0.7 * time_budget
     hunts = []
     started = time.perf_counter()
-    for name in chosen:
+    for n, name in enumerate(chosen):
+        left = hunting - (time.perf_counter() - started)
+        share = max(0.0, left) / (len(chosen) - n)
         hunts.append(await hunt(MUTANTS[name], share, strategy, save_dir, driver=driver))
     left = max(0.0, time_budget - (time.perf_counter() - started))
     ref = await reference_runs(left, min_per_profile=60, strategy=strategy, driver=driver)

@@ -13,6 +13,8 @@ shown before (:class:`Coverage`).  With probability ``EPSILON`` an arm is drawn
 uniformly, so no arm starves (each keeps at least EPSILON / arms of the
 executions); otherwise the arm of highest novelty runs, the lowest-numbered on
 a tie.  Every arm starts fully novel, so each runs before any is preferred.
+With ``uniform=True`` the portfolio does not steer: the arms take turns in order
+(round-robin), the baseline the steering is measured against (BENCHMARKS.md).
 The draws come from the portfolio's own ``random.Random``, seeded from the
 stream's first seed, and the rewards are functions of the executions, which are
 functions of their seeds: the same stream makes the same choices in any process
@@ -241,12 +243,15 @@ class Portfolio:
     """Arms, their machines (built when first chosen) and the choice of the next."""
 
     def __init__(self, arms: Sequence[RunConfig], first_seed: int, stride: int = 1,
-                 variant: Variant | None = None, epsilon: float | None = None) -> None:
+                 variant: Variant | None = None, epsilon: float | None = None,
+                 uniform: bool = False) -> None:
         if not arms:
             raise ValueError("a portfolio needs at least one arm")
         self.arms = list(arms)
         self.variant = variant
         self.epsilon = EPSILON if epsilon is None else epsilon
+        self.uniform = uniform
+        self.turn = 0  # round-robin position (uniform)
         self.seed = first_seed
         self.first_seed = first_seed
         self.stride = stride
@@ -277,6 +282,9 @@ class Portfolio:
     def choose(self) -> int:
         """The next arm's index (among the live ones)."""
         live = self.live
+        if self.uniform:  # round-robin: no steering
+            self.turn += 1
+            return live[(self.turn - 1) % len(live)]
         untried = self.untried
         while untried and (untried[0] not in live or self.stats[untried[0]].executions):
             untried.pop(0)

@@ -68,6 +68,22 @@ async def test_a_sync_msync_of_a_shadowed_mapping_flushes_the_file_at_its_offset
     assert (stored[0], stored[2]) != (0, 0) and stored[2] == 0  # f:0 written instead
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_an_async_msync_of_a_shadowed_mapping_queues_the_file_at_its_offset(
+    run_spec: Any, profile: str
+) -> None:
+    """The same for an asynchronous msync: the async_clean rule names the page the 2003 walk
+    left unwritten as the historical H10."""
+    mappings = [*COW_AND_SHARED, {"addr": "0x30000", "pages": 4, "file": "f", "offset": 0}]
+    program = [["store", "0x10000"], ["store", "0x32000"], ["msync", "0x10000", 2 * PAGE, "async"]]
+    ex, _ = await run_spec(one_process(mappings, program), profile, checkers=all_checkers())
+    if profile != "freebsd5":
+        assert ex.outcome == "ok", ex.violations
+        return
+    assert [v.rule for v in ex.violations] == ["async_clean"]
+    assert ex.violations[0].fields == {"page": "f:2", "historical": True, "misdirected": True}
+
+
 async def test_freebsd5_finds_the_chain_walk_by_itself_on_private_shadow(run_spec: Any) -> None:
     from workloads import build_workload
 
@@ -145,3 +161,65 @@ async def test_invalidate_over_a_read_only_view_of_a_dirty_wired_page(
     assert v.message == ("cpu0's invalidating clean discarded the contents of wired page f:0 "
                          "(valid = 0) holding store #1 by cpu0 at step 10, but the pager holds "
                          "store #0: the store is lost")
+
+
+# --- H11: freebsd5's zero-length msync window, faithful --------------------------------------
+
+
+async def test_freebsd5s_zero_length_msync_cleans_the_entry_it_sized_even_after_a_remap() -> None:
+    """The 2003 msync sizes msync(addr, 0) under the map lock and cleans after dropping it
+    (FIDELITY.md D6): vmemu reaches runs where another CPU unmaps the entry in between,
+    and they raise no alarm -- the shipped behaviour, which cb53ca4d later closed (under
+    manpage the same window is the mutant zero_length_toctou)."""
+    from emulator.kern.events import CleanCall, CleanReturn, EntryRemove, MapAccess
+    from emulator.machine import Machine
+    from emulator.sched.strategies import RandomStrategy
+    from emulator.variants import BUILTIN
+    from workloads import build_workload
+
+    class Window:
+        """Per run: did an entry go between cpu0's sizing lookup and its clean's own look
+        at the map (under the lock the clean takes again)?"""
+
+        def __init__(self, k: Any) -> None:
+            self.sized = False  # cpu0 looked the map up outside a clean: msync's sizing
+            self.cleaning = False
+            self.raced = False
+            k.observe(MapAccess, self.access)
+            k.observe(EntryRemove, self.remove)
+            k.observe(CleanCall, self.call)
+            k.observe(CleanReturn, self.returned)
+
+        def access(self, _s: int, aid: int, _ev: Any) -> None:
+            if aid == 0:
+                self.sized = not self.cleaning  # the clean's own lookup ends the window
+
+        def remove(self, _s: int, aid: int, _ev: Any) -> None:
+            self.raced = self.raced or (self.sized and aid != 0)
+
+        def call(self, _s: int, aid: int, _ev: Any) -> None:
+            if aid == 0:
+                self.cleaning = True
+
+        def returned(self, _s: int, aid: int, _ev: Any) -> None:
+            if aid == 0:
+                self.cleaning = False
+
+    windows: list[Window] = []
+
+    def watch(k: Any) -> Any:
+        windows.append(Window(k))
+        from emulator.check.base import Checker
+        return Checker(k)
+
+    spec = build_workload("zero_length_msync", {}, 0, "freebsd5")
+    machine = Machine(spec, BUILTIN["reference"], RandomStrategy(),
+                      checkers=[*all_checkers(), watch])
+    raced = 0
+    for seed in range(200):
+        ex = await machine.execute(seed, build_workload("zero_length_msync", {}, seed, "freebsd5"))
+        assert ex.outcome == "ok" or all(v.fields.get("historical") for v in ex.violations), (
+            seed, [v.message for v in ex.violations])
+        raced += windows[-1].raced
+    assert raced > 0, raced
+    assert raced < 200, raced  # the window is a race, not every run

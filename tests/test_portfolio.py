@@ -4,6 +4,7 @@
 * the same seeds choose the same arms, in another process under another hash seed, and
   ``--jobs 2`` shards choose deterministically (each shard its own stream);
 * arms are chosen by novelty over a floor: a novel arm runs more, none starves;
+  uniform, they take turns whatever their novelty (the baseline of the steering);
 * a new final state on a spec never run before (a generated workload's) is no news;
 * explore reports its coverage (text and --json), per arm;
 * a failure the portfolio finds is reported as the member that ran it, and the printed
@@ -142,6 +143,16 @@ def test_a_novel_arm_runs_more_and_no_arm_starves() -> None:
     for i, n in enumerate(counts):
         if i != 5:
             assert n / draws == pytest.approx(floor, abs=0.02)
+
+
+def test_uniform_arms_take_turns_whatever_their_novelty() -> None:
+    base = RunConfig("", variant="reference", strategy="portfolio")
+    p = Portfolio(arms_for(base, WORKLOADS), 0, variant=BUILTIN["reference"], uniform=True)
+    p.novelty = [0.0] * len(p.arms)
+    p.novelty[5] = 1.0
+    rounds = 3
+    choices = [p.choose() for _ in range(rounds * len(p.arms))]
+    assert choices == list(range(len(p.arms))) * rounds
 
 
 def test_every_arm_runs_once_in_order_before_any_is_preferred() -> None:

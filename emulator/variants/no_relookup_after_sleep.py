@@ -5,7 +5,8 @@ vm_object_page_clean re-finds its place after every sleep
 (``np = vm_page_find_least(object, pi)``) because the page it slept on may have
 been freed meanwhile -- by the page daemon above all (FIDELITY.md D19).  This
 variant keeps the stale pointer; it is caught only when a third party frees
-pages during a clean: with the page daemon on (``--param agents=pagedaemon``).
+pages during a clean: the page daemon (``--param agents=pagedaemon``) or another
+process's msync(MS_INVALIDATE), as in ``pageout_vs_msync``.
 """
 
 from emulator.check import Rule

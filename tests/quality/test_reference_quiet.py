@@ -175,8 +175,8 @@ async def _first_seed_showing(profile: str, workload: str, era: str, seeds: int)
                                                ("H26", "pageout_vs_msync")])
 async def test_freebsd5_page_clean_losses_are_reproduced_there_only(era: str,
                                                                    workload: str) -> None:
-    # Measured when written (portfolio): H24 at seed 0 of write_errors, H26 at seed 7 of
-    # pageout_vs_msync (an async write of the syncer's still in flight at an MS_SYNC).
+    # Measured when written (portfolio): H24 at seed 0 of write_errors, H26 at seed 1 of
+    # pageout_vs_msync (its cleaner's own async write still in flight at its MS_SYNC).
     assert await _first_seed_showing("freebsd5", workload, era, 200) is not None
     for profile in ("manpage", "modern"):
         assert await _first_seed_showing(profile, workload, era, 50) is None
