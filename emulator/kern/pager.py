@@ -90,8 +90,8 @@ class Cluster:
 class Io:
     """One page write in flight.  A wait channel for its synchronous issuer."""
 
-    __slots__ = ("cluster", "data", "disk_aid", "done", "error", "issuer", "page", "seq",
-                 "sync")
+    __slots__ = ("cluster", "data", "disk_aid", "done", "error", "issuer", "page", "redirty",
+                 "seq", "sync")
 
     def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int,
                  cluster: Cluster | None = None, seq: int = 0) -> None:
@@ -104,6 +104,9 @@ class Io:
         self.done = False
         self.error = False
         self.cluster = cluster  # the pager call it is part of, if it carries several pages
+        # The page was left clean at issue (2003's asynchronous vnode-pager write):
+        # a failure makes it dirty again (the buffer layer's bdirty on a failed write).
+        self.redirty = False
 
     def wait_holders(self) -> list[int]:
         return [self.disk_aid]
@@ -167,17 +170,23 @@ class Disk:
             self.issue(page, sync, cluster)
         return cluster
 
-    def issue(self, page: VmPage, sync: bool, cluster: Cluster | None = None) -> Io:
+    def issue(self, page: VmPage, sync: bool, cluster: Cluster | None = None,
+              soft_busy: bool = False) -> Io:
         """Queue a write of ``page``; the caller's exclusive busy becomes the I/O's.
 
-        Part of the caller's step (vm_pageout_flush -> VOP_PUTPAGES).
+        With ``soft_busy`` the caller holds no busy: the I/O soft-busies the page
+        (the 2003 vm_pageout_flush's vm_page_io_start).  Part of the caller's step
+        (vm_pageout_flush -> VOP_PUTPAGES).
         """
         k = self.k
         self.seq += 1
         io = Io(page, page.contents, sync, k.curcpu(), self.aid, cluster, self.seq)
         if cluster is not None:
             cluster.ios.append(io)
-        page.downgrade_to_io(self.aid)
+        if soft_busy:
+            page.io_start(self.aid)
+        else:
+            page.downgrade_to_io(self.aid)
         self.queue.append(io)
         k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
         k.wakeup(self)
@@ -192,6 +201,8 @@ class Disk:
         if pager.fails(page.pindex):
             io.error = True  # the page keeps its dirty flag: nothing was written
             pager.write_errors += 1
+            if io.redirty:
+                page.dirty = True
         else:
             pager.stored[page.pindex] = io.data
             pager.disk[page.pindex] = io.data

@@ -65,6 +65,8 @@ MUTANT_NAMES = (
     "neighbour_not_write_protected",
     # The era-faithful freebsd5 (issue 11): what later eras fixed, as mutants of today's.
     "msync_einval_unmapped",
+    # Reachable through freebsd5's 2003 page clean and soft busy (issue 11, item 4).
+    "invalidate_ignores_soft_busy",
     # Reachable through the buffer cache, delayed writes and fsync(2) (issue 11).
     "sync_write_delayed",
     "fsync_skips_delayed",
