@@ -28,11 +28,12 @@ def msync(flags: str, pages: int = 2) -> list[Any]:
     return ["msync", hex(BASE), pages * 0x1000, flags]
 
 
-@pytest.mark.parametrize("profile", ["manpage", "freebsd5"])
 async def test_an_msync_sync_that_delays_its_writes_fires_where_msync_promises_durability(
-    run_spec: Any, spec_of: Any, profile: str
+    run_spec: Any, spec_of: Any
 ) -> None:
-    ex, k = await run_spec(spec_of([store(0), msync("sync")]), profile, checkers=CHECK,
+    # manpage (freebsd5 promises it too, but its 2003 page clean writes through its own
+    # pageout_flush_2003, which this mutant does not override).
+    ex, k = await run_spec(spec_of([store(0), msync("sync")]), "manpage", checkers=CHECK,
                            variant=BUILTIN["sync_write_delayed"])
     assert [v.rule for v in ex.violations] == ["durable"]
     v = ex.violations[0]
