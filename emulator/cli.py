@@ -281,6 +281,14 @@ def historical_note(fields: dict[str, Any]) -> str:
     if fields.get("misdirected"):
         return ("freebsd5's historical backing-chain walk: the 2003 vm_map_clean cleans a "
                 "shadowed copy-on-write mapping's file at the wrong offset (H10); fixed by 2006")
+    era = fields.get("historical")
+    if era == "H24":
+        return ("freebsd5's page clean clears OBJ_MIGHTBEDIRTY before its scan and never sets "
+                "it again when a write fails (H24): every later clean returns at once on a "
+                "dirty page")
+    if era == "H26":
+        return ("freebsd5's page clean tests a page dirty before waiting for its busy (H26): "
+                "a page left clean by an asynchronous write still in flight is passed over")
     if fields.get("wired"):
         return ("freebsd5's historical invalidate of a wired page: the 2003 page remove "
                 "discards its contents (valid = 0), dirty or not; today's keeps them")

@@ -126,6 +126,17 @@ async def test_sync_msync_after_async_returns_only_when_the_data_is_stored(
                                strategy=first_strategy() if strategy == "first" else None)
         assert ex.outcome == "ok"
         second = ws[0].returns[1]
+        if PROFILES[profile].flag_page_clean:
+            # freebsd5 (H26): the async writes left the pages clean while in flight, and the
+            # sync msync tests dirty before waiting for the busy: it returns with every
+            # write the disk has not done yet still queued -- both, when the disk runs only
+            # while cpu0 sleeps.
+            stored = second["pagers"]["f"][:2]
+            assert all(held in (0, want) for held, want in zip(stored, [1, 2], strict=True))
+            assert second["queued"] == stored.count(0)
+            if strategy == "first":
+                assert stored == [0, 0]
+            continue
         assert second["pagers"]["f"][:2] == [1, 2]
         assert second["queued"] == 0
 

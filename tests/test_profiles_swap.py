@@ -67,11 +67,13 @@ async def test_manpage_and_freebsd5_differ_exactly_in_the_swapped_error_codes(
     assert k_man.pagers["f"].stored == k_bsd.pagers["f"].stored
 
 
-# freebsd5 without the 2003 behaviours beyond its codes (FIDELITY.md D6-D8, D17: its
-# zero-length msync, munmap, wired invalidate and chain walk), which change its schedules.
+# freebsd5 without the 2003 behaviours beyond its codes (FIDELITY.md D2, D6-D8, D17: its
+# zero-length msync, munmap, wired invalidate, chain walk and page clean), which change its
+# schedules.
 FREEBSD5_CODES = dataclasses.replace(
     FREEBSD5, name="freebsd5_codes", msync_sizes_zero_length=False, munmap_hole=None,
-    invalidate_discards_wired=False, chain_walk_steps_first=False)
+    invalidate_discards_wired=False, chain_walk_steps_first=False, flag_page_clean=False,
+    async_write_undirties_at_issue=False)
 
 
 @pytest.mark.parametrize("name", list(WORKLOADS))

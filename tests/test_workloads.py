@@ -23,7 +23,8 @@ EXPECTED = ["writers_vs_msync", "msync_vs_munmap", "two_cleaners", "invalidate_s
             "zero_length_msync", "random_mix", "write_errors",
             "submap_msync", "wired_invalidate", "private_shadow", "spanning_range",
             "three_processes", "teardown_during_flush", "generated", "pageout_vs_msync",
-            "mprotect_msync", "cluster_errors"]
+            "mprotect_msync", "cluster_errors",
+            "async_then_invalidate"]
 # The structure-covering workloads (issue 9): each builds one structure of the spec format.
 STRUCTURES = EXPECTED[7:13]
 
@@ -332,3 +333,15 @@ def test_a_bad_agents_parameter_names_it() -> None:
         build_workload("two_cleaners", {"agents": "syncer=x"}, seed=0)
     with pytest.raises(BadInput, match="unknown key 'swapper'"):
         build_workload("two_cleaners", {"agents": "swapper"}, seed=0)
+
+
+def test_a_workload_naming_its_profiles_is_left_out_of_other_profiles_portfolios() -> None:
+    from emulator.mutants import _portfolio
+    from workloads import aimed_at
+
+    assert [n for n in NAMES if not aimed_at(n, "manpage")] == ["async_then_invalidate"]
+    assert all(aimed_at(n, "freebsd5") for n in NAMES)
+    arms = {p: {a.workload for a in _portfolio(BUILTIN["reference"], p, "random").arms}
+            for p in ("manpage", "freebsd5", "modern")}
+    assert arms["freebsd5"] == set(NAMES)
+    assert arms["manpage"] == arms["modern"] == set(NAMES) - {"async_then_invalidate"}

@@ -26,6 +26,7 @@ from typing import Any
 from emulator.errors import BadInput
 from emulator.spec import Spec, load_spec_file, parse_spec
 from workloads import (
+    async_then_invalidate,
     cluster_errors,
     generated,
     invalidate_shared_file,
@@ -64,9 +65,22 @@ WORKLOADS: dict[str, ModuleType] = {
     "pageout_vs_msync": pageout_vs_msync,
     "mprotect_msync": mprotect_msync,
     "cluster_errors": cluster_errors,
+    # freebsd5's 2003 page clean and soft busy (issue 11, item 4).
+    "async_then_invalidate": async_then_invalidate,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]
+
+
+def aimed_at(name: str, profile: str) -> bool:
+    """Whether workload ``name`` belongs in a portfolio under ``profile``: a module may
+    name the profiles whose behaviour its race needs (``PROFILES``); a hunt under
+    another profile leaves it out, so it spends no executions where the race cannot
+    happen.  Without ``PROFILES``, every profile."""
+    profiles: tuple[str, ...] | None = getattr(_lookup(name), "PROFILES", None)
+    return profiles is None or profile in profiles
+
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 

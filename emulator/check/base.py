@@ -46,6 +46,11 @@ class Checker:
     trusted final flush (if nothing was violated), and ``explain`` when the
     execution ended in a deadlock, starvation or crash, so the checker can add
     what it knows to that report.
+
+    A machine builds its checkers once per spec and re-installs the same
+    objects on each execution's kernel (emulator/check/installer.py), as
+    ``__init__`` left them: subscribe bound methods (not closures) and start
+    from plain values and empty containers, or every execution builds anew.
     """
 
     rule: ClassVar[str]

@@ -23,7 +23,7 @@ The expected state comes from the stores themselves, never from the variant.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
@@ -119,6 +119,38 @@ def reached_pages(
     return out
 
 
+def era_excuse(k: Kernel, obj: VmObject, pindex: int, sid: int) -> str | None:
+    """Why the 2003 page clean (``Profile.flag_page_clean``) left store ``sid`` of
+    page ``obj:pindex`` out of the pager, as that code did, or None.
+
+    * ``"H26"``: a write carrying the store (or a later one) is still in flight:
+      the page was left clean when its asynchronous write was issued, and the
+      clean tests dirtiness before waiting for the busy, so it passed over the
+      page without waiting for that write;
+    * ``"H24"``: the page is still dirty but OBJ_MIGHTBEDIRTY is clear: a
+      whole-object clean cleared it before its scan, then its write failed (or it
+      has not reached the page yet), and every clean since returns at once.
+
+    Judged from the kernel's state at the call's return; anything else is a bug.
+    """
+    if not k.profile.flag_page_clean:
+        return None
+    page = obj.pages.get(pindex)
+    if page is None:
+        return None
+    if any(io.page is page and io.data >= sid for io in k.disk.queue):
+        return "H26"
+    if not obj.might_be_dirty() and (page.dirty or is_modified(page)):
+        return "H24"
+    return None
+
+
+def era_fields(era: str | None) -> dict[str, Any]:
+    """A violation's ``historical`` field when the era excuses it; none otherwise
+    (so the other profiles' violations, and their traces, are unchanged)."""
+    return {"historical": era} if era else {}
+
+
 Pages = set[tuple[str, int]]  # file pages as (object name, pindex)
 
 
@@ -175,6 +207,7 @@ class LostStore(Checker):
         self.calls = calls = tracker(k)
         self.last: dict[tuple[str, int], StoreInfo] = {}  # file page -> its last store
         self.failed_writes: set[tuple[str, int]] = set()
+        self.failed_at: dict[tuple[str, int], int] = {}  # page -> step of its last failed write
         self.notes: dict[OpenCall, _Notes] = {}
         k.observe(Store, self._store)
         k.observe(CleanCall, self._call)
@@ -243,13 +276,14 @@ class LostStore(Checker):
         for obj, pindex, va, info in notes.expected:
             if any(lo <= va < hi for lo, hi in notes.removed):
                 continue  # the mapping went away during the call
-            if (obj.name, pindex) in self.failed_writes:
-                continue
+            if self.failed_at.get((obj.name, pindex), -1) >= call.called_at:
+                continue  # a write of the page failed during the call
             assert obj.pager is not None
             held = obj.pager.stored[pindex]
             if held < info.sid:
                 op = k.shared.get("current_op", {}).get(call.cpu)
                 kind = "msync" if op == "msync" else "clean"
+                era = era_excuse(k, obj, pindex, info.sid)
                 self.violate(
                     f"{k.agent_name(call.cpu)}'s synchronous {kind} of "
                     f"[{call.start:#x},{call.end:#x}) in {call.vm_map.name} (called at step "
@@ -260,8 +294,10 @@ class LostStore(Checker):
                     store=info.sid,
                     pager=held,
                     # The 2003 chain walk cleaned the file at the wrong offset: a
-                    # historical bug of the profile (H10), faithfully emulated.
-                    **self.misdirected(notes, (obj.name, pindex), notes.missed),
+                    # historical bug of the profile (H10), faithfully emulated; or the
+                    # 2003 page clean left the store out as that code did (H24, H26).
+                    **{**era_fields(era),
+                       **self.misdirected(notes, (obj.name, pindex), notes.missed)},
                 )
 
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
@@ -270,6 +306,7 @@ class LostStore(Checker):
         key = (page.obj.name, page.pindex)
         if io.error:
             self.failed_writes.add(key)
+            self.failed_at[key] = step
             return
         pager = page.obj.pager
         assert pager is not None
@@ -302,9 +339,12 @@ class LostStore(Checker):
             f"store #{page.contents}")
         call = self.calls.calls.get(aid)
         how = "invalidating clean" if call is not None and call.invalidate else "page free"
+        inflight = [io for io in k.disk.queue if io.page is page]
+        why = (f"while its write (store #{inflight[0].data}) is still in flight: the I/O "
+               "reads a freed page" if inflight else "the store is lost")
         self.violate(
             f"{k.agent_name(aid)}'s {how} freed page {page.obj.name}:{page.pindex} holding "
-            f"{who}, but the pager holds store #{pager.stored[page.pindex]}: the store is lost",
+            f"{who}, but the pager holds store #{pager.stored[page.pindex]}: {why}",
             cpus=[aid] + ([info.cpu] if info is not None else []),
             page=f"{page.obj.name}:{page.pindex}",
             # freebsd5's invalidate frees pages re-dirtied after this call flushed
@@ -366,7 +406,9 @@ class LostStore(Checker):
         if (self.k.profile.invalidate_frees is not InvalidateFrees.EVERY_UNWIRED or call is None
                 or not call.invalidate or info is None):
             return False
-        if info.sid != page.contents:
+        if info.sid != page.contents or (page.valid and not page.dirty):
+            # The loss frees (or, wired, discards) a dirty page: a clean one freed with
+            # data the pager lacks lost it otherwise (its write still in flight: H2).
             return False
         notes = self.notes.get(call)
         key = (page.obj.name, page.pindex)
@@ -376,7 +418,11 @@ class LostStore(Checker):
             return info.step > flushed_at or key in self.failed_writes
         # Not flushed by this call: a store through another map, or the range reaches the
         # page through an entry the profile does not flush (read-only), whose invalidate
-        # frees the page dirty, as the 2003 code did entry by entry.
+        # frees the page dirty, as the 2003 code did entry by entry -- or the 2003 page
+        # clean returned at once, OBJ_MIGHTBEDIRTY cleared by an earlier clean whose write
+        # failed or that has not reached the page yet (H24), and the invalidate freed it.
+        if self.k.profile.flag_page_clean and not page.obj.might_be_dirty():
+            return True
         return info.map != call.vm_map.name or (notes is not None and key in notes.unflushed)
 
     def _issue(self, step: int, aid: int, ev: IoIssue) -> None:

@@ -25,7 +25,7 @@ from emulator.kern.events import CleanGeneration, Invalid
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
-from emulator.kern.pmap import remove_all, remove_write
+from emulator.kern.pmap import fold_modified, remove_all, remove_write, write_protect
 from emulator.kern.profile import Flushes, InvalidateFrees, MapLock
 
 if TYPE_CHECKING:
@@ -58,6 +58,12 @@ def rv_submap(k: Kernel) -> KernReturn:
     """
     code = k.profile.submap
     return KernReturn.INVALID_ARGUMENT if code is None else code
+
+
+# The 2003 HARDSEQ pass gives up after this many clean or absent pages in a row
+# (EASY_SCAN_FACTOR: an eighth of the resident pages, at least 16).
+HARDSEQ_SCAN_MIN = 16
+HARDSEQ_SCAN_FACTOR = 8
 
 
 def page_range(offset: int, size: int) -> tuple[int, int]:
@@ -380,6 +386,8 @@ class MapClean:
         a write failed.
         """
         k = obj.k
+        if k.profile.flag_page_clean:
+            return await self.page_clean_2003(obj, start, end, sync)
         k.touch_object(obj)
         if not obj.might_be_dirty() or not obj.pages:
             return True
@@ -530,6 +538,146 @@ class MapClean:
         """Record that the object was clean as of generation ``curgen``."""
         obj.clean_generation = curgen
         obj.k.emit(CleanGeneration(obj.name, curgen))
+
+    # -- the 2003 page clean (Profile.flag_page_clean; FIDELITY.md D2) -------------------
+
+    async def page_clean_2003(self, obj: VmObject, start: int, end: int, sync: bool) -> bool:
+        """vm_object_page_clean as FreeBSD 5 wrote it.  The object must be locked.
+
+        Nothing happens unless OBJ_MIGHTBEDIRTY is set.  First the HARDSEQ pass:
+        each resident page of the range in index order is tested dirty *without*
+        busying it, and a dirty one is written (``collect_flush_2003``); if that
+        reached the end of a range smaller than the object, done.  Otherwise every
+        page of the object is marked PG_CLEANCHK and write-protected in one step,
+        OBJ_MIGHTBEDIRTY is cleared if the range is the whole object -- before any
+        page is written, and a failed write never sets it again -- and the marked
+        pages of the range are scanned and written, from the start again whenever
+        a page was inserted or removed meanwhile (``memq_generation``).  The
+        scan goes in index order (2003 walked memq in insertion order, moving on
+        to the next index after a write: SOFTSEQ).  Returns False if a write
+        failed (the 2003 routine returned nothing; callers ignore it as that
+        profile's ``write_error`` says).
+        """
+        k = obj.k
+        k.touch_object(obj)
+        if not obj.might_be_dirty():
+            return True
+        end = min(end, obj.size)
+        whole = start == 0 and end == obj.size
+        ok = True
+        # HARDSEQ: a caller that msyncs a range it knows dirty avoids the object scan.
+        scanreset = max(HARDSEQ_SCAN_MIN, len(obj.pages) // HARDSEQ_SCAN_FACTOR)
+        scanlimit = scanreset
+        tscan = start
+        while tscan < end:
+            curgen = obj.memq_generation
+            page = obj.lookup_page(tscan)
+            if page is None or not page.valid or not await self.test_dirty(page):
+                scanlimit -= 1
+                if scanlimit == 0:
+                    break
+                tscan += 1
+                continue
+            scanlimit = scanreset
+            n, wrote = await self.collect_flush_2003(obj, page, curgen, sync)
+            ok = ok and wrote
+            tscan += n
+        if tscan >= end and not whole:
+            return ok
+        await self.mark_cleanchk(obj)
+        if whole:
+            obj.clear_might_be_dirty()
+        while True:
+            curgen = obj.memq_generation
+            rescan = False
+            page = obj.find_least(0)
+            while page is not None:
+                pi = page.pindex
+                if not page.cleanchk or not start <= pi < end or not page.valid:
+                    page.cleanchk = False
+                    page = obj.find_least(pi + 1)
+                    continue
+                if not await self.test_dirty(page):
+                    page.cleanchk = False
+                    page = obj.find_least(pi + 1)
+                    continue
+                n, wrote = await self.collect_flush_2003(obj, page, curgen, sync)
+                ok = ok and wrote
+                if n == 0 or obj.memq_generation != curgen:
+                    rescan = True
+                    break
+                page = obj.find_least(pi + n)
+            if not rescan:
+                return ok
+
+    async def test_dirty(self, page: VmPage) -> bool:
+        """vm_page_test_dirty: fold the page's modified bits into ``dirty``, without
+        busying or write-protecting it; return whether it is dirty.  One step, and
+        the caller's busy test that follows is part of it (no sleep between: Giant)."""
+        k = page.k
+        await k.kpoint()
+        k.touch_page(page)
+        fold_modified(page)
+        return page.dirty
+
+    async def mark_cleanchk(self, obj: VmObject) -> None:
+        """Mark every page of ``obj`` PG_CLEANCHK and write-protect it, in one step:
+        the 2003 loop never sleeps, so under Giant no kernel path runs inside it."""
+        k = obj.k
+        await k.kpoint()
+        k.touch_object(obj)
+        for page in obj.pages.values():
+            page.cleanchk = True
+            write_protect(k, page)
+
+    async def collect_flush_2003(
+        self, obj: VmObject, page: VmPage, curgen: int, sync: bool
+    ) -> tuple[int, bool]:
+        """vm_object_page_collect_flush for one page (object locked): wait while the
+        page is busy (exclusive or soft), giving up with 0 if a page was inserted or
+        removed meanwhile; else write it and return (1, whether the write worked).
+
+        The page found dirty before the wait is written without testing it again
+        (a page cleaned meanwhile is written once more: harmless).  A page still
+        dirty after its write (it failed) is write-protected and marked
+        PG_CLEANCHK again.
+        """
+        while page.is_busy():
+            await obj.lock.unlock()
+            await page.wait_unbusy()
+            await obj.lock.lock()
+            if obj.memq_generation != curgen:
+                return 0, True
+        page.cleanchk = False
+        ok = await self.pageout_flush_2003(obj, page, sync)
+        if page.dirty and not page.freed:
+            # Still dirty (the write failed, or a fault re-dirtied it after the write):
+            # read-only again, and left for this scan's next pass.
+            write_protect(obj.k, page)
+            page.cleanchk = True
+        return 1, ok
+
+    async def pageout_flush_2003(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
+        """The 2003 vm_pageout_flush of one page (object locked): soft-busy it,
+        write-protect it and start its write, in one step; no exclusive busy.
+
+        An asynchronous write leaves the page clean at once where the profile says
+        so (the vnode pager's VM_PAGER_OK); a synchronous one is waited for, the
+        object unlocked.  Returns False on a write error.
+        """
+        k = obj.k
+        await k.kpoint()
+        write_protect(k, page)
+        io = k.disk.issue(page, sync, soft_busy=True)
+        if not sync:
+            if k.profile.async_write_undirties_at_issue:
+                page.dirty = False
+                io.redirty = True
+            return True
+        await obj.lock.unlock()
+        await k.disk.wait(io)
+        await obj.lock.lock()
+        return not io.error
 
     async def page_remove(self, obj: VmObject, start: int, end: int, clean_only: bool) -> None:
         """Free the unwired resident pages of [start, end) (vm_object_page_remove).

@@ -195,6 +195,11 @@ class Fault:
 
     async def enter(self, vm_map: VmMap, vpn: int, page: VmPage, write: bool) -> None:
         await vm_map.pmap.enter(vpn, page, write)
+        if write and page.obj.pager is not None and self.k.profile.flag_page_clean:
+            # The 2003 fault set OBJ_MIGHTBEDIRTY and entered the writable mapping
+            # with Giant held throughout: a page clean's flag clear never fell
+            # between them.  Setting it again in the enter's step keeps that.
+            self.set_writeable_dirty(page.obj)
 
     async def unbusy(self, page: VmPage) -> None:
         if page.xowner == self.k.curcpu():

@@ -4,7 +4,11 @@ An object holds its resident pages in a SortedDict by page index and may sit on
 a backing chain (a private mapping's shadow object over its file).  File
 objects have a vnode lock and a pager.  ``generation`` counts write faults;
 ``clean_generation`` is the generation as of the last complete clean, so
-``generation != clean_generation`` means "might be dirty".
+``generation != clean_generation`` means "might be dirty".  Under the 2003
+page clean (``Profile.flag_page_clean``) the same pair is the OBJ_MIGHTBEDIRTY
+flag: a fault sets it (generation++), a whole-object clean clears it before its
+scan (``clear_might_be_dirty``); that scan restarts on ``memq_generation``,
+which counts page inserts and removes as the 2003 ``generation`` did.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
-from emulator.kern.events import Alloc, Free
+from emulator.kern.events import Alloc, CleanGeneration, Free
 from emulator.kern.locks import RANK_OBJECT, RANK_VNODE, Mutex
 from emulator.kern.page import Busy, VmPage
 
@@ -50,6 +54,7 @@ class VmObject:
         "k",
         "kind",
         "lock",
+        "memq_generation",
         "name",
         "pager",
         "pages",
@@ -70,6 +75,7 @@ class VmObject:
         self.backing_offset = 0  # (o) in pages
         self.generation = 1  # (o)
         self.clean_generation = 1  # (o)
+        self.memq_generation = 0  # (o) pages inserted or removed (2003's generation)
         self.ref_count = 0  # (o)
         self.lock = Mutex(k, "object", name, RANK_OBJECT)
         self.vnode: Mutex | None = (
@@ -93,6 +99,12 @@ class VmObject:
     def might_be_dirty(self) -> bool:
         """Return whether a write fault happened since the last complete clean."""
         return self.generation != self.clean_generation
+
+    def clear_might_be_dirty(self) -> None:
+        """Clear OBJ_MIGHTBEDIRTY (the 2003 page clean, before its scan): the object
+        is clean as of now, until a fault sets the flag again."""
+        self.clean_generation = self.generation
+        self.k.emit(CleanGeneration(self.name, self.generation))
 
     def lookup_page(self, pindex: int) -> VmPage | None:
         """Return the resident page at ``pindex`` (vm_page_lookup).  Object locked."""
@@ -123,6 +135,7 @@ class VmObject:
             page.busy = Busy.EXCL
             page.xowner = k.curcpu()
         self.pages[pindex] = page
+        self.memq_generation += 1
         k.emit(Alloc(self.name, pindex))
         return page
 
@@ -131,6 +144,7 @@ class VmObject:
         k = self.k
         k.page_freeing(page)
         del self.pages[page.pindex]
+        self.memq_generation += 1
         page.busy = Busy.NONE
         page.xowner = -1
         page.freed = True

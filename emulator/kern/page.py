@@ -8,6 +8,12 @@ the pager holds.
 Busy states: none, shared (``sbusy``: readers and in-flight writes), exclusive
 (``xbusy``: the one owner may change the page).  Sleeping for a busy page must
 happen without the object lock (vm_page_busy_sleep drops it).
+
+The 2003 kernel kept two busies: PG_BUSY (exclusive) and the *soft* busy count
+``m->busy`` that page I/O holds (vm_page_io_start / vm_page_io_finish); faults
+and the page clean wait for either.  Here the soft busy is the shared busy held
+by the I/O's owner (``io_start``), taken without ever holding the exclusive one,
+as the 2003 page clean does; ``soft_busy`` counts its holders.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class VmPage:
 
     __slots__ = (
         "busy",
+        "cleanchk",
         "contents",
         "dirty",
         "freed",
@@ -67,6 +74,7 @@ class VmPage:
         self.wire_count = 0  # (o)
         self.pv: list[tuple[Pmap, int]] = []  # (p) every mapping: (pmap, virtual page number)
         self.freed = False  # (o)
+        self.cleanchk = False  # (o) PG_CLEANCHK: the 2003 page clean has yet to check it
 
     @property
     def name(self) -> str:
@@ -167,6 +175,20 @@ class VmPage:
         self.sowners.append(k.curcpu())
         k.emit(events.Busy(self.obj.name, self.pindex, "s"))
         return True
+
+    @property
+    def soft_busy(self) -> int:
+        """The 2003 ``m->busy``: how many I/Os hold the page (shared busy holders)."""
+        return len(self.sowners)
+
+    def io_start(self, holder: int) -> None:
+        """Soft-busy the page for an I/O owned by ``holder`` (vm_page_io_start).
+
+        The page must not be exclusive busy.  Part of the caller's step.
+        """
+        assert self.busy != Busy.EXCL, f"page {self.name}: io_start on an xbusy page"
+        self.busy = Busy.SHARED
+        self.sowners.append(holder)
 
     def release_shared(self, holder: int) -> None:
         """Drop one shared busy held by ``holder`` and wake sleepers.  Not a point."""

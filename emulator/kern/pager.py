@@ -60,7 +60,8 @@ class Cluster:
 class Io:
     """One page write in flight.  A wait channel for its synchronous issuer."""
 
-    __slots__ = ("cluster", "data", "disk_aid", "done", "error", "issuer", "page", "sync")
+    __slots__ = ("cluster", "data", "disk_aid", "done", "error", "issuer", "page", "redirty",
+                 "sync")
 
     def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int,
                  cluster: Cluster | None = None) -> None:
@@ -72,6 +73,9 @@ class Io:
         self.done = False
         self.error = False
         self.cluster = cluster  # the pager call it is part of, if it carries several pages
+        # The page was left clean at issue (2003's asynchronous vnode-pager write):
+        # a failure makes it dirty again (the buffer layer's bdirty on a failed write).
+        self.redirty = False
 
     def wait_holders(self) -> list[int]:
         return [self.disk_aid]
@@ -110,16 +114,22 @@ class Disk:
             self.issue(page, sync, cluster)
         return cluster
 
-    def issue(self, page: VmPage, sync: bool, cluster: Cluster | None = None) -> Io:
+    def issue(self, page: VmPage, sync: bool, cluster: Cluster | None = None,
+              soft_busy: bool = False) -> Io:
         """Queue a write of ``page``; the caller's exclusive busy becomes the I/O's.
 
-        Part of the caller's step (vm_pageout_flush -> VOP_PUTPAGES).
+        With ``soft_busy`` the caller holds no busy: the I/O soft-busies the page
+        (the 2003 vm_pageout_flush's vm_page_io_start).  Part of the caller's step
+        (vm_pageout_flush -> VOP_PUTPAGES).
         """
         k = self.k
         io = Io(page, page.contents, sync, k.curcpu(), self.aid, cluster)
         if cluster is not None:
             cluster.ios.append(io)
-        page.downgrade_to_io(self.aid)
+        if soft_busy:
+            page.io_start(self.aid)
+        else:
+            page.downgrade_to_io(self.aid)
         self.queue.append(io)
         k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
         k.wakeup(self)
@@ -133,6 +143,8 @@ class Disk:
         assert pager is not None
         if pager.fails(page.pindex):
             io.error = True  # the page keeps its dirty flag: nothing was written
+            if io.redirty:
+                page.dirty = True
         else:
             pager.stored[page.pindex] = io.data
             clear_modify(page)

@@ -118,6 +118,12 @@ class Pmap:
 async def remove_write(k: Kernel, page: VmPage) -> None:
     """Revoke write access to ``page`` everywhere, folding modified bits (one step)."""
     await k.kpoint()
+    write_protect(k, page)
+
+
+def write_protect(k: Kernel, page: VmPage) -> None:
+    """``remove_write``'s work as part of the caller's step (pmap_page_protect(READ)
+    inside a longer Giant-held stretch of the 2003 kernel)."""
     if page.freed:
         k.touch_page(page)
     for pmap, vpn in page.pv:

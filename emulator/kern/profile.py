@@ -87,6 +87,21 @@ class Profile:
     # a copy-on-write mapping of a file at offset F, once shadowed, is cleaned (and
     # invalidated) at file offset 0 instead of F.  Off: the order fixed by 2006.
     chain_walk_steps_first: bool = False
+    # The 2003 page clean (vm_object_page_clean of FreeBSD 5, FIDELITY.md D2): the
+    # object's might-be-dirty state is the OBJ_MIGHTBEDIRTY flag, set by faults and
+    # cleared *before* a whole-object scan (and not set again when a write fails);
+    # the scan marks every page PG_CLEANCHK and write-protects it in one step (Giant),
+    # restarts when a page is inserted or removed (the memq generation), tests a page
+    # dirty *before* waiting for its busy (the HARDSEQ fast path), and writes it under
+    # the soft busy alone (vm_page_io_start), never the exclusive one.  Off: the
+    # modern protocol (generation counters, busy before the dirty test).
+    flag_page_clean: bool = False
+    # An asynchronous page write leaves the page clean when it is issued: the vnode
+    # pager copies it into a buffer written with bawrite and answers VM_PAGER_OK, so
+    # vm_pageout_flush undirties the page while the I/O is in flight, the page
+    # soft-busy until it completes (2003).  A failed write re-dirties it.  Off: the
+    # page stays dirty until its write completes.
+    async_write_undirties_at_issue: bool = False
 
     def msync_result(self, rv: KernReturn) -> int | str:
         """Return what msync(2) returns for a clean's ``rv``: 0 or an errno name."""
@@ -139,7 +154,7 @@ MANPAGE = Profile(
 )
 
 # The 2003 code: the man page's error codes swapped, invalidate's data loss, the
-# msync and munmap of that era.
+# msync and munmap of that era, and its page clean with its soft busy (FIDELITY.md D2).
 FREEBSD5 = Profile(
     name="freebsd5",
     no_entry=KernReturn.INVALID_ADDRESS,
@@ -157,6 +172,8 @@ FREEBSD5 = Profile(
     msync_sizes_zero_length=True,
     invalidate_discards_wired=True,
     chain_walk_steps_first=True,
+    flag_page_clean=True,
+    async_write_undirties_at_issue=True,
 )
 
 # vm_map_sync today.

@@ -65,6 +65,8 @@ MUTANT_NAMES = (
     "neighbour_not_write_protected",
     # The era-faithful freebsd5 (issue 11): what later eras fixed, as mutants of today's.
     "msync_einval_unmapped",
+    # Reachable through freebsd5's 2003 page clean and soft busy (issue 11, item 4).
+    "invalidate_ignores_soft_busy",
 )
 
 MUTANTS: dict[str, Variant] = {

@@ -133,3 +133,20 @@ def test_an_empty_queue_at_the_end_does_not_fire(rig: Any) -> None:
     r = rig(installers=(AsyncClean,))
     r.end()
     assert r.k.violations == []
+
+
+async def test_an_async_msync_after_a_failed_whole_object_clean_is_h24_in_freebsd5(
+    run_spec: Any, spec_of: Any, first_strategy: Any
+) -> None:
+    # The sync msync clears OBJ_MIGHTBEDIRTY and its write fails; the async one returns at
+    # once on the dirty page, as the 2003 code did.
+    spec = spec_of([store(0), ["msync", hex(BASE), 0x2000, "sync"],
+                    ["msync", hex(BASE), 0x2000, "async"]])
+    spec["files"]["f"]["fail_writes"] = True
+    ex, _ = await run_spec(spec, "freebsd5", checkers=CHECK, strategy=first_strategy(),
+                           variant=Variant("reference", reference_clean))
+    assert [(v.rule, v.fields.get("historical")) for v in ex.violations] == [
+        ("async_clean", "H24")]
+    ex, _ = await run_spec(spec, "manpage", checkers=CHECK, strategy=first_strategy(),
+                           variant=Variant("reference", reference_clean))
+    assert ex.outcome == "ok", ex.violations

@@ -180,6 +180,26 @@ async def test_freeing_a_page_after_its_write_and_busying_it_does_not_fire(
     assert 0 not in k.files["f"].pages and k.pagers["f"].stored[0] == 1
 
 
+async def test_h2_an_invalidate_ignoring_the_soft_busy_fires_and_the_reference_does_not(
+    run_spec: Any, spec_of: Any, first_strategy: Any
+) -> None:
+    # freebsd5: the async write leaves page 0 clean and soft-busy; the invalidating msync's
+    # clean passes over it, so only the removal's wait for the soft busy protects it.
+    from emulator.variants import MUTANTS
+
+    spec = spec_of([["store", hex(BASE)], ["msync", hex(BASE), 0x1000, "async"],
+                    ["msync", hex(BASE), 0x1000, "sync,invalidate"]])
+    ex, _ = await run_spec(spec, "freebsd5", checkers=CHECK, strategy=first_strategy(),
+                           variant=MUTANTS["invalidate_ignores_soft_busy"])
+    assert [v.rule for v in ex.violations] == ["invalidate"]
+    assert ex.violations[0].message == (
+        "cpu0 freed page f:0 while it was busy (held by disk, a write in flight)")
+    ex, k = await run_spec(spec, "freebsd5", checkers=CHECK, strategy=first_strategy(),
+                           variant=REF)
+    assert ex.outcome == "ok", ex.violations
+    assert 0 not in k.files["f"].pages and k.pagers["f"].stored[0] == 1
+
+
 # -- a wired page is never freed -------------------------------------------------------------
 
 

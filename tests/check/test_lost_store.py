@@ -301,6 +301,78 @@ async def test_pages_the_agents_write_while_a_clean_runs_are_not_lost_stores(
     assert inside > 5  # the agents did write pages during the cleans' calls
 
 
+# -- freebsd5's 2003 page clean: what that code lost is historical (H24, H26) -------------
+
+
+async def test_a_sync_msync_passing_over_an_async_write_in_flight_is_h26_in_freebsd5(
+    run_spec: Any, spec_of: Any, first_strategy: Any
+) -> None:
+    # cpu0 runs first: the disk completes nothing until cpu0 sleeps, which it never does.
+    spec = spec_of([store(0), msync("async"), msync("sync")])
+    ex, _ = await run_spec(spec, "freebsd5", checkers=CHECK, strategy=first_strategy(),
+                           variant=Variant("reference", reference_clean))
+    assert [(v.rule, v.fields.get("historical")) for v in ex.violations] == [
+        ("lost_store", "H26")]
+    for profile in ("manpage", "modern"):  # they wait for the busy before testing dirty
+        ex, _ = await run_spec(spec, profile, checkers=CHECK, strategy=first_strategy(),
+                               variant=Variant("reference", reference_clean))
+        assert ex.outcome == "ok", (profile, ex.violations)
+
+
+async def test_a_sync_msync_after_a_failed_whole_object_clean_is_h24_in_freebsd5(
+    run_spec: Any, spec_of: Any, first_strategy: Any
+) -> None:
+    # The first msync clears OBJ_MIGHTBEDIRTY, its write fails (a failure during the call:
+    # excused); the second returns at once with the page dirty: not excused but historical.
+    spec = spec_of([store(0), msync("sync"), msync("sync")])
+    spec["files"]["f"]["fail_writes"] = True
+    ex, _ = await run_spec(spec, "freebsd5", checkers=CHECK, strategy=first_strategy(),
+                           variant=Variant("reference", reference_clean))
+    assert [(v.rule, v.fields.get("historical")) for v in ex.violations] == [
+        ("lost_store", "H24")]
+    assert "returned success" in ex.violations[0].message
+    ex, _ = await run_spec(spec, "manpage", checkers=CHECK, strategy=first_strategy(),
+                           variant=Variant("reference", reference_clean))
+    assert ex.outcome == "ok", ex.violations  # it tries again, and fails during the call
+
+
+async def test_an_invalidate_freeing_a_page_its_clean_skipped_for_a_clear_flag_is_historical(
+    run_spec: Any, spec_of: Any, first_strategy: Any
+) -> None:
+    # freebsd5: the first msync clears OBJ_MIGHTBEDIRTY and its write fails; the invalidating
+    # one's clean returns at once (H24) and its removal frees the dirty page (H9's loss).
+    spec = spec_of([store(0), msync("sync"), msync("sync,invalidate")])
+    spec["files"]["f"]["fail_writes"] = True
+    ex, _ = await run_spec(spec, "freebsd5", checkers=CHECK, strategy=first_strategy(),
+                           variant=Variant("reference", reference_clean))
+    assert [(v.rule, v.fields.get("historical")) for v in ex.violations] == [
+        ("lost_store", True)]
+    assert "invalidating clean freed page f:0" in ex.violations[0].message
+    ex, _ = await run_spec(spec, "manpage", checkers=CHECK, strategy=first_strategy(),
+                           variant=Variant("reference", reference_clean))
+    assert ex.outcome == "ok", ex.violations  # it flushes again (failing) and keeps the page
+
+
+def returns_at_once() -> Variant:
+    """A synchronous clean that writes nothing: no era excuses it."""
+
+    async def clean(vm_map: Any, start: int, end: int, syncio: bool, inval: bool) -> Any:
+        await vm_map.lock.xlock()
+        await vm_map.lock.unlock()
+        return KernReturn.SUCCESS
+
+    return Variant("returns_at_once", clean)
+
+
+async def test_a_sync_clean_skipping_a_dirty_page_is_not_historical_in_freebsd5(
+    run_spec: Any, spec_of: Any
+) -> None:
+    ex, _ = await run_spec(spec_of([store(0), msync("sync")]), "freebsd5", checkers=CHECK,
+                           variant=returns_at_once())
+    assert [v.rule for v in ex.violations] == ["lost_store"]
+    assert "historical" not in ex.violations[0].fields  # the flag is still set
+
+
 async def cluster_runs(variant: Variant, profile: str, seeds: int) -> list[Any]:
     """The violations of ``seeds`` random executions of cluster_errors (multi-page writes
     while a CPU stores into the neighbours)."""
@@ -316,7 +388,8 @@ async def cluster_runs(variant: Variant, profile: str, seeds: int) -> list[Any]:
     return violations
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", [name for name, p in PROFILES.items()
+                                     if not p.flag_page_clean])  # freebsd5: no clustering
 async def test_a_neighbour_clustered_without_write_protection_loses_a_store(
     profile: str,
 ) -> None:

@@ -77,7 +77,12 @@ async def test_a_cluster_of_one_writes_each_page_alone(run_spec: Any, make_watch
     assert writes(ws[0]) == [(1, None)]
 
 
-@pytest.mark.parametrize("profile", list(PROFILES))
+# freebsd5 runs the 2003 page clean, which writes each page alone here: 2003 clustered only
+# neighbours still marked PG_CLEANCHK, which a ranged msync's HARDSEQ pass never marks.
+MODERN_CLEAN = [name for name, p in PROFILES.items() if not p.flag_page_clean]
+
+
+@pytest.mark.parametrize("profile", MODERN_CLEAN)
 @pytest.mark.parametrize(("bad", "reported"), [(0, False), (1, True), (2, True)])
 async def test_a_failed_write_is_the_msyncs_only_at_or_after_the_page_it_asked_for(
     run_spec: Any, make_watch: Any, profile: str, bad: int, reported: bool

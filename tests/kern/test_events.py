@@ -166,3 +166,27 @@ def test_a_watcher_sees_every_traced_event_and_the_reads_and_wake_ups() -> None:
     k.emit(Unlock("map", "p0"))
     k.emit(MapAccess(None, "insert"))  # type: ignore[arg-type]
     assert seen == [Read("map", "p0"), Read("*", ""), Unlock("map", "p0")]
+
+
+class SleepingSched(FakeSched):
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[Any] = []
+
+    async def sleep(self, chan: Any) -> None:
+        self.slept.append(chan)
+
+
+def test_a_sleep_is_the_schedulers_own_until_a_watcher_wants_the_wake_ups() -> None:
+    sched = SleepingSched()
+    k = Kernel(sched, MANPAGE, record=False)
+    sched.current = sched.agents[0]
+    assert k.sleep == sched.sleep  # no coroutine of the kernel's in between
+    with pytest.raises(StopIteration):
+        k.sleep("lock").send(None)
+    seen: list[Event] = []
+    k.watch(lambda step, aid, ev: seen.append(ev))
+    with pytest.raises(StopIteration):
+        k.sleep("page").send(None)
+    assert sched.slept == ["lock", "page"]
+    assert seen == [Woke("page")]

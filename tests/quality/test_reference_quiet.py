@@ -2,11 +2,12 @@
 
 The same round-robin as the mutant hunt (seed 0 of every workload, then seed
 1, ...), ``ROUNDS`` rounds over all workloads per profile and strategy, every
-checker installed.  The one allowed report is freebsd5's historical data loss:
-its invalidate frees pages re-dirtied after the flush, which the lost-store
-rule reports with ``fields["historical"]`` set (so it does for the 2003 invalidate
-of wired pages, and lost_store and async_clean for the 2003 chain walk's misses).
-A separate test asserts that this historical bug IS reproduced under freebsd5 on
+checker installed.  The allowed reports are freebsd5's historical bugs: its
+invalidate frees pages re-dirtied after the flush, which the lost-store rule
+reports with ``fields["historical"]`` set (so it does for the 2003 invalidate of
+wired pages, and lost_store and async_clean for the 2003 chain walk's misses and
+for what the 2003 page clean leaves out of the pager, H24 and H26).  A separate
+test asserts that this historical bug IS reproduced under freebsd5 on
 invalidate_shared_file within a fixed seed budget, and never under manpage or modern
 on the same seeds.
 
@@ -41,8 +42,10 @@ def is_historical(ex: Execution) -> bool:
 
 
 def frees_dirty(profile: str) -> bool:
-    """Whether the profile's invalidate frees re-dirtied pages (freebsd5's historical loss)."""
-    return PROFILES[profile].invalidate_frees is InvalidateFrees.EVERY_UNWIRED
+    """Whether the profile reproduces a historical bug: its invalidate frees re-dirtied
+    pages, or it runs the 2003 page clean (freebsd5's H24 and H26)."""
+    p = PROFILES[profile]
+    return p.invalidate_frees is InvalidateFrees.EVERY_UNWIRED or p.flag_page_clean
 
 
 def describe(ex: Execution) -> str:
@@ -105,7 +108,7 @@ async def _historical_seeds(profile: str, strategy: str) -> tuple[list[int], lis
     other: list[str] = []
     for seed in range(HISTORICAL_SEEDS):
         ex = await machine.execute(seed, build_workload(name, {}, seed, profile))
-        if any(v.fields.get("historical") for v in ex.violations):
+        if any(v.fields.get("historical") is True for v in ex.violations):
             found.append(seed)
             for v in ex.violations:
                 assert v.rule == "lost_store", describe(ex)
@@ -156,3 +159,24 @@ async def test_reference_is_quiet_over_a_sweep_of_a_structure_workload(
             continue
         alarms.append(f"seed {seed}: {ex.outcome}: {describe(ex)}")
     assert not alarms, f"{len(alarms)} false alarm(s) on {name}, first: {alarms[0]}"
+
+
+async def _first_seed_showing(profile: str, workload: str, era: str, seeds: int) -> int | None:
+    machine = Machine(build_workload(workload, {}, 0, profile), REFERENCE, PortfolioStrategy(),
+                      checkers=all_checkers())
+    for seed in range(seeds):
+        ex = await machine.execute(seed, build_workload(workload, {}, seed, profile))
+        if any(v.fields.get("historical") == era for v in ex.violations):
+            return seed
+    return None
+
+
+@pytest.mark.parametrize(("era", "workload"), [("H24", "write_errors"),
+                                               ("H26", "pageout_vs_msync")])
+async def test_freebsd5_page_clean_losses_are_reproduced_there_only(era: str,
+                                                                   workload: str) -> None:
+    # Measured when written (portfolio): H24 at seed 0 of write_errors, H26 at seed 1 of
+    # pageout_vs_msync (its cleaner's own async write still in flight at its MS_SYNC).
+    assert await _first_seed_showing("freebsd5", workload, era, 200) is not None
+    for profile in ("manpage", "modern"):
+        assert await _first_seed_showing(profile, workload, era, 50) is None

@@ -160,6 +160,17 @@ def test_portfolio_seed_picks_its_member() -> None:
     assert [p.get("depth") for p in picked[:4]] == [None, 2, 3, None]
 
 
+def test_a_portfolio_hands_the_scheduler_its_active_members_choose() -> None:
+    mixed, alone = make_strategy("portfolio"), make_strategy("portfolio")
+    for seed in range(8):
+        mixed.reset(seed)
+        alone.reset(seed)
+        chooser = mixed.chooser()
+        assert chooser == mixed.active.chooser()  # type: ignore[attr-defined]
+        assert ([chooser((0, 1, 2), 0) for _ in range(20)]
+                == [alone.choose((0, 1, 2), 0) for _ in range(20)])
+
+
 # -- dfs: exact counts on a two-CPU yield workload --------------------------------------------
 
 

@@ -98,7 +98,7 @@ def test_the_historical_lost_store_names_the_preemption_before_the_invalidate() 
     text = "\n".join(lines)
     assert "store #2 -> f:1" in text
     assert "unmap all f:1 (dirty)" in text
-    assert "step 33: cpu0 was preempted before its lock obj f" in text
+    assert "step 34: cpu0 was preempted before its lock obj f" in text
     assert "without it the run ends ok" in text
 
 
@@ -147,7 +147,7 @@ def test_the_text_is_at_most_thirty_lines(capsys: pytest.CaptureFixture[str]) ->
     assert main(["why", str(path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert 3 <= len(out) <= 30
-    assert out[0].startswith("lost_store at step 46: ")
+    assert out[0].startswith("lost_store at step 47: ")
 
 
 def test_a_trace_without_a_violation_is_one_line_and_exit_2(
