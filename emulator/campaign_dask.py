@@ -25,6 +25,7 @@ processes is started on 127.0.0.1 (no dashboard) and closed afterwards.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -157,6 +158,11 @@ class DaskExecutor:
         try:
             self.client = distributed.Client(self.scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, ValueError, TypeError) as exc:
+            # The half-built Client is garbage with a __del__ that stops its event-loop
+            # runner.  Collected later, inside another Client's or cluster's start, that
+            # __del__ deadlocks on the runner's lock (seen as a hung test run), so collect
+            # it now, while nothing else is starting.
+            gc.collect()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInput(f"--scheduler {self.scheduler}: cannot reach a Dask scheduler "
                            f"({first})") from None
