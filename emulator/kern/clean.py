@@ -781,7 +781,7 @@ class MapClean:
         page = obj.find_least(start)
         while page is not None and page.pindex < end:
             pi = page.pindex
-            if page.wire_count > 0:
+            if self.spares_wired(page):
                 if not clean_only and k.profile.invalidate_discards_wired and page.valid:
                     if page.is_busy():
                         # 2003 did not wait here; waiting (as today's code does) keeps
@@ -794,7 +794,7 @@ class MapClean:
                     await self.discard_wired(obj, page)
                 page = obj.find_least(pi + 1)
                 continue
-            if not await page.try_xbusy():
+            if not await self.take_for_removal(page):
                 await obj.lock.unlock()
                 await page.wait_unbusy()
                 await obj.lock.lock()
@@ -811,6 +811,16 @@ class MapClean:
             obj.free_page(page)
             page = obj.find_least(pi + 1)
 
+
+    def spares_wired(self, page: VmPage) -> bool:
+        """May ``page_remove`` not free this page because it is wired?  (Its wire-count
+        test; a variant that frees wired pages answers no.)"""
+        return page.wire_count > 0
+
+    async def take_for_removal(self, page: VmPage) -> bool:
+        """Busy ``page`` for ``page_remove``, or say it is busy and must be waited for
+        (vm_page_sleep_busy, then busying it).  Object locked."""
+        return await page.try_xbusy()
 
     async def discard_wired(self, obj: VmObject, page: VmPage) -> None:
         """Unmap a wired page everywhere and discard its contents (``valid = 0``),

@@ -11,43 +11,16 @@ nothing but the removal's wait protects it.
 
 from emulator.check import Rule
 from emulator.kern.clean import MapClean
-from emulator.kern.object import VmObject
-from emulator.kern.page import Busy
-from emulator.kern.pmap import remove_all
+from emulator.kern.page import Busy, VmPage
 from emulator.variants.base import Variant
 
 
 class InvalidateIgnoresSoftBusy(MapClean):
-    async def page_remove(self, obj: VmObject, start: int, end: int, clean_only: bool) -> None:
-        k = obj.k
-        k.touch_object(obj)
-        page = obj.find_least(start)
-        while page is not None and page.pindex < end:
-            pi = page.pindex
-            if page.wire_count > 0:  # as the reference: wired pages are not this bug
-                if not clean_only and k.profile.invalidate_discards_wired and page.valid:
-                    if page.is_busy():
-                        await obj.lock.unlock()
-                        await page.wait_unbusy()
-                        await obj.lock.lock()
-                        page = obj.find_least(pi)
-                        continue
-                    await self.discard_wired(obj, page)
-                page = obj.find_least(pi + 1)
-                continue
-            # vm_page_sleep_busy(p, FALSE): waits for PG_BUSY only.  A soft-busy page
-            # is then taken as it is (2003 set PG_BUSY beside the I/O's soft busy,
-            # which this model's busy states cannot hold at once).
-            if page.busy != Busy.SHARED and not await page.try_xbusy():
-                await obj.lock.unlock()
-                await page.wait_unbusy()
-                await obj.lock.lock()
-                page = obj.find_least(pi)
-                continue
-            await remove_all(k, page)
-            await k.kpoint()
-            obj.free_page(page)
-            page = obj.find_least(pi + 1)
+    async def take_for_removal(self, page: VmPage) -> bool:
+        # vm_page_sleep_busy(p, FALSE): waits for PG_BUSY only.  A soft-busy page
+        # is then taken as it is (2003 set PG_BUSY beside the I/O's soft busy,
+        # which this model's busy states cannot hold at once).
+        return page.busy == Busy.SHARED or await page.try_xbusy()
 
 
 VARIANT = Variant(
