@@ -242,6 +242,15 @@ def _got(value: object) -> str:
     return "null" if value is None else f"{_kind_of(value)} {_show(value)}"
 
 
+def _word_of(value: object, where: _Where, what: str, noun: str, choices: list[str]) -> str:
+    """A string that must be one of ``choices`` (a protection word, a file name)."""
+    text = _str(value, where, what)
+    if text not in choices:
+        where.fail(f"{what}: unknown {noun} {_show(text)} (expected one of "
+                   f"{_one_of(choices)})")
+    return text
+
+
 def _one_of(names: tuple[str, ...] | list[str]) -> str:
     return ", ".join(names) if names else "none"
 
@@ -443,17 +452,9 @@ def _arg(kind: ArgKind, value: object, where: _Where, what: str, files: Mapping[
         case ArgKind.MAPPING:
             return _mapping(value, where, files, at=(before[0], before[1]))
         case ArgKind.PROT:
-            text = _str(value, where, what)
-            if text not in PROT_WORDS:
-                where.fail(f"{what}: unknown protection {_show(text)} (expected one of "
-                           f"{_one_of(list(PROT_WORDS))})")
-            return text
+            return _word_of(value, where, what, "protection", list(PROT_WORDS))
         case ArgKind.FILE:
-            name = _str(value, where, what)
-            if name not in files:
-                where.fail(f"{what}: unknown file {_show(name)} (expected one of "
-                           f"{_one_of(sorted(files))})")
-            return name
+            return _word_of(value, where, what, "file", sorted(files))
         case _:
             assert_never(kind)
 
