@@ -72,6 +72,10 @@ MUTANT_NAMES = (
     "fsync_skips_delayed",
     "fsync_skips_pages",
     "async_delayed_no_fsync",
+    # Reachable through modern's dirty-cleared-at-write-start buffer writes (issue 11).
+    "failed_write_dropped",
+    # Reachable through modern's invalidate of pages wired elsewhere (issue 11, D8).
+    "wired_invalidate_discards",
 )
 
 MUTANTS: dict[str, Variant] = {
