@@ -202,6 +202,7 @@ class Disk:
             page.downgrade_to_io(self.aid)
             if k.profile.write_clears_dirty_at_start:
                 self.clear_at_start(io)
+        page.obj.pip_add(self.aid)  # vm_pageout_flush: paging in progress until done
         self.queue.append(io)
         k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
         k.wakeup(self)
@@ -255,6 +256,7 @@ class Disk:
         # already: the disk goes on, and the checkers report what that lost.
         if self.aid in page.sowners:
             page.release_shared(self.aid)
+        page.obj.pip_wakeup(self.aid)
         k.wakeup(io)
 
     def bdwrite(self, page: VmPage) -> None:
