@@ -2,11 +2,13 @@
 
 The same round-robin as the mutant hunt (seed 0 of every workload, then seed
 1, ...), ``ROUNDS`` rounds over all workloads per profile and strategy, every
-checker installed.  The allowed reports are freebsd5's historical bugs: its
+checker installed.  The allowed reports are the era bugs the profile's ``era_bugs``
+table names (``emulator.check.historical``), that is freebsd5's historical bugs: its
 invalidate frees pages re-dirtied after the flush, which the lost-store rule
 reports with ``fields["historical"]`` set (so it does for the 2003 invalidate of
 wired pages, and lost_store and async_clean for the 2003 chain walk's misses and
-for what the 2003 page clean leaves out of the pager, H24 and H26).  A separate
+for what the 2003 page clean leaves out of the pager, H24 and H26, and lost_store for the
+mprotect flush gap, D19).  A separate
 test asserts that this historical bug IS reproduced under freebsd5 on
 invalidate_shared_file within a fixed seed budget, and never under manpage or modern
 on the same seeds.
