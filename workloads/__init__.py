@@ -35,6 +35,7 @@ from workloads import (
     invalidate_wired_elsewhere,
     mprotect_msync,
     msync_vs_munmap,
+    munmap_closed_file,
     pageout_vs_msync,
     private_shadow,
     random_mix,
@@ -71,6 +72,8 @@ WORKLOADS: dict[str, ModuleType] = {
     # freebsd5's 2003 page clean and soft busy (issue 11, item 4).
     "async_then_invalidate": async_then_invalidate,
     "async_then_sync": async_then_sync,
+    # A closed file's last mapping unmapped: the vnode inactivated (H19).
+    "munmap_closed_file": munmap_closed_file,
     # modern's buffer write clears dirty at its start; a failed one re-dirties the buffer.
     "failed_write_fsync": failed_write_fsync,
     # modern's invalidate unmaps a page wired by another process (D8).

@@ -54,6 +54,7 @@ Executions needed then (arm and seed of the first catch):
     fsync_skips_pages               73  async_then_sync/random        seed 72   durable
     async_delayed_no_fsync           1  writers_vs_msync/random       seed 0    durable
     pip_wait_under_vnode            38  private_shadow/pct(2)         seed 37   deadlock
+    vrele_under_map_lock            77  munmap_closed_file/random     seed 76   lock_discipline
     failed_write_dropped            73  failed_write_fsync/random     seed 72   durable
     wired_invalidate_discards       83  invalidate_wired_elsewhere/random seed 82 lost_store
 
@@ -141,6 +142,7 @@ MEASURED = {
     "fsync_skips_pages": 73,
     "async_delayed_no_fsync": 1,
     "pip_wait_under_vnode": 38,
+    "vrele_under_map_lock": 77,
     "failed_write_dropped": 73,
     "wired_invalidate_discards": 83,
 }
