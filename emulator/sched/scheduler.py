@@ -120,7 +120,10 @@ class Scheduler:
     """Run one execution's agents one at a time, in the order a strategy picks.
 
     A driver subclass moves the baton (``run``, ``_give``, ``_switch``,
-    ``_release``); everything else, every decision included, is here.
+    ``_release``); everything else, every decision included, is here.  Both
+    drivers also override ``point`` and ``sleep`` with copies that do the switch
+    inline (one frame less at every switch); tests/sched/test_drivers.py checks
+    that the copies decide exactly as these do.
 
     Attributes read by the harness after the execution:
       ``outcome``  an Outcome: ok, deadlock, starvation, crash, pruned, interrupted or
