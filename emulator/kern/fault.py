@@ -136,7 +136,7 @@ class Fault:
             await vm_map.pmap.enter(vpn, page, writable)
             if writable and page.obj.pager is not None and self.k.profile.flag_page_clean:
                 self.set_writeable_dirty(page.obj)
-            if page.xowner == self.k.curcpu():
+            if page.xowner == self.k.sched.cpu:
                 await page.xunbusy()
             else:
                 await page.sunbusy()

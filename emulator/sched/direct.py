@@ -158,6 +158,7 @@ class DirectScheduler(Scheduler):
 
     def _give(self, agent: Agent) -> None:
         self.current = agent
+        self.cpu = agent.aid
         agent.parked = False
 
     @types.coroutine
@@ -165,6 +166,7 @@ class DirectScheduler(Scheduler):
         # A generator, not a coroutine function: the baton is yielded from this
         # very frame.  (``point`` and ``sleep`` below do the same inline.)
         self.current = nxt
+        self.cpu = nxt.aid
         nxt.parked = False
         cur.parked = True
         yield BATON
@@ -201,6 +203,7 @@ class DirectScheduler(Scheduler):
             self.on_decision(step, runnable, chosen)
         if chosen != cur.aid:
             self.current = nxt = self.agents[chosen]
+            self.cpu = chosen
             nxt.parked = False
             cur.parked = True
             yield BATON
@@ -221,6 +224,7 @@ class DirectScheduler(Scheduler):
             self._stuck()
             raise Abort()
         self.current = nxt
+        self.cpu = nxt.aid
         nxt.parked = False
         cur.parked = True
         yield BATON

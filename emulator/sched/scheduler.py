@@ -146,6 +146,7 @@ class Scheduler:
         self.agents: list[Agent] = []
         self.step = 0
         self.current: Agent | None = None
+        self.cpu = -1  # the current agent's id, -1 when none runs (read at every event)
         self.over = False
         self.outcome = Outcome.OK
         self.detail = ""
@@ -427,6 +428,7 @@ class Scheduler:
         if self.over:
             return
         self.current = None  # nobody runs: _end must release every parked agent
+        self.cpu = -1
         self.error = exc
         self._end(Outcome.ERROR, str(exc))
 

@@ -105,11 +105,13 @@ class TrioScheduler(Scheduler):
 
     def _give(self, agent: Agent) -> None:
         self.current = agent
+        self.cpu = agent.aid
         agent.parked = False
         _reschedule(agent.task)
 
     async def _switch(self, cur: Agent, nxt: Agent) -> None:
         self.current = nxt
+        self.cpu = nxt.aid
         nxt.parked = False
         _reschedule(nxt.task)
         cur.parked = True
@@ -145,6 +147,7 @@ class TrioScheduler(Scheduler):
             self.on_decision(step, runnable, chosen)
         if chosen != cur.aid:
             self.current = nxt = self.agents[chosen]
+            self.cpu = chosen
             nxt.parked = False
             _reschedule(nxt.task)
             cur.parked = True
@@ -165,6 +168,7 @@ class TrioScheduler(Scheduler):
             self._stuck()
             raise Abort()
         self.current = nxt
+        self.cpu = nxt.aid
         nxt.parked = False
         _reschedule(nxt.task)
         cur.parked = True
