@@ -194,25 +194,30 @@ class Scheduler:
         if step > self.max_steps:
             self._end(Outcome.STARVATION, f"no end after {self.max_steps} steps")
             raise Abort()
-        cur = self.current
-        assert cur is not None
         runnable = self.runnable
         if len(runnable) == 1:  # the current agent alone
             if self.consult_single:
-                self._single(cur)
+                self._single(self.cpu)
             return
         # _pick, inlined: this is the hottest path of an execution.
+        aid = self.cpu
         try:
-            chosen = self._choose_of(runnable, cur.aid)
+            chosen = self._choose_of(runnable, aid)
         except Exception as exc:
             self._fail(exc)
-        if chosen != cur.aid and chosen not in runnable:
+        if chosen == aid:
+            self._decided(chosen)
+            if self.on_decision is not None:
+                self.on_decision(step, runnable, chosen)
+            return
+        if chosen not in runnable:
             self._refuse(chosen, runnable)
         self._decided(chosen)
         if self.on_decision is not None:
             self.on_decision(step, runnable, chosen)
-        if chosen != cur.aid:
-            await self._switch(cur, self.agents[chosen])
+        cur = self.current
+        assert cur is not None
+        await self._switch(cur, self.agents[chosen])
 
     async def sleep(self, chan: WaitChannel) -> None:
         """Block the current agent on ``chan`` until ``wakeup(chan)``."""
@@ -346,14 +351,15 @@ class Scheduler:
         if len(runnable) == 1:
             only = self.agents[runnable[0]]
             if self.consult_single and cur is not None:
-                self._single(only)
+                self._single(only.aid)
             return only
         return self._pick(runnable, cur)
 
-    def _single(self, only: Agent) -> None:
-        """Let a pruning strategy abandon a path whose only continuation is redundant."""
+    def _single(self, only: int) -> None:
+        """Let a pruning strategy abandon a path whose only continuation (agent ``only``)
+        is redundant."""
         try:
-            answer = self.strategy.single(only.aid)
+            answer = self.strategy.single(only)
         except Exception as exc:
             self._fail(exc)
         if answer == PRUNE:

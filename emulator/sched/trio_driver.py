@@ -129,29 +129,34 @@ class TrioScheduler(Scheduler):
         if step > self.max_steps:
             self._end(Outcome.STARVATION, f"no end after {self.max_steps} steps")
             raise Abort()
-        cur = self.current
-        assert cur is not None
         runnable = self.runnable
         if len(runnable) == 1:  # the current agent alone
             if self.consult_single:
-                self._single(cur)
+                self._single(self.cpu)
             return
+        aid = self.cpu
         try:
-            chosen = self._choose_of(runnable, cur.aid)
+            chosen = self._choose_of(runnable, aid)
         except Exception as exc:
             self._fail(exc)
-        if chosen != cur.aid and chosen not in runnable:
+        if chosen == aid:
+            self._decided(chosen)
+            if self.on_decision is not None:
+                self.on_decision(step, runnable, chosen)
+            return
+        if chosen not in runnable:
             self._refuse(chosen, runnable)
         self._decided(chosen)
         if self.on_decision is not None:
             self.on_decision(step, runnable, chosen)
-        if chosen != cur.aid:
-            self.current = nxt = self.agents[chosen]
-            self.cpu = chosen
-            nxt.parked = False
-            _reschedule(nxt.task)
-            cur.parked = True
-            await _wait(_no_abort)
+        cur = self.current
+        assert cur is not None
+        self.current = nxt = self.agents[chosen]
+        self.cpu = chosen
+        nxt.parked = False
+        _reschedule(nxt.task)
+        cur.parked = True
+        await _wait(_no_abort)
 
     async def sleep(self, chan: WaitChannel) -> None:
         if self.over:
