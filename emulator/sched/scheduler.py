@@ -159,7 +159,11 @@ class Scheduler:
         self.states_at_end: list[AgentState] = []  # agent states when the execution ended
         self.runnable: tuple[int, ...] = ()  # the runnable agents' ids, ascending
         self._mask = 0  # the runnable agents, bit i for agent i
-        self._sleeping: list[Agent] = []  # the BLOCKED agents, in the order they slept
+        # The BLOCKED agents by the channel they sleep on, in the order they slept.
+        # Only ever looked up (a wakeup pops its channel's list), never iterated, so
+        # the channels' hashes cannot order anything; a channel is compared by
+        # identity (no wait channel class defines __eq__).
+        self._asleep: dict[WaitChannel, list[Agent]] = {}
         self._choose_of = strategy.chooser()  # the scheduler is built after strategy.reset
         self._decided = self.decisions.append
 
@@ -228,7 +232,11 @@ class Scheduler:
         # _block, inlined: a sleep is the second most frequent way to give the baton.
         cur.state = BLOCKED
         cur.chan = chan
-        self._sleeping.append(cur)
+        sleepers = self._asleep.get(chan)
+        if sleepers is None:
+            self._asleep[chan] = [cur]
+        else:
+            sleepers.append(cur)
         self._mask = mask = self._mask & ~(1 << cur.aid)
         self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
         nxt = self._choose(cur)
@@ -239,19 +247,14 @@ class Scheduler:
 
     def wakeup(self, chan: WaitChannel) -> None:
         """Make every agent sleeping on ``chan`` runnable.  Not a schedule point."""
-        sleeping = self._sleeping
-        for a in sleeping:
-            if a.chan is chan:
-                break
-        else:
+        sleepers = self._asleep.pop(chan, None)
+        if sleepers is None:
             return  # nobody sleeps on it: the common case, at every release
         mask = self._mask
-        for a in sleeping:
-            if a.chan is chan:
-                a.chan = None
-                a.state = RUNNABLE
-                mask |= 1 << a.aid
-        self._sleeping = [a for a in sleeping if a.chan is not None]
+        for a in sleepers:
+            a.chan = None
+            a.state = RUNNABLE
+            mask |= 1 << a.aid
         self._mask = mask
         self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
 
@@ -313,7 +316,11 @@ class Scheduler:
     def _block(self, agent: Agent, chan: WaitChannel) -> None:
         agent.state = BLOCKED
         agent.chan = chan
-        self._sleeping.append(agent)
+        sleepers = self._asleep.get(chan)
+        if sleepers is None:
+            self._asleep[chan] = [agent]
+        else:
+            sleepers.append(agent)
         self._mask = mask = self._mask & ~(1 << agent.aid)
         self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
 

@@ -165,7 +165,11 @@ class TrioScheduler(Scheduler):
         assert cur is not None
         cur.state = BLOCKED
         cur.chan = chan
-        self._sleeping.append(cur)
+        sleepers = self._asleep.get(chan)
+        if sleepers is None:
+            self._asleep[chan] = [cur]
+        else:
+            sleepers.append(cur)
         self._mask = mask = self._mask & ~(1 << cur.aid)
         self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
         nxt = self._choose(cur)
