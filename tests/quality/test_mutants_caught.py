@@ -54,6 +54,7 @@ Executions needed then (arm and seed of the first catch):
     fsync_skips_pages               73  async_then_sync/random        seed 72   durable
     async_delayed_no_fsync           1  writers_vs_msync/random       seed 0    durable
     pip_wait_under_vnode            38  private_shadow/pct(2)         seed 37   deadlock
+    vrele_under_map_lock            77  munmap_closed_file/random     seed 76   lock_discipline
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
 arm runs once, in order, before any is preferred, so the first 60 executions are
@@ -133,6 +134,7 @@ MEASURED = {
     "fsync_skips_pages": 73,
     "async_delayed_no_fsync": 1,
     "pip_wait_under_vnode": 38,
+    "vrele_under_map_lock": 77,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
