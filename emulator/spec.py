@@ -135,8 +135,9 @@ class Spec:
     failing: tuple[str, ...] = ()  # files whose every write fails (EIO)
     # Files some of whose pages fail every write (EIO): name -> page indexes, sorted.
     fail_pages: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    # vm_pageout_page_count of the page clean: the most pages one write of a dirty
-    # page and its neighbours carries (kern/clean.py).  1: each page alone.
+    # vm_pageout_page_count: the most pages one write of a dirty page and its
+    # neighbours carries (kern/clean.py, kern/daemons.py).  1: each page alone.
+    # Always the effective value: the spec's "cluster", else its profile's.
     cluster: int = 1
     # Background agents to run (emulator/kern/daemons.py): name -> passes per
     # execution, in AGENT_NAMES order.  Empty: none (the spec's form has no key).
@@ -147,8 +148,8 @@ class Spec:
         out = self._json()
         if self.agents:
             out["agents"] = dict(self.agents)
-        if self.cluster != 1:
-            out["cluster"] = self.cluster
+        # Always written, so a trace keeps its meaning if a profile's default changes.
+        out["cluster"] = self.cluster
         return out
 
     def _file_json(self, name: str, pages: int) -> dict[str, Any]:
@@ -530,10 +531,11 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
         processes[name] = _process(raw, pw.key(name), files)
     cpus = _cpus(_require(table, "cpus", top), top.key("cpus"), files, processes)
     agents = _agents(table.get("agents", {}), top.key("agents"))
-    cluster = _int(table.get("cluster", 1), top.key("cluster"), "cluster",
-                   limit=CLUSTER_MAX + 1)
-    if cluster == 0:
-        top.key("cluster").fail("cluster must be at least 1")
+    cluster = PROFILES[profile].cluster
+    if "cluster" in table:
+        cluster = _int(table["cluster"], top.key("cluster"), "cluster", limit=CLUSTER_MAX + 1)
+        if cluster == 0:
+            top.key("cluster").fail("cluster must be at least 1")
     return Spec(profile=profile, files=files, processes=processes, cpus=cpus,
                 failing=tuple(failing), fail_pages=fail_pages, cluster=cluster, agents=agents)
 

@@ -129,6 +129,13 @@ class Profile:
     # buffer cache (coherent).  fsync(2) promises it in every profile.
     # README "Buffer cache and durability" says which profile promises what, and why.
     msync_sync_durable: bool = True
+    # vm_pageout_page_count: the most pages one pager call of the page clean or the
+    # page daemon carries, the page asked for and its dirty neighbours, forward then
+    # backward, beyond the clean's range (FIDELITY.md D9).  Every era clusters: 16
+    # (VM_PAGEOUT_PAGE_COUNT from 4.x to 11.x), 32 today; both kernels drop it to 8
+    # on machines of fewer than 2000 physical pages, which is not modelled.  A
+    # spec's "cluster" overrides it; 1 writes each page alone.
+    cluster: int = 16
 
     def msync_result(self, rv: KernReturn) -> int | str:
         """Return what msync(2) returns for a clean's ``rv``: 0 or an errno name."""
@@ -178,6 +185,7 @@ MANPAGE = Profile(
     zero_length_whole_entry=False,
     read_fault_maps_sbusy=False,
     msync_errno=MANPAGE_ERRNO,
+    cluster=16,
 )
 
 # The 2003 code: the man page's error codes swapped, invalidate's data loss, the
@@ -201,6 +209,7 @@ FREEBSD5 = Profile(
     chain_walk_steps_first=True,
     flag_page_clean=True,
     async_write_undirties_at_issue=True,
+    cluster=16,
 )
 
 # vm_map_sync today.
@@ -222,6 +231,7 @@ MODERN = Profile(
     async_write=AsyncWrite.BDWRITE,
     whole_file_sync_fsyncs=True,
     msync_sync_durable=False,
+    cluster=32,
 )
 
 # Every profile by name, in the order `vmemu list` and error messages show them.
