@@ -72,6 +72,8 @@ MUTANT_NAMES = (
     "fsync_skips_delayed",
     "fsync_skips_pages",
     "async_delayed_no_fsync",
+    # Reachable through the object's paging-in-progress count (issue 11, H3).
+    "pip_wait_under_vnode",
 )
 
 MUTANTS: dict[str, Variant] = {
