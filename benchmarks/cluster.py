@@ -66,7 +66,8 @@ class Counts:
         self.calls.clear()
 
 
-async def sweep(profile: str, workloads: list[str], seeds: int, forced: int | None) -> dict[str, Any]:
+async def sweep(profile: str, workloads: list[str], seeds: int,
+                forced: int | None) -> dict[str, Any]:
     reference = BUILTIN["reference"]
     counts = Counts()
     out: dict[str, Any] = {"executions": 0, "steps": 0, "violations": 0, "historical": 0}

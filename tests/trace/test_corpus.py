@@ -43,7 +43,8 @@ def test_corpus_trace_is_small_enough_to_read(path: Path) -> None:
 
 # A trace of format version 1, written before the profiles had cluster sizes (its spec has
 # no "cluster" key, which then meant 1): the corpus's lost_store trace as it was recorded.
-FORMAT1 = Path(__file__).resolve().parent / "format1" / "lost_store-invalidate_frees_dirty.trace.jsonl"
+FORMAT1 = (Path(__file__).resolve().parent / "format1"
+           / "lost_store-invalidate_frees_dirty.trace.jsonl")
 
 
 def test_a_format1_trace_replays_with_each_page_written_alone(
