@@ -54,6 +54,7 @@ Executions needed then (arm and seed of the first catch):
     fsync_skips_pages               73  async_then_sync/random        seed 72   durable
     async_delayed_no_fsync           1  writers_vs_msync/random       seed 0    durable
     pip_wait_under_vnode            38  private_shadow/pct(2)         seed 37   deadlock
+    vrele_under_map_lock            77  munmap_closed_file/random     seed 76   lock_discipline
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
 arm runs once, in order, before any is preferred, so the first 60 executions are
@@ -138,6 +139,7 @@ MEASURED = {
     "fsync_skips_pages": 73,
     "async_delayed_no_fsync": 1,
     "pip_wait_under_vnode": 38,
+    "vrele_under_map_lock": 77,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
@@ -234,8 +236,7 @@ async def test_structure_mutant_is_caught_on_the_workload_of_its_structure(name:
     assert used is not None, f"{name} not caught on {workload} within {limit} seeds"
 
 
-# Executions of the hunt's portfolio when measured (206 before clustering by default).
-WRITER_WAIT_DEADLOCK = 118
+WRITER_WAIT_DEADLOCK = 118  # executions of the hunt's portfolio when measured (206 at first)
 
 
 async def test_shared_lock_across_page_sleep_deadlocks_behind_a_waiting_writer() -> None:
