@@ -610,7 +610,15 @@ class MapClean:
         for io in ios:
             await k.disk.wait(io)
         await obj.lock.lock()
+        for io in ios:
+            if io.error:
+                self.write_failed(obj, io)
         return not (ios[0].error if cluster is None else self.cluster_eio(cluster))
+
+    def write_failed(self, obj: VmObject, io: Io) -> None:
+        """A synchronous page write of this clean failed (object locked again): the
+        page stays dirty, or its buffer is a delayed write again (brelse's "Failed
+        write, redirty").  Nothing to do here; a variant may mishandle it."""
 
     def start_cluster(self, k: Kernel, pages: list[VmPage], mreq: int, sync: bool) -> Cluster:
         """Queue the run's one write (vm_pageout_flush -> VOP_PUTPAGES), page by page

@@ -38,9 +38,9 @@ Executions needed then (arm and seed of the first catch):
     top_object_not_bottom           37  private_shadow/random         seed 36   lost_store
     entry_offset_ignored            46  three_processes/pct(2)        seed 45   lost_store
     first_object_only               41  spanning_range/random         seed 40   async_clean
-    unreferenced_object            234  teardown_during_flush/pos     seed 233  stale_structure
-    stop_after_map_change          133  spanning_range/random         seed 132  async_clean
-    fault_dirty_before_busy        412  wired_invalidate/random       seed 411  lost_store
+    unreferenced_object            279  teardown_during_flush/pos     seed 278  stale_structure
+    stop_after_map_change          285  mprotect_msync/pos            seed 284  lost_store
+    fault_dirty_before_busy        237  invalidate_wired_elsewhere/random seed 236  lost_store
     no_relookup_after_sleep         78  pageout_vs_msync/random       seed 77   stale_structure
     shared_lock_across_page_sleep   33  wired_invalidate/random       seed 32   deadlock
     fault_blocking_relookup          1  writers_vs_msync/random       seed 0    lock_discipline
@@ -56,7 +56,7 @@ Executions needed then (arm and seed of the first catch):
     pip_wait_under_vnode            38  private_shadow/pct(2)         seed 37   deadlock
     vrele_under_map_lock            77  munmap_closed_file/random     seed 76   lock_discipline
     failed_write_dropped            73  failed_write_fsync/random     seed 72   durable
-    wired_invalidate_discards       83  invalidate_wired_elsewhere/random seed 82 lost_store
+    wired_invalidate_discards       77  invalidate_wired_elsewhere/random seed 76   lost_store
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
 arm runs once, in order, before any is preferred, so the first 60 executions are
@@ -77,11 +77,20 @@ and its whole-file MS_SYNC ends with VOP_FSYNC, which changes modern's schedules
 draws fsync(2); async_then_sync's arms come last) and its four mutants added
 (no_relookup_after_sleep: 735 -> 78, skip_busy_page 44 -> 26, the arms' draws changing;
 fsync_skips_pages, a freebsd5 mutant, after async_then_invalidate's arms: 73).
+Re-measured when modern's buffer writes began clearing dirty at write start, its invalidate
+began unmapping pages wired elsewhere, and the modern-only workloads failed_write_fsync and
+invalidate_wired_elsewhere joined (their arms last) with failed_write_dropped and
+wired_invalidate_discards: every mutant caught in the first round unchanged; after it, the
+portfolio's choices change for modern (unreferenced_object 234 -> 279,
+fault_dirty_before_busy 100 -> 194).
 Re-measured when every profile began to cluster by default (vm_pageout_page_count: 16 for
 manpage and freebsd5, 32 for modern; issue 11 items 1-3): a clean now try-busies and writes its
 dirty neighbours, which changes the schedules of every workload that dirties adjacent pages
-(fault_dirty_before_busy 100 -> 412, stop_after_map_change 61 -> 133, entry_offset_ignored and
-first_object_only 6 -> 46 and 41; early_unbusy 15 -> 4, invalidate_frees_dirty 38 -> 13).
+(entry_offset_ignored and first_object_only 6 -> 46 and 41; early_unbusy 15 -> 4,
+invalidate_frees_dirty 38 -> 13).  Measured again after bufd11's merge, with and without
+clustering on the same tree (with every profile's cluster forced to 1, the numbers of the
+paragraph before): stop_after_map_change 61 -> 285, fault_dirty_before_busy 194 -> 237,
+wired_invalidate_discards 83 -> 77; unreferenced_object 279 either way.
 """
 
 from __future__ import annotations
@@ -125,9 +134,9 @@ MEASURED = {
     "top_object_not_bottom": 37,
     "entry_offset_ignored": 46,
     "first_object_only": 41,
-    "unreferenced_object": 234,
-    "stop_after_map_change": 133,
-    "fault_dirty_before_busy": 412,
+    "unreferenced_object": 279,
+    "stop_after_map_change": 285,
+    "fault_dirty_before_busy": 237,
     "no_relookup_after_sleep": 78,
     "shared_lock_across_page_sleep": 33,
     "fault_blocking_relookup": 1,
@@ -143,7 +152,7 @@ MEASURED = {
     "pip_wait_under_vnode": 38,
     "vrele_under_map_lock": 77,
     "failed_write_dropped": 73,
-    "wired_invalidate_discards": 83,
+    "wired_invalidate_discards": 77,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
@@ -200,8 +209,9 @@ async def test_mutant_is_caught_by_an_expected_rule(name: str) -> None:
 # Issue 9's mutants, each written for one structure: the workload that builds it, and
 # the seeds of that workload alone that caught it when measured (budget: 3x, >= 10;
 # re-measured when pos joined PortfolioStrategy's members, and when clustering became the
-# profiles' default: submap_inner_offset 1 -> 5, stop_after_map_change 55 -> 196,
-# fault_dirty_before_busy 5 -> 18).
+# profiles' default: submap_inner_offset 1 -> 5, stop_after_map_change 55 -> 196;
+# fault_dirty_before_busy: 5, 18 after modern's buffer writes cleared dirty at write start
+# without clustering, 5 with it).
 STRUCTURE_MUTANTS = {
     "invalidate_frees_wired": ("wired_invalidate", 1),
     "invalidate_ignores_wiring": ("wired_invalidate", 1),
@@ -214,7 +224,7 @@ STRUCTURE_MUTANTS = {
     "stop_after_map_change": ("teardown_during_flush", 196),
     # A write fault racing a complete clean of a file, then another clean: wired_invalidate's
     # writers and cleaner do this most often (three_processes needed 931 seeds).
-    "fault_dirty_before_busy": ("wired_invalidate", 18),
+    "fault_dirty_before_busy": ("wired_invalidate", 5),
 }
 
 
