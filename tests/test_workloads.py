@@ -24,7 +24,7 @@ EXPECTED = ["writers_vs_msync", "msync_vs_munmap", "two_cleaners", "invalidate_s
             "submap_msync", "wired_invalidate", "private_shadow", "spanning_range",
             "three_processes", "teardown_during_flush", "generated", "pageout_vs_msync",
             "mprotect_msync", "cluster_errors",
-            "async_then_invalidate", "async_then_sync"]
+            "async_then_invalidate", "async_then_sync", "nosync_msync"]
 # The structure-covering workloads (issue 9): each builds one structure of the spec format.
 STRUCTURES = EXPECTED[7:13]
 
