@@ -187,6 +187,7 @@ class Disk:
             page.io_start(self.aid)
         else:
             page.downgrade_to_io(self.aid)
+        page.obj.pip_add(self.aid)  # vm_pageout_flush: paging in progress until done
         self.queue.append(io)
         k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
         k.wakeup(self)
@@ -218,6 +219,7 @@ class Disk:
         # already: the disk goes on, and the checkers report what that lost.
         if self.aid in page.sowners:
             page.release_shared(self.aid)
+        page.obj.pip_wakeup(self.aid)
         k.wakeup(io)
 
     def bdwrite(self, page: VmPage) -> None:

@@ -77,6 +77,14 @@ class Profile:
     # and restarts if that fails or the map's timestamp moved (vm_fault since 9.x,
     # FIDELITY.md D3).  Off: the map stays locked shared for the whole fault.
     fault_unlocks_for_pagein: bool = False
+    # The fault never sleeps for the vnode lock holding the object's paging-in-progress
+    # count: it tries the lock without sleeping and, if that fails, drops the count,
+    # sleeps for the lock, then takes the count again (vm_fault_lock_vnode's LK_NOWAIT:
+    # "We must not sleep acquiring the vnode lock while we have ... the object's
+    # paging-in-progress count incremented").  Off: the 4.x/5.x fault, which bumped
+    # the count and then slept for the vnode (vnode_pager_lock) -- safe only because
+    # nothing waits for the count under the vnode lock since 196127c4 (H3).
+    fault_drops_pip_for_vnode: bool = False
     # The map lock is writer-preferring (sx today, FIDELITY.md D4): a new shared
     # acquisition waits while a writer waits, unless the thread already holds a
     # map lock shared.  Off: readers pass while only a writer waits.
@@ -218,6 +226,7 @@ MODERN = Profile(
     read_fault_maps_sbusy=True,
     msync_errno=MODERN_ERRNO,
     fault_unlocks_for_pagein=True,
+    fault_drops_pip_for_vnode=True,
     map_lock_prefers_writers=True,
     async_write=AsyncWrite.BDWRITE,
     whole_file_sync_fsyncs=True,

@@ -72,6 +72,8 @@ MUTANT_NAMES = (
     "fsync_skips_delayed",
     "fsync_skips_pages",
     "async_delayed_no_fsync",
+    # Reachable through the object's paging-in-progress count (issue 11, H3).
+    "pip_wait_under_vnode",
     # Reachable through MAP_NOSYNC / madvise(MADV_NOSYNC) and the syncer (issue 11, H7/H18).
     "msync_skips_nosync",
     "nosync_skip_marks_clean",

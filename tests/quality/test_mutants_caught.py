@@ -53,6 +53,7 @@ Executions needed then (arm and seed of the first catch):
     fsync_skips_delayed             69  async_then_sync/random        seed 68   durable
     fsync_skips_pages               73  async_then_sync/random        seed 72   durable
     async_delayed_no_fsync           1  writers_vs_msync/random       seed 0    durable
+    pip_wait_under_vnode            38  private_shadow/pct(2)         seed 37   deadlock
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
 arm runs once, in order, before any is preferred, so the first 60 executions are
@@ -131,6 +132,7 @@ MEASURED = {
     "fsync_skips_delayed": 69,
     "fsync_skips_pages": 73,
     "async_delayed_no_fsync": 1,
+    "pip_wait_under_vnode": 38,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
