@@ -22,5 +22,5 @@ class MsyncSkipsNosync(MapClean):
 VARIANT = Variant(
     "msync_skips_nosync", MsyncSkipsNosync().clean,
     doc="msync(2) passes OBJPC_NOSYNC: MS_SYNC leaves MAP_NOSYNC pages unwritten",
-    profile="manpage", catches=(Rule.LOST_STORE, Rule.DURABLE),
+    profile="freebsd5", catches=(Rule.LOST_STORE, Rule.DURABLE),
 )

@@ -23,5 +23,5 @@ class NosyncSkipMarksClean(MapClean):
 VARIANT = Variant(
     "nosync_skip_marks_clean", NosyncSkipMarksClean().clean,
     doc="a NOSYNC page the syncer skips does not keep the object might-be-dirty",
-    profile="modern", catches=(Rule.LOST_STORE, Rule.ASYNC_CLEAN, Rule.DURABLE),
+    profile="freebsd5", catches=(Rule.LOST_STORE, Rule.ASYNC_CLEAN, Rule.DURABLE),
 )

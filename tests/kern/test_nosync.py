@@ -133,8 +133,9 @@ async def test_the_syncer_skips_a_nosync_page_and_leaves_the_object_dirty(
     assert seen == [([1], True, True), (KernReturn.SUCCESS, [0, 1], True)]
 
 
+@pytest.mark.parametrize("profile", ["freebsd5", "modern"])
 async def test_a_syncer_that_forgets_the_skipped_page_lets_msync_return_early(
-    run_kernel: Any,
+    run_kernel: Any, profile: str,
 ) -> None:
     """The mutant nosync_skip_marks_clean: the object is recorded clean, so the MS_SYNC
     after the syncer's pass writes nothing."""
@@ -150,7 +151,7 @@ async def test_a_syncer_that_forgets_the_skipped_page_lets_msync_return_early(
         rv = await cleaner.clean(cpu.vm_map, BASE, BASE + PAGE, True, False)
         seen.append((rv, list(out)))
 
-    await run_kernel(body, spec=spec(), profile="modern")
+    await run_kernel(body, spec=spec(), profile=profile)
     assert seen == [False, (KernReturn.SUCCESS, [])]
 
 
