@@ -145,15 +145,13 @@ class MapClean:
                 obj, offset, size, writable = await self.submap_target(entry, offset, size)
             if obj is not None:
                 self.reference_object(obj)  # keep it across the unlock
-            last_timestamp = vm_map.lock.timestamp
-            await vm_map.lock.unlock()
+            last_timestamp = await self.leave_map_for_flush(vm_map)
             if not await self.object_sync(k, obj, offset, size, writable, syncio, invalidate):
                 failed = True
             start += size
             if obj is not None:
                 self.deallocate_object(k, obj)
-            await vm_map.lock.slock()
-            entry = self.relock_next(vm_map, entry, last_timestamp, start)
+            entry = await self.return_to_map(vm_map, entry, last_timestamp, start)
         await vm_map.lock.unlock()
         return k.profile.write_error if failed else KernReturn.SUCCESS
 
@@ -264,6 +262,21 @@ class MapClean:
     def deallocate_object(self, k: Kernel, obj: VmObject) -> None:
         """Drop the reference (vm_object_deallocate): the last one tears ``obj`` down."""
         k.release_object(obj)
+
+    async def leave_map_for_flush(self, vm_map: VmMap) -> int:
+        """How the map is held across one object's flush (modern): the shared lock is
+        dropped, so the flush sleeps on pages and I/O without it.  Returns the map's
+        timestamp, for ``return_to_map`` to re-check."""
+        last_timestamp = vm_map.lock.timestamp
+        await vm_map.lock.unlock()
+        return last_timestamp
+
+    async def return_to_map(
+        self, vm_map: VmMap, entry: VmMapEntry, last_timestamp: int, start: int
+    ) -> VmMapEntry | None:
+        """After the flush (modern): lock the map shared again and find the next entry."""
+        await vm_map.lock.slock()
+        return self.relock_next(vm_map, entry, last_timestamp, start)
 
     def relock_next(
         self, vm_map: VmMap, entry: VmMapEntry, last_timestamp: int, start: int
