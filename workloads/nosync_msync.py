@@ -7,7 +7,7 @@ PGA_NOSYNC), lets the other agents in, msyncs them with MS_SYNC, stores to the
 first page again and, with ``fsync``, fsyncs the file.  cpu1 (p1) advises the
 last page MADV_NOSYNC, stores to it (NOSYNC through the advised entry),
 advises it MADV_AUTOSYNC again, stores to it once more (no fault: the mark
-stays) and msyncs the whole file MS_ASYNC.  The syncer (``syncer`` passes)
+stays) and msyncs that page MS_ASYNC.  The syncer (``syncer`` passes)
 skips the NOSYNC pages and must leave the object dirty; msync(2) and fsync(2)
 write them anyway.
 """
@@ -33,7 +33,6 @@ LIMITS = {"pages": (1, 64), "sync_pages": (1, 64), "fsync": (0, 1), "syncer": (0
 
 def build(params: dict[str, Any], seed: int) -> dict[str, Any]:
     pages = params["pages"]
-    length = pages * PAGE
     last = BASE + (pages - 1) * PAGE
     sync_pages = min(params["sync_pages"], pages)
     program0: list[list[Any]] = stores(BASE, sync_pages, sync_pages)
