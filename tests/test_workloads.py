@@ -24,7 +24,8 @@ EXPECTED = ["writers_vs_msync", "msync_vs_munmap", "two_cleaners", "invalidate_s
             "submap_msync", "wired_invalidate", "private_shadow", "spanning_range",
             "three_processes", "teardown_during_flush", "generated", "pageout_vs_msync",
             "mprotect_msync", "cluster_errors",
-            "async_then_invalidate", "async_then_sync", "nosync_msync"]
+            "async_then_invalidate", "async_then_sync", "munmap_closed_file",
+            "nosync_msync"]
 # The structure-covering workloads (issue 9): each builds one structure of the spec format.
 STRUCTURES = EXPECTED[7:13]
 
@@ -339,7 +340,7 @@ def test_a_workload_naming_its_profiles_is_left_out_of_other_profiles_portfolios
     from emulator.mutants import _portfolio
     from workloads import aimed_at
 
-    freebsd5_only = ["async_then_invalidate", "nosync_msync"]
+    freebsd5_only = ["async_then_invalidate", "munmap_closed_file", "nosync_msync"]
     assert [n for n in NAMES if not aimed_at(n, "manpage")] == freebsd5_only
     assert all(aimed_at(n, "freebsd5") for n in NAMES)
     arms = {p: {a.workload for a in _portfolio(BUILTIN["reference"], p, "random").arms}

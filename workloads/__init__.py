@@ -33,6 +33,7 @@ from workloads import (
     invalidate_shared_file,
     mprotect_msync,
     msync_vs_munmap,
+    munmap_closed_file,
     nosync_msync,
     pageout_vs_msync,
     private_shadow,
@@ -70,6 +71,8 @@ WORKLOADS: dict[str, ModuleType] = {
     # freebsd5's 2003 page clean and soft busy (issue 11, item 4).
     "async_then_invalidate": async_then_invalidate,
     "async_then_sync": async_then_sync,
+    # A closed file's last mapping unmapped: the vnode inactivated (H19).
+    "munmap_closed_file": munmap_closed_file,
     # MAP_NOSYNC, madvise(MADV_NOSYNC) and the syncer's skip (issue 11, H7/H18).
     "nosync_msync": nosync_msync,
 }

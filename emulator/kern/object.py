@@ -76,6 +76,7 @@ class VmObject:
         "backing",
         "backing_offset",
         "clean_generation",
+        "closed",
         "freed",
         "generation",
         "k",
@@ -112,6 +113,9 @@ class VmObject:
         self.pager = pager  # (c) the file's pager, for file objects
         self.freed = False  # (o)
         self.pip = PagingInProgress(k, name)  # (o) paging_in_progress
+        # (c) No descriptor holds the file open: its mappings' references are the
+        # vnode's only use references, and dropping the last inactivates it.
+        self.closed = False
 
     def _check(self) -> None:
         for pindex, page in self.pages.items():

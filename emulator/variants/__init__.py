@@ -74,6 +74,8 @@ MUTANT_NAMES = (
     "async_delayed_no_fsync",
     # Reachable through the object's paging-in-progress count (issue 11, H3).
     "pip_wait_under_vnode",
+    # Reachable through a closed file's last mapping and vrele (issue 11, H19).
+    "vrele_under_map_lock",
     # Reachable through MAP_NOSYNC / madvise(MADV_NOSYNC) and the syncer (issue 11, H7/H18).
     "msync_skips_nosync",
     "nosync_skip_marks_clean",

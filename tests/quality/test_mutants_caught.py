@@ -54,6 +54,7 @@ Executions needed then (arm and seed of the first catch):
     fsync_skips_pages               73  async_then_sync/random        seed 72   durable
     async_delayed_no_fsync           1  writers_vs_msync/random       seed 0    durable
     pip_wait_under_vnode            38  private_shadow/pct(2)         seed 37   deadlock
+    vrele_under_map_lock            77  munmap_closed_file/random     seed 76   lock_discipline
     msync_skips_nosync              55  generated/pct(3)              seed 54   lost_store
     nosync_skip_marks_clean        209  nosync_msync/pos              seed 208  async_clean
     fsync_skips_nosync              77  nosync_msync/random           seed 76   durable
@@ -139,6 +140,7 @@ MEASURED = {
     "fsync_skips_pages": 73,
     "async_delayed_no_fsync": 1,
     "pip_wait_under_vnode": 38,
+    "vrele_under_map_lock": 77,
     "msync_skips_nosync": 55,
     "nosync_skip_marks_clean": 209,
     "fsync_skips_nosync": 77,
