@@ -56,8 +56,8 @@ Executions needed then (arm and seed of the first catch):
     pip_wait_under_vnode            38  private_shadow/pct(2)         seed 37   deadlock
     vrele_under_map_lock            77  munmap_closed_file/random     seed 76   lock_discipline
     msync_skips_nosync              55  generated/pct(3)              seed 54   lost_store
-    nosync_skip_marks_clean        209  nosync_msync/pos              seed 208  async_clean
-    fsync_skips_nosync              77  nosync_msync/random           seed 76   durable
+    nosync_skip_marks_clean        459  nosync_msync/random           seed 458  durable
+    fsync_skips_nosync              81  nosync_msync/random           seed 80   durable
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
 arm runs once, in order, before any is preferred, so the first 60 executions are
@@ -79,8 +79,8 @@ draws fsync(2); async_then_sync's arms come last) and its four mutants added
 (no_relookup_after_sleep: 735 -> 78, skip_busy_page 44 -> 26, the arms' draws changing;
 fsync_skips_pages, a freebsd5 mutant, after async_then_invalidate's arms: 73).
 The three MAP_NOSYNC mutants (freebsd5) added with the workload nosync_msync, which only
-freebsd5's portfolio runs, last (every other mutant's count unchanged; generated's NOSYNC
-mappings and madvise calls come from a side stream of the seed).
+freebsd5's portfolio runs, last, after munmap_closed_file (every other mutant's count
+unchanged; generated's NOSYNC mappings and madvise calls come from a side stream of the seed).
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ MEASURED = {
     "pip_wait_under_vnode": 38,
     "vrele_under_map_lock": 77,
     "msync_skips_nosync": 55,
-    "nosync_skip_marks_clean": 209,
-    "fsync_skips_nosync": 77,
+    "nosync_skip_marks_clean": 459,
+    "fsync_skips_nosync": 81,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
