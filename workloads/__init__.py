@@ -29,8 +29,10 @@ from workloads import (
     async_then_invalidate,
     async_then_sync,
     cluster_errors,
+    failed_write_fsync,
     generated,
     invalidate_shared_file,
+    invalidate_wired_elsewhere,
     mprotect_msync,
     msync_vs_munmap,
     munmap_closed_file,
@@ -73,6 +75,10 @@ WORKLOADS: dict[str, ModuleType] = {
     "async_then_sync": async_then_sync,
     # A closed file's last mapping unmapped: the vnode inactivated (H19).
     "munmap_closed_file": munmap_closed_file,
+    # modern's buffer write clears dirty at its start; a failed one re-dirties the buffer.
+    "failed_write_fsync": failed_write_fsync,
+    # modern's invalidate unmaps a page wired by another process (D8).
+    "invalidate_wired_elsewhere": invalidate_wired_elsewhere,
     # MAP_NOSYNC, madvise(MADV_NOSYNC) and the syncer's skip (issue 11, H7/H18).
     "nosync_msync": nosync_msync,
 }

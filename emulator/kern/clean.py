@@ -509,7 +509,8 @@ class MapClean:
                 if not ok:
                     res = False
                     allclean = False
-                if not sync and not self.delays_writes(k):
+                if not sync and not self.delays_writes(k) and not (
+                        k.profile.write_clears_dirty_at_start):
                     allclean = False  # the page is clean only when its write completes
                 if obj.generation != curgen and sync:
                     rescan = True
@@ -608,7 +609,8 @@ class MapClean:
 
     def start_cluster(self, k: Kernel, pages: list[VmPage], mreq: int, sync: bool) -> Cluster:
         """Queue the run's one write (vm_pageout_flush -> VOP_PUTPAGES).  Part of the
-        caller's step; every page stays busy, and dirty, until the write completes."""
+        caller's step; every page stays busy until the write completes (and dirty,
+        unless the profile clears it at write start)."""
         return k.disk.issue_cluster(pages, mreq, sync)
 
     def cluster_eio(self, cluster: Cluster) -> bool:
@@ -642,7 +644,8 @@ class MapClean:
     def start_write(self, k: Kernel, page: VmPage, sync: bool) -> Io:
         """Queue the page's write (vm_pageout_flush).  Part of the caller's step.
 
-        The page stays busy, and ``dirty`` set, until the write completes.
+        The page stays busy until the write completes, and ``dirty`` set until
+        then unless the profile clears it at write start.
         """
         return k.disk.issue(page, sync)
 
@@ -817,7 +820,8 @@ class MapClean:
         The object must be locked.  A busy page is waited for, never freed.
         With ``clean_only`` a page found dirty (after write-protecting it) stays.
         A wired page is never freed; a profile that discards wired pages unmaps
-        one and sets it invalid unless ``clean_only`` (``discard_wired``).
+        one and sets it invalid unless ``clean_only`` (``discard_wired``); one that
+        unmaps them busies it and removes every mapping of it (``unmap_wired``).
         """
         k = obj.k
         k.touch_object(obj)
@@ -835,6 +839,15 @@ class MapClean:
                         page = obj.find_least(pi)
                         continue
                     await self.discard_wired(obj, page)
+                elif k.profile.invalidate_unmaps_wired:
+                    if not await self.take_for_removal(page):
+                        await obj.lock.unlock()
+                        await page.wait_unbusy()
+                        await obj.lock.lock()
+                        page = obj.find_least(pi)
+                        continue
+                    await self.unmap_wired(page)
+                    await page.xunbusy()
                 page = obj.find_least(pi + 1)
                 continue
             if not await self.take_for_removal(page):
@@ -864,6 +877,13 @@ class MapClean:
         """Busy ``page`` for ``page_remove``, or say it is busy and must be waited for
         (vm_page_sleep_busy, then busying it).  Object locked."""
         return await page.try_xbusy()
+
+    async def unmap_wired(self, page: VmPage) -> None:
+        """Remove every mapping of an exclusive-busy wired page, every process's and
+        wired ones too, folding their modified bits (today's vm_object_page_remove:
+        ``pmap_remove_all`` for a wired page of a referenced object).  The page, its
+        contents and its wiring stay; the next access through any mapping faults."""
+        await remove_all(page.k, page)
 
     async def discard_wired(self, obj: VmObject, page: VmPage) -> None:
         """Unmap a wired page everywhere and discard its contents (``valid = 0``),

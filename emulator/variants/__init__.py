@@ -76,6 +76,10 @@ MUTANT_NAMES = (
     "pip_wait_under_vnode",
     # Reachable through a closed file's last mapping and vrele (issue 11, H19).
     "vrele_under_map_lock",
+    # Reachable through modern's dirty-cleared-at-write-start buffer writes (issue 11).
+    "failed_write_dropped",
+    # Reachable through modern's invalidate of pages wired elsewhere (issue 11, D8).
+    "wired_invalidate_discards",
     # Reachable through MAP_NOSYNC / madvise(MADV_NOSYNC) and the syncer (issue 11, H7/H18).
     "msync_skips_nosync",
     "nosync_skip_marks_clean",
