@@ -87,7 +87,7 @@ wired_invalidate_discards: every mutant caught in the first round unchanged; aft
 portfolio's choices change for modern (unreferenced_object 234 -> 279,
 fault_dirty_before_busy 100 -> 194).
 The three MAP_NOSYNC mutants (freebsd5) added with the workload nosync_msync, which only
-freebsd5's portfolio runs, last, after munmap_closed_file (bufd11's two modern-only workloads leave it alone) (every other mutant's count
+freebsd5's portfolio runs, last, after munmap_closed_file (every other mutant's count
 unchanged; generated's NOSYNC mappings and madvise calls come from a side stream of the seed).
 """
 
