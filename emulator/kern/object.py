@@ -1,6 +1,6 @@
 """VM objects (sys/vm/vm_object.h): file, anonymous and device memory.
 
-An object holds its resident pages in a SortedDict by page index and may sit on
+An object holds its resident pages in a SortedMap by page index and may sit on
 a backing chain (a private mapping's shadow object over its file).  File
 objects have a vnode lock and a pager.  ``generation`` counts write faults;
 ``clean_generation`` is the generation as of the last complete clean, so
@@ -24,11 +24,10 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from sortedcontainers import SortedDict
-
 from emulator.kern.events import Alloc, CleanGeneration, Free, Wait
 from emulator.kern.locks import RANK_OBJECT, RANK_VNODE, Mutex
 from emulator.kern.page import Busy, VmPage
+from emulator.kern.sortedmap import SortedMap
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -99,7 +98,7 @@ class VmObject:
         self.kind = kind  # (c)
         self.name = name  # (c)
         self.size = size  # (c) in pages
-        self.pages: SortedDict = SortedDict()  # (o) pindex -> VmPage
+        self.pages: SortedMap[VmPage] = SortedMap()  # (o) pindex -> VmPage
         self.backing: VmObject | None = None  # (o)
         self.backing_offset = 0  # (o) in pages
         self.generation = 1  # (o)
