@@ -148,34 +148,49 @@ class Tracker:
         self.seen = seen
         last: dict[tuple[object, ...], tuple[int, tuple[str, str]]] = {}
         ops: dict[int, str] = k.shared.setdefault("current_op", {})
+        # The hot path (every lock, page, object and map event of the execution): each
+        # handler does the same few steps inline, through bound methods looked up once.
+        op_of, last_of, add = ops.get, last.get, seen.append
 
-        def note(key: tuple[object, ...], aid: int, kind: str) -> None:
-            label = (ops.get(aid, "disk"), kind)
-            prev = last.get(key)
-            last[key] = (aid, label)
-            if prev is not None and prev[0] != aid:
-                seen.append((prev[1], label))
-
-        # The page events are most of them: their handler does note's work inline.
         def on_page(step: int, aid: int, ev: Any) -> None:
             key = (ev.obj, ev.pindex)
-            label = (ops.get(aid, "disk"), ev.kind)
-            prev = last.get(key)
+            label = (op_of(aid, "disk"), ev.kind)
+            prev = last_of(key)
             last[key] = (aid, label)
             if prev is not None and prev[0] != aid:
-                seen.append((prev[1], label))
-
-        def on_object(step: int, aid: int, ev: Any) -> None:
-            note((ev.obj,), aid, ev.kind)
-
-        def on_map(step: int, aid: int, ev: Any) -> None:
-            note(("map", ev.map), aid, ev.kind)
-
-        def on_access(step: int, aid: int, ev: MapAccess) -> None:
-            note(("map", ev.vm_map.name), aid, ev.what)
+                add((prev[1], label))
 
         def on_lock(step: int, aid: int, ev: Lock | Unlock) -> None:
-            note((ev.res, ev.name), aid, ev.kind)
+            key = (ev.res, ev.name)
+            label = (op_of(aid, "disk"), ev.kind)
+            prev = last_of(key)
+            last[key] = (aid, label)
+            if prev is not None and prev[0] != aid:
+                add((prev[1], label))
+
+        def on_object(step: int, aid: int, ev: Any) -> None:
+            key = (ev.obj,)
+            label = (op_of(aid, "disk"), ev.kind)
+            prev = last_of(key)
+            last[key] = (aid, label)
+            if prev is not None and prev[0] != aid:
+                add((prev[1], label))
+
+        def on_map(step: int, aid: int, ev: Any) -> None:
+            key = ("map", ev.map)
+            label = (op_of(aid, "disk"), ev.kind)
+            prev = last_of(key)
+            last[key] = (aid, label)
+            if prev is not None and prev[0] != aid:
+                add((prev[1], label))
+
+        def on_access(step: int, aid: int, ev: MapAccess) -> None:
+            key = ("map", ev.vm_map.name)
+            label = (op_of(aid, "disk"), ev.what)
+            prev = last_of(key)
+            last[key] = (aid, label)
+            if prev is not None and prev[0] != aid:
+                add((prev[1], label))
 
         handlers: list[tuple[tuple[type[Event], ...], Callable[[int, int, Any], None]]] = [
             (_PAGE_EVENTS, on_page), (_OBJECT_EVENTS, on_object), (_MAP_EVENTS, on_map),
@@ -199,13 +214,17 @@ class Tracker:
         spec_digest = self.spec_digest
         known = spec_digest in cov.specs
         cov.specs.add(spec_digest)
-        # The set, sorted: its digest does not depend on the hash seed.  The text is the
-        # sorted list's repr, built from each pair's repr, rendered once per tracker.
+        # The set as text that does not depend on the hash seed: its pairs' reprs (each
+        # rendered once per tracker), sorted as strings -- one text per set.
         shown = self.shown
+        texts = []
         for pair in distinct:
-            if pair not in shown:
-                shown[pair] = repr(pair)
-        sig = _digest("[" + ", ".join([shown[pair] for pair in sorted(distinct)]) + "]")
+            text = shown.get(pair)
+            if text is None:
+                text = shown[pair] = repr(pair)
+            texts.append(text)
+        texts.sort()
+        sig = _digest("\n".join(texts))
         if sig not in cov.interleavings:
             cov.interleavings.add(sig)
             new += known
