@@ -8,9 +8,10 @@ Usage (from the repository root)::
 The executions are split evenly over the profiles, and each profile's share into tasks of
 ``--chunk`` executions; a task is the adaptive portfolio of ``vmemu mutants``' reference
 check (emulator.mutants) over the workloads (default: every one), task ``t`` starting at
-seed ``t * 1000000``.  Every violation is a false alarm except freebsd5's historical
-bugs (its invalidate data loss; H24 and H26 of its 2003 page clean), which the emulator
-must reproduce (counted apart).  Each alarm is
+seed ``t * 1000000``.  Every violation is a false alarm except a profile's historical
+bugs (the era bugs its ``era_bugs`` table names: freebsd5's invalidate data loss, H24 and
+H26 of its 2003 page clean, the mprotect flush gap...), which the emulator must reproduce
+(counted apart).  Each alarm is
 printed with the ``vmemu run`` command that reproduces it.  Exit status 1 if any.
 """
 

@@ -132,8 +132,16 @@ class Summary:
 
 def _digest(decisions: list[int]) -> bytes:
     # Only compared with other digests of this function (distinct schedules are
-    # counted, never shown): the decisions' machine words, one per decision.
-    return hashlib.blake2b(array("q", decisions).tobytes(), digest_size=12).digest()
+    # counted, never shown).  A decision is an agent's number: one byte each while
+    # every number is below 256 (bytes() in C, an eighth of the text to hash), else
+    # the machine words, hashed apart (another personalisation: no byte string of
+    # one kind equals one of the other).
+    try:
+        data = bytes(decisions)
+    except ValueError:
+        return hashlib.blake2b(array("q", decisions).tobytes(), digest_size=12,
+                               person=b"words").digest()
+    return hashlib.blake2b(data, digest_size=12).digest()
 
 
 class Counters(Protocol):

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 import trio
 
 from emulator.campaign import Config, Failure, Progress, confidence, run_campaign
+from emulator.check.historical import historical_reason
 from emulator.config import (
     DEFAULT_PCT_DEPTH,
     DEFAULT_PREEMPTION_BOUND,
@@ -276,24 +277,11 @@ def _summary(job: _Job, executions: int, steps: int, elapsed: float, failures: l
     }
 
 
-def historical_note(fields: dict[str, Any]) -> str:
-    """One line on which of freebsd5's historical bugs a reference violation is."""
-    if fields.get("misdirected"):
-        return ("freebsd5's historical backing-chain walk: the 2003 vm_map_clean cleans a "
-                "shadowed copy-on-write mapping's file at the wrong offset (H10); fixed by 2006")
-    era = fields.get("historical")
-    if era == "H24":
-        return ("freebsd5's page clean clears OBJ_MIGHTBEDIRTY before its scan and never sets "
-                "it again when a write fails (H24): every later clean returns at once on a "
-                "dirty page")
-    if era == "H26":
-        return ("freebsd5's page clean tests a page dirty before waiting for its busy (H26): "
-                "a page left clean by an asynchronous write still in flight is passed over")
-    if fields.get("wired"):
-        return ("freebsd5's historical invalidate of a wired page: the 2003 page remove "
-                "discards its contents (valid = 0), dirty or not; today's keeps them")
-    return ("freebsd5's historical invalidate data loss, reproduced as the 2003 code behaved; "
-            "the manpage and modern profiles keep re-dirtied pages")
+def historical_note(profile: str, fields: dict[str, Any]) -> str:
+    """One line on which of the profile's era bugs a reference violation is (the
+    profile's ``era_bugs`` table), or that it is none."""
+    reason = historical_reason(PROFILES[profile], fields) if profile in PROFILES else None
+    return reason or f"marked historical, but {profile} names no such era bug"
 
 
 def _print_failures(job: _Job, failures: list[Failure]) -> None:
@@ -301,7 +289,7 @@ def _print_failures(job: _Job, failures: list[Failure]) -> None:
         for v in f.violations:
             print(f"VIOLATION {v['rule']} at step {v['step']} (seed {f.seed}): {v['message']}")
             if v["fields"].get("historical") and job.variant.name == "reference":
-                print(f"  ({historical_note(v['fields'])})")
+                print(f"  ({historical_note(job.first_spec.profile, v['fields'])})")
         command = job.rerun_command(job.config_of(f))
         if command is not None:
             print(f"  rerun with: {command}")
@@ -531,7 +519,8 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         if report["historical_bug_reproduced"]:
             h = report["historical_example"]
             print(f"historical bug reproduced ({h['workload']}, seed {h['seed']}): "
-                  f"{h['message']}\n  ({historical_note(h.get('fields', {}))})")
+                  f"{h['message']}\n  "
+                  f"({h.get('reason') or historical_note(h['profile'], h.get('fields', {}))})")
         for alarm in report["false_alarm_examples"]:
             print(f"FALSE ALARM {alarm['rule']} ({alarm['workload']}, {alarm['profile']}, "
                   f"seed {alarm['seed']}): {alarm['message']}")

@@ -35,6 +35,7 @@ from emulator.kern.pager import Pager
 from emulator.kern.pmap import fold_modified
 from emulator.kern.profile import PROFILES
 from emulator.kern.syscalls import make_entry, munmap_path, result_value, wire_now
+from emulator.kern.vnode import process_deferred
 from emulator.sched.drivers import DEFAULT_DRIVER, driver_class, make_scheduler
 from emulator.sched.outcome import Outcome
 from emulator.sched.scheduler import Scheduler
@@ -74,6 +75,7 @@ def build_kernel(spec: Spec, sched: Scheduler, variant: Variant, record: bool) -
         pager.fail_pages = frozenset(spec.fail_pages.get(name, ()))
         obj = VmObject(k, OBJT_FILE, name, pages, pager)
         obj.ref_count = 1  # the vnode's own reference: file objects stay cached
+        obj.closed = name in spec.closed
         k.files[name] = obj
         k.pagers[name] = pager
     for pname, mappings in spec.processes.items():
@@ -205,6 +207,8 @@ class Machine:
                     # run_op, inlined: every frame of the await chain is passed twice
                     # at every switch of agents.
                     value = await op.call.handler(k, vm_map, *op.args)
+                    if k.deferred:  # vrele past the map lock (kern/vnode.py)
+                        await process_deferred(k)
                     rendered = result_value(value)
                     if say_ret:
                         k.emit(Ret(name, rendered))

@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.check.historical import all_historical, historical_reason
 from emulator.config import FOLLOW, RunConfig
-from emulator.kern.profile import DEFAULT_PROFILE, PROFILES, InvalidateFrees
+from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
 from emulator.machine import Execution, Machine
 from emulator.portfolio import Portfolio, arm_label, arms_for, coverage_json
 from emulator.sched.drivers import CAMPAIGN_DRIVER
@@ -95,15 +96,11 @@ class Hunt:
 
 
 def is_historical(profile: str, variant: Variant, ex: Execution) -> bool:
-    """A real bug of the profile's era, faithfully emulated: an invalidate freeing a
-    re-dirtied page where the profile's does, or what the 2003 page clean left out of
-    the pager (H24, H26) where the profile runs it (freebsd5's)."""
-    p = PROFILES[profile]
-    return (
-        (p.invalidate_frees is InvalidateFrees.EVERY_UNWIRED or p.flag_page_clean)
-        and variant.name == "reference"
-        and all(v.fields.get("historical") for v in ex.violations)
-    )
+    """A real bug of the profile's era, faithfully emulated: the reference's every
+    violation marked with an era bug the profile's ``era_bugs`` table names (its
+    invalidate freeing re-dirtied pages, its chain walk, its page clean's H24 and H26,
+    the mprotect flush gap: ``emulator.check.historical``)."""
+    return variant.name == "reference" and all_historical(PROFILES[profile], ex.violations)
 
 
 def _portfolio(variant: Variant, profile: str, strategy: str, first_seed: int = 0,
@@ -230,6 +227,7 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str,
             "rule": ex.violations[-1].rule,
             "message": ex.violations[-1].message,
             "fields": dict(ex.violations[-1].fields),
+            "reason": historical_reason(PROFILES[str(run.profile)], ex.violations[-1].fields),
         }
         if is_historical(str(run.profile), reference, ex):
             out.historical += 1

@@ -134,76 +134,86 @@ class Coverage:
         self.finals |= other.finals
 
 
+Pair = tuple[tuple[str, str], tuple[str, str]]
+
+
 class Tracker:
     """Watches one execution's kernel for conflict pairs (``attach``), then counts what
-    was new (``account``)."""
+    was new (``account``).
+
+    Its handlers are built once and subscribed to each execution's kernel; what they
+    fill -- the pairs seen (a set), the last access per key, the operation each
+    agent is in (the kernel's ``current_op``, unless something else put one there
+    first) -- is emptied when they attach to the next one."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[tuple[str, str], tuple[str, str]]] = []
+        self.seen: set[Pair] = set()
         self.kernel: Kernel | None = None
         # The last spec accounted and its digest: an unseeded workload's spec is the
         # same object for every execution (workloads.build_workload), so it is
         # rendered and hashed once.
         self.spec: Spec | None = None
         self.spec_digest = b""
-        self.shown: dict[tuple[tuple[str, str], tuple[str, str]], str] = {}  # pair -> repr
+        self.shown: dict[Pair, str] = {}  # pair -> repr
+        self.last: dict[tuple[object, ...], tuple[int, tuple[str, str]]] = {}
+        self.ops: dict[int, str] = {}  # the current_op the handlers read
+        self.subscriptions: list[tuple[type[Event], Callable[[int, int, Any], None]]] = []
 
     def attach(self, k: Kernel) -> None:
         self.kernel = k
-        seen: list[tuple[tuple[str, str], tuple[str, str]]] = []
-        self.seen = seen
-        last: dict[tuple[object, ...], tuple[int, tuple[str, str]]] = {}
-        ops: dict[int, str] = k.shared.setdefault("current_op", {})
-        # The hot path (every lock, page, object and map event of the execution): each
-        # handler does the same few steps inline, through bound methods looked up once.
-        op_of, last_of, add = ops.get, last.get, seen.append
+        self.seen.clear()
+        self.last.clear()
+        mine = self.ops
+        mine.clear()
+        ops: dict[int, str] = k.shared.setdefault("current_op", mine)
+        if ops is not mine or not self.subscriptions:
+            self.subscriptions = self._handlers(ops)
+        observers = k.observers
+        for kind, fn in self.subscriptions:  # k.observe, inlined
+            have = observers.get(kind)
+            if have is None:
+                observers[kind] = [fn]
+            else:
+                have.append(fn)
 
-        def on_page(step: int, aid: int, ev: Any) -> None:
-            key = (ev.obj, ev.pindex)
-            label = (op_of(aid, "disk"), ev.kind)
-            prev = last_of(key)
+    def _handlers(self, ops: dict[int, str]) -> list[tuple[type[Event],
+                                                         Callable[[int, int, Any], None]]]:
+        """The handlers filling this tracker's containers, reading ``ops``, by class."""
+        add = self.seen.add
+        last = self.last
+
+        def note(key: tuple[object, ...], aid: int, kind: str) -> None:
+            label = (ops.get(aid, "disk"), kind)
+            prev = last.get(key)
             last[key] = (aid, label)
             if prev is not None and prev[0] != aid:
                 add((prev[1], label))
 
-        def on_lock(step: int, aid: int, ev: Lock | Unlock) -> None:
-            key = (ev.res, ev.name)
-            label = (op_of(aid, "disk"), ev.kind)
-            prev = last_of(key)
+        # The page events are most of them: their handler does note's work inline.
+        def on_page(step: int, aid: int, ev: Any) -> None:
+            key = (ev.obj, ev.pindex)
+            label = (ops.get(aid, "disk"), ev.kind)
+            prev = last.get(key)
             last[key] = (aid, label)
             if prev is not None and prev[0] != aid:
                 add((prev[1], label))
 
         def on_object(step: int, aid: int, ev: Any) -> None:
-            key = (ev.obj,)
-            label = (op_of(aid, "disk"), ev.kind)
-            prev = last_of(key)
-            last[key] = (aid, label)
-            if prev is not None and prev[0] != aid:
-                add((prev[1], label))
+            note((ev.obj,), aid, ev.kind)
 
         def on_map(step: int, aid: int, ev: Any) -> None:
-            key = ("map", ev.map)
-            label = (op_of(aid, "disk"), ev.kind)
-            prev = last_of(key)
-            last[key] = (aid, label)
-            if prev is not None and prev[0] != aid:
-                add((prev[1], label))
+            note(("map", ev.map), aid, ev.kind)
 
         def on_access(step: int, aid: int, ev: MapAccess) -> None:
-            key = ("map", ev.vm_map.name)
-            label = (op_of(aid, "disk"), ev.what)
-            prev = last_of(key)
-            last[key] = (aid, label)
-            if prev is not None and prev[0] != aid:
-                add((prev[1], label))
+            note(("map", ev.vm_map.name), aid, ev.what)
+
+        def on_lock(step: int, aid: int, ev: Lock | Unlock) -> None:
+            note((ev.res, ev.name), aid, ev.kind)
 
         handlers: list[tuple[tuple[type[Event], ...], Callable[[int, int, Any], None]]] = [
             (_PAGE_EVENTS, on_page), (_OBJECT_EVENTS, on_object), (_MAP_EVENTS, on_map),
             ((MapAccess,), on_access), ((Lock, Unlock), on_lock)]
-        for kinds, fn in handlers:
-            for kind in kinds:
-                k.observe(kind, fn)
+        return [(kind, fn) for kinds, fn in handlers for kind in kinds]
 
     def account(self, cov: Coverage, ex: Execution, spec: Spec) -> int:
         """Add this execution of ``spec`` to ``cov``; return how many kinds of novelty it
@@ -212,7 +222,7 @@ class Tracker:
         new = 0
         pairs = cov.pairs
         before = len(pairs)
-        distinct = set(self.seen)
+        distinct = self.seen
         pairs |= distinct
         new += len(pairs) > before
         if spec is not self.spec:
@@ -220,17 +230,18 @@ class Tracker:
         spec_digest = self.spec_digest
         known = spec_digest in cov.specs
         cov.specs.add(spec_digest)
-        # The set as text that does not depend on the hash seed: its pairs' reprs (each
-        # rendered once per tracker), sorted as strings -- one text per set.
+        # The interleaving: its pairs' reprs (each rendered once per tracker), sorted as
+        # text -- a function of the set alone, whatever the hash seed or the order seen.
         shown = self.shown
+        get = shown.get
         texts = []
         for pair in distinct:
-            text = shown.get(pair)
+            text = get(pair)
             if text is None:
                 text = shown[pair] = repr(pair)
             texts.append(text)
         texts.sort()
-        sig = _digest("\n".join(texts))
+        sig = _digest("[" + ", ".join(texts) + "]")
         if sig not in cov.interleavings:
             cov.interleavings.add(sig)
             new += known
@@ -241,7 +252,6 @@ class Tracker:
         if final not in cov.finals:
             cov.finals.add(final)
             new += known
-        self.seen = []
         return new
 
     def _stored(self) -> list[tuple[str, list[Any]]]:

@@ -135,6 +135,9 @@ class Spec:
     failing: tuple[str, ...] = ()  # files whose every write fails (EIO)
     # Files some of whose pages fail every write (EIO): name -> page indexes, sorted.
     fail_pages: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # Files whose descriptor was closed after mmap: the mappings hold the vnode's only
+    # use references, so dropping the last one inactivates it (kern/vnode.py).
+    closed: tuple[str, ...] = ()
     # vm_pageout_page_count of the page clean: the most pages one write of a dirty
     # page and its neighbours carries (kern/clean.py).  1: each page alone.
     cluster: int = 1
@@ -157,6 +160,8 @@ class Spec:
             out["fail_writes"] = True
         if name in self.fail_pages:
             out["fail_pages"] = list(self.fail_pages[name])
+        if name in self.closed:
+            out["closed"] = True
         return out
 
     def _json(self) -> dict[str, Any]:
@@ -179,7 +184,7 @@ class Spec:
 
 
 _TOP_KEYS = ("profile", "files", "processes", "cpus", "agents", "cluster")
-_FILE_KEYS = ("pages", "fail_writes", "fail_pages")
+_FILE_KEYS = ("pages", "fail_writes", "fail_pages", "closed")
 CLUSTER_MAX = 32  # vm_pageout_page_count's largest value here
 _PROCESS_KEYS = ("mappings",)
 _CPU_KEYS = ("process", "program")
@@ -315,7 +320,7 @@ def _check_profile(value: object, where: _Where) -> str:
 
 
 def _files(value: object, where: _Where, failing: list[str],
-           fail_pages: dict[str, tuple[int, ...]]) -> dict[str, int]:
+           fail_pages: dict[str, tuple[int, ...]], closed: list[str]) -> dict[str, int]:
     if not isinstance(value, dict):
         where.fail(f"expected an object of file name -> {{\"pages\": N}}, got {_kind_of(value)}")
     files: dict[str, int] = {}
@@ -331,6 +336,8 @@ def _files(value: object, where: _Where, failing: list[str],
             failing.append(name)
         if "fail_pages" in table:
             fail_pages[name] = _fail_pages(table["fail_pages"], w.key("fail_pages"), pages)
+        if _bool(table.get("closed", False), w, "closed"):
+            closed.append(name)
         files[name] = pages
     return files
 
@@ -517,7 +524,8 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
         profile = _check_profile(table.get("profile", DEFAULT_PROFILE.name), top.key("profile"))
     failing: list[str] = []
     fail_pages: dict[str, tuple[int, ...]] = {}
-    files = _files(table.get("files", {}), top.key("files"), failing, fail_pages)
+    closed: list[str] = []
+    files = _files(table.get("files", {}), top.key("files"), failing, fail_pages, closed)
     raw_procs = _require(table, "processes", top)
     pw = top.key("processes")
     if not isinstance(raw_procs, dict):
@@ -535,7 +543,8 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
     if cluster == 0:
         top.key("cluster").fail("cluster must be at least 1")
     return Spec(profile=profile, files=files, processes=processes, cpus=cpus,
-                failing=tuple(failing), fail_pages=fail_pages, cluster=cluster, agents=agents)
+                failing=tuple(failing), fail_pages=fail_pages, closed=tuple(closed),
+                cluster=cluster, agents=agents)
 
 
 # ---------------------------------------------------------------------------

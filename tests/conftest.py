@@ -79,7 +79,10 @@ def snapshot(k: Kernel) -> dict[str, Any]:
         for obj in _objects(k)
     }
     pagers = {name: list(p.stored) for name, p in sorted(k.pagers.items())}
-    return {"ptes": ptes, "pages": pages, "pagers": pagers}
+    disks = {name: list(p.disk) for name, p in sorted(k.pagers.items())}
+    delayed = {name: sorted(p.delayed) for name, p in sorted(k.pagers.items())}
+    return {"ptes": ptes, "pages": pages, "pagers": pagers, "disks": disks,
+            "delayed": delayed}
 
 
 class Watch(Checker):

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import trio
 
-from emulator.campaign import Config, confidence, pct_bound, run_campaign, run_shard
+from emulator.campaign import Config, _digest, confidence, pct_bound, run_campaign, run_shard
 from emulator.check import all_checkers
 from emulator.cli import main
 from emulator.config import RunConfig
@@ -243,3 +243,14 @@ async def test_a_shard_freezes_what_outlives_it_and_unfreezes_at_the_end() -> No
     assert summary.executions == 40 and not summary.failures
     assert len(watch.frozen) >= 2 and min(watch.frozen) > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_a_schedule_digest_tells_schedules_apart_whatever_their_agent_numbers() -> None:
+    # One byte per decision below 256, machine words otherwise: the two kinds of text
+    # are hashed apart, so [256] (words 00 01 00 ..) is not [0, 1, 0, 0, 0, 0, 0, 0].
+    schedules = [[], [0], [0, 0], [1, 0], [0, 1], [255], [256], [0, 1, 0, 0, 0, 0, 0, 0],
+                 [3, 300, 3], [-1], [1, 2, 3] * 100]
+    digests = [_digest(d) for d in schedules]
+    assert len(set(digests)) == len(schedules)
+    assert digests == [_digest(list(d)) for d in schedules]  # a function of the list
+    assert all(len(d) == 12 for d in digests)

@@ -13,11 +13,13 @@ import pytest
 import trio
 
 from emulator.check import all_checkers
+from emulator.check.historical import all_historical
 from emulator.cli import main
 from emulator.errors import BadInput
 from emulator.kern.daemons import AGENT_NAMES
+from emulator.kern.monitor import Violation
 from emulator.kern.param import PAGE_SIZE
-from emulator.kern.profile import PROFILES, InvalidateFrees
+from emulator.kern.profile import PROFILES
 from emulator.kern.syscalls import SYSCALLS
 from emulator.machine import Machine
 from emulator.sched.strategies import PortfolioStrategy, RandomStrategy
@@ -143,13 +145,12 @@ def test_the_seed_parameter_pins_the_spec_and_bounds_are_checked() -> None:
         build_workload("generated", {"cpus": "0"}, 0)
 
 
-def _is_historical_loss(profile: str, violations: list[object]) -> bool:
-    """freebsd5's historical bugs: its invalidate data loss, and its 2003 page clean's
-    H24 and H26 (lost_store or async_clean, flagged so by the checker)."""
-    p = PROFILES[profile]
-    return (p.invalidate_frees is InvalidateFrees.EVERY_UNWIRED or p.flag_page_clean) and all(
-        getattr(v, "rule", None) in ("lost_store", "async_clean")
-        and getattr(v, "fields", {}).get("historical") for v in violations)
+def _is_historical_loss(profile: str, violations: list[Violation]) -> bool:
+    """The profile's era bugs (``Profile.era_bugs``: freebsd5's invalidate data loss, its
+    2003 page clean's H24 and H26, the mprotect flush gap), as lost_store or async_clean
+    report them."""
+    return all_historical(PROFILES[profile], violations) and all(
+        v.rule in ("lost_store", "async_clean") for v in violations)
 
 
 async def _alarms(profile: str, seeds: range) -> list[str]:

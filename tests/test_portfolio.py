@@ -185,9 +185,9 @@ def test_a_new_final_state_of_a_spec_never_run_before_is_no_news() -> None:
 
 
 def test_an_interleaving_is_the_digest_of_its_pairs_reprs_sorted() -> None:
-    # The accounting renders each pair once per tracker: the text must stay its pairs'
-    # reprs sorted as strings (no hash order), so that shards and reruns count the
-    # same interleavings.
+    # The accounting renders each pair once per tracker and sorts the texts: the digest
+    # must be a function of the set of pairs alone, so that shards and reruns count
+    # the same interleavings.
     run = RunConfig("two_cleaners", strategy="random")
     machine = run.machine()
     tracker = Tracker()
@@ -196,12 +196,40 @@ def test_an_interleaving_is_the_digest_of_its_pairs_reprs_sorted() -> None:
     spec = run.spec()
     for seed in range(12):
         ex = trio.run(machine.execute, seed, spec)
-        text = "\n".join(sorted(repr(pair) for pair in set(tracker.seen)))
+        text = "[" + ", ".join(sorted(repr(pair) for pair in set(tracker.seen))) + "]"
         expected = hashlib.blake2b(text.encode(), digest_size=12).digest()
         assert tracker.seen
         tracker.account(cov, ex, spec)
         assert expected in cov.interleavings
     assert len(cov.interleavings) > 1 and tracker.shown
+
+
+def test_a_tracker_reused_counts_as_a_new_one_even_on_another_current_op() -> None:
+    # One tracker watches every execution (its handlers built once, its containers
+    # emptied at each attach); a fresh tracker per execution must see the same pairs,
+    # also when something else put the kernel's current_op there first.
+    run = RunConfig("two_cleaners", strategy="random")
+    spec = run.spec()
+    reused = Tracker()
+    machine = run.machine()
+    machine.watchers.append(reused.attach)
+    foreign = run.machine()
+    foreign.watchers.append(lambda k: k.shared.setdefault("current_op", {}))
+    reused_foreign = Tracker()
+    foreign.watchers.append(reused_foreign.attach)
+    distinct = set()
+    for seed in range(8):
+        fresh = Tracker()
+        alone = run.machine()
+        alone.watchers.append(fresh.attach)
+        trio.run(alone.execute, seed, spec)
+        trio.run(machine.execute, seed, spec)
+        trio.run(foreign.execute, seed, spec)
+        assert fresh.seen and reused.seen == fresh.seen == reused_foreign.seen
+        assert reused_foreign.kernel is not None
+        assert reused_foreign.kernel.shared["current_op"] is not reused_foreign.ops
+        distinct.add(frozenset(fresh.seen))
+    assert len(distinct) > 1, "the seeds must differ"
 
 
 # -- the report -------------------------------------------------------------------------------

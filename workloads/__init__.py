@@ -29,10 +29,13 @@ from workloads import (
     async_then_invalidate,
     async_then_sync,
     cluster_errors,
+    failed_write_fsync,
     generated,
     invalidate_shared_file,
+    invalidate_wired_elsewhere,
     mprotect_msync,
     msync_vs_munmap,
+    munmap_closed_file,
     pageout_vs_msync,
     private_shadow,
     random_mix,
@@ -69,6 +72,12 @@ WORKLOADS: dict[str, ModuleType] = {
     # freebsd5's 2003 page clean and soft busy (issue 11, item 4).
     "async_then_invalidate": async_then_invalidate,
     "async_then_sync": async_then_sync,
+    # A closed file's last mapping unmapped: the vnode inactivated (H19).
+    "munmap_closed_file": munmap_closed_file,
+    # modern's buffer write clears dirty at its start; a failed one re-dirties the buffer.
+    "failed_write_fsync": failed_write_fsync,
+    # modern's invalidate unmaps a page wired by another process (D8).
+    "invalidate_wired_elsewhere": invalidate_wired_elsewhere,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]

@@ -7,7 +7,11 @@ buffer cache until the syncer or a VOP_FSYNC writes it (FIDELITY.md D1):
 
 * **fsync(2)**, in every profile: when it returns 0, the disk holds, for each
   page of the file, the last store made to it before the call (or a later
-  one) -- unless a write of that page failed meanwhile;
+  one) -- unless a write of that page failed: during the call, where a failed
+  write leaves the buffer dirty (``write_clears_dirty_at_start``: brelse
+  re-dirties it, so the call's VOP_FSYNC writes it again and fails), or at any
+  time before, elsewhere (the page stays dirty, and what retries it is the
+  page clean's business);
 * **msync(MS_SYNC)**, where the profile promises it (``msync_sync_durable``:
   manpage and freebsd5, not modern): when the clean returns success, the disk
   holds every store to a page of its range that ``lost_store`` expects in the
@@ -50,7 +54,9 @@ class Durable(Checker):
         super().__init__(k)
         self.stores = store_log(k)
         self.failed_writes: set[tuple[str, int]] = set()
-        self.fsyncs: dict[int, tuple[str, Expected]] = {}  # cpu -> (file, expected)
+        self.failed_at: dict[tuple[str, int], int] = {}  # page -> step of its last failed write
+        # cpu -> (file, expected, step of the call)
+        self.fsyncs: dict[int, tuple[str, Expected, int]] = {}
         k.observe(IoDone, self._io_done)
         k.observe(BufDone, self._buf_done)
         k.observe(FsyncCall, self._fsync_call)
@@ -69,10 +75,12 @@ class Durable(Checker):
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
         if ev.error:
             self.failed_writes.add((ev.obj, ev.pindex))
+            self.failed_at[(ev.obj, ev.pindex)] = step
 
     def _buf_done(self, step: int, aid: int, ev: BufDone) -> None:
         if ev.error:
             self.failed_writes.add((ev.obj, ev.pindex))
+            self.failed_at[(ev.obj, ev.pindex)] = step
 
     # -- fsync(2) ---------------------------------------------------------------------
 
@@ -80,12 +88,15 @@ class Durable(Checker):
         name = ev.file
         expected = [(f, pindex, -1, info) for (f, pindex), info in self.stores.last.items()
                     if f == name]
-        self.fsyncs[aid] = (name, expected)
+        self.fsyncs[aid] = (name, expected, step)
 
     def _fsync_return(self, step: int, aid: int, ev: FsyncReturn) -> None:
-        name, expected = self.fsyncs.pop(aid)
+        name, expected, called_at = self.fsyncs.pop(aid)
         if ev.ok:
-            self._judge(aid, f"fsync of file {name}", expected, [])
+            # Where a failed write leaves its buffer dirty, VOP_FSYNC retries it: only
+            # a failure during this call excuses a store missing from the disk.
+            since = called_at if self.k.profile.write_clears_dirty_at_start else None
+            self._judge(aid, f"fsync of file {name}", expected, [], failed_since=since)
 
     # -- msync(MS_SYNC) ---------------------------------------------------------------
 
@@ -126,12 +137,17 @@ class Durable(Checker):
     # -- the verdict --------------------------------------------------------------------
 
     def _judge(self, cpu: int, what: str, expected: Expected, removed: list[tuple[int, int]],
-               coherent_only: bool = False) -> None:
+               coherent_only: bool = False, failed_since: int | None = None) -> None:
         """Report the first expected store that is not on disk.  ``coherent_only``:
-        only a store the buffer cache holds (lost_store reports the others)."""
+        only a store the buffer cache holds (lost_store reports the others).
+        ``failed_since``: a failed write excuses a page only from that step on
+        (None: any failed write of the page ever)."""
         k = self.k
         for fname, pindex, va, info in expected:
-            if (fname, pindex) in self.failed_writes:
+            if failed_since is None:
+                if (fname, pindex) in self.failed_writes:
+                    continue
+            elif self.failed_at.get((fname, pindex), -1) >= failed_since:
                 continue
             if va >= 0 and any(lo <= va < hi for lo, hi in removed):
                 continue  # the mapping went away during the call

@@ -32,6 +32,7 @@ Otherwise every execution builds its checkers as before.
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -47,10 +48,10 @@ _PLAIN = (type(None), bool, int, float, str)
 _EMPTY = (dict, set, list)
 
 # How an object's attributes are re-made: a copy of its attributes as built
-# (plain values and the other objects, kept), then the new kernel, new empty
-# containers and copies of its lists of methods put in their places.
-_Remake = tuple[Any, dict[str, Any], tuple[str, ...], tuple[tuple[str, type], ...],
-                tuple[tuple[str, tuple[Any, ...]], ...]]
+# (plain values and the other objects, kept), then each fresh one put in its
+# place: the new kernel (None) or what a maker returns (a new empty container,
+# a copy of a list of methods).
+_Remake = tuple[Any, dict[str, Any], tuple[tuple[str, Callable[[], Any] | None], ...]]
 
 
 class _Plan:
@@ -62,19 +63,15 @@ class _Plan:
                  shared: dict[str, Any], added: list[tuple[type, tuple[Observer, ...]]]) -> None:
         self.spec = spec
         self.checkers = checkers
-        self.objects = objects  # (object, attributes, kernel's, empty ones, method lists)
+        self.objects = objects  # (object, attributes as built, fresh ones)
         self.shared = shared  # the helpers put in k.shared
         self.added = added  # observers appended, per event class, in order
 
     def install(self, k: Kernel) -> list[Checker]:
-        for obj, built, kernel, empty, methods in self.objects:
+        for obj, built, fresh in self.objects:
             state = built.copy()
-            for name in kernel:
-                state[name] = k
-            for name, kind in empty:
-                state[name] = kind()
-            for name, fns in methods:
-                state[name] = list(fns)
+            for name, make in fresh:
+                state[name] = k if make is None else make()
             obj.__dict__ = state
         k.shared.update(self.shared)
         observers = k.observers
@@ -123,23 +120,20 @@ def _record(spec: Spec, k: Kernel, checkers: list[Checker], before: dict[str, An
                                                                            "__slots__"):
             return None
         built = dict(vars(obj))
-        kernel: list[str] = []
-        empty: list[tuple[str, type]] = []
-        methods: list[tuple[str, tuple[Any, ...]]] = []
+        fresh: list[tuple[str, Callable[[], Any] | None]] = []
         for name, value in built.items():
             if value is k:
-                kernel.append(name)
+                fresh.append((name, None))
+                built[name] = None  # not the first kernel: install() puts each new one here
             elif any(value is o for o in objects) or type(value) in _PLAIN:
                 pass  # kept as built
             elif type(value) in _EMPTY and not value:
-                empty.append((name, type(value)))
+                fresh.append((name, type(value)))
             elif type(value) is list and all(owned(fn) for fn in value):
-                methods.append((name, tuple(value)))
+                fresh.append((name, functools.partial(list, tuple(value))))
             else:
                 return None
-        for name in kernel:
-            built[name] = None  # not the first kernel: install() puts each new one here
-        plans.append((obj, built, tuple(kernel), tuple(empty), tuple(methods)))
+        plans.append((obj, built, tuple(fresh)))
     return _Plan(spec, checkers, plans, shared, added)
 
 

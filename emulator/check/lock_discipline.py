@@ -9,6 +9,8 @@
   end the run: if it leads to a deadlock, the deadlock is reported with it.
 * The locking contracts of the primitives hold (no recursion, no release by a
   non-holder): the kernel reports a broken one (``Contract``), this judges it.
+* No one inactivates a vnode (vrele of its last use reference: VOP_INACTIVE takes
+  its lock) holding a map lock: that waits for the map's unlock (cfa892b5).
 * A wait-for cycle (detected by the scheduler when no agent can run) is a
   ``deadlock``; its report names what each CPU holds and wants.
 """
@@ -19,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from emulator.check import Rule
 from emulator.check.base import RANKS, Checker, drop, holdings, label
-from emulator.kern.events import Contract, Lock, MapAccess, Unlock, Wait
-from emulator.kern.locks import RANK_BUSY, RANK_OBJECT
+from emulator.kern.events import Contract, Inactive, Lock, MapAccess, Unlock, Wait
+from emulator.kern.locks import RANK_BUSY, RANK_MAP, RANK_OBJECT
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
 
 ORDER = "the order is map -> vnode -> object -> page busy"
+VRELE = ("a vnode is inactivated only after the map is unlocked (vm_map_process_deferred): "
+         "read(2) and write(2) fault on their buffers holding the vnode lock")
 NOT_HELD: tuple[int, tuple[int, ...]] = (-1, ())  # a map lock no one holds: (excl, shared)
 
 
@@ -46,6 +50,7 @@ class LockDiscipline(Checker):
         k.observe(Wait, self._wait)
         k.observe(MapAccess, self._map_access)
         k.observe(Contract, self._contract)
+        k.observe(Inactive, self._inactive)
 
     def inversion(self, aid: int, kind: str, waiting: bool) -> tuple[str, str] | None:
         """Return (held label, why) if taking or waiting for ``kind`` breaks the order.
@@ -157,6 +162,13 @@ class LockDiscipline(Checker):
                 cpus=[aid],
                 map=vm_map.name,
             )
+
+    def _inactive(self, step: int, aid: int, ev: Inactive) -> None:
+        """vrele's VOP_INACTIVE takes the vnode lock: never under a map lock."""
+        for h in self.held.held.get(aid, ()):
+            if h[0] == RANK_MAP:
+                self._inverted(step, aid, "vnode", ev.obj, False, label(h), VRELE)
+                return
 
     def _contract(self, step: int, aid: int, ev: Contract) -> None:
         self.violate(ev.message)

@@ -145,15 +145,13 @@ class MapClean:
                 obj, offset, size, writable = await self.submap_target(entry, offset, size)
             if obj is not None:
                 self.reference_object(obj)  # keep it across the unlock
-            last_timestamp = vm_map.lock.timestamp
-            await vm_map.lock.unlock()
+            last_timestamp = await self.leave_map_for_flush(vm_map)
             if not await self.object_sync(k, obj, offset, size, writable, syncio, invalidate):
                 failed = True
             start += size
             if obj is not None:
                 self.deallocate_object(k, obj)
-            await vm_map.lock.slock()
-            entry = self.relock_next(vm_map, entry, last_timestamp, start)
+            entry = await self.return_to_map(vm_map, entry, last_timestamp, start)
         await vm_map.lock.unlock()
         return k.profile.write_error if failed else KernReturn.SUCCESS
 
@@ -264,6 +262,21 @@ class MapClean:
     def deallocate_object(self, k: Kernel, obj: VmObject) -> None:
         """Drop the reference (vm_object_deallocate): the last one tears ``obj`` down."""
         k.release_object(obj)
+
+    async def leave_map_for_flush(self, vm_map: VmMap) -> int:
+        """How the map is held across one object's flush (modern): the shared lock is
+        dropped, so the flush sleeps on pages and I/O without it.  Returns the map's
+        timestamp, for ``return_to_map`` to re-check."""
+        last_timestamp = vm_map.lock.timestamp
+        await vm_map.lock.unlock()
+        return last_timestamp
+
+    async def return_to_map(
+        self, vm_map: VmMap, entry: VmMapEntry, last_timestamp: int, start: int
+    ) -> VmMapEntry | None:
+        """After the flush (modern): lock the map shared again and find the next entry."""
+        await vm_map.lock.slock()
+        return self.relock_next(vm_map, entry, last_timestamp, start)
 
     def relock_next(
         self, vm_map: VmMap, entry: VmMapEntry, last_timestamp: int, start: int
@@ -485,7 +498,8 @@ class MapClean:
                 if not ok:
                     res = False
                     allclean = False
-                if not sync and not self.delays_writes(k):
+                if not sync and not self.delays_writes(k) and not (
+                        k.profile.write_clears_dirty_at_start):
                     allclean = False  # the page is clean only when its write completes
                 if obj.generation != curgen and sync:
                     rescan = True
@@ -576,7 +590,8 @@ class MapClean:
 
     def start_cluster(self, k: Kernel, pages: list[VmPage], mreq: int, sync: bool) -> Cluster:
         """Queue the run's one write (vm_pageout_flush -> VOP_PUTPAGES).  Part of the
-        caller's step; every page stays busy, and dirty, until the write completes."""
+        caller's step; every page stays busy until the write completes (and dirty,
+        unless the profile clears it at write start)."""
         return k.disk.issue_cluster(pages, mreq, sync)
 
     def cluster_eio(self, cluster: Cluster) -> bool:
@@ -610,7 +625,8 @@ class MapClean:
     def start_write(self, k: Kernel, page: VmPage, sync: bool) -> Io:
         """Queue the page's write (vm_pageout_flush).  Part of the caller's step.
 
-        The page stays busy, and ``dirty`` set, until the write completes.
+        The page stays busy until the write completes, and ``dirty`` set until
+        then unless the profile clears it at write start.
         """
         return k.disk.issue(page, sync)
 
@@ -774,7 +790,8 @@ class MapClean:
         The object must be locked.  A busy page is waited for, never freed.
         With ``clean_only`` a page found dirty (after write-protecting it) stays.
         A wired page is never freed; a profile that discards wired pages unmaps
-        one and sets it invalid unless ``clean_only`` (``discard_wired``).
+        one and sets it invalid unless ``clean_only`` (``discard_wired``); one that
+        unmaps them busies it and removes every mapping of it (``unmap_wired``).
         """
         k = obj.k
         k.touch_object(obj)
@@ -792,6 +809,15 @@ class MapClean:
                         page = obj.find_least(pi)
                         continue
                     await self.discard_wired(obj, page)
+                elif k.profile.invalidate_unmaps_wired:
+                    if not await self.take_for_removal(page):
+                        await obj.lock.unlock()
+                        await page.wait_unbusy()
+                        await obj.lock.lock()
+                        page = obj.find_least(pi)
+                        continue
+                    await self.unmap_wired(page)
+                    await page.xunbusy()
                 page = obj.find_least(pi + 1)
                 continue
             if not await self.take_for_removal(page):
@@ -821,6 +847,13 @@ class MapClean:
         """Busy ``page`` for ``page_remove``, or say it is busy and must be waited for
         (vm_page_sleep_busy, then busying it).  Object locked."""
         return await page.try_xbusy()
+
+    async def unmap_wired(self, page: VmPage) -> None:
+        """Remove every mapping of an exclusive-busy wired page, every process's and
+        wired ones too, folding their modified bits (today's vm_object_page_remove:
+        ``pmap_remove_all`` for a wired page of a referenced object).  The page, its
+        contents and its wiring stay; the next access through any mapping faults."""
+        await remove_all(page.k, page)
 
     async def discard_wired(self, obj: VmObject, page: VmPage) -> None:
         """Unmap a wired page everywhere and discard its contents (``valid = 0``),

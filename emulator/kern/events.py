@@ -589,6 +589,15 @@ class PageFreeing(Event):
 
 
 @dataclass(slots=True)
+class Inactive(Event):
+    """vrele dropped the last use reference of file ``obj``'s vnode: VOP_INACTIVE is
+    about to take the vnode lock (untraced; the Lock that follows is traced)."""
+
+    kind: ClassVar[str] = "inactive"
+    obj: str
+
+
+@dataclass(slots=True)
 class Contract(Event):
     """A locking contract of a primitive was broken by the running code."""
 

@@ -221,10 +221,16 @@ class Fault:
         # a missing one is.
         if page is None or (not page.valid and obj.pager is not None):
             if obj.pager is not None:
+                # vm_object_pip_add: the object's paging-in-progress count is held
+                # across the page-in (vm_fault holds it from the lookup to its end).
+                me = self.k.curcpu()
+                obj.pip_add(me)
                 await obj.lock.unlock()
                 if fs is not None and self.unlocks_for_pagein():
                     await self.unlock_for_pagein(fs)
-                return await self.pagein(obj, pindex, write and not (fs and fs.unlocked))
+                found = await self.pagein(obj, pindex, write and not (fs and fs.unlocked))
+                obj.pip_wakeup(me)
+                return found
             page = obj.alloc_page(pindex)
             page.valid = True  # zero-filled
         elif not await self.busy_resident(page):
@@ -247,7 +253,7 @@ class Fault:
         """Bring a file page in under the vnode lock, taken before any busy."""
         vnode = obj.vnode
         assert vnode is not None and obj.pager is not None
-        await vnode.lock()
+        await self.lock_vnode(obj)
         await obj.lock.lock()
         page = obj.lookup_page(pindex)
         if page is None:
@@ -264,6 +270,30 @@ class Fault:
         await obj.lock.unlock()
         await vnode.unlock()
         return page, None
+
+    async def lock_vnode(self, obj: VmObject) -> None:
+        """Take the file's vnode lock for a page-in, the object's pip held.
+
+        The 4.x/5.x fault slept for it with pip held (vnode_pager_lock after
+        vm_object_pip_add).  Where the profile says so (vm_fault_lock_vnode), a
+        fault that finds the lock held drops pip before sleeping and takes it
+        again once it has the lock.
+        """
+        vnode = obj.vnode
+        assert vnode is not None
+        if not self.k.profile.fault_drops_pip_for_vnode:
+            await vnode.lock()
+            return
+        me = self.k.curcpu()
+        dropped: list[bool] = []
+
+        def drop_pip() -> None:
+            dropped.append(True)
+            obj.pip_wakeup(me)
+
+        await vnode.lock(drop_pip)
+        if dropped:
+            obj.pip_add(me)
 
     def read_page(self, obj: VmObject, page: VmPage) -> None:
         """Fill an exclusive-busy page from the pager: valid, and clean (the pager's

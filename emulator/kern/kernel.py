@@ -89,6 +89,9 @@ class Kernel:
         self.in_checker = False  # set while harness code reads structures
         self.shared: dict[str, Any] = {}  # state the checkers share (trackers)
         self.map_slocks: dict[int, int] = {}  # cpu -> map locks it holds shared (td_sx_slocks)
+        # Vnodes whose last use reference a cpu dropped, to inactivate once it holds no
+        # map lock (td_map_def_user, vm_map_process_deferred): (cpu, file object).
+        self.deferred: list[tuple[int, VmObject]] = []
 
     # -- scheduler services -------------------------------------------------
 
@@ -222,6 +225,12 @@ class Kernel:
         """
         obj.ref_count -= 1
         if obj.ref_count > 0 or obj.kind == OBJT_FILE:
+            if obj.closed and obj.ref_count == 1 and obj.kind == OBJT_FILE:
+                # Only the vnode's own reference is left: vrele of its last use
+                # reference, which inactivates it -- later, with no map lock held.
+                cur = self.sched.current
+                if cur is not None:
+                    self.deferred.append((cur.aid, obj))
             return
         for page in list(obj.pages.values()):
             if page.busy == Busy.NONE and self.sched.current is not None:

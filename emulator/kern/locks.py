@@ -11,6 +11,7 @@ Lock classes, in the order they must be taken (SEMANTICS.md §5):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from emulator.kern.events import Lock, Unlock, Wait
@@ -177,12 +178,17 @@ class Mutex:
     def _check(self) -> None:
         assert self.owner >= -1, f"{self.kind} lock of {self.name}: bad owner {self.owner}"
 
-    async def lock(self) -> None:
+    async def lock(self, contended: Callable[[], None] | None = None) -> None:
+        """Take the lock, sleeping while another holds it.  ``contended``, if given,
+        runs once before the first sleep, in the step that found the lock held
+        (what a caller must let go of before sleeping, e.g. a fault's pip)."""
         k = self.k
         await k.kpoint()
         me = k.curcpu()
         if self.owner == me:
             k.contract(f"{self.kind} lock of {self.name} recursed by cpu{me}")
+        if self.owner >= 0 and contended is not None:
+            contended()
         while self.owner >= 0:
             k.emit(Wait(self.kind, self.name))
             await k.sleep(self)

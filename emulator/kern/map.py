@@ -1,4 +1,4 @@
-"""Address maps (sys/vm/vm_map.h): entries in a SortedDict keyed by start.
+"""Address maps (sys/vm/vm_map.h): entries in a SortedMap keyed by start.
 
 An entry maps [start, end) to an object at ``offset`` (bytes), or to a sub-map.
 A private (copy-on-write) entry maps its file's object until its first write
@@ -13,12 +13,11 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from sortedcontainers import SortedDict
-
 from emulator.kern.events import EntryClip, EntryInsert, EntryRemove, MapAccess
 from emulator.kern.locks import MapLock
 from emulator.kern.param import PAGE_MASK, VM_MAX_ADDRESS, VM_MIN_ADDRESS
 from emulator.kern.pmap import Pmap
+from emulator.kern.sortedmap import SortedMap
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -145,7 +144,7 @@ class VmMap:
         self.name = name
         self.min = VM_MIN_ADDRESS
         self.max = VM_MAX_ADDRESS
-        self.entries: SortedDict = SortedDict()  # (m) start -> VmMapEntry
+        self.entries: SortedMap[VmMapEntry] = SortedMap()  # (m) start -> VmMapEntry
         self.lock = MapLock(k, name)
         self.pmap = Pmap(k, name)
         self.freed = False

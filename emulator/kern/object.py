@@ -1,6 +1,6 @@
 """VM objects (sys/vm/vm_object.h): file, anonymous and device memory.
 
-An object holds its resident pages in a SortedDict by page index and may sit on
+An object holds its resident pages in a SortedMap by page index and may sit on
 a backing chain (a private mapping's shadow object over its file).  File
 objects have a vnode lock and a pager.  ``generation`` counts write faults;
 ``clean_generation`` is the generation as of the last complete clean, so
@@ -9,6 +9,14 @@ page clean (``Profile.flag_page_clean``) the same pair is the OBJ_MIGHTBEDIRTY
 flag: a fault sets it (generation++), a whole-object clean clears it before its
 scan (``clear_might_be_dirty``); that scan restarts on ``memq_generation``,
 which counts page inserts and removes as the 2003 ``generation`` did.
+
+``pip`` is the object's paging-in-progress count (``paging_in_progress``,
+vm_object_pip_add / vm_object_pip_wakeup / vm_object_pip_wait): a fault holds
+it across its page-in and the disk across each page write it has queued.  It
+is a wait channel whose holders are those agents, so a wait for it shows in
+the scheduler's wait-for cycle like a lock's.  No reference path waits for it
+(FIDELITY.md H3: waiting for it under the vnode lock deadlocked against
+vm_fault); taking and dropping it are part of the caller's step.
 """
 
 from __future__ import annotations
@@ -16,11 +24,10 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from sortedcontainers import SortedDict
-
-from emulator.kern.events import Alloc, CleanGeneration, Free
+from emulator.kern.events import Alloc, CleanGeneration, Free, Wait
 from emulator.kern.locks import RANK_OBJECT, RANK_VNODE, Mutex
 from emulator.kern.page import Busy, VmPage
+from emulator.kern.sortedmap import SortedMap
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -42,6 +49,25 @@ OBJT_ANON = ObjType.ANON
 OBJT_DEVICE = ObjType.DEVICE
 
 
+class PagingInProgress:
+    """An object's paging-in-progress count, as the agents holding it (one item per
+    hold).  A wait channel: vm_object_pip_wait sleeps on it until it is zero."""
+
+    __slots__ = ("holders", "k", "name")
+
+    def __init__(self, k: Kernel, name: str) -> None:
+        self.k = k
+        self.name = name
+        self.holders: list[int] = []
+
+    def wait_holders(self) -> list[int]:
+        return list(self.holders)
+
+    def wait_name(self) -> str:
+        who = ",".join(self.k.agent_name(h) for h in self.holders) or "nobody"
+        return f"paging in progress on {self.name} (held by {who})"
+
+
 class VmObject:
     """struct vm_object.  Lock legend: (o) object lock, (c) constant."""
 
@@ -49,6 +75,7 @@ class VmObject:
         "backing",
         "backing_offset",
         "clean_generation",
+        "closed",
         "freed",
         "generation",
         "k",
@@ -58,6 +85,7 @@ class VmObject:
         "name",
         "pager",
         "pages",
+        "pip",
         "ref_count",
         "size",
         "vnode",
@@ -70,7 +98,7 @@ class VmObject:
         self.kind = kind  # (c)
         self.name = name  # (c)
         self.size = size  # (c) in pages
-        self.pages: SortedDict = SortedDict()  # (o) pindex -> VmPage
+        self.pages: SortedMap[VmPage] = SortedMap()  # (o) pindex -> VmPage
         self.backing: VmObject | None = None  # (o)
         self.backing_offset = 0  # (o) in pages
         self.generation = 1  # (o)
@@ -83,6 +111,10 @@ class VmObject:
         )
         self.pager = pager  # (c) the file's pager, for file objects
         self.freed = False  # (o)
+        self.pip = PagingInProgress(k, name)  # (o) paging_in_progress
+        # (c) No descriptor holds the file open: its mappings' references are the
+        # vnode's only use references, and dropping the last inactivates it.
+        self.closed = False
 
     def _check(self) -> None:
         for pindex, page in self.pages.items():
@@ -95,6 +127,28 @@ class VmObject:
             self.vnode._check()
         if self.pager is not None:
             self.pager._check()
+
+    def pip_add(self, holder: int) -> None:
+        """vm_object_pip_add: ``holder`` (a cpu, or the disk for a write) starts paging."""
+        self.pip.holders.append(holder)
+
+    def pip_wakeup(self, holder: int) -> None:
+        """vm_object_pip_wakeup: ``holder``'s paging is over; at zero, wake the waiters."""
+        holders = self.pip.holders
+        holders.remove(holder)
+        if not holders:
+            self.k.wakeup(self.pip)
+
+    async def pip_wait(self) -> None:
+        """vm_object_pip_wait: sleep, object unlocked, until no paging is in progress.
+        The object must be locked; it is locked again on return."""
+        k = self.k
+        while self.pip.holders:
+            k.emit(Wait("pip", self.name))
+            await self.lock.unlock()
+            if self.pip.holders:  # the unlock's step: nothing ran since the test
+                await k.sleep(self.pip)
+            await self.lock.lock()
 
     def might_be_dirty(self) -> bool:
         """Return whether a write fault happened since the last complete clean."""

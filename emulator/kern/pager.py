@@ -12,12 +12,21 @@ How it reaches the disk depends on the pager flags (vnode_pager_putpages):
 
 * **bwrite / bawrite** (``Disk.issue``, synchronous or not): the page stays
   shared-busy while the *disk* agent completes queued writes, one per step,
-  oldest first.  Only at completion do the buffer and the disk hold the data,
-  the page's ``dirty`` flag clear (vnode_pager_undirty_pages, with
-  pmap_clear_modify as vm_page_set_validclean does) and the busy drop.  A
-  synchronous writer sleeps on its I/O until then.  (The kernel clears dirty at
-  write start; the busy held until completion keeps every store out meanwhile,
-  so the two agree but on a write error, where the buffer carries the dirtiness.)
+  oldest first.  When the page's dirty bits clear depends on the profile
+  (``write_clears_dirty_at_start``):
+
+  - at write **start** (``modern``, as bufwrite's vfs_busy_pages(bp, 1) does:
+    write-protect, then vfs_page_set_validclean): the buffer takes the data at
+    once (it shares the page: read(2) sees it) and carries the dirtiness from
+    then on; a store after that dirties the page again.  A failed write leaves
+    the page clean and re-dirties the *buffer* (brelse's bdirty: a delayed
+    write again, retried by the next VOP_FSYNC or syncer pass);
+  - at write **completion** (``manpage``, ``freebsd5``'s synchronous writes):
+    only then do the buffer and the disk hold the data and the page's ``dirty``
+    flag clear (with pmap_clear_modify); a failed write leaves the page dirty.
+
+  The busy drops at completion; a synchronous writer sleeps on its I/O until
+  then.
 * **bdwrite** (``Disk.bdwrite``, a delayed write): the data goes into the
   file's buffer at once, the page's dirty bits clear at write start
   (vfs_clean_pages_dirty_buf) and the page is not kept busy; the buffer carries
@@ -35,7 +44,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from emulator.kern.events import Bdwrite, BufDone, BufWrite, IoDone, IoIssue, Wait
-from emulator.kern.pmap import clear_modify
+from emulator.kern.pmap import clear_modify, write_protect
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -90,8 +99,8 @@ class Cluster:
 class Io:
     """One page write in flight.  A wait channel for its synchronous issuer."""
 
-    __slots__ = ("cluster", "data", "disk_aid", "done", "error", "issuer", "page", "redirty",
-                 "seq", "sync")
+    __slots__ = ("buffered", "cluster", "data", "disk_aid", "done", "error", "issuer", "page",
+                 "redirty", "seq", "sync")
 
     def __init__(self, page: VmPage, data: int, sync: bool, issuer: int, disk_aid: int,
                  cluster: Cluster | None = None, seq: int = 0) -> None:
@@ -107,6 +116,10 @@ class Io:
         # The page was left clean at issue (2003's asynchronous vnode-pager write):
         # a failure makes it dirty again (the buffer layer's bdirty on a failed write).
         self.redirty = False
+        # The page's dirty bits were cleared at write start, the buffer holding the
+        # data (``Profile.write_clears_dirty_at_start``): the buffer carries the
+        # dirtiness, and a failure re-dirties the buffer, not the page.
+        self.buffered = False
 
     def wait_holders(self) -> list[int]:
         return [self.disk_aid]
@@ -187,10 +200,26 @@ class Disk:
             page.io_start(self.aid)
         else:
             page.downgrade_to_io(self.aid)
+            if k.profile.write_clears_dirty_at_start:
+                self.clear_at_start(io)
+        page.obj.pip_add(self.aid)  # vm_pageout_flush: paging in progress until done
         self.queue.append(io)
         k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
         k.wakeup(self)
         return io
+
+    def clear_at_start(self, io: Io) -> None:
+        """Start a buffer write of ``io``'s page (bufwrite -> vfs_busy_pages(bp, 1)):
+        the page is write-protected (again: pmap_remove_write, whatever the caller
+        did), its dirty bits clear, and the buffer, which shares the page, holds
+        the data.  Part of the issuer's step."""
+        page = io.page
+        pager = page.obj.pager
+        assert pager is not None
+        pager.stored[page.pindex] = io.data
+        write_protect(self.k, page)
+        page.dirty = False
+        io.buffered = True
 
     def complete(self, io: Io) -> None:
         """Finish ``io``: store the data, clean the page, drop its busy.  Part of a step."""
@@ -203,6 +232,15 @@ class Disk:
             pager.write_errors += 1
             if io.redirty:
                 page.dirty = True
+            if io.buffered:
+                # brelse: "Failed write, redirty" -- the buffer, a delayed write
+                # again; the page stays clean.
+                pager.delayed[page.pindex] = None
+        elif io.buffered:
+            # Dirty was cleared at write start: a store since then left the page
+            # dirty, and stays so.
+            pager.disk[page.pindex] = io.data
+            pager.delayed.pop(page.pindex, None)  # the page's buffer is written
         else:
             pager.stored[page.pindex] = io.data
             pager.disk[page.pindex] = io.data
@@ -218,6 +256,7 @@ class Disk:
         # already: the disk goes on, and the checkers report what that lost.
         if self.aid in page.sowners:
             page.release_shared(self.aid)
+        page.obj.pip_wakeup(self.aid)
         k.wakeup(io)
 
     def bdwrite(self, page: VmPage) -> None:

@@ -77,6 +77,14 @@ class Profile:
     # and restarts if that fails or the map's timestamp moved (vm_fault since 9.x,
     # FIDELITY.md D3).  Off: the map stays locked shared for the whole fault.
     fault_unlocks_for_pagein: bool = False
+    # The fault never sleeps for the vnode lock holding the object's paging-in-progress
+    # count: it tries the lock without sleeping and, if that fails, drops the count,
+    # sleeps for the lock, then takes the count again (vm_fault_lock_vnode's LK_NOWAIT:
+    # "We must not sleep acquiring the vnode lock while we have ... the object's
+    # paging-in-progress count incremented").  Off: the 4.x/5.x fault, which bumped
+    # the count and then slept for the vnode (vnode_pager_lock) -- safe only because
+    # nothing waits for the count under the vnode lock since 196127c4 (H3).
+    fault_drops_pip_for_vnode: bool = False
     # The map lock is writer-preferring (sx today, FIDELITY.md D4): a new shared
     # acquisition waits while a writer waits, unless the thread already holds a
     # map lock shared.  Off: readers pass while only a writer waits.
@@ -96,6 +104,13 @@ class Profile:
     # next access reads it again (the 2003 vm_object_page_remove, FIDELITY.md D8).
     # Off: invalidate leaves wired pages alone.
     invalidate_discards_wired: bool = False
+    # An invalidate busies a wired page (waiting while it is busy) and removes every
+    # mapping of it, every process's, wired ones included, keeping the page and its
+    # contents (today's vm_object_page_remove, FIDELITY.md D8: the wired case runs
+    # pmap_remove_all whenever the object is referenced, then, under OBJPR_CLEANONLY,
+    # neither invalidates nor frees it).  The next access through any mapping faults
+    # it back in.  Off: invalidate passes over a wired page without touching it.
+    invalidate_unmaps_wired: bool = False
     # The clean's walk down a backing chain steps to the backing object first and
     # then adds *its* backing offset -- the next link's, 0 for a file -- instead of
     # the offset of the link just left (the 2003 vm_map_clean, FIDELITY.md D7, H10):
@@ -117,6 +132,16 @@ class Profile:
     # soft-busy until it completes (2003).  A failed write re-dirties it.  Off: the
     # page stays dirty until its write completes.
     async_write_undirties_at_issue: bool = False
+    # A page write the pager starts at once (bwrite, bawrite: a synchronous clean, the
+    # page daemon) clears the page's dirty bits at write *start*, as the buffer layer
+    # does (bufwrite -> vfs_busy_pages(bp, 1): pmap_remove_write, then
+    # vfs_page_set_validclean; FIDELITY.md D1): from then on the buffer carries the
+    # dirtiness.  The buffer shares the page, so read(2) sees the data at once.  A
+    # failed write re-dirties the *buffer* (brelse's bdirty: a delayed write again),
+    # not the page: nothing in vnode_pager_generic_putpages or vm_pageout_flush's
+    # VM_PAGER_ERROR case dirties the page again.  Off: the page stays dirty until
+    # its write completes, and a failed write leaves it dirty.
+    write_clears_dirty_at_start: bool = False
     # How an asynchronous page clean (MS_ASYNC, the syncer, fsync's first pass)
     # writes a dirty page (FIDELITY.md D1).
     async_write: AsyncWrite = AsyncWrite.BAWRITE
@@ -129,6 +154,13 @@ class Profile:
     # buffer cache (coherent).  fsync(2) promises it in every profile.
     # README "Buffer cache and durability" says which profile promises what, and why.
     msync_sync_durable: bool = True
+    # The profile's era bugs: behaviour the checkers report (a rule broken) but that is
+    # the era's code behaving as it did, by key (FIDELITY.md's H or D number), with the
+    # reason a report gives.  A violation is *historical* only when the checker marks
+    # it with a key (its ``historical`` field, ``emulator.check.historical``) that this
+    # table names.  Not hashed, as ``msync_errno``.
+    era_bugs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
+                                        hash=False)
 
     def msync_result(self, rv: KernReturn) -> int | str:
         """Return what msync(2) returns for a clean's ``rv``: 0 or an errno name."""
@@ -162,6 +194,25 @@ MODERN_ERRNO: Mapping[KernReturn, str] = MappingProxyType({
     KernReturn.INVALID_ADDRESS: "ENOMEM",
     KernReturn.INVALID_ARGUMENT: "EBUSY",
     KernReturn.FAILURE: "EIO",
+})
+
+# freebsd5's era bugs (FIDELITY.md §3 and D8, D19), each reproduced as the 2003 code behaved.
+FREEBSD5_ERA_BUGS: Mapping[str, str] = MappingProxyType({
+    "H9": "freebsd5's historical invalidate data loss, reproduced as the 2003 code behaved; "
+          "the manpage and modern profiles keep re-dirtied pages",
+    "H10": "freebsd5's historical backing-chain walk: the 2003 vm_map_clean cleans a "
+           "shadowed copy-on-write mapping's file at the wrong offset (H10); fixed by 2006",
+    "H24": "freebsd5's page clean clears OBJ_MIGHTBEDIRTY before its scan and never sets it "
+           "again when a write fails (H24): every later clean returns at once on a dirty page",
+    "H26": "freebsd5's page clean tests a page dirty before waiting for its busy (H26): a "
+           "page left clean by an asynchronous write still in flight is passed over",
+    "D8": "freebsd5's historical invalidate of a wired page: the 2003 page remove discards "
+          "its contents (valid = 0), dirty or not; today's keeps them",
+    "D19": "the mprotect flush gap (D19): the 2003 vm_map_clean flushes only the objects of "
+           "writable entries (current->protection & VM_PROT_WRITE), so a store made before "
+           "mprotect(PROT_READ) -- whose pmap_protect moved the modified bit into the page's "
+           "dirty field -- is not written by msync(MS_SYNC), which returns 0; the syncer "
+           "writes it later.  Today's vm_map_sync flushes any object that might be dirty",
 })
 
 # What the manual page describes (the default).
@@ -201,6 +252,7 @@ FREEBSD5 = Profile(
     chain_walk_steps_first=True,
     flag_page_clean=True,
     async_write_undirties_at_issue=True,
+    era_bugs=FREEBSD5_ERA_BUGS,
 )
 
 # vm_map_sync today.
@@ -218,8 +270,11 @@ MODERN = Profile(
     read_fault_maps_sbusy=True,
     msync_errno=MODERN_ERRNO,
     fault_unlocks_for_pagein=True,
+    fault_drops_pip_for_vnode=True,
     map_lock_prefers_writers=True,
+    invalidate_unmaps_wired=True,
     async_write=AsyncWrite.BDWRITE,
+    write_clears_dirty_at_start=True,
     whole_file_sync_fsyncs=True,
     msync_sync_durable=False,
 )

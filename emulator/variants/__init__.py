@@ -72,6 +72,14 @@ MUTANT_NAMES = (
     "fsync_skips_delayed",
     "fsync_skips_pages",
     "async_delayed_no_fsync",
+    # Reachable through the object's paging-in-progress count (issue 11, H3).
+    "pip_wait_under_vnode",
+    # Reachable through a closed file's last mapping and vrele (issue 11, H19).
+    "vrele_under_map_lock",
+    # Reachable through modern's dirty-cleared-at-write-start buffer writes (issue 11).
+    "failed_write_dropped",
+    # Reachable through modern's invalidate of pages wired elsewhere (issue 11, D8).
+    "wired_invalidate_discards",
 )
 
 MUTANTS: dict[str, Variant] = {

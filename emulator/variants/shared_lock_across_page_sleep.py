@@ -11,46 +11,19 @@ with a reader-preferring lock the same schedule completes.
 
 from emulator.check import Rule
 from emulator.kern.clean import MapClean
-from emulator.kern.kern_return import KernReturn
 from emulator.kern.map import VmMap, VmMapEntry
 from emulator.variants.base import Variant
 from emulator.variants.fault_blocking_relookup import FaultBlockingRelookup
 
 
 class KeepsSharedLock(MapClean):
-    async def sync_modern(
-        self, vm_map: VmMap, start: int, end: int, syncio: bool, invalidate: bool
-    ) -> KernReturn:
-        k = vm_map.k
-        await vm_map.lock.slock()
-        start, end = vm_map.clamp(start, end)
-        first = await vm_map.lookup_entry(start)
-        if first is None:
-            await vm_map.lock.unlock()
-            return k.profile.no_entry
-        if start == end and k.profile.zero_length_whole_entry:
-            start, end = first.start, first.end
-        rv = self.validate_range(k, vm_map, first, end, invalidate)
-        if rv != KernReturn.SUCCESS:
-            await vm_map.lock.unlock()
-            return rv
-        if invalidate:
-            await self.remove_mappings(vm_map, start, end)
-        failed = False
-        entry: VmMapEntry | None = first
-        while entry is not None and entry.start < end:
-            offset = entry.offset + (start - entry.start)
-            size = min(end, entry.end) - start
-            obj, writable = entry.obj, entry.writable
-            if entry.submap is not None:
-                obj, offset, size, writable = await self.submap_target(entry, offset, size)
-            # The bug: the map stays locked shared across the flush and its sleeps.
-            if not await self.object_sync(k, obj, offset, size, writable, syncio, invalidate):
-                failed = True
-            start += size
-            entry = vm_map.succ(entry)
-        await vm_map.lock.unlock()
-        return k.profile.write_error if failed else KernReturn.SUCCESS
+    async def leave_map_for_flush(self, vm_map: VmMap) -> int:
+        return vm_map.lock.timestamp  # the bug: the map stays locked shared across the flush
+
+    async def return_to_map(
+        self, vm_map: VmMap, entry: VmMapEntry, last_timestamp: int, start: int
+    ) -> VmMapEntry | None:
+        return vm_map.succ(entry)  # never unlocked: the map cannot have changed
 
 
 VARIANT = Variant(

@@ -94,3 +94,43 @@ async def test_the_reference_keeps_every_acknowledged_store_on_disk(
             if ex.violations:
                 alarms.append((params, seed, ex.violations[0].message))
     assert not alarms
+
+
+# modern: a buffer write clears the page's dirty bits when it starts, so after a failed
+# write only the re-dirtied buffer knows the store is not on disk (D1).
+FAILED_THEN_FSYNC: dict[str, Any] = {
+    "files": {"f": {"pages": 2, "fail_pages": [0]}},
+    "processes": {"p0": {"mappings": [{"addr": hex(BASE), "pages": 2, "file": "f"}]}},
+    "cpus": [{"process": "p0", "program": [store(0), msync("sync", 1), ["fsync", "f"]]}],
+}
+
+
+async def test_a_failed_write_whose_buffer_is_dropped_makes_a_later_fsync_fire(
+    run_spec: Any,
+) -> None:
+    ex, k = await run_spec(FAILED_THEN_FSYNC, "modern", checkers=CHECK,
+                           variant=BUILTIN["failed_write_dropped"])
+    assert [r["ret"] for r in ex.results["cpu0"] if r["op"] == "msync"] == ["EIO"]
+    assert [v.rule for v in ex.violations] == ["durable"]  # at the fsync's return of 0
+    assert ex.violations[0].message.startswith("cpu0's fsync of file f returned success")
+    # The page is clean and its buffer not dirty: nothing will ever write the store.
+    assert not k.files["f"].pages[0].dirty and 0 not in k.pagers["f"].delayed
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+async def test_a_failed_write_is_retried_by_the_next_fsync_in_every_profile(
+    run_spec: Any, profile: str
+) -> None:
+    # modern: the buffer carries the failed write's dirtiness; the others: the page does.
+    ex, _ = await run_spec(FAILED_THEN_FSYNC, profile, checkers=all_checkers())
+    assert not ex.violations
+    assert ex.results["cpu0"][-1]["ret"] == "EIO"
+
+
+async def test_the_reference_is_quiet_on_failed_write_fsync() -> None:
+    from emulator.machine import Machine
+
+    machine = Machine(build_workload("failed_write_fsync", {}, 0, "modern"),
+                      BUILTIN["reference"], RandomStrategy(), checkers=all_checkers())
+    outcomes = [(await machine.execute(seed)).outcome for seed in range(200)]
+    assert outcomes == ["ok"] * 200

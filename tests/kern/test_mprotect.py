@@ -91,3 +91,39 @@ async def test_msync_after_mprotect_read_only_writes_the_store_only_where_dirtin
     stored = ws[0].returns[0]["pagers"]["f"][0]
     flushes_writable_only = PROFILES[profile].flushes is Flushes.WRITABLE_ENTRIES
     assert (stored == 0) == flushes_writable_only
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+async def test_the_mprotect_flush_gap_is_reported_historical_where_it_is_an_era_bug(
+    run_spec: Any, profile: str
+) -> None:
+    # freebsd5 names the gap an era bug (D19: the 2003 vm_map_clean's
+    # current->protection & VM_PROT_WRITE test): lost_store reports the unwritten store
+    # as that era's.  manpage's row is its contract (vm_map_clean(9) flushes writable
+    # entries): not reported.  modern flushes the object: nothing to report.
+    from emulator.check import all_checkers
+    from emulator.check.historical import all_historical, historical_reason
+
+    program = [["store", hex(BASE)], ["mprotect", hex(BASE), 3 * PAGE, "r"],
+               ["msync", hex(BASE), 3 * PAGE, "sync"]]
+    ex, _ = await run_spec(spec(program), profile, checkers=all_checkers())
+    p = PROFILES[profile]
+    if "D19" in p.era_bugs:
+        assert [v.rule for v in ex.violations] == ["lost_store"]
+        assert ex.violations[0].fields["historical"] == "D19"
+        assert all_historical(p, ex.violations)
+        assert "mprotect flush gap" in str(historical_reason(p, ex.violations[0].fields))
+    else:
+        assert ex.outcome == "ok" and not ex.violations
+
+
+async def test_a_loss_marked_with_an_era_bug_the_profile_does_not_name_is_not_historical(
+) -> None:
+    from emulator.check.historical import all_historical
+    from emulator.kern.monitor import Violation
+
+    v = Violation("lost_store", "a store was lost", 1, fields={"historical": "D19"})
+    assert all_historical(PROFILES["freebsd5"], [v])
+    assert not all_historical(PROFILES["manpage"], [v])
+    assert not all_historical(PROFILES["modern"], [v])
+    assert not all_historical(PROFILES["freebsd5"], [])

@@ -118,6 +118,80 @@ async def test_a_failed_write_keeps_the_page_dirty_and_the_pager_unchanged(
                      "error": True}]
 
 
+# modern: the buffer write clears the page's dirty bits when it starts (vfs_busy_pages),
+# and the buffer carries the dirtiness from then on (Profile.write_clears_dirty_at_start).
+
+
+async def test_where_dirty_clears_at_write_start_the_issue_cleans_and_write_protects(
+    run_kernel: Any,
+) -> None:
+    seen: list[Any] = []
+
+    async def body(cpu: Cpu) -> None:
+        k = cpu.k
+        f = k.files["f"]
+        page = await cpu.resident(f, 0)
+        pmap = cpu.vm_map.pmap
+        await pmap.enter(0x10, page, True)
+        pmap.lookup(0x10).modified = True  # a store through the mapping
+        page.contents = k.new_store_id()
+        await page.xbusy()
+        await f.lock.lock()
+        await k.kpoint()
+        io = k.disk.issue(page, True)
+        await f.lock.unlock()
+        pte = pmap.lookup(0x10)
+        seen.append({**state(cpu, page, io), "disk": cpu.k.pagers["f"].disk[0],
+                     "pte": (pte.writable, pte.modified)})
+        await cpu.k.disk.wait(io)
+        seen.append({**state(cpu, page, io), "disk": cpu.k.pagers["f"].disk[0]})
+
+    run = await run_kernel(body, profile="modern")
+    disk = run.k.disk.aid
+    assert seen == [
+        {"stored": 1, "dirty": False, "busy": (-1, [disk]), "done": False, "error": False,
+         "disk": 0, "pte": (False, False)},
+        {"stored": 1, "dirty": False, "busy": (-1, []), "done": True, "error": False,
+         "disk": 1},
+    ]
+
+
+async def test_where_dirty_clears_at_write_start_a_later_store_keeps_the_page_dirty(
+    run_kernel: Any,
+) -> None:
+    seen: list[Any] = []
+
+    async def body(cpu: Cpu) -> None:
+        page, io = await write(cpu)
+        page.contents = cpu.k.new_store_id()  # a store after the write started
+        page.dirty = True
+        await cpu.k.disk.wait(io)
+        seen.extend([cpu.k.pagers["f"].disk[0], page.contents, page.dirty])
+
+    await run_kernel(body, profile="modern")
+    assert seen == [1, 2, True]  # the write carried store 1; the page still holds 2, dirty
+
+
+async def test_where_dirty_clears_at_write_start_a_failed_write_redirties_the_buffer(
+    run_kernel: Any,
+) -> None:
+    seen: list[Any] = []
+
+    async def body(cpu: Cpu) -> None:
+        page, io = await write(cpu)
+        await cpu.k.disk.wait(io)
+        pager = cpu.k.pagers["f"]
+        seen.append({**state(cpu, page, io), "disk": pager.disk[0],
+                     "delayed": list(pager.delayed)})
+
+    run = await run_kernel(body, spec=FAILING, profile="modern")
+    assert run.outcome == "ok"
+    # brelse's "Failed write, redirty": the buffer is a delayed write again, holding the
+    # store; the page stays clean (nothing dirties it again).
+    assert seen == [{"stored": 1, "dirty": False, "busy": (-1, []), "done": True,
+                     "error": True, "disk": 0, "delayed": [0]}]
+
+
 async def test_the_disk_completes_writes_oldest_first(run_kernel: Any) -> None:
     seen: list[Any] = []
 

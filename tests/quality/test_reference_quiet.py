@@ -2,11 +2,13 @@
 
 The same round-robin as the mutant hunt (seed 0 of every workload, then seed
 1, ...), ``ROUNDS`` rounds over all workloads per profile and strategy, every
-checker installed.  The allowed reports are freebsd5's historical bugs: its
+checker installed.  The allowed reports are the era bugs the profile's ``era_bugs``
+table names (``emulator.check.historical``), that is freebsd5's historical bugs: its
 invalidate frees pages re-dirtied after the flush, which the lost-store rule
 reports with ``fields["historical"]`` set (so it does for the 2003 invalidate of
 wired pages, and lost_store and async_clean for the 2003 chain walk's misses and
-for what the 2003 page clean leaves out of the pager, H24 and H26).  A separate
+for what the 2003 page clean leaves out of the pager, H24 and H26, and lost_store for the
+mprotect flush gap, D19).  A separate
 test asserts that this historical bug IS reproduced under freebsd5 on
 invalidate_shared_file within a fixed seed budget, and never under manpage or modern
 on the same seeds.
@@ -22,7 +24,8 @@ from __future__ import annotations
 import pytest
 
 from emulator.check import all_checkers
-from emulator.kern.profile import PROFILES, InvalidateFrees
+from emulator.check.historical import all_historical
+from emulator.kern.profile import PROFILES
 from emulator.machine import Execution, Machine
 from emulator.sched.strategies import PortfolioStrategy, RandomStrategy, Strategy
 from emulator.variants import BUILTIN
@@ -34,18 +37,11 @@ HISTORICAL_SEEDS = 100  # first found at seed 27 (portfolio) and 7 (random)
 REFERENCE = BUILTIN["reference"]
 
 
-def is_historical(ex: Execution) -> bool:
-    return bool(ex.violations) and all(
-        v.rule in ("lost_store", "async_clean") and v.fields.get("historical")
-        for v in ex.violations
-    )
-
-
-def frees_dirty(profile: str) -> bool:
-    """Whether the profile reproduces a historical bug: its invalidate frees re-dirtied
-    pages, or it runs the 2003 page clean (freebsd5's H24 and H26)."""
-    p = PROFILES[profile]
-    return p.invalidate_frees is InvalidateFrees.EVERY_UNWIRED or p.flag_page_clean
+def historical(profile: str, ex: Execution) -> bool:
+    """Every violation is one of the profile's era bugs (``Profile.era_bugs``), reported
+    by the rules that judge data (lost_store, async_clean)."""
+    return all_historical(PROFILES[profile], ex.violations) and all(
+        v.rule in ("lost_store", "async_clean") for v in ex.violations)
 
 
 def describe(ex: Execution) -> str:
@@ -68,7 +64,7 @@ async def test_reference_raises_no_alarm(profile: str, strategy: str) -> None:
             executions += 1
             if ex.outcome == "ok":
                 continue
-            if frees_dirty(profile) and is_historical(ex):
+            if historical(profile, ex):
                 continue
             alarms.append(f"{name} seed {seed}: {ex.outcome}: {describe(ex)}")
     assert executions == ROUNDS * len(WORKLOADS)
@@ -93,7 +89,7 @@ async def test_reference_raises_no_alarm_with_the_background_agents_on(profile: 
     for seed in range(AGENT_ROUNDS):
         for name, machine in machines.items():
             ex = await machine.execute(seed, build_workload(name, AGENTS, seed, profile))
-            if ex.outcome == "ok" or (frees_dirty(profile) and is_historical(ex)):
+            if ex.outcome == "ok" or historical(profile, ex):
                 continue
             alarms.append(f"{name} seed {seed}: {ex.outcome}: {describe(ex)}")
     assert not alarms, f"{len(alarms)} false alarm(s), first: {alarms[0]}"
@@ -127,7 +123,7 @@ async def test_freebsd5_historical_invalidate_loss_is_reproduced(strategy: str) 
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
-@pytest.mark.parametrize("profile", [p for p in PROFILES if not frees_dirty(p)])
+@pytest.mark.parametrize("profile", [p for p in PROFILES if "H9" not in PROFILES[p].era_bugs])
 async def test_historical_loss_is_never_seen_outside_freebsd5(profile: str, strategy: str) -> None:
     found, other = await _historical_seeds(profile, strategy)
     assert not found, f"{profile} flagged the freebsd5-only historical loss at seeds {found}"
@@ -155,7 +151,7 @@ async def test_reference_is_quiet_over_a_sweep_of_a_structure_workload(
     alarms: list[str] = []
     for seed in range(SWEEP):
         ex = await machine.execute(seed, build_workload(name, {}, seed, profile))
-        if ex.outcome == "ok" or (frees_dirty(profile) and is_historical(ex)):
+        if ex.outcome == "ok" or historical(profile, ex):
             continue
         alarms.append(f"seed {seed}: {ex.outcome}: {describe(ex)}")
     assert not alarms, f"{len(alarms)} false alarm(s) on {name}, first: {alarms[0]}"
@@ -172,11 +168,13 @@ async def _first_seed_showing(profile: str, workload: str, era: str, seeds: int)
 
 
 @pytest.mark.parametrize(("era", "workload"), [("H24", "write_errors"),
-                                               ("H26", "pageout_vs_msync")])
+                                               ("H26", "pageout_vs_msync"),
+                                               ("D19", "mprotect_msync")])
 async def test_freebsd5_page_clean_losses_are_reproduced_there_only(era: str,
                                                                    workload: str) -> None:
     # Measured when written (portfolio): H24 at seed 0 of write_errors, H26 at seed 1 of
-    # pageout_vs_msync (its cleaner's own async write still in flight at its MS_SYNC).
+    # pageout_vs_msync (its cleaner's own async write still in flight at its MS_SYNC);
+    # D19 (the mprotect flush gap) on mprotect_msync.
     assert await _first_seed_showing("freebsd5", workload, era, 200) is not None
     for profile in ("manpage", "modern"):
         assert await _first_seed_showing(profile, workload, era, 50) is None
