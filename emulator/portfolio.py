@@ -7,18 +7,12 @@ else the one strategy given.  Each execution draws the next seed of its stream
 and an arm; the arm and the seed together are the execution, so a failure is
 reported as the plain ``vmemu run`` command that reproduces it.
 
-Which arm: with probability ``EPSILON`` one drawn uniformly, so no arm starves
-(each keeps at least EPSILON / arms of the executions); otherwise Thompson
-sampling over each arm's *novelty*: whether its executions showed something no
-execution of the same workload had shown before (:class:`Coverage`), counted with
-recency weights (an arm's older executions weigh ``1 - DECAY`` less at each of its
-new ones) -- a Beta draw per arm from its novel and its other executions, and the
-highest draw runs (the lowest-numbered on a tie).  The draw, unlike a choice in
-proportion to novelty, concentrates on the arms whose executions keep showing
-something new while it is uncertain about the others (BENCHMARKS.md: fewer
-executions to the mutants the first round misses).  Every arm runs once, in order,
-before any is preferred.
-
+Which arm: epsilon-greedy over each arm's *novelty*, the recency-weighted share
+of its executions that showed something no execution of the same workload had
+shown before (:class:`Coverage`).  With probability ``EPSILON`` an arm is drawn
+uniformly, so no arm starves (each keeps at least EPSILON / arms of the
+executions); otherwise the arm of highest novelty runs, the lowest-numbered on
+a tie.  Every arm starts fully novel, so each runs before any is preferred.
 With ``uniform=True`` the portfolio does not steer: the arms take turns in order
 (round-robin), the baseline the steering is measured against (BENCHMARKS.md).
 The draws come from the portfolio's own ``random.Random``, seeded from the
@@ -86,7 +80,7 @@ from emulator.spec import Spec
 from emulator.variants import Variant
 
 EPSILON = 0.5  # the share of executions whose arm is drawn uniformly
-DECAY = 0.1  # what an arm's older executions lose in weight at each of its new ones
+DECAY = 0.1  # weight of the newest execution in an arm's novelty
 
 # What keys an event's conflicts: the page, object or map it touched.
 _PAGE_EVENTS: tuple[type[Event], ...] = (
@@ -298,10 +292,7 @@ class Portfolio:
         self.rng = random.Random(first_seed * 7919 + 104729)
         self.machines: list[Machine | None] = [None] * len(self.arms)
         self.trackers = [Tracker() for _ in self.arms]
-        # Each arm's recency-weighted counts of executions that showed something new
-        # and of the others (Thompson sampling's Beta(1 + novel, 1 + dull)).
-        self.novel = [0.0] * len(self.arms)
-        self.dull = [0.0] * len(self.arms)
+        self.novelty = [1.0] * len(self.arms)
         self.stats = [ArmStats() for _ in self.arms]
         self.live = list(range(len(self.arms)))  # arms with executions left to run
         self.untried = list(range(len(self.arms)))
@@ -333,18 +324,18 @@ class Portfolio:
             return untried[0]
         if len(live) == 1:
             return live[0]
-        rng = self.rng
-        if rng.random() < self.epsilon:
-            return live[int(rng.random() * len(live))]
-        # Thompson sampling: the arm of the highest draw from its Beta posterior.
-        beta = rng.betavariate
-        novel, dull = self.novel, self.dull
-        best, pick = -1.0, live[0]
+        # Arm i with probability epsilon / arms + (1 - epsilon) * its share of the novelty.
+        novelty = self.novelty
+        total = sum(novelty[i] for i in live)
+        x = self.rng.random()
+        if x < self.epsilon or total <= 0.0:
+            return live[int(self.rng.random() * len(live))]
+        x = self.rng.random() * total
         for i in live:
-            x = beta(1.0 + novel[i], 1.0 + dull[i])
-            if x > best:
-                best, pick = x, i
-        return pick
+            x -= novelty[i]
+            if x < 0.0:
+                return i
+        return live[-1]
 
     async def step(self) -> tuple[int, RunConfig, Execution] | None:
         """Run one execution: its arm, concrete config and what happened; None when
@@ -373,9 +364,7 @@ class Portfolio:
         stats = self.stats[i]
         stats.executions += 1
         stats.novel += new > 0
-        keep = 1.0 - DECAY
-        self.novel[i] = self.novel[i] * keep + (1.0 if new else 0.0)
-        self.dull[i] = self.dull[i] * keep + (0.0 if new else 1.0)
+        self.novelty[i] += DECAY * ((1.0 if new else 0.0) - self.novelty[i])
 
     def totals(self) -> Coverage:
         out = Coverage()

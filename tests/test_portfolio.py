@@ -132,10 +132,8 @@ def test_two_jobs_choose_like_their_shards_run_alone() -> None:
 def test_a_novel_arm_runs_more_and_no_arm_starves() -> None:
     p = _portfolio()
     p.untried.clear()  # as if every arm had run once
-    # Arm 5's last ten executions all showed something new; the others', nothing.
-    p.novel = [0.0] * len(p.arms)
-    p.dull = [10.0] * len(p.arms)
-    p.novel[5], p.dull[5] = 10.0, 0.0
+    p.novelty = [0.0] * len(p.arms)
+    p.novelty[5] = 1.0
     counts = [0] * len(p.arms)
     draws = 6000
     for _ in range(draws):
@@ -150,9 +148,8 @@ def test_a_novel_arm_runs_more_and_no_arm_starves() -> None:
 def test_uniform_arms_take_turns_whatever_their_novelty() -> None:
     base = RunConfig("", variant="reference", strategy="portfolio")
     p = Portfolio(arms_for(base, WORKLOADS), 0, variant=BUILTIN["reference"], uniform=True)
-    p.novel = [0.0] * len(p.arms)
-    p.dull = [10.0] * len(p.arms)
-    p.novel[5], p.dull[5] = 10.0, 0.0
+    p.novelty = [0.0] * len(p.arms)
+    p.novelty[5] = 1.0
     rounds = 3
     choices = [p.choose() for _ in range(rounds * len(p.arms))]
     assert choices == list(range(len(p.arms))) * rounds
