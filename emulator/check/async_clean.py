@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
-from emulator.check.lost_store import Pages, era_fields, flushed_pages, misdirected_pages
+from emulator.check.lost_store import Pages, era_fields, misdirected_pages, reached
 from emulator.kern.events import CleanCall, EntryRemove, IoIssue
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.pmap import is_modified
@@ -55,7 +55,9 @@ class AsyncClean(Checker):
         k = self.k
         k.in_checker = True
         dirty = []
-        for obj, pindex, va, _ in flushed_pages(k, call.vm_map, call.start, call.end):
+        for obj, pindex, va, _, flushed in reached(k, call):
+            if not flushed:
+                continue
             page = obj.pages.get(pindex)
             if page is None or not (page.dirty or is_modified(page)):
                 continue

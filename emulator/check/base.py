@@ -92,6 +92,10 @@ class OpenCall:
     invalidate: bool
     called_at: int
     window_at: int = -1  # step at which the window opened, -1 before
+    # The file pages the call's range reaches (lost_store.reached_pages), computed
+    # once for every checker that notes its expectations at the same moment -- the
+    # call, and its window's opening -- and cleared for the next (see ``reached``).
+    reached: list[Any] | None = None
 
 
 class CallTracker:
@@ -113,6 +117,7 @@ class CallTracker:
 
     def _open(self, call: OpenCall) -> None:
         call.window_at = self.k.sched.step
+        call.reached = None  # the map may have changed since the call: compute it anew
         for fn in self.on_open:
             fn(call)
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
-from emulator.check.lost_store import StoreInfo, reached_pages, store_log
+from emulator.check.lost_store import StoreInfo, reached, store_log
 from emulator.kern.events import (
     BufDone,
     CleanCall,
@@ -108,7 +108,7 @@ class Durable(Checker):
         k = self.k
         k.in_checker = True
         expected: Expected = []
-        for obj, pindex, va, _, flushed in reached_pages(k, call.vm_map, call.start, call.end):
+        for obj, pindex, va, _, flushed in reached(k, call):
             info = self.stores.last.get((obj.name, pindex))
             if flushed and info is not None:
                 expected.append((obj.name, pindex, va, info))

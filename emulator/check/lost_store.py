@@ -86,20 +86,6 @@ def store_log(k: Kernel) -> StoreLog:
     return log
 
 
-def flushed_pages(
-    k: Kernel, vm_map: VmMap, start: int, end: int
-) -> list[tuple[VmObject, int, int, int]]:
-    """Return (file object, pindex, va, entry end) for the pages a clean must flush.
-
-    Computed independently of any variant from the map as it is now, per the
-    profile's "which objects are flushed" row: the file object at the bottom of
-    each entry's backing chain (a private mapping's file too, written or not).
-    """
-    return [(obj, pindex, va, entry_end)
-            for obj, pindex, va, entry_end, flushed in reached_pages(k, vm_map, start, end)
-            if flushed]
-
-
 def reached_pages(
     k: Kernel, vm_map: VmMap, start: int, end: int
 ) -> list[tuple[VmObject, int, int, int, bool]]:
@@ -142,6 +128,20 @@ def reached_pages(
                     va += 1 << PAGE_SHIFT
         entry = vm_map.succ(entry)
     return out
+
+
+def reached(k: Kernel, call: OpenCall) -> list[tuple[VmObject, int, int, int, bool]]:
+    """``reached_pages`` of ``call``'s range, from the map as it is now.
+
+    Computed once per moment at which the checkers note their expectations (the
+    call's ``CleanCall``, its window's opening: the tracker clears it for each),
+    however many of them ask; nothing changes the map between their handlers.
+    The list is shared: read it, do not change it.
+    """
+    pages = call.reached
+    if pages is None:
+        pages = call.reached = reached_pages(k, call.vm_map, call.start, call.end)
+    return pages
 
 
 def era_excuse(k: Kernel, obj: VmObject, pindex: int, sid: int) -> str | None:
@@ -270,10 +270,10 @@ class LostStore(Checker):
         # reached only through an entry the profile does not flush (read-only) is
         # expected too, its loss reported as that era's: msync(MS_SYNC) promises it.
         gap_era = "D19" in k.profile.era_bugs
-        reached = reached_pages(k, call.vm_map, call.start, call.end)
-        flushed_keys = {(obj.name, pindex) for obj, pindex, _, _, flushed in reached if flushed}
+        pages = reached(k, call)
+        flushed_keys = {(obj.name, pindex) for obj, pindex, _, _, flushed in pages if flushed}
         gap: Pages = set()
-        for obj, pindex, va, _, flushed in reached:
+        for obj, pindex, va, _, flushed in pages:
             key = (obj.name, pindex)
             if not flushed:
                 unflushed.add(key)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
-from emulator.check.lost_store import reached_pages
+from emulator.check.lost_store import reached
 from emulator.kern.events import (
     BadReturn,
     BufDone,
@@ -130,8 +130,7 @@ class ReturnCode(Checker):
         k = self.k
         k.in_checker = True
         seen: dict[tuple[int, str], set[int]] = {}
-        for obj, pindex, _va, entry_end, _ in reached_pages(k, call.vm_map, call.start,
-                                                            call.end):
+        for obj, pindex, _va, entry_end, _ in reached(k, call):
             seen.setdefault((entry_end, obj.name), set()).add(pindex)
         k.in_checker = False
         return frozenset(name for (_, name), pages in seen.items()

@@ -54,77 +54,98 @@ class Fault:
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
+        # The fault's tail (enter, unbusy, unlock the maps) runs inline, one coroutine
+        # level less at every switch in it, unless a subclass overrides one of those
+        # steps: then it calls its methods.
+        kind = type(self)
+        self.plain_tail = (kind.enter is Fault.enter and kind.unbusy is Fault.unbusy
+                           and kind.unlock_maps is Fault.unlock_maps)
 
     async def fault(self, vm_map: VmMap, va: int, write: bool) -> KernReturn:
-        """Resolve a fault at ``va``; return KERN_SUCCESS or why not."""
-        while True:
-            rv = await self.attempt(vm_map, va, write)
-            if rv is not None:
-                return rv
+        """Resolve a fault at ``va``; return KERN_SUCCESS or why not.
 
-    async def attempt(self, vm_map: VmMap, va: int, write: bool) -> KernReturn | None:
-        """One try; None means "a page was busy: retry from the start"."""
-        locked: list[VmMap] = [vm_map]
-        fs = FaultState(locked)
-        await vm_map.lock.slock()
-        entry = await vm_map.lookup_entry(va)
-        eva = va
-        if entry is not None and entry.submap is not None:
-            sub = entry.submap
-            eva = entry.offset + (va - entry.start)
-            await sub.lock.slock()
-            locked.append(sub)
-            entry = await sub.lookup_entry(eva)
-        if entry is None:
-            await self.unlock_maps(locked)
-            return KernReturn.INVALID_ADDRESS
-        if write and not entry.writable:
-            await self.unlock_maps(locked)
-            return KernReturn.PROTECTION_FAILURE
-        if write and entry.needs_copy:
-            # A private mapping's first write: shadow the entry, map locked
-            # exclusive, then fault again (vm_map_lookup's upgrade and retry).
-            await self.unlock_maps(locked)
-            await self.shadow(vm_map, va)
-            return None
-        obj = self.entry_object(entry)
-        pindex = (entry.offset + (eva - entry.start)) >> PAGE_SHIFT
-        vpn = va >> PAGE_SHIFT
-        if obj.backing is not None:
-            page, wait = await self.get_shadow_page(obj, pindex, write)
-            writable = write
-        else:
-            fs.writable = entry.writable
-            page, wait = await self.get_page(obj, pindex, write, fs)
-            if page is not None and fs.unlocked:
-                # Paged in with the map unlocked: re-validate before using the entry.
-                if not await self.relock(fs):
-                    await self.unbusy(page)  # release_page, then RetryFault
-                    return None
-                if write:
-                    await obj.lock.lock()
-                    self.mark_dirty(obj, page)
-                    await obj.lock.unlock()
-            # As vm_fault does, a read fault maps a shared page with the entry's
-            # protection: writable if the entry is.  The object might then be
-            # dirtied by a plain store (hardware modified bit, no fault), so its
-            # generation moves (vm_object_set_writeable_dirty).
-            # No page (a busy one to wait for): the entry may be gone if the map was
-            # unlocked for a page-in, so it is not read again.
-            writable = write or (page is not None and entry.writable and not entry.needs_copy
-                                 and not page.sowners)
-            if writable and not write and page is not None:
-                self.set_writeable_dirty(obj)
-        if page is None:
-            if not fs.unlocked:
+        Each turn of the loop is one attempt; a busy page (or a map changed
+        while unlocked for a page-in) restarts it from the start.  The attempt
+        is written out here rather than called: every switch of agents inside
+        a fault passes one coroutine frame less (BENCHMARKS.md, issue 12).
+        """
+        while True:
+            locked: list[VmMap] = [vm_map]
+            fs = FaultState(locked)
+            await vm_map.lock.slock()
+            entry = await vm_map.lookup_entry(va)
+            eva = va
+            if entry is not None and entry.submap is not None:
+                sub = entry.submap
+                eva = entry.offset + (va - entry.start)
+                await sub.lock.slock()
+                locked.append(sub)
+                entry = await sub.lookup_entry(eva)
+            if entry is None:
                 await self.unlock_maps(locked)
-            assert wait is not None
-            await self.wait_busy(wait)
-            return None
-        await self.enter(vm_map, vpn, page, writable)
-        await self.unbusy(page)
-        await self.unlock_maps(locked)
-        return KernReturn.SUCCESS
+                return KernReturn.INVALID_ADDRESS
+            if write and not entry.writable:
+                await self.unlock_maps(locked)
+                return KernReturn.PROTECTION_FAILURE
+            if write and entry.needs_copy:
+                # A private mapping's first write: shadow the entry, map locked
+                # exclusive, then fault again (vm_map_lookup's upgrade and retry).
+                await self.unlock_maps(locked)
+                await self.shadow(vm_map, va)
+                continue
+            obj = self.entry_object(entry)
+            pindex = (entry.offset + (eva - entry.start)) >> PAGE_SHIFT
+            vpn = va >> PAGE_SHIFT
+            if obj.backing is not None:
+                page, wait = await self.get_shadow_page(obj, pindex, write)
+                writable = write
+            else:
+                fs.writable = entry.writable
+                page, wait = await self.get_page(obj, pindex, write, fs)
+                if page is not None and fs.unlocked:
+                    # Paged in with the map unlocked: re-validate before using the entry.
+                    if not await self.relock(fs):
+                        await self.unbusy(page)  # release_page, then RetryFault
+                        continue
+                    if write:
+                        await obj.lock.lock()
+                        self.mark_dirty(obj, page)
+                        await obj.lock.unlock()
+                # As vm_fault does, a read fault maps a shared page with the entry's
+                # protection: writable if the entry is.  The object might then be
+                # dirtied by a plain store (hardware modified bit, no fault), so its
+                # generation moves (vm_object_set_writeable_dirty).
+                # No page (a busy one to wait for): the entry may be gone if the map was
+                # unlocked for a page-in, so it is not read again.
+                writable = write or (page is not None and entry.writable
+                                     and not entry.needs_copy and not page.sowners)
+                if writable and not write and page is not None:
+                    self.set_writeable_dirty(obj)
+            if page is None:
+                if not fs.unlocked:
+                    await self.unlock_maps(locked)
+                assert wait is not None
+                await self.wait_busy(wait)
+                continue
+            if not self.plain_tail:
+                await self.enter(vm_map, vpn, page, writable)
+                await self.unbusy(page)
+                await self.unlock_maps(locked)
+                return KernReturn.SUCCESS
+            # enter, unbusy and unlock_maps, written out (the same steps, in order).
+            await vm_map.pmap.enter(vpn, page, writable)
+            if writable and page.obj.pager is not None and self.k.profile.flag_page_clean:
+                self.set_writeable_dirty(page.obj)
+            if page.xowner == self.k.sched.cpu:
+                await page.xunbusy()
+            else:
+                await page.sunbusy()
+            if len(locked) == 1:
+                await vm_map.lock.unlock()
+            else:
+                for m in reversed(locked):
+                    await m.lock.unlock()
+            return KernReturn.SUCCESS
 
     # -- steps a variant may override ------------------------------------------------
 

@@ -96,9 +96,11 @@ class Kernel:
     # -- scheduler services -------------------------------------------------
 
     def curcpu(self) -> int:
-        cur = self.sched.current
-        assert cur is not None
-        return cur.aid
+        """The running agent's id.  (The hot primitives read ``sched.cpu`` directly,
+        after their schedule point, which asserts that an agent runs.)"""
+        cpu = self.sched.cpu
+        assert cpu >= 0
+        return cpu
 
     async def point(self) -> None:
         """A schedule point for variant code: another CPU may run here.
@@ -147,19 +149,16 @@ class Kernel:
         cls = ev.__class__
         if self.recording and cls.traced:
             sched = self.sched
-            cur = sched.current
             events = self.events
-            events.append((sched.step, cur.aid if cur is not None else -1, cls.kind,
-                           cls.args_of(ev)))
+            events.append((sched.step, sched.cpu, cls.kind, cls.args_of(ev)))
             if self.sink is not None and len(events) >= 4096:
                 self.sink(events)  # stream to the trace file: memory stays bounded
                 events.clear()
         obs = self.observers.get(cls)
         if obs:
             sched = self.sched
-            cur = sched.current
-            aid = cur.aid if cur is not None else -1
             step = sched.step
+            aid = sched.cpu
             for fn in obs:
                 fn(step, aid, ev)
 

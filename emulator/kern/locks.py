@@ -79,7 +79,7 @@ class MapLock:
         """Take the map lock exclusive, sleeping while anyone holds it."""
         k = self.k
         await k.kpoint()
-        me = k.curcpu()
+        me = k.sched.cpu
         if self.excl == me:
             k.contract(f"{self.name}: map lock recursed by cpu{me}")
         while self.excl >= 0 or self.shared:
@@ -97,7 +97,7 @@ class MapLock:
         """Take the map lock shared, sleeping while it is held exclusive."""
         k = self.k
         await k.kpoint()
-        me = k.curcpu()
+        me = k.sched.cpu
         while self.excl >= 0 or self.writer_first(me):
             k.emit(Wait("map", self.name))
             await k.sleep(self)
@@ -109,7 +109,7 @@ class MapLock:
         await k.kpoint()
         if k.watched:
             k.read("map", self.name)
-        me = k.curcpu()
+        me = k.sched.cpu
         if self.excl >= 0 or self.writer_first(me):
             return False
         self.hold_shared(me)
@@ -130,7 +130,7 @@ class MapLock:
         await k.kpoint()
         if k.watched:
             k.read("map", self.name)
-        me = k.curcpu()
+        me = k.sched.cpu
         if self.shared != [me]:
             return False
         self.shared.clear()
@@ -144,7 +144,7 @@ class MapLock:
         """Release this cpu's hold, exclusive or shared."""
         k = self.k
         await k.kpoint()
-        me = k.curcpu()
+        me = k.sched.cpu
         if self.excl == me:
             self.excl = -1
         elif me in self.shared:
@@ -184,7 +184,7 @@ class Mutex:
         (what a caller must let go of before sleeping, e.g. a fault's pip)."""
         k = self.k
         await k.kpoint()
-        me = k.curcpu()
+        me = k.sched.cpu
         if self.owner == me:
             k.contract(f"{self.kind} lock of {self.name} recursed by cpu{me}")
         if self.owner >= 0 and contended is not None:
@@ -198,7 +198,7 @@ class Mutex:
     async def unlock(self) -> None:
         k = self.k
         await k.kpoint()
-        me = k.curcpu()
+        me = k.sched.cpu
         if self.owner != me:
             k.contract(
                 f"{self.kind} lock of {self.name} released by cpu{me}, owner cpu{self.owner}"

@@ -118,7 +118,7 @@ class VmPage:
         if self.busy != Busy.NONE:
             return False
         self.busy = Busy.EXCL
-        self.xowner = k.curcpu()
+        self.xowner = k.sched.cpu
         k.emit(events.Busy(self.obj.name, self.pindex, "x"))
         return True
 
@@ -141,7 +141,7 @@ class VmPage:
         """Release the exclusive busy and wake sleepers (vm_page_xunbusy)."""
         k = self.k
         await k.kpoint()
-        me = k.curcpu()
+        me = k.sched.cpu
         if self.busy != Busy.EXCL or self.xowner != me:
             k.contract(f"page {self.name}: xunbusy by cpu{me}, which does not hold it")
             return
@@ -172,7 +172,7 @@ class VmPage:
         if self.busy == Busy.EXCL:
             return False
         self.busy = Busy.SHARED
-        self.sowners.append(k.curcpu())
+        self.sowners.append(k.sched.cpu)
         k.emit(events.Busy(self.obj.name, self.pindex, "s"))
         return True
 
@@ -202,7 +202,7 @@ class VmPage:
     async def sunbusy(self) -> None:
         k = self.k
         await k.kpoint()
-        me = k.curcpu()
+        me = k.sched.cpu
         if me not in self.sowners:
             k.contract(f"page {self.name}: sunbusy by cpu{me}, which does not hold it")
             return

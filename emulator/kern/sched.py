@@ -48,6 +48,11 @@ class Sched(Protocol):
         ...
 
     @property
+    def cpu(self) -> int:
+        """The running agent's id (``current.aid``); -1 outside any agent."""
+        ...
+
+    @property
     def over(self) -> bool:
         """True once the execution has ended."""
         ...

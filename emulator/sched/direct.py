@@ -36,7 +36,18 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from emulator.errors import InternalError
-from emulator.sched.scheduler import RUNNABLE, Abort, Agent, Body, Scheduler
+from emulator.kern.sched import WaitChannel
+from emulator.sched.outcome import Outcome
+from emulator.sched.scheduler import (
+    _RUNNABLE_OF,
+    BLOCKED,
+    RUNNABLE,
+    Abort,
+    Agent,
+    Body,
+    Scheduler,
+    _runnable_of,
+)
 from emulator.sched.watchdog import NoSchedulePoint, watch
 
 
@@ -147,13 +158,82 @@ class DirectScheduler(Scheduler):
 
     def _give(self, agent: Agent) -> None:
         self.current = agent
+        self.cpu = agent.aid
         agent.parked = False
 
     @types.coroutine
     def _switch(self, cur: Agent, nxt: Agent) -> Generator[_Baton, None, None]:
         # A generator, not a coroutine function: the baton is yielded from this
-        # very frame, one frame less to pass at every switch.
+        # very frame.  (``point`` and ``sleep`` below do the same inline.)
         self.current = nxt
+        self.cpu = nxt.aid
+        nxt.parked = False
+        cur.parked = True
+        yield BATON
+
+    # ``point`` and ``sleep``, with the switch inside them: generators that yield the
+    # baton from their own frame, so a switch passes one frame less each way and
+    # builds no ``_switch`` generator.  Every decision is the base class's, line for
+    # line (``Scheduler.point`` and ``Scheduler.sleep``); the identity tests compare
+    # both drivers' executions.
+
+    @types.coroutine
+    def point(self) -> Generator[_Baton, None, None]:
+        if self.over:
+            raise Abort()
+        self.step = step = self.step + 1
+        if step > self.max_steps:
+            self._end(Outcome.STARVATION, f"no end after {self.max_steps} steps")
+            raise Abort()
+        runnable = self.runnable
+        if len(runnable) == 1:  # the current agent alone
+            if self.consult_single:
+                self._single(self.cpu)
+            return
+        aid = self.cpu
+        try:
+            chosen = self._choose_of(runnable, aid)
+        except Exception as exc:
+            self._fail(exc)
+        if chosen == aid:
+            self._decided(chosen)
+            if self.on_decision is not None:
+                self.on_decision(step, runnable, chosen)
+            return
+        if chosen not in runnable:
+            self._refuse(chosen, runnable)
+        self._decided(chosen)
+        if self.on_decision is not None:
+            self.on_decision(step, runnable, chosen)
+        cur = self.current
+        assert cur is not None
+        self.current = nxt = self.agents[chosen]
+        self.cpu = chosen
+        nxt.parked = False
+        cur.parked = True
+        yield BATON
+
+    @types.coroutine
+    def sleep(self, chan: WaitChannel) -> Generator[_Baton, None, None]:
+        if self.over:
+            raise Abort()
+        cur = self.current
+        assert cur is not None
+        cur.state = BLOCKED
+        cur.chan = chan
+        sleepers = self._asleep.get(chan)
+        if sleepers is None:
+            self._asleep[chan] = [cur]
+        else:
+            sleepers.append(cur)
+        self._mask = mask = self._mask & ~(1 << cur.aid)
+        self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
+        nxt = self._choose(cur)
+        if nxt is None:
+            self._stuck()
+            raise Abort()
+        self.current = nxt
+        self.cpu = nxt.aid
         nxt.parked = False
         cur.parked = True
         yield BATON

@@ -120,7 +120,10 @@ class Scheduler:
     """Run one execution's agents one at a time, in the order a strategy picks.
 
     A driver subclass moves the baton (``run``, ``_give``, ``_switch``,
-    ``_release``); everything else, every decision included, is here.
+    ``_release``); everything else, every decision included, is here.  Both
+    drivers also override ``point`` and ``sleep`` with copies that do the switch
+    inline (one frame less at every switch); tests/sched/test_drivers.py checks
+    that the copies decide exactly as these do.
 
     Attributes read by the harness after the execution:
       ``outcome``  an Outcome: ok, deadlock, starvation, crash, pruned, interrupted or
@@ -143,6 +146,7 @@ class Scheduler:
         self.agents: list[Agent] = []
         self.step = 0
         self.current: Agent | None = None
+        self.cpu = -1  # the current agent's id, -1 when none runs (read at every event)
         self.over = False
         self.outcome = Outcome.OK
         self.detail = ""
@@ -155,7 +159,11 @@ class Scheduler:
         self.states_at_end: list[AgentState] = []  # agent states when the execution ended
         self.runnable: tuple[int, ...] = ()  # the runnable agents' ids, ascending
         self._mask = 0  # the runnable agents, bit i for agent i
-        self._sleeping: list[Agent] = []  # the BLOCKED agents, in the order they slept
+        # The BLOCKED agents by the channel they sleep on, in the order they slept.
+        # Only ever looked up (a wakeup pops its channel's list), never iterated, so
+        # the channels' hashes cannot order anything; a channel is compared by
+        # identity (no wait channel class defines __eq__).
+        self._asleep: dict[WaitChannel, list[Agent]] = {}
         self._choose_of = strategy.chooser()  # the scheduler is built after strategy.reset
         self._decided = self.decisions.append
 
@@ -190,25 +198,30 @@ class Scheduler:
         if step > self.max_steps:
             self._end(Outcome.STARVATION, f"no end after {self.max_steps} steps")
             raise Abort()
-        cur = self.current
-        assert cur is not None
         runnable = self.runnable
         if len(runnable) == 1:  # the current agent alone
             if self.consult_single:
-                self._single(cur)
+                self._single(self.cpu)
             return
         # _pick, inlined: this is the hottest path of an execution.
+        aid = self.cpu
         try:
-            chosen = self._choose_of(runnable, cur.aid)
+            chosen = self._choose_of(runnable, aid)
         except Exception as exc:
             self._fail(exc)
-        if chosen != cur.aid and chosen not in runnable:
+        if chosen == aid:
+            self._decided(chosen)
+            if self.on_decision is not None:
+                self.on_decision(step, runnable, chosen)
+            return
+        if chosen not in runnable:
             self._refuse(chosen, runnable)
         self._decided(chosen)
         if self.on_decision is not None:
             self.on_decision(step, runnable, chosen)
-        if chosen != cur.aid:
-            await self._switch(cur, self.agents[chosen])
+        cur = self.current
+        assert cur is not None
+        await self._switch(cur, self.agents[chosen])
 
     async def sleep(self, chan: WaitChannel) -> None:
         """Block the current agent on ``chan`` until ``wakeup(chan)``."""
@@ -219,7 +232,11 @@ class Scheduler:
         # _block, inlined: a sleep is the second most frequent way to give the baton.
         cur.state = BLOCKED
         cur.chan = chan
-        self._sleeping.append(cur)
+        sleepers = self._asleep.get(chan)
+        if sleepers is None:
+            self._asleep[chan] = [cur]
+        else:
+            sleepers.append(cur)
         self._mask = mask = self._mask & ~(1 << cur.aid)
         self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
         nxt = self._choose(cur)
@@ -230,19 +247,14 @@ class Scheduler:
 
     def wakeup(self, chan: WaitChannel) -> None:
         """Make every agent sleeping on ``chan`` runnable.  Not a schedule point."""
-        sleeping = self._sleeping
-        for a in sleeping:
-            if a.chan is chan:
-                break
-        else:
+        sleepers = self._asleep.pop(chan, None)
+        if sleepers is None:
             return  # nobody sleeps on it: the common case, at every release
         mask = self._mask
-        for a in sleeping:
-            if a.chan is chan:
-                a.chan = None
-                a.state = RUNNABLE
-                mask |= 1 << a.aid
-        self._sleeping = [a for a in sleeping if a.chan is not None]
+        for a in sleepers:
+            a.chan = None
+            a.state = RUNNABLE
+            mask |= 1 << a.aid
         self._mask = mask
         self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
 
@@ -304,7 +316,11 @@ class Scheduler:
     def _block(self, agent: Agent, chan: WaitChannel) -> None:
         agent.state = BLOCKED
         agent.chan = chan
-        self._sleeping.append(agent)
+        sleepers = self._asleep.get(chan)
+        if sleepers is None:
+            self._asleep[chan] = [agent]
+        else:
+            sleepers.append(agent)
         self._mask = mask = self._mask & ~(1 << agent.aid)
         self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
 
@@ -342,14 +358,15 @@ class Scheduler:
         if len(runnable) == 1:
             only = self.agents[runnable[0]]
             if self.consult_single and cur is not None:
-                self._single(only)
+                self._single(only.aid)
             return only
         return self._pick(runnable, cur)
 
-    def _single(self, only: Agent) -> None:
-        """Let a pruning strategy abandon a path whose only continuation is redundant."""
+    def _single(self, only: int) -> None:
+        """Let a pruning strategy abandon a path whose only continuation (agent ``only``)
+        is redundant."""
         try:
-            answer = self.strategy.single(only.aid)
+            answer = self.strategy.single(only)
         except Exception as exc:
             self._fail(exc)
         if answer == PRUNE:
@@ -424,6 +441,7 @@ class Scheduler:
         if self.over:
             return
         self.current = None  # nobody runs: _end must release every parked agent
+        self.cpu = -1
         self.error = exc
         self._end(Outcome.ERROR, str(exc))
 

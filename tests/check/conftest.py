@@ -55,6 +55,10 @@ class FakeSched:
         self.stalled = False
         self.ended: list[tuple[str, str]] = []
 
+    @property
+    def cpu(self) -> int:  # the real scheduler keeps it with ``current``
+        return self.current.aid if self.current is not None else -1
+
     async def point(self) -> None:
         raise AssertionError("no schedule points in a hand-driven kernel")
 

@@ -114,6 +114,10 @@ class FakeSched:
         self.current: FakeAgent | None = None
         self.over = False
 
+    @property
+    def cpu(self) -> int:  # the real scheduler keeps it with ``current``
+        return self.current.aid if self.current is not None else -1
+
     async def point(self) -> None:
         raise AssertionError
 

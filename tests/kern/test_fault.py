@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from emulator.kern.fault import Fault
 from emulator.kern.object import OBJT_ANON
 from emulator.kern.syscalls import SIGSEGV, sys_load, sys_store
 
@@ -286,3 +287,39 @@ async def test_modern_read_fault_waits_for_a_busy_page_of_a_writable_entry(
 async def test_modern_read_fault_maps_a_busy_page_of_a_read_only_entry(run_kernel: Any) -> None:
     assert await read_during_write(run_kernel, READ_ONLY, "modern") == [
         False, ("f:0", False, False)]
+
+
+class _OwnTail(Fault):
+    """Overrides the fault's tail steps (calling the reference's): the fault then
+    calls them instead of running its inlined copy of them."""
+
+    async def enter(self, vm_map: Any, vpn: int, page: Any, write: bool) -> None:
+        await super().enter(vm_map, vpn, page, write)
+
+    async def unbusy(self, page: Any) -> None:
+        await super().unbusy(page)
+
+    async def unlock_maps(self, locked: list[Any]) -> None:
+        await super().unlock_maps(locked)
+
+
+async def test_the_inlined_fault_tail_runs_the_same_steps_as_the_overridable_one() -> None:
+    import dataclasses
+
+    from emulator.config import RunConfig
+    from emulator.variants import load_variant
+
+    reference = load_variant("reference")
+    own = dataclasses.replace(reference, fault=_OwnTail)
+    for workload in ("writers_vs_msync", "submap_msync", "private_shadow"):
+        config = RunConfig(workload, strategy="random", driver="direct")
+        plain, overridden = config.machine(reference), config.machine(own)
+        plain.record = overridden.record = True
+        for seed in range(15):
+            a = await plain.execute(seed)
+            b = await overridden.execute(seed)
+            assert plain.kernel is not None and overridden.kernel is not None
+            assert plain.kernel.fault_impl.__self__.plain_tail  # type: ignore[union-attr]
+            assert not overridden.kernel.fault_impl.__self__.plain_tail  # type: ignore[union-attr]
+            assert (a.outcome, a.steps, a.events, a.decisions) == \
+                (b.outcome, b.steps, b.events, b.decisions), (workload, seed)

@@ -23,6 +23,7 @@ from emulator.errors import BadInput
 from emulator.machine import Execution, Machine
 from emulator.sched.direct import DirectScheduler
 from emulator.sched.drivers import DEFAULT_DRIVER, DRIVERS, make_scheduler
+from emulator.sched.scheduler import Scheduler
 from emulator.sched.strategies import STRATEGIES, RandomStrategy
 from emulator.sched.trio_driver import TrioScheduler
 from emulator.trace.format import TraceWriter
@@ -106,3 +107,39 @@ def test_explore_and_mutants_default_to_the_direct_driver_and_run_to_trio() -> N
     assert config.driver == "direct"
     again = run_config(parser.parse_args(shlex.split(config.command())[1:]))
     assert again.driver == "direct" and again == config
+
+
+class _GenericTrio(TrioScheduler):
+    """The Trio driver through the base class's ``point`` and ``sleep`` (``_switch``)."""
+
+    point = Scheduler.point  # type: ignore[assignment]
+    sleep = Scheduler.sleep  # type: ignore[assignment]
+
+
+class _GenericDirect(DirectScheduler):
+    """The direct driver through the base class's ``point`` and ``sleep`` (``_switch``)."""
+
+    point = Scheduler.point  # type: ignore[assignment]
+    sleep = Scheduler.sleep  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct", "dfs"])
+@pytest.mark.parametrize("workload", ["writers_vs_msync", "msync_vs_munmap", "two_cleaners"])
+async def test_the_inlined_switches_decide_as_the_base_class_does(
+        workload: str, strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each driver's ``point`` and ``sleep`` inline the switch and repeat the base class's
+    decisions: the same executions as the base class's versions, byte for byte."""
+    texts: dict[tuple[str, bool], list[str]] = {}
+    for generic in (False, True):
+        if generic:
+            monkeypatch.setitem(DRIVERS, "trio", _GenericTrio)
+            monkeypatch.setitem(DRIVERS, "direct", _GenericDirect)
+        for driver in ("trio", "direct"):
+            config = RunConfig(workload, strategy=strategy, driver=driver)
+            machine = config.machine()
+            texts[driver, generic] = [(await trace_text(machine, config, seed))[0]
+                                      for seed in range(SEEDS)]
+            kind = type(machine.kernel.sched) if machine.kernel else None
+            assert (kind in (_GenericTrio, _GenericDirect)) == generic
+    assert texts["trio", False] == texts["trio", True] == texts["direct", True] \
+        == texts["direct", False]
