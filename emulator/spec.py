@@ -34,7 +34,7 @@ from emulator.kern.daemons import AGENT_NAMES, DEFAULT_PASSES, MAX_PASSES
 from emulator.kern.map import PROT_WORDS
 from emulator.kern.param import ADDR_LIMIT, PAGE_SIZE, VM_MAX_ADDRESS
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
-from emulator.kern.syscalls import MSYNC_FLAG_WORDS, SYSCALLS, ArgKind, Syscall
+from emulator.kern.syscalls import MADVISE_WORDS, MSYNC_FLAG_WORDS, SYSCALLS, ArgKind, Syscall
 
 PROTS = tuple(PROT_WORDS)
 OPS = tuple(SYSCALLS)
@@ -57,6 +57,7 @@ class MappingSpec:
     offset: int = 0  # in pages, into ``file``
     wired: bool = False
     private: bool = False  # copy-on-write: a shadow object over the file
+    nosync: bool = False  # MAP_NOSYNC: the syncer leaves what this mapping dirties
 
     def to_json(self) -> dict[str, Any]:
         """Return the canonical plain-data form, as a ``mappings`` element."""
@@ -75,6 +76,8 @@ class MappingSpec:
             out["wired"] = True
         if self.private:
             out["private"] = True
+        if self.nosync:
+            out["nosync"] = True
         return out
 
 
@@ -138,8 +141,9 @@ class Spec:
     # Files whose descriptor was closed after mmap: the mappings hold the vnode's only
     # use references, so dropping the last one inactivates it (kern/vnode.py).
     closed: tuple[str, ...] = ()
-    # vm_pageout_page_count of the page clean: the most pages one write of a dirty
-    # page and its neighbours carries (kern/clean.py).  1: each page alone.
+    # vm_pageout_page_count: the most pages one write of a dirty page and its
+    # neighbours carries (kern/clean.py, kern/daemons.py).  1: each page alone.
+    # Always the effective value: the spec's "cluster", else its profile's.
     cluster: int = 1
     # Background agents to run (emulator/kern/daemons.py): name -> passes per
     # execution, in AGENT_NAMES order.  Empty: none (the spec's form has no key).
@@ -150,8 +154,8 @@ class Spec:
         out = self._json()
         if self.agents:
             out["agents"] = dict(self.agents)
-        if self.cluster != 1:
-            out["cluster"] = self.cluster
+        # Always written, so a trace keeps its meaning if a profile's default changes.
+        out["cluster"] = self.cluster
         return out
 
     def _file_json(self, name: str, pages: int) -> dict[str, Any]:
@@ -188,7 +192,8 @@ _FILE_KEYS = ("pages", "fail_writes", "fail_pages", "closed")
 CLUSTER_MAX = 32  # vm_pageout_page_count's largest value here
 _PROCESS_KEYS = ("mappings",)
 _CPU_KEYS = ("process", "program")
-_OPTION_KEYS = ("file", "anon", "device", "submap", "offset", "prot", "wired", "private")
+_OPTION_KEYS = ("file", "anon", "device", "submap", "offset", "prot", "wired", "private",
+                "nosync")
 _MAPPING_KEYS = ("addr", "pages", *_OPTION_KEYS)
 
 
@@ -410,8 +415,9 @@ def _mapping(raw: object, where: _Where, files: Mapping[str, int],
     private = _bool(table.get("private", False), where, "private")
     if private and kind != "file":
         where.fail("private applies only to file mappings")
+    nosync = _bool(table.get("nosync", False), where, "nosync")
     return MappingSpec(addr=addr, pages=pages, kind=kind, prot=prot, file=file, offset=offset,
-                       wired=wired, private=private)
+                       wired=wired, private=private, nosync=nosync)
 
 
 def _process(raw: object, where: _Where, files: Mapping[str, int]) -> tuple[MappingSpec, ...]:
@@ -462,6 +468,8 @@ def _arg(kind: ArgKind, value: object, where: _Where, what: str, files: Mapping[
             return _word_of(value, where, what, "protection", list(PROT_WORDS))
         case ArgKind.FILE:
             return _word_of(value, where, what, "file", sorted(files))
+        case ArgKind.ADVICE:
+            return _word_of(value, where, what, "advice", list(MADVISE_WORDS))
         case _:
             assert_never(kind)
 
@@ -538,10 +546,11 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
         processes[name] = _process(raw, pw.key(name), files)
     cpus = _cpus(_require(table, "cpus", top), top.key("cpus"), files, processes)
     agents = _agents(table.get("agents", {}), top.key("agents"))
-    cluster = _int(table.get("cluster", 1), top.key("cluster"), "cluster",
-                   limit=CLUSTER_MAX + 1)
-    if cluster == 0:
-        top.key("cluster").fail("cluster must be at least 1")
+    cluster = PROFILES[profile].cluster
+    if "cluster" in table:
+        cluster = _int(table["cluster"], top.key("cluster"), "cluster", limit=CLUSTER_MAX + 1)
+        if cluster == 0:
+            top.key("cluster").fail("cluster must be at least 1")
     return Spec(profile=profile, files=files, processes=processes, cpus=cpus,
                 failing=tuple(failing), fail_pages=fail_pages, closed=tuple(closed),
                 cluster=cluster, agents=agents)
