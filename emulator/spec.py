@@ -34,7 +34,7 @@ from emulator.kern.daemons import AGENT_NAMES, DEFAULT_PASSES, MAX_PASSES
 from emulator.kern.map import PROT_WORDS
 from emulator.kern.param import ADDR_LIMIT, PAGE_SIZE, VM_MAX_ADDRESS
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
-from emulator.kern.syscalls import MSYNC_FLAG_WORDS, SYSCALLS, ArgKind, Syscall
+from emulator.kern.syscalls import MADVISE_WORDS, MSYNC_FLAG_WORDS, SYSCALLS, ArgKind, Syscall
 
 PROTS = tuple(PROT_WORDS)
 OPS = tuple(SYSCALLS)
@@ -57,6 +57,7 @@ class MappingSpec:
     offset: int = 0  # in pages, into ``file``
     wired: bool = False
     private: bool = False  # copy-on-write: a shadow object over the file
+    nosync: bool = False  # MAP_NOSYNC: the syncer leaves what this mapping dirties
 
     def to_json(self) -> dict[str, Any]:
         """Return the canonical plain-data form, as a ``mappings`` element."""
@@ -75,6 +76,8 @@ class MappingSpec:
             out["wired"] = True
         if self.private:
             out["private"] = True
+        if self.nosync:
+            out["nosync"] = True
         return out
 
 
@@ -188,7 +191,8 @@ _FILE_KEYS = ("pages", "fail_writes", "fail_pages", "closed")
 CLUSTER_MAX = 32  # vm_pageout_page_count's largest value here
 _PROCESS_KEYS = ("mappings",)
 _CPU_KEYS = ("process", "program")
-_OPTION_KEYS = ("file", "anon", "device", "submap", "offset", "prot", "wired", "private")
+_OPTION_KEYS = ("file", "anon", "device", "submap", "offset", "prot", "wired", "private",
+                "nosync")
 _MAPPING_KEYS = ("addr", "pages", *_OPTION_KEYS)
 
 
@@ -410,8 +414,9 @@ def _mapping(raw: object, where: _Where, files: Mapping[str, int],
     private = _bool(table.get("private", False), where, "private")
     if private and kind != "file":
         where.fail("private applies only to file mappings")
+    nosync = _bool(table.get("nosync", False), where, "nosync")
     return MappingSpec(addr=addr, pages=pages, kind=kind, prot=prot, file=file, offset=offset,
-                       wired=wired, private=private)
+                       wired=wired, private=private, nosync=nosync)
 
 
 def _process(raw: object, where: _Where, files: Mapping[str, int]) -> tuple[MappingSpec, ...]:
@@ -462,6 +467,8 @@ def _arg(kind: ArgKind, value: object, where: _Where, what: str, files: Mapping[
             return _word_of(value, where, what, "protection", list(PROT_WORDS))
         case ArgKind.FILE:
             return _word_of(value, where, what, "file", sorted(files))
+        case ArgKind.ADVICE:
+            return _word_of(value, where, what, "advice", list(MADVISE_WORDS))
         case _:
             assert_never(kind)
 

@@ -135,6 +135,8 @@ def test_every_op_round_trips() -> None:
         ["mmap", "0x70000", 1, {"device": True, "prot": "rwx"}],
         ["mmap", "0x80000", 2, {"submap": True, "file": "f", "offset": 6}],
         ["mmap", "0x90000", 2, {"file": "f", "private": True}],
+        ["mmap", "0xa0000", 1, {"file": "f", "nosync": True}],
+        ["madvise", "0x10000", 8192, "nosync"], ["madvise", "0x10000", 1, "autosync"],
         ["fsync", "f"],
         ["yield"],
     ]
@@ -208,7 +210,7 @@ def test_unknown_op_names_place_and_choices() -> None:
     data["cpus"][1]["program"] += [["store", "0x50000"], ["stor", "0x50000"]]
     assert error(data) == (
         "spec.json: cpus[1].program[3]: unknown op 'stor' (expected one of load, store, msync, "
-        "clean, munmap, mmap, mprotect, mlock, munlock, fsync, yield)")
+        "clean, munmap, mmap, mprotect, madvise, mlock, munlock, fsync, yield)")
 
 
 def test_overlap_names_both_mappings_and_address() -> None:
@@ -252,6 +254,8 @@ def mapping_error(**fields: Any) -> str:
     ({"addr": "0x50000", "pages": 1, "anon": True, "wired": 1}, "wired: expected true or false"),
     ({"addr": "0x50000", "pages": 1, "anon": True, "private": True},
      "private applies only to file mappings"),
+    ({"addr": "0x50000", "pages": 1, "anon": True, "nosync": "yes"},
+     "nosync: expected true or false, got 'yes'"),
     ({"addr": "0x50000", "pages": 1, "anon": True, "colour": "red"}, "unknown key 'colour'"),
     ({"addr": "0x7ffffffff000", "pages": 2, "anon": True}, "above the user address limit"),
     ({"addr": -4096, "pages": 1, "anon": True}, "addr: negative value -4096"),
@@ -294,6 +298,9 @@ def op_error(op: list[Any]) -> str:
     (["mlock", "0x10000", "0x1_0000_0000_0000_0000"], "too large"),
     (["mprotect", "0x10000", 4096, "w"], "mprotect prot: unknown protection 'w' (expected one"),
     (["mprotect", "0x10000", 4096, 2], "mprotect prot: expected a string"),
+    (["madvise", "0x10000", 4096, "willneed"],
+     "madvise advice: unknown advice 'willneed' (expected one of autosync, nosync)"),
+    (["madvise", "0x10000", 4096], "'madvise' takes 3 arguments (addr, len, advice), got 2"),
     (["mmap", "0x10001", 1, {"anon": True}], "mmap addr 0x10001 is not page-aligned"),
     (["mmap", "0x10000", 0, {"anon": True}], "mmap pages must be at least 1"),
     (["mmap", "0x10000", 1, {}], "needs one of file"),

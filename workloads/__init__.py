@@ -36,6 +36,7 @@ from workloads import (
     mprotect_msync,
     msync_vs_munmap,
     munmap_closed_file,
+    nosync_msync,
     pageout_vs_msync,
     private_shadow,
     random_mix,
@@ -78,6 +79,8 @@ WORKLOADS: dict[str, ModuleType] = {
     "failed_write_fsync": failed_write_fsync,
     # modern's invalidate unmaps a page wired by another process (D8).
     "invalidate_wired_elsewhere": invalidate_wired_elsewhere,
+    # MAP_NOSYNC, madvise(MADV_NOSYNC) and the syncer's skip (issue 11, H7/H18).
+    "nosync_msync": nosync_msync,
 }
 
 ParamTable = dict[str, tuple[type, Any, str]]

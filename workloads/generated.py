@@ -8,7 +8,9 @@ read-only, read-write or executable; adjacent or separated by holes), then each 
 program: stores and loads (now and then just past a mapping), msync with every valid flag
 set, clean with every flag pair (empty ranges included), munmap, mmap of any kind (over a
 mapping or in a fresh slot), mprotect to any protection, mlock, munlock, yield and fsync
-(half the yields, drawn from a side stream of the seed), over ranges inside one mapping or
+(half the yields, drawn from a side stream of the seed), madvise MADV_NOSYNC/MADV_AUTOSYNC
+(a quarter of the yields) and MAP_NOSYNC file mappings (a third of them; both from a second
+side stream, so the specs drawn before them keep every other op), over ranges inside one mapping or
 spanning several entries and holes; now and then the
 background agents (page daemon, syncer), and now and then a page clean that writes a dirty
 page with its dirty neighbours (``cluster``).  The parameters are upper bounds: the counts
@@ -62,8 +64,8 @@ def _pick(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([n for n, _ in table], [w for _, w in table])[0]
 
 
-def _options(rng: random.Random, most: int,
-             files: dict[str, int]) -> tuple[int, dict[str, Any]]:
+def _options(rng: random.Random, most: int, files: dict[str, int],
+             ns: random.Random) -> tuple[int, dict[str, Any]]:
     """Draw a mapping of at most ``most`` pages: its size and options (kind, file and
     offset, prot, wired, private).  A file mapping covers its whole file half the time (a
     clean of it is then a clean of the whole object, which records a clean generation),
@@ -86,6 +88,8 @@ def _options(rng: random.Random, most: int,
         out["wired"] = True
     if kind == "private":
         out["private"] = True
+    if "file" in out and ns.randrange(3) == 0:
+        out["nosync"] = True  # MAP_NOSYNC, from the side stream
     return pages, out
 
 
@@ -101,15 +105,15 @@ def _files(rng: random.Random, params: dict[str, int]) -> dict[str, dict[str, An
     return out
 
 
-def _layout(rng: random.Random, params: dict[str, int],
-            files: dict[str, int]) -> tuple[list[dict[str, Any]], list[Area]]:
+def _layout(rng: random.Random, params: dict[str, int], files: dict[str, int],
+            ns: random.Random) -> tuple[list[dict[str, Any]], list[Area]]:
     """A process's mappings (adjacent or with holes between) and the areas programs aim at:
     the mappings, then a fresh slot past them for mmap."""
     mappings: list[dict[str, Any]] = []
     areas: list[Area] = []
     at = BASE
     for _ in range(rng.randint(1, params["mappings"])):
-        pages, options = _options(rng, params["pages"], files)
+        pages, options = _options(rng, params["pages"], files, ns)
         mappings.append({"addr": hx(at), "pages": pages, **options})
         areas.append(Area(at, pages))
         at += pages * PAGE
@@ -148,7 +152,7 @@ def _range(rng: random.Random, areas: list[Area], *, empty: bool) -> tuple[int, 
 
 
 def _op(rng: random.Random, areas: list[Area], files: dict[str, int],
-        params: dict[str, int], side: random.Random) -> list[Any]:
+        params: dict[str, int], side: random.Random, ns: random.Random) -> list[Any]:
     name = _pick(rng, OPS)
     if name in ("store", "load"):
         area = areas[_area(rng, areas)]
@@ -172,32 +176,38 @@ def _op(rng: random.Random, areas: list[Area], files: dict[str, int],
         return ["mprotect", hx(start), end - start, _pick(rng, PROTS)]
     if name == "mmap":
         area = areas[_area(rng, areas)]
-        pages, options = _options(rng, params["pages"], files)
+        pages, options = _options(rng, params["pages"], files, ns)
         return ["mmap", hx(_page_in(rng, area)), pages, options]
     if side.randrange(2):
         # Half the yields become an fsync(2), drawn from the side stream so that the
         # specs drawn before fsync existed keep every other op.
         return ["fsync", side.choice(sorted(files))]
+    if ns.randrange(2):
+        # Half the other yields become madvise(MADV_NOSYNC or MADV_AUTOSYNC), drawn
+        # from the second side stream.
+        start, end = _range(ns, areas, empty=False)
+        return ["madvise", hx(start), end - start, ns.choice(("nosync", "autosync"))]
     return ["yield"]
 
 
 def build(params: dict[str, int], seed: int) -> dict[str, Any]:
     rng = random.Random(params["seed"])
     side = random.Random(f"fsync {params['seed']}")
+    ns = random.Random(f"nosync {params['seed']}")
     files = _files(rng, params)
     sizes = {name: f["pages"] for name, f in files.items()}
     processes: dict[str, dict[str, Any]] = {}
     areas: dict[str, list[Area]] = {}
     for i in range(rng.randint(1, params["processes"])):
         name = f"p{i}"
-        mappings, areas[name] = _layout(rng, params, sizes)
+        mappings, areas[name] = _layout(rng, params, sizes, ns)
         processes[name] = {"mappings": mappings}
     names = list(processes)
     cpus = []
     for i in range(rng.randint(min(2, params["cpus"]), params["cpus"])):
         # The first CPUs visit every process; the rest share one at random.
         process = names[i] if i < len(names) else rng.choice(names)
-        program = [_op(rng, areas[process], sizes, params, side)
+        program = [_op(rng, areas[process], sizes, params, side, ns)
                    for _ in range(rng.randint(1, params["ops"]))]
         cpus.append({"process": process, "program": program})
     spec: dict[str, Any] = {"files": files, "processes": processes, "cpus": cpus}

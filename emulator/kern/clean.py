@@ -371,12 +371,14 @@ class MapClean:
             return writable
         return bottom.might_be_dirty()
 
-    async def flush_object(self, obj: VmObject, first: int, last: int, sync: bool) -> bool:
-        """Clean pages [first, last) of a file object under its vnode and object locks."""
+    async def flush_object(self, obj: VmObject, first: int, last: int, sync: bool,
+                           nosync: bool = False) -> bool:
+        """Clean pages [first, last) of a file object under its vnode and object locks
+        (``nosync``: OBJPC_NOSYNC, the syncer's; msync's vm_object_sync never passes it)."""
         assert obj.vnode is not None
         await obj.vnode.lock()
         await obj.lock.lock()
-        ok = await self.page_clean(obj, first, last, sync)
+        ok = await self.page_clean(obj, first, last, sync, nosync)
         await obj.lock.unlock()
         await obj.vnode.unlock()
         return ok
@@ -457,18 +459,22 @@ class MapClean:
 
     # -- page-level steps ---------------------------------------------------------------
 
-    async def page_clean(self, obj: VmObject, start: int, end: int, sync: bool) -> bool:
+    async def page_clean(self, obj: VmObject, start: int, end: int, sync: bool,
+                         nosync: bool = False) -> bool:
         """Write the dirty pages of [start, end) to the pager (vm_object_page_clean).
 
         The object must be locked; it is dropped around sleeps.  Each page is
         busied before its dirty state is read, write-protected everywhere with
         its modified bits folded in one step, and written if dirty.  A
-        synchronous clean rescans when ``generation`` moved.  Returns False if
+        synchronous clean rescans when ``generation`` moved.  With ``nosync``
+        (OBJPC_NOSYNC) a PGA_NOSYNC page is passed over, neither write-protected
+        nor written, and the object stays might-be-dirty
+        (vm_object_page_remove_write: ``*allclean = FALSE``).  Returns False if
         a write failed.
         """
         k = obj.k
         if k.profile.flag_page_clean:
-            return await self.page_clean_2003(obj, start, end, sync)
+            return await self.page_clean_2003(obj, start, end, sync, nosync)
         k.touch_object(obj)
         if not obj.might_be_dirty() or not obj.pages:
             return True
@@ -489,12 +495,17 @@ class MapClean:
                         break
                     page = obj.find_least(pi)
                     continue
+                if nosync and page.nosync:
+                    allclean = allclean and not self.nosync_leaves_dirty()
+                    await page.xunbusy()
+                    page = obj.find_least(pi + 1)
+                    continue
                 await self.protect(page)
                 if not page.dirty:
                     await page.xunbusy()
                     page = obj.find_least(pi + 1)
                     continue
-                ok, run = await self.flush_run(obj, page, sync)
+                ok, run = await self.flush_run(obj, page, sync, nosync)
                 if not ok:
                     res = False
                     allclean = False
@@ -511,6 +522,11 @@ class MapClean:
             self.set_clean_generation(obj, curgen)
         return res
 
+    def nosync_leaves_dirty(self) -> bool:
+        """Does a NOSYNC page passed over keep the object might-be-dirty?  (It must:
+        the page stays dirty and writable, so no fault will say so again.)"""
+        return True
+
     async def busy_page(self, obj: VmObject, page: VmPage) -> bool:
         """Busy ``page``; if it is busy, sleep (object unlocked) and return False."""
         if await page.try_xbusy():
@@ -524,22 +540,25 @@ class MapClean:
         """Revoke write access everywhere and fold modified bits, in one step."""
         await remove_write(page.k, page)
 
-    async def flush_run(self, obj: VmObject, page: VmPage, sync: bool) -> tuple[bool, int]:
+    async def flush_run(self, obj: VmObject, page: VmPage, sync: bool,
+                        nosync: bool = False) -> tuple[bool, int]:
         """Write an exclusive-busy dirty page, alone or with its neighbours (object
         locked).  Returns (no write error reported, how many pages from ``page`` on
         the write covered): the page clean goes on after them."""
         if obj.k.cluster == 1:
             return await self.flush_page(obj, page, sync), 1
-        return await self.collect_flush(obj, page, sync)
+        return await self.collect_flush(obj, page, sync, nosync)
 
-    async def collect_flush(self, obj: VmObject, page: VmPage, sync: bool) -> tuple[bool, int]:
+    async def collect_flush(self, obj: VmObject, page: VmPage, sync: bool,
+                            nosync: bool = False) -> tuple[bool, int]:
         """Cluster ``page`` with its dirty neighbours and write them in one pager call
         (vm_object_page_collect_flush, then vm_pageout_flush).  Object locked.
 
         The run grows forward, then backward, one resident neighbour at a time, up
         to the kernel's cluster size, whatever the clean's range: each neighbour is
         try-busied and write-protected, and the run stops at the first missing,
-        busy or clean one.  A synchronous write is waited for; its error is the
+        busy or clean one, or (``nosync``) a PGA_NOSYNC one, left for the page clean's
+        own test.  A synchronous write is waited for; its error is the
         clean's only if it hit the requested page or a page after it
         (``cluster_eio``): a failed backward neighbour stays dirty, unreported.
         Returns (no error reported, pages written from ``page`` on).
@@ -548,13 +567,13 @@ class MapClean:
         run = [page]
         while len(run) < k.cluster:
             nb = obj.lookup_page(run[-1].pindex + 1)
-            if nb is None or not await self.collect_neighbour(nb):
+            if nb is None or (nosync and nb.nosync) or not await self.collect_neighbour(nb):
                 break
             run.append(nb)
         mreq = 0
         while len(run) < k.cluster:
             nb = obj.lookup_page(run[0].pindex - 1)
-            if nb is None or not await self.collect_neighbour(nb):
+            if nb is None or (nosync and nb.nosync) or not await self.collect_neighbour(nb):
                 break
             run.insert(0, nb)
             mreq += 1
@@ -646,7 +665,8 @@ class MapClean:
 
     # -- the 2003 page clean (Profile.flag_page_clean; FIDELITY.md D2) -------------------
 
-    async def page_clean_2003(self, obj: VmObject, start: int, end: int, sync: bool) -> bool:
+    async def page_clean_2003(self, obj: VmObject, start: int, end: int, sync: bool,
+                              nosync: bool = False) -> bool:
         """vm_object_page_clean as FreeBSD 5 wrote it.  The object must be locked.
 
         Nothing happens unless OBJ_MIGHTBEDIRTY is set.  First the HARDSEQ pass:
@@ -661,7 +681,9 @@ class MapClean:
         scan goes in index order (2003 walked memq in insertion order, moving on
         to the next index after a write: SOFTSEQ).  Returns False if a write
         failed (the 2003 routine returned nothing; callers ignore it as that
-        profile's ``write_error`` says).
+        profile's ``write_error`` says).  With ``nosync`` (OBJPC_NOSYNC, the
+        syncer's) a PG_NOSYNC page is passed over by both passes, is not
+        write-protected, and keeps OBJ_MIGHTBEDIRTY set (``clearobjflags = 0``).
         """
         k = obj.k
         k.touch_object(obj)
@@ -677,7 +699,8 @@ class MapClean:
         while tscan < end:
             curgen = obj.memq_generation
             page = obj.lookup_page(tscan)
-            if page is None or not page.valid or not await self.test_dirty(page):
+            if (page is None or not page.valid or not await self.test_dirty(page)
+                    or (nosync and page.nosync)):
                 scanlimit -= 1
                 if scanlimit == 0:
                     break
@@ -689,8 +712,8 @@ class MapClean:
             tscan += n
         if tscan >= end and not whole:
             return ok
-        await self.mark_cleanchk(obj)
-        if whole:
+        clearobjflags = await self.mark_cleanchk(obj, nosync)
+        if whole and clearobjflags:
             obj.clear_might_be_dirty()
         while True:
             curgen = obj.memq_generation
@@ -702,7 +725,7 @@ class MapClean:
                     page.cleanchk = False
                     page = obj.find_least(pi + 1)
                     continue
-                if not await self.test_dirty(page):
+                if not await self.test_dirty(page) or (nosync and page.nosync):
                     page.cleanchk = False
                     page = obj.find_least(pi + 1)
                     continue
@@ -725,15 +748,22 @@ class MapClean:
         fold_modified(page)
         return page.dirty
 
-    async def mark_cleanchk(self, obj: VmObject) -> None:
+    async def mark_cleanchk(self, obj: VmObject, nosync: bool = False) -> bool:
         """Mark every page of ``obj`` PG_CLEANCHK and write-protect it, in one step:
-        the 2003 loop never sleeps, so under Giant no kernel path runs inside it."""
+        the 2003 loop never sleeps, so under Giant no kernel path runs inside it.
+        With ``nosync`` a PG_NOSYNC page, dirty or not, is left writable; return
+        False then (the object flags must stay), True otherwise."""
         k = obj.k
         await k.kpoint()
         k.touch_object(obj)
+        clearobjflags = True
         for page in obj.pages.values():
             page.cleanchk = True
-            write_protect(k, page)
+            if nosync and page.nosync:
+                clearobjflags = clearobjflags and not self.nosync_leaves_dirty()
+            else:
+                write_protect(k, page)
+        return clearobjflags
 
     async def collect_flush_2003(
         self, obj: VmObject, page: VmPage, curgen: int, sync: bool

@@ -13,9 +13,10 @@ pages it sleeps on:
   (``vm_page_try_remove_all``) and is freed -- unless a store raced in through
   a mapping, which makes it dirty again: it is laundered on a later pass;
 * the **syncer** walks the file objects and starts an asynchronous clean of
-  every one that might be dirty (vfs_msync / vnode_pager_clean_async:
-  ``vm_object_page_clean(obj, 0, 0, 0)``, no OBJPC_SYNC), through the same
-  page-clean routine msync uses -- the variant's, when it overrides it; then,
+  every one that might be dirty (vfs_msync: ``vm_object_page_clean(obj, 0, 0,
+  OBJPC_NOSYNC)``, no OBJPC_SYNC; it passes over MAP_NOSYNC pages, leaving the
+  object dirty), through the same page-clean routine msync uses -- the
+  variant's, when it overrides it; then,
   where the file has delayed-write buffers (a profile whose asynchronous
   writes are bdwrites), it starts their writes without waiting
   (sync_vnode's VOP_FSYNC(MNT_LAZY)).
@@ -170,8 +171,8 @@ class Syncer:
                 await k.kpoint()
                 k.read("obj", obj.name)
                 if obj.might_be_dirty():
-                    # vnode_pager_clean_async: vnode, then object locked; no OBJPC_SYNC.
-                    await self.cleaner.flush_object(obj, 0, obj.size, False)
+                    # vfs_msync: vnode, then object locked; OBJPC_NOSYNC, no OBJPC_SYNC.
+                    await self.cleaner.flush_object(obj, 0, obj.size, False, nosync=True)
                 pager = obj.pager
                 if pager is not None and pager.delayed:
                     # sync_vnode's VOP_FSYNC(MNT_LAZY): start the delayed writes, no wait.

@@ -40,13 +40,14 @@ class FaultState:
     """What one fault attempt holds (struct faultstate): its locked maps, whether
     a page-in dropped them, their timestamps then, and the entry's protection."""
 
-    __slots__ = ("locked", "stamps", "unlocked", "writable")
+    __slots__ = ("locked", "nosync", "stamps", "unlocked", "writable")
 
     def __init__(self, locked: list[VmMap]) -> None:
         self.locked = locked
         self.stamps: list[int] = []
         self.unlocked = False
         self.writable = False
+        self.nosync = False  # the entry's MAP_ENTRY_NOSYNC
 
 
 class Fault:
@@ -101,6 +102,7 @@ class Fault:
                 writable = write
             else:
                 fs.writable = entry.writable
+                fs.nosync = entry.nosync
                 page, wait = await self.get_page(obj, pindex, write, fs)
                 if page is not None and fs.unlocked:
                     # Paged in with the map unlocked: re-validate before using the entry.
@@ -109,6 +111,8 @@ class Fault:
                         continue
                     if write:
                         await obj.lock.lock()
+                        if fs.nosync or page.nosync:
+                            self.fault_nosync(page, fs.nosync)
                         self.mark_dirty(obj, page)
                         await obj.lock.unlock()
                 # As vm_fault does, a read fault maps a shared page with the entry's
@@ -120,6 +124,8 @@ class Fault:
                 writable = write or (page is not None and entry.writable
                                      and not entry.needs_copy and not page.sowners)
                 if writable and not write and page is not None:
+                    if fs.nosync or page.nosync:
+                        self.fault_nosync(page, fs.nosync)
                     self.set_writeable_dirty(obj)
             if page is None:
                 if not fs.unlocked:
@@ -206,6 +212,20 @@ class Fault:
         page.dirty = True
         self.k.emit(Dirty(obj.name, page.pindex, obj.generation))
 
+    def fault_nosync(self, page: VmPage, nosync: bool) -> None:
+        """vm_fault_dirty's PGA_NOSYNC rule, for a fault that maps ``page`` writable
+        through an entry with (``nosync``) or without MAP_ENTRY_NOSYNC, before the
+        fault dirties it: a NOSYNC entry marks the page only if it is clean (data
+        dirtied with the expectation of being synced stays synced); any other entry
+        clears the mark.  The page is exclusive busy.  (The 2003 and 2019 code;
+        since 2020 only a write fault on a clean page sets or clears it, which no
+        checker here can tell apart: nothing judges what the syncer leaves.)"""
+        if nosync:
+            if not page.dirty:
+                page.nosync = True
+        else:
+            page.nosync = False
+
     def set_writeable_dirty(self, obj: VmObject) -> None:
         """A writable mapping appears: the object might be dirty (generation++)."""
         obj.generation += 1
@@ -249,7 +269,8 @@ class Fault:
                 await obj.lock.unlock()
                 if fs is not None and self.unlocks_for_pagein():
                     await self.unlock_for_pagein(fs)
-                found = await self.pagein(obj, pindex, write and not (fs and fs.unlocked))
+                found = await self.pagein(obj, pindex, write and not (fs and fs.unlocked),
+                                          fs is not None and fs.nosync)
                 obj.pip_wakeup(me)
                 return found
             page = obj.alloc_page(pindex)
@@ -264,14 +285,17 @@ class Fault:
             await obj.lock.unlock()
             return None, page
         if write:
+            if fs is not None and (fs.nosync or page.nosync):
+                self.fault_nosync(page, fs.nosync)
             self.mark_dirty(obj, page)
         await obj.lock.unlock()
         return page, None
 
     async def pagein(
-        self, obj: VmObject, pindex: int, write: bool
+        self, obj: VmObject, pindex: int, write: bool, nosync: bool = False
     ) -> tuple[VmPage | None, VmPage | None]:
-        """Bring a file page in under the vnode lock, taken before any busy."""
+        """Bring a file page in under the vnode lock, taken before any busy
+        (``nosync``: the entry's MAP_ENTRY_NOSYNC, for a write fault)."""
         vnode = obj.vnode
         assert vnode is not None and obj.pager is not None
         await self.lock_vnode(obj)
@@ -287,6 +311,8 @@ class Fault:
         elif not page.valid:
             self.read_page(obj, page)  # resident but invalid: its contents are the pager's
         if write:
+            if nosync or page.nosync:
+                self.fault_nosync(page, nosync)
             self.mark_dirty(obj, page)
         await obj.lock.unlock()
         await vnode.unlock()

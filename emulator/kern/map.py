@@ -57,6 +57,7 @@ class VmMapEntry:
         "freed_by",
         "kind",
         "needs_copy",
+        "nosync",
         "obj",
         "offset",
         "prot",
@@ -76,6 +77,7 @@ class VmMapEntry:
         wired: bool = False,
         submap: VmMap | None = None,
         needs_copy: bool = False,
+        nosync: bool = False,
     ) -> None:
         self.start = start  # (m)
         self.end = end  # (m)
@@ -88,6 +90,9 @@ class VmMapEntry:
         # (m) MAP_ENTRY_NEEDS_COPY: a private mapping not written yet maps its file's
         # object directly; the first write fault shadows it (shadow_entry).
         self.needs_copy = needs_copy
+        # (m) MAP_ENTRY_NOSYNC (mmap's MAP_NOSYNC, madvise's MADV_NOSYNC): a page a
+        # fault through it dirties is marked PGA_NOSYNC, which the syncer skips.
+        self.nosync = nosync
         self.freed = False  # (m)
         self.freed_at = -1  # step at which munmap freed it
         # Set when freed: the freed entry reports its touches to that kernel.
@@ -244,6 +249,7 @@ class VmMap:
             entry.wired,
             entry.submap,
             entry.needs_copy,
+            entry.nosync,
         )
         if entry.obj is not None:
             entry.obj.ref_count += 1

@@ -52,6 +52,7 @@ class VmPage:
         "dirty",
         "freed",
         "k",
+        "nosync",
         "obj",
         "pindex",
         "pv",
@@ -75,6 +76,9 @@ class VmPage:
         self.pv: list[tuple[Pmap, int]] = []  # (p) every mapping: (pmap, virtual page number)
         self.freed = False  # (o)
         self.cleanchk = False  # (o) PG_CLEANCHK: the 2003 page clean has yet to check it
+        # (b) PGA_NOSYNC (2003: PG_NOSYNC): dirtied through a MAP_NOSYNC entry; a clean
+        # with OBJPC_NOSYNC (the syncer's) passes over it, leaving the object dirty.
+        self.nosync = False
 
     @property
     def name(self) -> str:

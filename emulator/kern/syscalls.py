@@ -67,6 +67,8 @@ class MappingRequest(Protocol):
     def wired(self) -> bool: ...
     @property
     def private(self) -> bool: ...
+    @property
+    def nosync(self) -> bool: ...  # MAP_NOSYNC
     def options_json(self) -> dict[str, Any]: ...  # everything but addr and pages, as plain data
 
 
@@ -75,6 +77,16 @@ class MappingRequest(Protocol):
 
 def make_entry(k: Kernel, start: int, pages: int, ms: MappingRequest) -> VmMapEntry:
     """Build an entry (and its objects) for a mapping spec at ``start``."""
+    entry = _make_entry(k, start, pages, ms)
+    if ms.nosync:  # MAP_NOSYNC: MAP_ENTRY_NOSYNC on the entry (and a sub-map's inner one)
+        entry.nosync = True
+        if entry.submap is not None:
+            for inner in entry.submap.entries.values():
+                inner.nosync = True
+    return entry
+
+
+def _make_entry(k: Kernel, start: int, pages: int, ms: MappingRequest) -> VmMapEntry:
     end = start + (pages << PAGE_SHIFT)
     prot = PROT_WORDS[ms.prot]
     if ms.kind == "submap":
@@ -525,6 +537,43 @@ async def protect_range(vm_map: VmMap, start: int, end: int, prot: Prot) -> Kern
     return KernReturn.SUCCESS
 
 
+# madvise(2)'s advice as a program names it: MADV_NOSYNC, MADV_AUTOSYNC (the two that
+# change what the syncer writes; the others only move pages between queues).
+MADVISE_WORDS = ("autosync", "nosync")
+
+
+async def sys_madvise(k: Kernel, vm_map: VmMap, addr: int, length: int,
+                      advice: str) -> int | str:
+    """madvise(2) with MADV_NOSYNC or MADV_AUTOSYNC: set or clear MAP_ENTRY_NOSYNC on
+    every entry of the page-rounded range, clipped to it (vm_map_madvise).
+
+    Holes are skipped and a sub-map entry is left alone, as vm_map_madvise does;
+    pages keep their PGA_NOSYNC until a fault dirties them again.  Only a range
+    past the map's end is refused (EINVAL).
+    """
+    start = trunc_page(addr)
+    end = round_page(addr + length)
+    if end > vm_map.max or end < start:
+        return "EINVAL"
+    if end == start:
+        return 0
+    nosync = advice == "nosync"
+    await vm_map.lock.xlock()
+    start, end = vm_map.clamp(start, end)
+    cur = await vm_map.lookup_entry(start) or vm_map.first_entry_after(start)
+    if cur is not None and cur.start < start:
+        cur = vm_map.clip(cur, start)
+    while cur is not None and cur.start < end:
+        if cur.submap is None:
+            if cur.end > end:
+                vm_map.clip(cur, end)
+            k.map_access(vm_map, "madvise")
+            cur.nosync = nosync
+        cur = vm_map.succ(cur)
+    await vm_map.lock.unlock()
+    return 0
+
+
 # -- cleaning ---------------------------------------------------------------------
 
 
@@ -619,6 +668,7 @@ class ArgKind(enum.Enum):
     MAPPING = "mapping"  # options for the call's first two arguments (addr, pages)
     PROT = "prot"  # a key of PROT_WORDS: r, rw or rwx
     FILE = "file"  # the name of one of the spec's files
+    ADVICE = "advice"  # one of MADVISE_WORDS
 
     def plain(self, value: Any) -> Any:
         """``value`` as plain data (JSON): what a spec or a trace holds."""
@@ -718,6 +768,7 @@ SYSCALLS: dict[str, Syscall] = {s.name: s for s in (
     Syscall("mmap", (_ADDR, Arg("pages", ArgKind.LENGTH), Arg("options", ArgKind.MAPPING)),
             sys_mmap),
     Syscall("mprotect", (_ADDR, _LEN, Arg("prot", ArgKind.PROT)), sys_mprotect),
+    Syscall("madvise", (_ADDR, _LEN, Arg("advice", ArgKind.ADVICE)), sys_madvise),
     Syscall("mlock", (_ADDR, _LEN), sys_mlock),
     Syscall("munlock", (_ADDR, _LEN), sys_munlock),
     Syscall("fsync", (Arg("file", ArgKind.FILE),), sys_fsync),

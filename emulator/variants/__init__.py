@@ -80,6 +80,10 @@ MUTANT_NAMES = (
     "failed_write_dropped",
     # Reachable through modern's invalidate of pages wired elsewhere (issue 11, D8).
     "wired_invalidate_discards",
+    # Reachable through MAP_NOSYNC / madvise(MADV_NOSYNC) and the syncer (issue 11, H7/H18).
+    "msync_skips_nosync",
+    "nosync_skip_marks_clean",
+    "fsync_skips_nosync",
 )
 
 MUTANTS: dict[str, Variant] = {

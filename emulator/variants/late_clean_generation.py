@@ -11,8 +11,9 @@ from emulator.variants.base import Variant
 
 
 class LateCleanGeneration(MapClean):
-    async def page_clean(self, obj: VmObject, start: int, end: int, sync: bool) -> bool:
-        res = await super().page_clean(obj, start, end, sync)
+    async def page_clean(self, obj: VmObject, start: int, end: int, sync: bool,
+                         nosync: bool = False) -> bool:
+        res = await super().page_clean(obj, start, end, sync, nosync)
         if start == 0 and end >= obj.size:
             self.set_clean_generation(obj, obj.generation)
         return res

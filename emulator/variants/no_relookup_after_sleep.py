@@ -16,7 +16,9 @@ from emulator.variants.base import Variant
 
 
 class NoRelookupAfterSleep(MapClean):
-    async def page_clean(self, obj: VmObject, start: int, end: int, sync: bool) -> bool:
+    async def page_clean(self, obj: VmObject, start: int, end: int, sync: bool,
+                         nosync: bool = False) -> bool:
+        # OBJPC_NOSYNC is ignored: NOSYNC pages are written too (not this mutant's bug).
         k = obj.k
         k.touch_object(obj)
         if not obj.might_be_dirty() or not obj.pages:

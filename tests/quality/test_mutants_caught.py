@@ -57,6 +57,9 @@ Executions needed then (arm and seed of the first catch):
     vrele_under_map_lock            77  munmap_closed_file/random     seed 76   lock_discipline
     failed_write_dropped            73  failed_write_fsync/random     seed 72   durable
     wired_invalidate_discards       83  invalidate_wired_elsewhere/random seed 82 lost_store
+    msync_skips_nosync              55  generated/pct(3)              seed 54   lost_store
+    nosync_skip_marks_clean        459  nosync_msync/random           seed 458  durable
+    fsync_skips_nosync              81  nosync_msync/random           seed 80   durable
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
 arm runs once, in order, before any is preferred, so the first 60 executions are
@@ -83,6 +86,9 @@ invalidate_wired_elsewhere joined (their arms last) with failed_write_dropped an
 wired_invalidate_discards: every mutant caught in the first round unchanged; after it, the
 portfolio's choices change for modern (unreferenced_object 234 -> 279,
 fault_dirty_before_busy 100 -> 194).
+The three MAP_NOSYNC mutants (freebsd5) added with the workload nosync_msync, which only
+freebsd5's portfolio runs, last, after munmap_closed_file (every other mutant's count
+unchanged; generated's NOSYNC mappings and madvise calls come from a side stream of the seed).
 """
 
 from __future__ import annotations
@@ -145,6 +151,9 @@ MEASURED = {
     "vrele_under_map_lock": 77,
     "failed_write_dropped": 73,
     "wired_invalidate_discards": 83,
+    "msync_skips_nosync": 55,
+    "nosync_skip_marks_clean": 459,
+    "fsync_skips_nosync": 81,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
