@@ -141,8 +141,9 @@ class Spec:
     # Files whose descriptor was closed after mmap: the mappings hold the vnode's only
     # use references, so dropping the last one inactivates it (kern/vnode.py).
     closed: tuple[str, ...] = ()
-    # vm_pageout_page_count of the page clean: the most pages one write of a dirty
-    # page and its neighbours carries (kern/clean.py).  1: each page alone.
+    # vm_pageout_page_count: the most pages one write of a dirty page and its
+    # neighbours carries (kern/clean.py, kern/daemons.py).  1: each page alone.
+    # Always the effective value: the spec's "cluster", else its profile's.
     cluster: int = 1
     # Background agents to run (emulator/kern/daemons.py): name -> passes per
     # execution, in AGENT_NAMES order.  Empty: none (the spec's form has no key).
@@ -153,8 +154,8 @@ class Spec:
         out = self._json()
         if self.agents:
             out["agents"] = dict(self.agents)
-        if self.cluster != 1:
-            out["cluster"] = self.cluster
+        # Always written, so a trace keeps its meaning if a profile's default changes.
+        out["cluster"] = self.cluster
         return out
 
     def _file_json(self, name: str, pages: int) -> dict[str, Any]:
@@ -545,10 +546,11 @@ def parse_spec(data: object, *, source: str = "spec", profile: str | None = None
         processes[name] = _process(raw, pw.key(name), files)
     cpus = _cpus(_require(table, "cpus", top), top.key("cpus"), files, processes)
     agents = _agents(table.get("agents", {}), top.key("agents"))
-    cluster = _int(table.get("cluster", 1), top.key("cluster"), "cluster",
-                   limit=CLUSTER_MAX + 1)
-    if cluster == 0:
-        top.key("cluster").fail("cluster must be at least 1")
+    cluster = PROFILES[profile].cluster
+    if "cluster" in table:
+        cluster = _int(table["cluster"], top.key("cluster"), "cluster", limit=CLUSTER_MAX + 1)
+        if cluster == 0:
+            top.key("cluster").fail("cluster must be at least 1")
     return Spec(profile=profile, files=files, processes=processes, cpus=cpus,
                 failing=tuple(failing), fail_pages=fail_pages, closed=tuple(closed),
                 cluster=cluster, agents=agents)

@@ -170,8 +170,13 @@ async def test_invalidate_of_part_of_an_entry_keeps_the_rest(
     vpns = sorted(at_return["ptes"]["p0"])
     assert vpns == [BASE >> 12, (BASE >> 12) + 3]
     assert sorted(at_return["pages"]["f"]) == [0, 3]
-    assert at_return["pagers"]["f"] == [0, 2, 3, 0]
-    assert at_return["pages"]["f"][0][0] or at_return["ptes"]["p0"][BASE >> 12][2]
+    if PROFILES[profile].flag_page_clean:
+        # The 2003 HARDSEQ pass writes the range's pages one by one: page 0 stays dirty.
+        assert at_return["pagers"]["f"] == [0, 2, 3, 0]
+        assert at_return["pages"]["f"][0][0] or at_return["ptes"]["p0"][BASE >> 12][2]
+    else:
+        # Pages 0 and 3, outside the range, went with the cluster's write, and stay.
+        assert at_return["pagers"]["f"] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("profile", PROFILES)

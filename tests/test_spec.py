@@ -447,7 +447,7 @@ def test_agent_errors(agents: Any, expected: str) -> None:
 # -- clustering and failing pages -----------------------------------------------------
 
 
-def test_cluster_and_failing_pages_normalise_and_are_left_out_when_unset() -> None:
+def test_cluster_and_failing_pages_normalise_and_the_cluster_is_always_written() -> None:
     data = example()
     data["files"]["f"]["fail_pages"] = [5, 1, 5]
     spec = parse_spec({**data, "cluster": "0x8"})
@@ -456,9 +456,13 @@ def test_cluster_and_failing_pages_normalise_and_are_left_out_when_unset() -> No
     assert spec.to_json()["files"]["f"] == {"pages": 8, "fail_pages": [1, 5]}
     assert parse_spec(spec.to_json()) == spec
     plain = parse_spec(DESIGN_EXAMPLE)
-    assert plain.cluster == 1 and plain.fail_pages == {}
-    assert "cluster" not in plain.to_json()
-    assert parse_spec({**DESIGN_EXAMPLE, "cluster": 1}) == plain
+    # No key: the profile's cluster size (manpage: 16), written out so that a trace
+    # keeps its meaning whatever the profile's default becomes.
+    assert plain.cluster == 16 and plain.fail_pages == {}
+    assert plain.to_json()["cluster"] == 16
+    assert parse_spec({**DESIGN_EXAMPLE, "cluster": 16}) == plain
+    assert parse_spec(DESIGN_EXAMPLE, profile="modern").cluster == 32
+    assert parse_spec({**DESIGN_EXAMPLE, "cluster": 1}, profile="modern").cluster == 1
 
 
 @pytest.mark.parametrize(("change", "expected"), [

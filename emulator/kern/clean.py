@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from emulator.kern.events import CleanGeneration, Invalid
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.object import OBJT_DEVICE, OBJT_FILE
-from emulator.kern.pager import Io
+from emulator.kern.pager import Cluster, Io
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
 from emulator.kern.pmap import fold_modified, remove_all, remove_write, write_protect
 from emulator.kern.profile import AsyncWrite, Flushes, InvalidateFrees, MapLock
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from emulator.kern.map import VmMap, VmMapEntry
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
-    from emulator.kern.pager import BufIo, Cluster
+    from emulator.kern.pager import BufIo
 
 
 # -- error codes per profile (SEMANTICS.md §2) ----------------------------------------
@@ -577,23 +577,7 @@ class MapClean:
                 break
             run.insert(0, nb)
             mreq += 1
-        await k.kpoint()
-        for p in run:
-            k.touch_page(p)
-        if not sync and self.delays_writes(k):
-            for p in run:  # one delayed write of the run's buffer
-                self.delay_write(k, p)
-            for p in run:
-                await p.xunbusy()
-            return True, len(run) - mreq
-        cluster = self.start_cluster(k, run, mreq, sync)
-        if not sync:
-            return True, len(run) - mreq
-        await obj.lock.unlock()
-        for io in cluster.ios:
-            await k.disk.wait(io)
-        await obj.lock.lock()
-        return not self.cluster_eio(cluster), len(run) - mreq
+        return await self.write_run(obj, run, mreq, sync), len(run) - mreq
 
     async def collect_neighbour(self, page: VmPage) -> bool:
         """Take a neighbour into the run: try-busy it, write-protect it with its
@@ -607,47 +591,83 @@ class MapClean:
             return False
         return True
 
+    async def flush_page(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
+        """Write an exclusive-busy page alone; wait for a synchronous write.  Object
+        locked.  Returns False on a write error."""
+        return await self.write_run(obj, [page], 0, sync)
+
+    async def write_run(self, obj: VmObject, run: list[VmPage], mreq: int, sync: bool) -> bool:
+        """Write exclusive-busy dirty pages, contiguous and lowest index first, in one
+        pager call (vm_pageout_flush); ``run[mreq]`` is the page the clean asked for.
+        Wait for a synchronous write.  Object locked.
+
+        A written page stays busy until the write completes; ``dirty`` clears only
+        then.  A write the clean delays (``writes_delayed``: bdwrite) leaves the
+        pages clean and unbusied at once, their data in the file's buffers.
+        Returns False if the write failed on the requested page or a page after it
+        (``cluster_eio``); a failed backward neighbour stays dirty, unreported.
+        """
+        k = obj.k
+        await k.kpoint()
+        for p in run:
+            k.touch_page(p)
+        if self.writes_delayed(k, sync):
+            for p in run:  # one delayed write of the run's buffers
+                self.delay_write(k, p)
+            for p in run:
+                await p.xunbusy()
+            return True
+        cluster: Cluster | None = None
+        if len(run) == 1:
+            ios = [self.start_write(k, run[0], sync)]
+        else:
+            cluster = self.start_cluster(k, run, mreq, sync)
+            ios = cluster.ios
+        if not sync:
+            return True
+        await obj.lock.unlock()
+        for io in ios:
+            await k.disk.wait(io)
+        await obj.lock.lock()
+        for io in ios:
+            if io.error:
+                self.write_failed(obj, io)
+        return not (ios[0].error if cluster is None else self.cluster_eio(cluster))
+
+    def write_failed(self, obj: VmObject, io: Io) -> None:
+        """A synchronous page write of this clean failed (object locked again): the
+        page stays dirty, or its buffer is a delayed write again (brelse's "Failed
+        write, redirty").  Nothing to do here; a variant may mishandle it."""
+
     def start_cluster(self, k: Kernel, pages: list[VmPage], mreq: int, sync: bool) -> Cluster:
-        """Queue the run's one write (vm_pageout_flush -> VOP_PUTPAGES).  Part of the
-        caller's step; every page stays busy until the write completes (and dirty,
-        unless the profile clears it at write start)."""
-        return k.disk.issue_cluster(pages, mreq, sync)
+        """Queue the run's one write (vm_pageout_flush -> VOP_PUTPAGES), page by page
+        through ``start_write``.  Part of the caller's step; every page stays busy
+        until the write completes (and dirty, unless the profile clears it at write
+        start)."""
+        cluster = Cluster(mreq)
+        for page in pages:
+            self.start_write(k, page, sync, cluster)
+        return cluster
 
     def cluster_eio(self, cluster: Cluster) -> bool:
         """Whether a completed synchronous run reports EIO: a page at or after the
         requested one failed (vm_pageout_flush: ``i >= mreq && i - mreq < runlen``)."""
         return any(io.error for io in cluster.ios[cluster.mreq:])
 
-    async def flush_page(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
-        """Write an exclusive-busy page; wait for a synchronous write.  Object locked.
-
-        A written page stays busy until the write completes; ``dirty`` clears
-        only then.  An asynchronous write the profile delays (bdwrite) leaves
-        the page clean and unbusied at once, its data in the file's buffer.
-        Returns False on a write error.
-        """
-        k = obj.k
-        await k.kpoint()
-        k.touch_page(page)
-        if not sync and self.delays_writes(k):
-            self.delay_write(k, page)
-            await page.xunbusy()
-            return True
-        io = self.start_write(k, page, sync)
-        if not sync:
-            return True
-        await obj.lock.unlock()
-        await k.disk.wait(io)
-        await obj.lock.lock()
-        return not io.error
-
-    def start_write(self, k: Kernel, page: VmPage, sync: bool) -> Io:
-        """Queue the page's write (vm_pageout_flush).  Part of the caller's step.
+    def start_write(self, k: Kernel, page: VmPage, sync: bool,
+                    cluster: Cluster | None = None) -> Io:
+        """Queue the page's write, alone or as part of ``cluster``'s pager call
+        (vm_pageout_flush).  Part of the caller's step.
 
         The page stays busy until the write completes, and ``dirty`` set until
         then unless the profile clears it at write start.
         """
-        return k.disk.issue(page, sync)
+        return k.disk.issue(page, sync, cluster)
+
+    def writes_delayed(self, k: Kernel, sync: bool) -> bool:
+        """Whether this clean's writes are delayed (bdwrite): an asynchronous clean's,
+        where the profile delays them."""
+        return not sync and self.delays_writes(k)
 
     def delays_writes(self, k: Kernel) -> bool:
         """Whether an asynchronous clean's writes are delayed (bdwrite) in this profile."""
@@ -768,14 +788,18 @@ class MapClean:
     async def collect_flush_2003(
         self, obj: VmObject, page: VmPage, curgen: int, sync: bool
     ) -> tuple[int, bool]:
-        """vm_object_page_collect_flush for one page (object locked): wait while the
-        page is busy (exclusive or soft), giving up with 0 if a page was inserted or
-        removed meanwhile; else write it and return (1, whether the write worked).
+        """vm_object_page_collect_flush as 2003 wrote it (object locked): wait while
+        the page is busy (exclusive or soft), giving up with (0, True) if a page was
+        inserted or removed meanwhile; else cluster it with its neighbours and write
+        the run in one pager call (``pageout_flush_2003``).
 
-        The page found dirty before the wait is written without testing it again
-        (a page cleaned meanwhile is written once more: harmless).  A page still
-        dirty after its write (it failed) is write-protected and marked
-        PG_CLEANCHK again.
+        Returns (how many pages from ``page`` on the scan may skip, no write error
+        reported).  The page found dirty before the wait is written without testing
+        it again (a page cleaned meanwhile is written once more: harmless).  A page of
+        the run still dirty after its write (it failed, or a fault re-dirtied it after
+        the write) is write-protected and marked PG_CLEANCHK again, left for this
+        scan's next pass; the count stops at the first such forward page, so the
+        scan goes on from it.
         """
         while page.is_busy():
             await obj.lock.unlock()
@@ -783,36 +807,89 @@ class MapClean:
             await obj.lock.lock()
             if obj.memq_generation != curgen:
                 return 0, True
-        page.cleanchk = False
-        ok = await self.pageout_flush_2003(obj, page, sync)
-        if page.dirty and not page.freed:
-            # Still dirty (the write failed, or a fault re-dirtied it after the write):
-            # read-only again, and left for this scan's next pass.
-            write_protect(obj.k, page)
-            page.cleanchk = True
-        return 1, ok
-
-    async def pageout_flush_2003(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
-        """The 2003 vm_pageout_flush of one page (object locked): soft-busy it,
-        write-protect it and start its write, in one step; no exclusive busy.
-
-        An asynchronous write leaves the page clean at once where the profile says
-        so (the vnode pager's VM_PAGER_OK); a synchronous one is waited for, the
-        object unlocked.  Returns False on a write error.
-        """
         k = obj.k
         await k.kpoint()
-        write_protect(k, page)
-        io = k.disk.issue(page, sync, soft_busy=True)
+        run, mreq = self.collect_run_2003(obj, page)
+        ok = await self.pageout_flush_2003(obj, run, mreq, sync)
+        n = len(run) - mreq
+        for i, p in enumerate(run):
+            if p.dirty and not p.freed:
+                write_protect(k, p)
+                p.cleanchk = True
+                if i > mreq:
+                    n = min(n, i - mreq)
+        return n, ok
+
+    def collect_run_2003(self, obj: VmObject, page: VmPage) -> tuple[list[VmPage], int]:
+        """The run of ``page``: its neighbours forward, then backward, up to the
+        kernel's cluster size in all (vm_pageout_page_count), whatever the clean's
+        range; return it lowest index first with the position of ``page``.  Part of
+        the caller's step: the 2003 loop never sleeps (Giant)."""
+        count = obj.k.cluster
+        forward: list[VmPage] = []
+        for i in range(1, count):
+            nb = obj.lookup_page(page.pindex + i)
+            if nb is None or not self.neighbour_2003(nb):
+                break
+            forward.append(nb)
+        backward: list[VmPage] = []
+        for i in range(1, count - len(forward)):
+            nb = obj.lookup_page(page.pindex - i) if page.pindex >= i else None
+            if nb is None or not self.neighbour_2003(nb):
+                break
+            backward.append(nb)
+        return [*reversed(backward), page, *forward], len(backward)
+
+    def neighbour_2003(self, page: VmPage) -> bool:
+        """Whether the 2003 collect takes a neighbour into the run: not busy
+        (exclusive or soft), still marked PG_CLEANCHK by this scan, and dirty once
+        its modified bits are folded (vm_page_test_dirty, no write-protection: the
+        pager call does that).  A clean one loses PG_CLEANCHK.  The HARDSEQ pass
+        marks nothing, so there only pages a scan left marked are taken (2006 added
+        VM_PAGER_IGNORE_CLEANCHK to cluster there too).  Part of a step."""
+        if page.is_busy() or not page.cleanchk:
+            return False
+        page.k.touch_page(page)
+        fold_modified(page)
+        if not (page.dirty and page.valid):
+            page.cleanchk = False
+            return False
+        return True
+
+    async def pageout_flush_2003(
+        self, obj: VmObject, run: list[VmPage], mreq: int, sync: bool
+    ) -> bool:
+        """The 2003 vm_pageout_flush of a run (object locked), part of the caller's
+        step: soft-busy and write-protect each page and start one write of them all;
+        no exclusive busy.
+
+        An asynchronous write leaves the pages clean at once where the profile says
+        so (the vnode pager's VM_PAGER_OK); a synchronous one is waited for, the
+        object unlocked.  Returns False if the write failed on ``run[mreq]`` or a
+        page after it (``cluster_eio``; 2003 returned nothing, and freebsd5's
+        ``write_error`` ignores it).
+        """
+        k = obj.k
+        for p in run:
+            p.cleanchk = False
+            write_protect(k, p)
+        cluster: Cluster | None = None
+        if len(run) == 1:
+            ios = [k.disk.issue(run[0], sync, soft_busy=True)]
+        else:
+            cluster = k.disk.issue_cluster(run, mreq, sync, soft_busy=True)
+            ios = cluster.ios
         if not sync:
             if k.profile.async_write_undirties_at_issue:
-                page.dirty = False
-                io.redirty = True
+                for io in ios:
+                    io.page.dirty = False
+                    io.redirty = True
             return True
         await obj.lock.unlock()
-        await k.disk.wait(io)
+        for io in ios:
+            await k.disk.wait(io)
         await obj.lock.lock()
-        return not io.error
+        return not (ios[0].error if cluster is None else self.cluster_eio(cluster))
 
     async def page_remove(self, obj: VmObject, start: int, end: int, clean_only: bool) -> None:
         """Free the unwired resident pages of [start, end) (vm_object_page_remove).

@@ -7,9 +7,12 @@ pages it sleeps on:
 * the **page daemon** launders as vm_pageout_launder / vm_pageout_clean do:
   for each resident page of each file object, ``vm_page_tryxbusy`` (a busy page
   is skipped, never waited for), ``pmap_remove_write`` folding modified bits;
-  a dirty page is clustered with the dirty pages that follow it
-  (vm_pageout_cluster, forward only here) and the cluster written
-  asynchronously (vm_pageout_flush); a clean page loses every mapping
+  a dirty page is clustered with the dirty pages that follow it, up to the
+  kernel's cluster size (vm_pageout_cluster with vm_pageout_page_count, forward
+  only here: the pages before it were scanned already), and the cluster
+  written in one asynchronous pager call (vm_pageout_flush with mreq 0 and no
+  eio: every page is the daemon's, and no caller hears of an error; a failed
+  page stays dirty for a later pass); a clean page loses every mapping
   (``vm_page_try_remove_all``) and is freed -- unless a store raced in through
   a mapping, which makes it dirty again: it is laundered on a later pass;
 * the **syncer** walks the file objects and starts an asynchronous clean of
@@ -53,8 +56,6 @@ Body: TypeAlias = "Callable[[], Awaitable[None]]"  # an agent's coroutine functi
 AGENT_NAMES = ("pagedaemon", "syncer")
 DEFAULT_PASSES = 1  # a spec's ``true``
 MAX_PASSES = 8
-# vm_pageout_page_count's role: the most pages one laundering write carries.
-CLUSTER_MAX = 4
 
 
 class PageDaemon:
@@ -137,7 +138,7 @@ class PageDaemon:
             await self.reclaim(obj, page)
             return nxt
         cluster = [page]
-        while len(cluster) < CLUSTER_MAX:
+        while len(cluster) < k.cluster:
             nb = obj.lookup_page(nxt)
             if nb is None or nb.wire_count > 0 or not nb.valid:
                 break
@@ -149,10 +150,11 @@ class PageDaemon:
                 break
             cluster.append(nb)
             nxt += 1
-        for p in cluster:  # vm_pageout_flush: one asynchronous write per page
-            await k.kpoint()
+        # vm_pageout_flush: one asynchronous pager call for the whole cluster.
+        await k.kpoint()
+        for p in cluster:
             k.touch_page(p)
-            k.disk.issue(p, False)
+        k.disk.issue_cluster(cluster, 0, False)
         return nxt
 
 

@@ -73,9 +73,9 @@ class Kernel:
         self.files: dict[str, VmObject] = {}
         self.pagers: dict[str, Pager] = {}
         self.disk: Disk = Disk(self, -1)  # the machine builder sets the disk's agent
-        # vm_pageout_page_count for the page clean: the most pages one write of a dirty
-        # page and its dirty neighbours carries (the spec's "cluster"; 1: no clustering).
-        self.cluster = 1
+        # vm_pageout_page_count: the most pages one write of a dirty page and its dirty
+        # neighbours carries (the profile's; the machine builder sets the spec's).
+        self.cluster = profile.cluster
         self.store_seq = 0
         self.next_oid = 0
         # Pluggable paths: the machine builder installs the variant under test.

@@ -174,13 +174,15 @@ class Disk:
         for buf in self.bufq:
             assert not buf.done, f"disk: completed write of buffer {buf.obj}:{buf.pindex} queued"
 
-    def issue_cluster(self, pages: list[VmPage], mreq: int, sync: bool) -> Cluster:
+    def issue_cluster(self, pages: list[VmPage], mreq: int, sync: bool,
+                      soft_busy: bool = False) -> Cluster:
         """Queue one write of contiguous ``pages`` (vm_pageout_flush's one pager call),
         ``pages[mreq]`` the one asked for.  Each page's exclusive busy becomes the
-        write's.  Part of the caller's step."""
+        write's (with ``soft_busy``: the write soft-busies pages the caller holds no
+        busy on, as ``issue`` does).  Part of the caller's step."""
         cluster = Cluster(mreq)
         for page in pages:
-            self.issue(page, sync, cluster)
+            self.issue(page, sync, cluster, soft_busy)
         return cluster
 
     def issue(self, page: VmPage, sync: bool, cluster: Cluster | None = None,

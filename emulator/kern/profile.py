@@ -154,6 +154,13 @@ class Profile:
     # buffer cache (coherent).  fsync(2) promises it in every profile.
     # README "Buffer cache and durability" says which profile promises what, and why.
     msync_sync_durable: bool = True
+    # vm_pageout_page_count: the most pages one pager call of the page clean or the
+    # page daemon carries, the page asked for and its dirty neighbours, forward then
+    # backward, beyond the clean's range (FIDELITY.md D9).  Every era clusters: 16
+    # (VM_PAGEOUT_PAGE_COUNT from 4.x to 11.x), 32 today; both kernels drop it to 8
+    # on machines of fewer than 2000 physical pages, which is not modelled.  A
+    # spec's "cluster" overrides it; 1 writes each page alone.
+    cluster: int = 16
     # The profile's era bugs: behaviour the checkers report (a rule broken) but that is
     # the era's code behaving as it did, by key (FIDELITY.md's H or D number), with the
     # reason a report gives.  A violation is *historical* only when the checker marks
@@ -229,6 +236,7 @@ MANPAGE = Profile(
     zero_length_whole_entry=False,
     read_fault_maps_sbusy=False,
     msync_errno=MANPAGE_ERRNO,
+    cluster=16,
 )
 
 # The 2003 code: the man page's error codes swapped, invalidate's data loss, the
@@ -252,6 +260,7 @@ FREEBSD5 = Profile(
     chain_walk_steps_first=True,
     flag_page_clean=True,
     async_write_undirties_at_issue=True,
+    cluster=16,
     era_bugs=FREEBSD5_ERA_BUGS,
 )
 
@@ -277,6 +286,7 @@ MODERN = Profile(
     write_clears_dirty_at_start=True,
     whole_file_sync_fsyncs=True,
     msync_sync_durable=False,
+    cluster=32,
 )
 
 # Every profile by name, in the order `vmemu list` and error messages show them.

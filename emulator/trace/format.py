@@ -31,7 +31,10 @@ import structlog
 from emulator.kern.events import Recorded
 
 FORMAT = "vmemu-trace"
-VERSION = 1
+# 2: the header's spec always names its cluster size ("cluster"), which defaults to
+# the profile's; a version-1 spec without one meant 1 (emulator.trace.reader).
+VERSION = 2
+CLUSTER_IN_SPEC = 2  # the first version whose specs always name their cluster size
 
 
 def _plain(value: Any) -> Any:

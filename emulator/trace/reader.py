@@ -23,7 +23,7 @@ from emulator.errors import BadInput
 from emulator.kern.events import Event, Sched, Violated, parse_event
 from emulator.kern.profile import PROFILES
 from emulator.spec import Spec, parse_spec
-from emulator.trace.format import FORMAT, VERSION
+from emulator.trace.format import CLUSTER_IN_SPEC, FORMAT, VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,19 @@ class Trace:
 def _fail(path: str, line: int | None, problem: str) -> BadInput:
     where = f"{path}: line {line}: " if line is not None else f"{path}: "
     return BadInput(where + problem)
+
+
+def recorded_spec(header: dict[str, Any]) -> dict[str, Any]:
+    """The spec a (validated) header recorded, as it meant when it was written.
+
+    Format version 1 predates the profiles' cluster sizes: a spec then without a
+    "cluster" key wrote each page alone (cluster 1), and it still does.  From
+    version 2 on every header's spec names its cluster.
+    """
+    spec: dict[str, Any] = header["spec"]
+    if header["version"] < CLUSTER_IN_SPEC and "cluster" not in spec:
+        return {**spec, "cluster": 1}
+    return spec
 
 
 def _check_header(path: str, h: Any) -> dict[str, Any]:
@@ -171,7 +184,7 @@ def load_trace(path: str, partial: bool = False) -> Trace:
             raise _fail(path, n, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
         if n == 1:
             header = _check_header(path, obj)
-            spec = parse_spec(header["spec"], source=f"{path}: line 1: spec",
+            spec = parse_spec(recorded_spec(header), source=f"{path}: line 1: spec",
                               profile=header["profile"])
             trace = Trace(path, header, spec)
             continue

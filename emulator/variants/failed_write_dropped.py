@@ -13,16 +13,14 @@ returns 0.
 from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.object import VmObject
-from emulator.kern.page import VmPage
+from emulator.kern.pager import Io
 from emulator.variants.base import Variant
 
 
 class FailedWriteDropped(MapClean):
-    async def flush_page(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
-        ok = await super().flush_page(obj, page, sync)
-        if not ok and obj.pager is not None:
-            obj.pager.delayed.pop(page.pindex, None)  # the bug: B_INVAL, not bdirty
-        return ok
+    def write_failed(self, obj: VmObject, io: Io) -> None:
+        if obj.pager is not None:
+            obj.pager.delayed.pop(io.page.pindex, None)  # the bug: B_INVAL, not bdirty
 
 
 VARIANT = Variant(

@@ -10,21 +10,13 @@ where msync(MS_SYNC) promises durability.
 
 from emulator.check import Rule
 from emulator.kern.clean import MapClean
-from emulator.kern.object import VmObject
-from emulator.kern.page import VmPage
+from emulator.kern.kernel import Kernel
 from emulator.variants.base import Variant
 
 
 class SyncWriteDelayed(MapClean):
-    async def flush_page(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
-        if not sync:
-            return await super().flush_page(obj, page, sync)
-        k = obj.k
-        await k.kpoint()
-        k.touch_page(page)
-        self.delay_write(k, page)  # bdwrite where IO_SYNC asks for bwrite
-        await page.xunbusy()
-        return True
+    def writes_delayed(self, k: Kernel, sync: bool) -> bool:
+        return sync or super().writes_delayed(k, sync)  # bdwrite where IO_SYNC asks for bwrite
 
 
 VARIANT = Variant(

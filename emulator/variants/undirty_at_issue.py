@@ -8,14 +8,15 @@ from emulator.check import Rule
 from emulator.kern.clean import MapClean
 from emulator.kern.kernel import Kernel
 from emulator.kern.page import VmPage
-from emulator.kern.pager import Io
+from emulator.kern.pager import Cluster, Io
 from emulator.variants.base import Variant
 
 
 class UndirtyAtIssue(MapClean):
-    def start_write(self, k: Kernel, page: VmPage, sync: bool) -> Io:
+    def start_write(self, k: Kernel, page: VmPage, sync: bool,
+                    cluster: Cluster | None = None) -> Io:
         page.dirty = False  # too early: the write has not completed
-        return super().start_write(k, page, sync)
+        return super().start_write(k, page, sync, cluster)
 
 
 VARIANT = Variant(

@@ -10,6 +10,7 @@ import pytest
 
 from emulator.kern.pager import Cluster
 from emulator.kern.profile import PROFILES
+from emulator.spec import parse_spec
 
 PAGE = 0x1000
 BASE = 0x10000
@@ -75,6 +76,45 @@ async def test_a_cluster_of_one_writes_each_page_alone(run_spec: Any, make_watch
     await run_spec(spec([*stores(0, 1, 2), msync(1)], cluster=1),
                    checkers=[lambda k: make_watch(k, ws)])
     assert writes(ws[0]) == [(1, None)]
+
+
+# Every era clusters (FIDELITY.md D9): vm_pageout_page_count was 16 from 4.x to 11.x
+# (VM_PAGEOUT_PAGE_COUNT) and is 32 today.
+ERA_CLUSTER = {"manpage": 16, "freebsd5": 16, "modern": 32}
+
+
+def test_every_profile_has_its_eras_cluster_size() -> None:
+    assert {name: p.cluster for name, p in PROFILES.items()} == ERA_CLUSTER
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_a_spec_without_a_cluster_key_takes_its_profiles(profile: str) -> None:
+    data = spec([*stores(0)], pages=2)
+    del data["cluster"]
+    assert parse_spec(data, profile=profile).cluster == ERA_CLUSTER[profile]
+    assert parse_spec({**data, "cluster": 1}, profile=profile).cluster == 1
+    assert parse_spec({**data, "cluster": 5}, profile=profile).cluster == 5
+
+
+@pytest.mark.parametrize("profile", ["manpage", "modern"])
+async def test_a_one_page_msync_clusters_by_default(
+    run_spec: Any, make_watch: Any, profile: str
+) -> None:
+    ws: list[Any] = []
+    data = spec([*stores(0, 1, 2, 3), msync(1)])
+    del data["cluster"]
+    ex, k = await run_spec(data, profile, checkers=[lambda k: make_watch(k, ws)])
+    assert ex.outcome == "ok" and k.cluster == ERA_CLUSTER[profile]
+    assert sorted(writes(ws[0])) == [(0, 1), (1, 1), (2, 1), (3, 1)]
+
+
+async def test_cluster_one_in_the_spec_turns_clustering_off(
+    run_spec: Any, make_watch: Any
+) -> None:
+    ws: list[Any] = []
+    await run_spec(spec([*stores(0, 1, 2), msync(0, 3)], cluster=1), "modern",
+                   checkers=[lambda k: make_watch(k, ws)])
+    assert writes(ws[0]) == [(0, None), (1, None), (2, None)]
 
 
 # freebsd5 runs the 2003 page clean, which writes each page alone here: 2003 clustered only

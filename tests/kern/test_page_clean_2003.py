@@ -56,10 +56,13 @@ class Watching(MapClean):
     def __init__(self) -> None:
         self.seen: list[tuple[int, bool]] = []
         self.flushes: list[tuple[int, int]] = []  # (pindex, pages collected: 0 = gave up)
+        self.runs: list[list[int]] = []  # the pages of each pager call
 
-    async def pageout_flush_2003(self, obj: VmObject, page: VmPage, sync: bool) -> bool:
-        self.seen.append((page.pindex, obj.might_be_dirty()))
-        return await super().pageout_flush_2003(obj, page, sync)
+    async def pageout_flush_2003(self, obj: VmObject, run: list[VmPage], mreq: int,
+                                 sync: bool) -> bool:
+        self.seen.append((run[mreq].pindex, obj.might_be_dirty()))
+        self.runs.append([p.pindex for p in run])
+        return await super().pageout_flush_2003(obj, run, mreq, sync)
 
     async def collect_flush_2003(self, obj: VmObject, page: VmPage, curgen: int,
                             sync: bool) -> tuple[int, bool]:
@@ -229,3 +232,113 @@ async def test_entering_a_writable_mapping_sets_the_flag_again_in_freebsd5_only(
     for profile, flagged in (("freebsd5", True), ("manpage", False)):
         run = await run_kernel(body, spec=ONE_PROCESS, profile=profile)
         assert run.log == [f"cpu0 might be dirty {flagged}", "cpu0 read-only False"]
+
+
+# -- clustering (vm_object_page_collect_flush of 2003, V5o) -----------------------------
+
+# A file of 20 pages: the HARDSEQ pass gives up after 16 pages in a row that are absent
+# or clean, so the marked scan does the writing.
+LONG: dict[str, Any] = {
+    "files": {"f": {"pages": 20}},
+    "processes": {"p0": {"mappings": [{"addr": "0x10000", "pages": 20, "file": "f"}]}},
+}
+
+
+async def test_the_marked_scan_writes_a_page_with_its_dirty_neighbours_in_one_call(
+    run_kernel: Any,
+) -> None:
+    cleaner = Watching()
+
+    async def body(cpu: Cpu) -> None:
+        for pindex in (16, 17, 18, 19):
+            await dirty(cpu, pindex)
+        await clean(cpu, 0, 20, sync=True, cleaner=cleaner)
+        f = cpu.k.files["f"]
+        cpu.log(f"dirty {[f.pages[i].dirty for i in (16, 17, 18, 19)]}")
+
+    run = await run_kernel(body, spec=LONG, profile="freebsd5")
+    assert run.outcome == "ok"
+    assert cleaner.runs == [[16, 17, 18, 19]]  # freebsd5's cluster size is 16
+    assert cleaner.flushes == [(16, 4)]
+    assert run.log == ["cpu0 dirty [False, False, False, False]"]
+
+
+async def test_the_spec_cluster_bounds_the_run(run_kernel: Any) -> None:
+    cleaner = Watching()
+
+    async def body(cpu: Cpu) -> None:
+        for pindex in (16, 17, 18, 19):
+            await dirty(cpu, pindex)
+        await clean(cpu, 0, 20, sync=True, cleaner=cleaner)
+
+    await run_kernel(body, spec={**LONG, "cluster": 3}, profile="freebsd5")
+    assert cleaner.runs == [[16, 17, 18], [19]]
+
+
+async def test_the_hardseq_pass_writes_each_page_alone(run_kernel: Any) -> None:
+    # Its neighbours carry no PG_CLEANCHK (2003 had no VM_PAGER_IGNORE_CLEANCHK): one
+    # write per page, and page 2, outside the range, is left alone.
+    cleaner = Watching()
+
+    async def body(cpu: Cpu) -> None:
+        for pindex in (0, 1, 2):
+            await dirty(cpu, pindex)
+        await clean(cpu, 0, 2, sync=True, cleaner=cleaner)
+        cpu.log(f"dirty {cpu.k.files['f'].pages[2].dirty}")
+
+    run = await run_kernel(body, spec=ONE_PROCESS, profile="freebsd5")
+    assert cleaner.runs == [[0], [1]]
+    assert run.log == ["cpu0 dirty True"]
+
+
+async def test_the_collect_takes_marked_dirty_neighbours_forward_then_backward(
+    run_kernel: Any,
+) -> None:
+    runs: list[Any] = []
+
+    async def body(cpu: Cpu) -> None:
+        f = cpu.k.files["f"]
+        pages = [await dirty(cpu, pindex) for pindex in range(8)]
+        for page in pages:
+            page.cleanchk = True
+        pages[1].cleanchk = False  # not marked: ends the backward run before it
+        pages[6].dirty = False  # clean: ends the forward run, and loses its mark
+        await pages[7].xbusy()
+        await f.lock.lock()
+        run, mreq = REFERENCE.collect_run_2003(f, pages[4])
+        runs.append(([p.pindex for p in run], mreq, pages[6].cleanchk))
+        f.k.cluster = 3  # forward first: 5; then backward up to the size: 3
+        run, mreq = REFERENCE.collect_run_2003(f, pages[4])
+        runs.append(([p.pindex for p in run], mreq))
+        await f.lock.unlock()
+        await pages[7].xunbusy()
+
+    await run_kernel(body, spec=LONG, profile="freebsd5")
+    assert runs == [([2, 3, 4, 5], 2, False), ([3, 4, 5], 1)]
+
+
+async def test_a_failed_forward_page_stays_marked_and_the_scan_resumes_there(
+    run_kernel: Any,
+) -> None:
+    cleaner = Watching()
+
+    async def body(cpu: Cpu) -> None:
+        f = cpu.k.files["f"]
+        pages = [await dirty(cpu, pindex) for pindex in range(4)]
+        for page in pages:
+            page.cleanchk = True
+        await f.vnode.lock()
+        await f.lock.lock()
+        n, ok = await cleaner.collect_flush_2003(f, pages[1], f.memq_generation, True)
+        await f.lock.unlock()
+        await f.vnode.unlock()
+        cpu.log(f"n {n} ok {ok} dirty {[p.dirty for p in pages]} "
+                f"cleanchk {[p.cleanchk for p in pages]}")
+
+    spec = {**ONE_PROCESS, "files": {"f": {"pages": 4, "fail_pages": [0, 2]}}}
+    run = await run_kernel(body, spec=spec, profile="freebsd5")
+    assert cleaner.runs == [[0, 1, 2, 3]]
+    # Page 2 (forward) failed: the error is the clean's, and the scan goes on from page 2;
+    # page 0 (backward) failed too, unreported; both stay dirty, read-only and marked.
+    assert run.log == ["cpu0 n 1 ok False dirty [True, False, True, False] "
+                       "cleanchk [True, False, True, False]"]

@@ -118,7 +118,7 @@ def _one_error_line(capsys: pytest.CaptureFixture[str], code: int, want: int = 2
         ("cut", lambda ls: ["\n".join(ls)[:"\n".join(ls).index("\n", 3000) - 5]],
          "truncated line"),
         ("nofooter", lambda ls: [*ls[:-2], ""], "no footer"),
-        ("version", lambda ls: [ls[0].replace('"version": 1', '"version": 7'), *ls[1:]],
+        ("version", lambda ls: [ls[0].replace('"version": 2', '"version": 7'), *ls[1:]],
          "version 7 is newer"),
         ("variant", lambda ls: [ls[0].replace('"variant": "reference"', '"variant": "nope"'),
                                 *ls[1:]], "unknown variant 'nope'"),
