@@ -218,6 +218,7 @@ async def _run_shard(
         out.executions += 1
         out.steps += ex.steps
         _account(out, portfolio.machine(i), run, ex)
+        _release(portfolio.machine(i))
         failed = ex.outcome not in (Outcome.OK, Outcome.PRUNED)
         if failed:
             out.failures.append(Failure.of(ex, run))
@@ -242,6 +243,18 @@ async def _run_shard(
     out.coverage = portfolio.totals()
     out.arms = portfolio.arm_stats(with_workload=False)
     return out
+
+
+def _release(machine: Machine) -> None:
+    """Empty the finished execution's kernel, which nothing reads once it is accounted
+    (the campaign's machines are its own; the Execution keeps no kernel object).  Its
+    maps, objects, pages, locks, agents and the checkers' subscriptions all point back
+    at it: emptied, they are freed by reference counting at once instead of waiting, as
+    cyclic garbage, for the collector to visit them cold."""
+    k = machine.kernel
+    if k is not None:
+        machine.kernel = None
+        vars(k).clear()
 
 
 def _account(out: Summary, machine: Machine, run: RunConfig, ex: Execution) -> None:
