@@ -217,6 +217,11 @@ class TrioScheduler(Scheduler):
         if self.over or self.step != step:
             return
         cur = self.current
+        if cur is None and (self._parked < len(self.agents) or not self._main_waiting):
+            # Still starting: an agent task has not parked yet, or the main task was
+            # woken to hand out the first baton and has not run yet (a slow, loaded
+            # machine).  Trio runs queued tasks, so this is progress, not a lost baton.
+            return
         if self.holder_running():
             assert cur is not None
             if cur.scope is not None:
