@@ -72,6 +72,13 @@ def page_range(offset: int, size: int) -> tuple[int, int]:
     return offset >> PAGE_SHIFT, (offset + size + PAGE_MASK) >> PAGE_SHIFT
 
 
+async def sleep_on_busy(obj: VmObject, page: VmPage) -> None:
+    """Sleep until ``page`` is unbusied, with its object unlocked for the sleep."""
+    await obj.lock.unlock()
+    await page.wait_unbusy()
+    await obj.lock.lock()
+
+
 class MapClean:
     """The reference clean of every profile, as steps a variant may override.
 
@@ -531,9 +538,7 @@ class MapClean:
         """Busy ``page``; if it is busy, sleep (object unlocked) and return False."""
         if await page.try_xbusy():
             return True
-        await obj.lock.unlock()
-        await page.wait_unbusy()
-        await obj.lock.lock()
+        await sleep_on_busy(obj, page)
         return False
 
     async def protect(self, page: VmPage) -> None:
@@ -802,9 +807,7 @@ class MapClean:
         scan goes on from it.
         """
         while page.is_busy():
-            await obj.lock.unlock()
-            await page.wait_unbusy()
-            await obj.lock.lock()
+            await sleep_on_busy(obj, page)
             if obj.memq_generation != curgen:
                 return 0, True
         k = obj.k
@@ -910,17 +913,13 @@ class MapClean:
                     if page.is_busy():
                         # 2003 did not wait here; waiting (as today's code does) keeps
                         # a fault that busied the page from mapping discarded contents.
-                        await obj.lock.unlock()
-                        await page.wait_unbusy()
-                        await obj.lock.lock()
+                        await sleep_on_busy(obj, page)
                         page = obj.find_least(pi)
                         continue
                     await self.discard_wired(obj, page)
                 elif k.profile.invalidate_unmaps_wired:
                     if not await self.take_for_removal(page):
-                        await obj.lock.unlock()
-                        await page.wait_unbusy()
-                        await obj.lock.lock()
+                        await sleep_on_busy(obj, page)
                         page = obj.find_least(pi)
                         continue
                     await self.unmap_wired(page)
@@ -928,9 +927,7 @@ class MapClean:
                 page = obj.find_least(pi + 1)
                 continue
             if not await self.take_for_removal(page):
-                await obj.lock.unlock()
-                await page.wait_unbusy()
-                await obj.lock.lock()
+                await sleep_on_busy(obj, page)
                 page = obj.find_least(pi)
                 continue
             if clean_only:
