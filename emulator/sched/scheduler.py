@@ -225,25 +225,25 @@ class Scheduler:
 
     async def sleep(self, chan: WaitChannel) -> None:
         """Block the current agent on ``chan`` until ``wakeup(chan)``."""
+        nxt = self._next_after_sleep(chan)
+        cur = self.current
+        assert cur is not None
+        await self._switch(cur, nxt)
+
+    # What a sleep decides, shared by the drivers' own ``sleep`` (which switches inline).
+
+    def _next_after_sleep(self, chan: WaitChannel) -> Agent:
+        """Block the current agent on ``chan`` and pick the agent to switch to."""
         if self.over:
             raise Abort()
         cur = self.current
         assert cur is not None
-        # _block, inlined: a sleep is the second most frequent way to give the baton.
-        cur.state = BLOCKED
-        cur.chan = chan
-        sleepers = self._asleep.get(chan)
-        if sleepers is None:
-            self._asleep[chan] = [cur]
-        else:
-            sleepers.append(cur)
-        self._mask = mask = self._mask & ~(1 << cur.aid)
-        self.runnable = _RUNNABLE_OF.get(mask) or _runnable_of(mask)
+        self._block(cur, chan)
         nxt = self._choose(cur)
         if nxt is None:
             self._stuck()
             raise Abort()
-        await self._switch(cur, nxt)
+        return nxt
 
     def wakeup(self, chan: WaitChannel) -> None:
         """Make every agent sleeping on ``chan`` runnable.  Not a schedule point."""
