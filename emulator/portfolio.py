@@ -165,10 +165,7 @@ class Tracker:
         observers = k.observers
         for kind, fn in self.subscriptions:  # k.observe, inlined
             have = observers.get(kind)
-            if have is None:
-                observers[kind] = [fn]
-            else:
-                have.append(fn)
+            observers[kind] = (fn,) if have is None else (*have, fn)
 
     def _handlers(self, ops: dict[int, str]) -> list[tuple[type[Event],
                                                          Callable[[int, int, Any], None]]]:

@@ -10,8 +10,10 @@ it records what building them did to the first kernel, and repeats exactly
 that on the next one -- each object's attributes as ``__init__`` left them
 (the kernel, the other checkers and helpers, fresh empty containers, plain
 values, its lists of subscribers), the helpers it put in ``k.shared``, and
-its observers appended to ``k.observers`` (one list extension per event
-class instead of one ``observe`` call per handler).  An execution after
+its observers added to ``k.observers`` (one dictionary update instead of one
+``observe`` call per handler: a kernel's subscribers of an event class are a
+tuple, replaced by a longer one at each subscription and never changed, so
+every kernel can share the plan's tuples).  An execution after
 another is the same as one alone: nothing of the first survives but the
 objects' identities.
 
@@ -19,8 +21,8 @@ It re-installs only what it can recognise, and builds anew otherwise:
 
 * the spec must be the same object (checkers may read the kernel the spec
   built, its profile included, when they subscribe);
-* building must have changed nothing on the kernel but ``observers`` (lists
-  appended to) and ``shared`` (keys added);
+* building must have changed nothing on the kernel but ``observers``
+  (subscribers added) and ``shared`` (keys added);
 * every observer and subscriber must be a method of a checker or of a helper
   in ``shared`` (a closure could hold the last execution's state);
 * every attribute of those objects must be the kernel, another of them, a
@@ -57,15 +59,15 @@ _Remake = tuple[Any, dict[str, Any], tuple[tuple[str, Callable[[], Any] | None],
 class _Plan:
     """What building the checkers did to a kernel, to be done again on another."""
 
-    __slots__ = ("added", "checkers", "objects", "shared", "spec")
+    __slots__ = ("checkers", "objects", "shared", "spec", "table")
 
     def __init__(self, spec: Spec, checkers: list[Checker], objects: list[_Remake],
-                 shared: dict[str, Any], added: list[tuple[type, tuple[Observer, ...]]]) -> None:
+                 shared: dict[str, Any], table: dict[type, tuple[Observer, ...]]) -> None:
         self.spec = spec
         self.checkers = checkers
         self.objects = objects  # (object, attributes as built, fresh ones)
         self.shared = shared  # the helpers put in k.shared
-        self.added = added  # observers appended, per event class, in order
+        self.table = table  # observers added, per event class, in order
 
     def install(self, k: Kernel) -> list[Checker]:
         for obj, built, fresh in self.objects:
@@ -75,18 +77,18 @@ class _Plan:
             obj.__dict__ = state
         k.shared.update(self.shared)
         observers = k.observers
-        for kind, fns in self.added:
-            have = observers.get(kind)
-            if have is None:
-                observers[kind] = list(fns)
-            else:
-                have.extend(fns)
+        if not observers:
+            observers.update(self.table)  # the subscribers are tuples: shared, never changed
+        else:
+            for kind, fns in self.table.items():
+                have = observers.get(kind)
+                observers[kind] = fns if have is None else have + fns
         return list(self.checkers)
 
 
 def _record(spec: Spec, k: Kernel, checkers: list[Checker], before: dict[str, Any],
             shared_before: dict[str, Any],
-            observers_before: dict[type, list[Observer]]) -> _Plan | None:
+            observers_before: dict[type, tuple[Observer, ...]]) -> _Plan | None:
     """The plan that re-installs ``checkers`` as built on ``k``, or None if they do
     anything it cannot recognise (see the module's docstring)."""
     after = vars(k)
@@ -104,16 +106,16 @@ def _record(spec: Spec, k: Kernel, checkers: list[Checker], before: dict[str, An
     def owned(fn: object) -> bool:
         return isinstance(fn, types.MethodType) and any(fn.__self__ is o for o in objects)
 
-    added: list[tuple[type, tuple[Observer, ...]]] = []
+    table: dict[type, tuple[Observer, ...]] = {}
     for kind, fns in k.observers.items():
-        old = observers_before.get(kind, [])
+        old = observers_before.get(kind, ())
         if fns[:len(old)] != old:
             return None
         new = fns[len(old):]
         if not all(owned(fn) for fn in new):
             return None
         if new:
-            added.append((kind, tuple(new)))
+            table[kind] = tuple(new)
     plans: list[_Remake] = []
     for obj in objects:
         if not isinstance(getattr(obj, "__dict__", None), dict) or hasattr(type(obj),
@@ -134,7 +136,7 @@ def _record(spec: Spec, k: Kernel, checkers: list[Checker], before: dict[str, An
             else:
                 return None
         plans.append((obj, built, tuple(fresh)))
-    return _Plan(spec, checkers, plans, shared, added)
+    return _Plan(spec, checkers, plans, shared, table)
 
 
 class Installer:
@@ -153,7 +155,7 @@ class Installer:
         self.plan = None
         before = dict(vars(k))
         shared_before = dict(k.shared)
-        observers_before = {kind: list(fns) for kind, fns in k.observers.items()}
+        observers_before = dict(k.observers)
         checkers = [make(k) for make in self.factories]
         self.built += 1
         self.plan = _record(spec, k, checkers, before, shared_before, observers_before)

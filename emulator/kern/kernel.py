@@ -63,7 +63,9 @@ class Kernel:
         self.sleep: Callable[[WaitChannel], Awaitable[None]] = sched.sleep
         self.events: list[Recorded] = []
         self.sink: Callable[[list[Recorded]], None] | None = None  # streams recorded events
-        self.observers: dict[type[Event], list[Observer]] = {}
+        # Each event class's subscribers, in order: a tuple, replaced by a longer one at
+        # each subscription (never changed in place), so kernels may share them.
+        self.observers: dict[type[Event], tuple[Observer, ...]] = {}
         self.watched = False  # a footprint-aware strategy sees every event (watch())
         self.recording = record  # keep every traced event's line in ``events``
         self.violations: list[Violation] = []  # the monitor's verdicts on this machine
@@ -165,7 +167,9 @@ class Kernel:
     def observe(self, kind: type[E], fn: Callable[[int, int, E], None]) -> None:
         """Call ``fn(step, agent, event)`` for every event of class ``kind``, in
         subscription order."""
-        self.observers.setdefault(kind, []).append(fn)
+        observers = self.observers
+        have = observers.get(kind)
+        observers[kind] = (fn,) if have is None else (*have, fn)
 
     def watch(self, fn: Observer) -> None:
         """Subscribe ``fn`` to every traced event and to the untraced reads and
