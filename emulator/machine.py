@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from emulator.check import Rule
@@ -102,6 +103,44 @@ async def run_op(k: Kernel, vm_map: VmMap, op: Op) -> Any:
     return await op.call.handler(k, vm_map, *op.args)
 
 
+async def _cpu_body(k: Kernel, i: int, vm_map: VmMap, program: Sequence[Op],
+                    out: list[dict[str, Any]], current_op: dict[int, str], say_call: bool,
+                    say_ret: bool) -> None:
+    """CPU ``i``'s agent: run its program on ``vm_map``, each result appended to ``out``.
+    (``say_call``, ``say_ret``: whether anyone records or observes calls and returns.)"""
+    for op in program:
+        name = op.name
+        current_op[i] = name
+        if say_call:
+            k.emit(Call(name, op.event_args))
+        # run_op, inlined: every frame of the await chain is passed twice at every
+        # switch of agents.
+        value = await op.call.handler(k, vm_map, *op.args)
+        if k.deferred:  # vrele past the map lock (kern/vnode.py)
+            await process_deferred(k)
+        rendered = result_value(value)
+        if say_ret:
+            k.emit(Ret(name, rendered))
+        out.append({"op": name, "args": list(op.plain_args), "ret": rendered})
+
+
+# The CPUs' agent names, by number of CPUs (built once).
+_CPU_NAMES: dict[int, tuple[str, ...]] = {}
+
+
+def _cpu_names(n: int) -> tuple[str, ...]:
+    names = _CPU_NAMES.get(n)
+    if names is None:
+        names = _CPU_NAMES[n] = tuple(f"cpu{i}" for i in range(n))
+    return names
+
+
+OK = Outcome.OK
+VIOLATION = Outcome.VIOLATION
+# The outcomes the scheduler ends an execution with that become the execution's violation.
+_ENDED_BY_SCHEDULER = (Outcome.DEADLOCK, Outcome.STARVATION, Outcome.CRASH)
+
+
 def final_flush(k: Kernel) -> None:
     """The trusted flush: write every dirty file page, outside the scheduler.
 
@@ -153,8 +192,11 @@ class Machine:
         spec = spec or self.spec
         self.strategy.reset(seed)
         sched = make_scheduler(self.driver, self.strategy, self.max_steps, self.stall_seconds)
-        cpus = [sched.add_agent(f"cpu{i}") for i in range(len(spec.cpus))]
-        disk_agent = sched.add_agent("disk", daemon=True)
+        names = _cpu_names(len(spec.cpus))
+        add_agent = sched.add_agent
+        for name in names:
+            add_agent(name)
+        disk_agent = add_agent("disk", daemon=True)
         k = build_kernel(spec, sched, self.variant, self.record)
         k.disk.aid = disk_agent.aid
         # The disk starts idle, asleep on its empty queue: it is not a choice
@@ -186,68 +228,46 @@ class Machine:
             watcher(k)
         if self.strategy.wants_events:
             k.watch(self.strategy.event)  # after the checkers: it sees what they let through
-        results: dict[str, list[dict[str, Any]]] = {a.name: [] for a in cpus}
-
-        def body(i: int) -> Callable[[], Any]:
-            vm_map = k.maps[spec.cpus[i].process]
-            program = spec.cpus[i].program
-            out = results[f"cpu{i}"]
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        bodies: list[Callable[[], Any]] = []
+        if names:
             current_op: dict[int, str] = k.shared.setdefault("current_op", {})
             # Every subscription is made by now: an event no one records or observes
             # need not be built (no checker watches calls and returns).
             say_call = k.recording or Call in k.observers
             say_ret = k.recording or Ret in k.observers
-
-            async def run() -> None:
-                for op in program:
-                    name = op.name
-                    current_op[i] = name
-                    if say_call:
-                        k.emit(Call(name, op.event_args))
-                    # run_op, inlined: every frame of the await chain is passed twice
-                    # at every switch of agents.
-                    value = await op.call.handler(k, vm_map, *op.args)
-                    if k.deferred:  # vrele past the map lock (kern/vnode.py)
-                        await process_deferred(k)
-                    rendered = result_value(value)
-                    if say_ret:
-                        k.emit(Ret(name, rendered))
-                    out.append({"op": name, "args": list(op.plain_args), "ret": rendered})
-
-            return run
-
-        bodies: list[Callable[[], Any]] = [body(i) for i in range(len(cpus))]
+            maps = k.maps
+            for i, cpu in enumerate(spec.cpus):
+                bodies.append(partial(_cpu_body, k, i, maps[cpu.process], cpu.program,
+                                      results[names[i]], current_op, say_call, say_ret))
         bodies.append(k.disk.run)
         bodies.extend(run for _, run in background)
         await sched.run(bodies)
         if sched.error is not None:
             raise _outside_error(sched, self.strategy) from sched.error
-        outcome = Outcome(sched.outcome)
+        outcome = sched.outcome
+        if type(outcome) is not Outcome:
+            outcome = Outcome(outcome)
         self.strategy.end(outcome)
-        if outcome in (Outcome.DEADLOCK, Outcome.STARVATION, Outcome.CRASH):
+        violations = k.violations
+        if outcome is OK:
+            for end in self.installer.ends:
+                end()
+            if not violations:
+                final_flush(k)
+                for final in self.installer.finals:
+                    final()
+            if violations:
+                outcome = VIOLATION
+        elif outcome in _ENDED_BY_SCHEDULER:
             v = Violation(Rule(outcome), sched.detail, sched.step, list(sched.blame))
-            k.violations.append(v)
+            violations.append(v)
             for checker in checkers:
                 checker.explain(v)
-        elif outcome == Outcome.OK:
-            for checker in checkers:
-                checker.end()
-            if not k.violations:
-                final_flush(k)
-                for checker in checkers:
-                    checker.final()
-            if k.violations:
-                outcome = Outcome.VIOLATION
-        return Execution(
-            seed=seed,
-            outcome=outcome,
-            steps=sched.step,
-            violations=list(k.violations),
-            results=results,
-            decisions=list(sched.decisions),
-            events=k.events,
-            detail=sched.detail,
-        )
+        # The kernel's and the scheduler's own lists, not copies: neither changes
+        # once its execution is over (a machine builds both anew for the next).
+        return Execution(seed, outcome, sched.step, violations, results, sched.decisions,
+                         k.events, sched.detail)
 
 
 def _outside_error(sched: Scheduler, strategy: Strategy) -> EmulatorError:

@@ -59,7 +59,7 @@ _Remake = tuple[Any, dict[str, Any], tuple[tuple[str, Callable[[], Any] | None],
 class _Plan:
     """What building the checkers did to a kernel, to be done again on another."""
 
-    __slots__ = ("checkers", "objects", "shared", "spec", "table")
+    __slots__ = ("checkers", "hooks", "objects", "shared", "spec", "table")
 
     def __init__(self, spec: Spec, checkers: list[Checker], objects: list[_Remake],
                  shared: dict[str, Any], table: dict[type, tuple[Observer, ...]]) -> None:
@@ -68,6 +68,7 @@ class _Plan:
         self.objects = objects  # (object, attributes as built, fresh ones)
         self.shared = shared  # the helpers put in k.shared
         self.table = table  # observers added, per event class, in order
+        self.hooks = _hooks(checkers)  # the checkers' ends and finals that do something
 
     def install(self, k: Kernel) -> list[Checker]:
         for obj, built, fresh in self.objects:
@@ -139,6 +140,16 @@ def _record(spec: Spec, k: Kernel, checkers: list[Checker], before: dict[str, An
     return _Plan(spec, checkers, plans, shared, table)
 
 
+def _hooks(checkers: list[Checker]) -> tuple[tuple[Callable[[], None], ...],
+                                             tuple[Callable[[], None], ...]]:
+    """The ``end`` and ``final`` methods of ``checkers`` that do something (the base
+    class's do nothing), in the checkers' order."""
+    from emulator.check.base import Checker
+
+    return (tuple(c.end for c in checkers if type(c).end is not Checker.end),
+            tuple(c.final for c in checkers if type(c).final is not Checker.final))
+
+
 class Installer:
     """A machine's checker factories, installed on each execution's kernel."""
 
@@ -146,11 +157,15 @@ class Installer:
         self.factories = list(factories)
         self.plan: _Plan | None = None
         self.built = 0  # times the checkers were built rather than re-installed (tests)
+        # The last installed checkers' ``end`` and ``final`` that do something, in order.
+        self.ends: tuple[Callable[[], None], ...] = ()
+        self.finals: tuple[Callable[[], None], ...] = ()
 
     def install(self, k: Kernel, spec: Spec) -> list[Checker]:
         """The checkers watching ``k``, the kernel ``spec`` built, subscribed."""
         plan = self.plan
         if plan is not None and plan.spec is spec:
+            self.ends, self.finals = plan.hooks
             return plan.install(k)
         self.plan = None
         before = dict(vars(k))
@@ -158,5 +173,6 @@ class Installer:
         observers_before = dict(k.observers)
         checkers = [make(k) for make in self.factories]
         self.built += 1
+        self.ends, self.finals = _hooks(checkers)
         self.plan = _record(spec, k, checkers, before, shared_before, observers_before)
         return checkers
