@@ -83,7 +83,8 @@ class VmMapEntry:
         self.end = end  # (m)
         self.obj = obj  # (m) None until first fault for anonymous memory
         self.offset = offset  # (m) byte offset into obj (or into the sub-map)
-        self.prot = Prot(prot)  # (m) a plain int of PROT_* bits is accepted
+        # (m) a plain int of PROT_* bits is accepted
+        self.prot = prot if type(prot) is Prot else Prot(prot)
         self.kind = kind  # (m) "file", "anon", "device", "submap"
         self.wired = wired  # (m) user-wired (mlock)
         self.submap = submap  # (m) set for sub-map entries

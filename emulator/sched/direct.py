@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import types
 from collections.abc import Generator, Sequence
-from typing import Any
 
 from emulator.errors import InternalError
 from emulator.kern.sched import WaitChannel
@@ -65,9 +64,7 @@ class DirectScheduler(Scheduler):
 
     driver = "direct"
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._bodies: Sequence[Body] = ()
+    _bodies: Sequence[Body] = ()  # run's (the class's empty tuple until then)
 
     async def run(self, bodies: Sequence[Body]) -> None:
         assert len(bodies) == len(self.agents)

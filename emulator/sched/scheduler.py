@@ -106,7 +106,7 @@ class Agent:
         self.aid = aid
         self.name = name
         self.daemon = daemon
-        self.state = AgentState.RUNNABLE
+        self.state = RUNNABLE
         self.chan: WaitChannel | None = None
         # Waiting in the scheduler with no hand-over pending: the one state in
         # which the scheduler may (and, to end the execution, must) wake it.
@@ -170,10 +170,12 @@ class Scheduler:
     # -- setup -------------------------------------------------------------
 
     def add_agent(self, name: str, daemon: bool = False) -> Agent:
-        agent = Agent(len(self.agents), name, daemon)
-        self.agents.append(agent)
-        self._mask |= 1 << agent.aid
-        self.runnable = _runnable_of(self._mask)
+        agents = self.agents
+        aid = len(agents)
+        agent = Agent(aid, name, daemon)
+        agents.append(agent)
+        self._mask = mask = self._mask | 1 << aid
+        self.runnable = _runnable_of(mask)
         return agent
 
     def start_asleep(self, agent: Agent, chan: WaitChannel) -> None:

@@ -8,6 +8,7 @@ depend only on its seed and replay exactly.
 
 from __future__ import annotations
 
+import _random
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -108,6 +109,19 @@ class Strategy:
         return {"name": self.name}
 
 
+def _reseed(rng: random.Random, seed: int) -> None:
+    """``rng.seed(seed)``: for an int, what ``random.Random.seed`` does without its
+    checks of the seed's type (the C generator's seeding, and no saved gauss value)."""
+    if type(seed) is int:
+        _seed_c(rng, seed)
+        rng.gauss_next = None  # type: ignore[attr-defined]
+    else:
+        rng.seed(seed)
+
+
+_seed_c = _random.Random.seed
+
+
 class RandomStrategy(Strategy):
     """Pick uniformly among the runnable agents at every decision."""
 
@@ -120,7 +134,7 @@ class RandomStrategy(Strategy):
     def reset(self, seed: int) -> None:
         # Re-seeded in place: the same stream as a new random.Random(seed), without a
         # new generator's 2.5 KB of state per execution.
-        self.rng.seed(seed)
+        _reseed(self.rng, seed)
 
     def choose(self, runnable: Sequence[int], current: int) -> int:
         return runnable[int(self._random() * len(runnable))]
@@ -179,7 +193,7 @@ class PctStrategy(Strategy):
         self.decision = 0
 
     def reset(self, seed: int) -> None:
-        self.rng.seed(seed)  # as random.Random(seed), in place
+        _reseed(self.rng, seed)  # as random.Random(seed), in place
         self.prio = {}
         self.decision = 0
         self.changes = sorted(self.rng.randrange(1, self.steps + 1) for _ in range(self.depth - 1))
@@ -353,7 +367,7 @@ class PosStrategy(Strategy):
         self.runner = -1
 
     def reset(self, seed: int) -> None:
-        self.rng.seed(seed)  # as random.Random(seed), in place
+        _reseed(self.rng, seed)  # as random.Random(seed), in place
         self.prio = {}
         self.last = {}
         self.step_keys = set()
