@@ -16,6 +16,7 @@ import pytest
 
 from emulator.check import all_checkers
 from emulator.check.base import holdings, tracker
+from emulator.check.invalidate import Invalidate
 from emulator.check.lock_discipline import LockDiscipline
 from emulator.kern.events import Lock, MapAccess, Unlock
 from emulator.kern.kernel import EMITTERS, Kernel, _ignore
@@ -88,12 +89,15 @@ def test_a_sealed_kernel_fuses_twins_and_ignores_the_unobserved() -> None:
     calls = tracker(k)
     held = holdings(k)
     disc = LockDiscipline(k)
+    Invalidate(k)
     assert disc.held is held
     k.seal()
     # Lock: the tracker and lock_discipline (no single_entry here): each twin, in order.
     assert k.emit_lock.__qualname__ == "_fan_out.<locals>.each"
     # Unlock: lock_discipline's one twin, bound.
     assert getattr(k.emit_unlock, "__func__", None) is LockDiscipline.unlock
+    # PteEnter: invalidate's one twin, bound.
+    assert getattr(k.emit_pte_enter, "__func__", None) is Invalidate.pte
     # MapAccess: the tracker's and lock_discipline's, fused.
     assert k.emit_map_access.__qualname__ == "_fused_access.<locals>.access"
     # Dirty: no observer, nothing recorded: nothing done.
