@@ -420,8 +420,8 @@ def coverage_json(cov: Coverage, arms: dict[str, ArmStats]) -> dict[str, Any]:
     }
 
 
-def coverage_text(cov: Coverage, arms: dict[str, ArmStats]) -> str:
-    """The summary's coverage line."""
+def coverage_text(cov: Coverage, arms: dict[str, ArmStats], by: str = "arm") -> str:
+    """The summary's coverage line; ``by`` names what ``arms`` counts (arms, workloads)."""
     shown = ", ".join(f"{name} {s.executions} ({s.novel} new)" for name, s in arms.items())
     return (f"{len(cov.pairs)} conflict pairs, {len(cov.interleavings)} interleavings, "
-            f"{len(cov.finals)} final states; executions (with new coverage) by arm: {shown}")
+            f"{len(cov.finals)} final states; executions (with new coverage) by {by}: {shown}")
