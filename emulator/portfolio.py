@@ -7,14 +7,20 @@ else the one strategy given.  Each execution draws the next seed of its stream
 and an arm; the arm and the seed together are the execution, so a failure is
 reported as the plain ``vmemu run`` command that reproduces it.
 
-Which arm: epsilon-greedy over each arm's *novelty*, the recency-weighted share
+Which arm: the arms of one workload form a *team* (:func:`teams_of`).  The
+portfolio chooses a team, and the team's arms take turns: its strategies in
+order, a strategy of several arms taking those in turn (random, pct(2), pos,
+random, pct(3), pos, ...).  Choosing among workloads and not among every
+(workload, strategy) pair keeps each strategy's share of a workload as it was
+and makes the choice a third as wide (BENCHMARKS.md, issue 9 item 4, arms9).
+The team: epsilon-greedy over each team's *novelty*, the recency-weighted share
 of its executions that showed something no execution of the same workload had
-shown before (:class:`Coverage`).  With probability ``EPSILON`` an arm is drawn
-uniformly, so no arm starves (each keeps at least EPSILON / arms of the
-executions); otherwise the arm of highest novelty runs, the lowest-numbered on
-a tie.  Every arm starts fully novel, so each runs before any is preferred.
-With ``uniform=True`` the portfolio does not steer: the arms take turns in order
-(round-robin), the baseline the steering is measured against (BENCHMARKS.md).
+shown before (:class:`Coverage`).  With probability ``EPSILON`` a team is drawn
+uniformly, so no team starves (each keeps at least EPSILON / teams of the
+executions); otherwise a team is drawn in proportion to its novelty.  Every
+team runs once, in order, before any is preferred.  With ``uniform=True`` the
+portfolio does not steer: the teams take turns in order (round-robin), the
+baseline the steering is measured against (BENCHMARKS.md).
 The draws come from the portfolio's own ``random.Random``, seeded from the
 stream's first seed, and the rewards are functions of the executions, which are
 functions of their seeds: the same stream makes the same choices in any process
@@ -110,6 +116,16 @@ def arm_label(arm: RunConfig, workload: bool = True) -> str:
     """A short name: ``two_cleaners/pct(2)``; without the workload, ``pct(2)``."""
     strategy = f"pct({arm.pct_depth})" if arm.strategy == "pct" else arm.strategy
     return f"{arm.workload}/{strategy}" if workload else strategy
+
+
+def teams_of(arms: Sequence[RunConfig]) -> list[list[list[int]]]:
+    """The arms' indices by workload (:meth:`Portfolio.group`), in order of first
+    appearance, and within a workload by strategy: ``[[random], [pct(2), pct(3)],
+    [pos]]`` for a portfolio's workload, ``[[arm]]`` for a single strategy's."""
+    teams: dict[str, dict[str, list[int]]] = {}
+    for i, arm in enumerate(arms):
+        teams.setdefault(Portfolio.group(arm), {}).setdefault(arm.strategy, []).append(i)
+    return [list(slots.values()) for slots in teams.values()]
 
 
 @dataclass
@@ -289,10 +305,19 @@ class Portfolio:
         self.rng = random.Random(first_seed * 7919 + 104729)
         self.machines: list[Machine | None] = [None] * len(self.arms)
         self.trackers = [Tracker() for _ in self.arms]
-        self.novelty = [1.0] * len(self.arms)
         self.stats = [ArmStats() for _ in self.arms]
         self.live = list(range(len(self.arms)))  # arms with executions left to run
-        self.untried = list(range(len(self.arms)))
+        # The choice is among teams (a workload's arms); a team's arms take turns.
+        self.teams = teams_of(self.arms)
+        self.team_of = [0] * len(self.arms)
+        for t, slots in enumerate(self.teams):
+            for slot in slots:
+                for i in slot:
+                    self.team_of[i] = t
+        self.turns = [0] * len(self.teams)  # executions each team has run
+        self.novelty = [1.0] * len(self.teams)
+        self.live_teams = list(range(len(self.teams)))
+        self.untried = list(range(len(self.teams)))
         self.coverage: dict[str, Coverage] = {}  # per workload (see group)
 
     @staticmethod
@@ -309,30 +334,50 @@ class Portfolio:
         return m
 
     def choose(self) -> int:
-        """The next arm's index (among the live ones)."""
-        live = self.live
+        """The next arm's index: the next turn of the team :meth:`choose_team` picks."""
+        t = self.choose_team()
+        slots = self.teams[t]
+        n = self.turns[t]
+        self.turns[t] = n + 1
+        # The strategies take turns; a strategy of several arms (PCT's depths) takes
+        # its arms in turn: random, pct(2), pos, random, pct(3), pos, ...
+        slot = slots[n % len(slots)]
+        return slot[(n // len(slots)) % len(slot)]
+
+    def choose_team(self) -> int:
+        """The next team's index (among the live ones)."""
+        live = self.live_teams
         if self.uniform:  # round-robin: no steering
             self.turn += 1
             return live[(self.turn - 1) % len(live)]
         untried = self.untried
-        while untried and (untried[0] not in live or self.stats[untried[0]].executions):
+        while untried and (untried[0] not in live or self.turns[untried[0]]):
             untried.pop(0)
-        if untried:  # every arm runs once, in order, before any is preferred
+        if untried:  # every team runs once, in order, before any is preferred
             return untried[0]
         if len(live) == 1:
             return live[0]
-        # Arm i with probability epsilon / arms + (1 - epsilon) * its share of the novelty.
+        # Team t with probability epsilon / teams + (1 - epsilon) * its share of the novelty.
         novelty = self.novelty
-        total = sum(novelty[i] for i in live)
+        total = sum(novelty[t] for t in live)
         x = self.rng.random()
         if x < self.epsilon or total <= 0.0:
             return live[int(self.rng.random() * len(live))]
         x = self.rng.random() * total
-        for i in live:
-            x -= novelty[i]
+        for t in live:
+            x -= novelty[t]
             if x < 0.0:
-                return i
+                return t
         return live[-1]
+
+    def _retire(self, i: int) -> None:
+        """Arm ``i`` has nothing left to run (dfs): its team goes on without it."""
+        self.live.remove(i)
+        t = self.team_of[i]
+        slots = [[j for j in slot if j != i] for slot in self.teams[t]]
+        self.teams[t] = [slot for slot in slots if slot]
+        if not self.teams[t]:
+            self.live_teams.remove(t)
 
     async def step(self) -> tuple[int, RunConfig, Execution] | None:
         """Run one execution: its arm, concrete config and what happened; None when
@@ -341,7 +386,7 @@ class Portfolio:
             i = self.choose()
             machine = self.machine(i)
             if machine.strategy.exhausted:
-                self.live.remove(i)
+                self._retire(i)
                 continue
             arm = self.arms[i]
             seeded = arm.seeded
@@ -361,7 +406,8 @@ class Portfolio:
         stats = self.stats[i]
         stats.executions += 1
         stats.novel += new > 0
-        self.novelty[i] += DECAY * ((1.0 if new else 0.0) - self.novelty[i])
+        t = self.team_of[i]
+        self.novelty[t] += DECAY * ((1.0 if new else 0.0) - self.novelty[t])
 
     def totals(self) -> Coverage:
         out = Coverage()
@@ -384,8 +430,8 @@ def coverage_json(cov: Coverage, arms: dict[str, ArmStats]) -> dict[str, Any]:
     }
 
 
-def coverage_text(cov: Coverage, arms: dict[str, ArmStats]) -> str:
-    """The summary's coverage line."""
+def coverage_text(cov: Coverage, arms: dict[str, ArmStats], by: str = "arm") -> str:
+    """The summary's coverage line; ``by`` names what ``arms`` counts (arms, workloads)."""
     shown = ", ".join(f"{name} {s.executions} ({s.novel} new)" for name, s in arms.items())
     return (f"{len(cov.pairs)} conflict pairs, {len(cov.interleavings)} interleavings, "
-            f"{len(cov.finals)} final states; executions (with new coverage) by arm: {shown}")
+            f"{len(cov.finals)} final states; executions (with new coverage) by {by}: {shown}")

@@ -1,9 +1,11 @@
 """The adaptive portfolio (emulator/portfolio.py) and its use by explore and mutants.
 
 * the portfolio's members include pos, as arms and as ``vmemu run --strategy portfolio``;
+  a workload's arms are a team, chosen together, taking turns (random, pct(2), pos,
+  random, pct(3), pos), and each execution reruns alone from the config it reports;
 * the same seeds choose the same arms, in another process under another hash seed, and
   ``--jobs 2`` shards choose deterministically (each shard its own stream);
-* arms are chosen by novelty over a floor: a novel arm runs more, none starves;
+* teams are chosen by novelty over a floor: a novel team runs more, none starves;
   uniform, they take turns whatever their novelty (the baseline of the steering);
 * a new final state on a spec never run before (a generated workload's) is no news;
 * explore reports its coverage (text and --json), per arm;
@@ -28,7 +30,7 @@ import trio
 from emulator.campaign import Config, run_campaign, run_shard
 from emulator.cli import main
 from emulator.config import RunConfig
-from emulator.portfolio import Coverage, Portfolio, Tracker, arm_label, arms_for
+from emulator.portfolio import Coverage, Portfolio, Tracker, arm_label, arms_for, teams_of
 from emulator.sched.strategies import PosStrategy, make_strategy
 from emulator.variants import BUILTIN
 
@@ -72,6 +74,35 @@ def test_the_portfolio_arms_are_each_workload_under_each_member_including_pos() 
     # Another strategy is one arm per workload, as given.
     assert [arm_label(a) for a in arms_for(RunConfig("two_cleaners", strategy="pct",
                                                      pct_depth=4))] == ["two_cleaners/pct(4)"]
+
+
+def test_a_workloads_arms_are_a_team_by_strategy() -> None:
+    arms = arms_for(RunConfig("", strategy="portfolio"), ("two_cleaners", "random_mix"))
+    assert teams_of(arms) == [[[0], [1, 2], [3]], [[4], [5, 6], [7]]]
+    one = arms_for(RunConfig("", strategy="pct", pct_depth=4), ("two_cleaners", "random_mix"))
+    assert teams_of(one) == [[[0]], [[1]]]
+
+
+def test_a_teams_arms_take_turns_and_each_execution_reruns_alone() -> None:
+    p = _portfolio(7)
+    ran: dict[str, list[tuple[RunConfig, list[int]]]] = {}
+
+    async def go() -> None:
+        for _ in range(8 * len(p.teams)):
+            stepped = await p.step()
+            assert stepped is not None
+            _i, run, ex = stepped
+            ran.setdefault(run.workload, []).append((run, list(ex.decisions)))
+
+    trio.run(go)
+    assert set(ran) == set(WORKLOADS)
+    cycle = ["random", "pct(2)", "pos", "random", "pct(3)", "pos"]
+    for runs in ran.values():
+        labels = [arm_label(run, workload=False) for run, _ in runs]
+        assert labels == (cycle * len(labels))[:len(labels)]
+    for run, decisions in (r for runs in ran.values() for r in runs[:5]):
+        alone = run.machine()
+        assert list(trio.run(alone.execute, run.seed, run.spec()).decisions) == decisions
 
 
 def test_one_portfolio_execution_runs_pos_when_its_seed_picks_it() -> None:
@@ -129,36 +160,39 @@ def test_two_jobs_choose_like_their_shards_run_alone() -> None:
 # -- the choice -------------------------------------------------------------------------------
 
 
-def test_a_novel_arm_runs_more_and_no_arm_starves() -> None:
+def test_a_novel_team_runs_more_and_no_team_starves() -> None:
     p = _portfolio()
-    p.untried.clear()  # as if every arm had run once
-    p.novelty = [0.0] * len(p.arms)
-    p.novelty[5] = 1.0
-    counts = [0] * len(p.arms)
+    p.untried.clear()  # as if every team had run once
+    p.novelty = [0.0] * len(p.teams)
+    p.novelty[1] = 1.0
+    counts = [0] * len(p.teams)
     draws = 6000
     for _ in range(draws):
-        counts[p.choose()] += 1
-    floor = p.epsilon / len(p.arms)
-    assert counts[5] / draws == pytest.approx(floor + (1 - p.epsilon), abs=0.03)
-    for i, n in enumerate(counts):
-        if i != 5:
+        counts[p.choose_team()] += 1
+    floor = p.epsilon / len(p.teams)
+    assert counts[1] / draws == pytest.approx(floor + (1 - p.epsilon), abs=0.03)
+    for t, n in enumerate(counts):
+        if t != 1:
             assert n / draws == pytest.approx(floor, abs=0.02)
 
 
-def test_uniform_arms_take_turns_whatever_their_novelty() -> None:
+def test_uniform_teams_take_turns_whatever_their_novelty() -> None:
     base = RunConfig("", variant="reference", strategy="portfolio")
     p = Portfolio(arms_for(base, WORKLOADS), 0, variant=BUILTIN["reference"], uniform=True)
-    p.novelty = [0.0] * len(p.arms)
-    p.novelty[5] = 1.0
-    rounds = 3
-    choices = [p.choose() for _ in range(rounds * len(p.arms))]
-    assert choices == list(range(len(p.arms))) * rounds
+    p.novelty = [0.0] * len(p.teams)
+    p.novelty[1] = 1.0
+    rounds = 6
+    choices = [p.choose() for _ in range(rounds * len(p.teams))]
+    assert [p.team_of[i] for i in choices] == list(range(len(p.teams))) * rounds
+    # Six turns of a team: random and pos twice, each PCT depth once.
+    assert [choices.count(i) for i in range(len(p.arms))] == [2, 1, 1, 2] * len(WORKLOADS)
 
 
-def test_every_arm_runs_once_in_order_before_any_is_preferred() -> None:
+def test_every_team_runs_once_in_order_before_any_is_preferred() -> None:
     p = _portfolio()
-    choices = trio.run(_choices, p, len(p.arms))
-    assert [arm for arm, _ in choices] == [arm_label(a) for a in p.arms]
+    choices = trio.run(_choices, p, len(p.teams))
+    # Each workload's first turn: its first strategy, random.
+    assert [arm for arm, _ in choices] == [f"{w}/random" for w in WORKLOADS]
 
 
 def test_a_new_final_state_of_a_spec_never_run_before_is_no_news() -> None:

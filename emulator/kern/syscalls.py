@@ -30,7 +30,6 @@ from emulator.kern.events import (
     Load,
     MsyncErrno,
     ObjectNew,
-    Store,
     Unwire,
     Wire,
 )
@@ -243,15 +242,15 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
         await k.kpoint()
         if k.watched:  # only footprint-aware strategies pay for this
             k.read("map", vm_map.name)
-        pte = vm_map.pmap.lookup(vpn)
+        pte = vm_map.pmap.ptes.get(vpn)  # Pmap.lookup, inlined
         if pte is not None and pte.writable:
             page = pte.page
             if page.freed:
                 k.touch_page(page)
-            value = k.new_store_id()
+            k.store_seq = value = k.store_seq + 1  # k.new_store_id(), inlined
             pte.modified = True
             page.contents = value
-            k.emit(Store(vm_map.name, va, page.obj.name, page.pindex, value, page))
+            k.emit_store(vm_map.name, va, page.obj.name, page.pindex, value, page)
             return 0
         assert k.fault_impl is not None
         if not k.trusted:
