@@ -50,7 +50,7 @@ from emulator.kern.events import (
     Busy as BusyEvent,
 )
 from emulator.kern.object import OBJT_FILE
-from emulator.kern.page import Busy
+from emulator.kern.page import BUSY_EXCL, BUSY_NONE
 from emulator.kern.pager import Disk, Pager
 
 if TYPE_CHECKING:
@@ -420,8 +420,8 @@ class Kernel:
                     self.deferred.append((cur.aid, obj))
             return
         for page in list(obj.pages.values()):
-            if page.busy == Busy.NONE and self.sched.current is not None:
-                page.busy = Busy.EXCL  # teardown owns every page it frees
+            if page.busy == BUSY_NONE and self.sched.current is not None:
+                page.busy = BUSY_EXCL  # teardown owns every page it frees
                 page.xowner = self.curcpu()
             obj.free_page(page)
         obj.freed = True
