@@ -59,6 +59,9 @@ class Config:
     time_budget: float | None
     stop_on_first: bool
     variant: Variant | None = None
+    # Several workloads (the portfolio's arms span them, ``run`` giving everything else):
+    # ``explore`` without a workload.  Empty: ``run.workload`` alone.
+    workloads: tuple[str, ...] = ()
 
     @property
     def first_seed(self) -> int:
@@ -108,6 +111,7 @@ class Summary:
     pruned: int = 0  # dfs: executions abandoned as redundant
     coverage: Coverage = field(default_factory=Coverage)
     arms: dict[str, ArmStats] = field(default_factory=dict)  # arm label -> its executions
+    workloads: int = 1  # how many workloads the arms span
 
     def merge(self, other: Summary) -> None:
         self.executions += other.executions
@@ -121,6 +125,7 @@ class Summary:
             self.pct_runs[d] = self.pct_runs.get(d, 0) + n
         self.pct_horizon = max(self.pct_horizon, other.pct_horizon)
         self.exhausted = self.exhausted or other.exhausted
+        self.workloads = max(self.workloads, other.workloads)
         self.explored += other.explored
         self.pruned += other.pruned
         self.coverage.merge(other.coverage)
@@ -187,8 +192,9 @@ async def _run_shard(
     on_failure: Callable[[], None],
 ) -> Summary:
     # Each shard chooses its arms by its own executions: deterministic per shard.
-    portfolio = Portfolio(arms_for(cfg.run), cfg.first_seed + shard, shards, cfg.variant)
-    out = Summary()
+    portfolio = Portfolio(arms_for(cfg.run, cfg.workloads or None), cfg.first_seed + shard,
+                          shards, cfg.variant)
+    out = Summary(workloads=max(len(cfg.workloads), 1))
     quota = None
     if cfg.iterations is not None:
         quota = cfg.iterations // shards + (1 if shard < cfg.iterations % shards else 0)
@@ -241,7 +247,7 @@ async def _run_shard(
             out.explored += machine.strategy.schedules
             out.pruned += machine.strategy.pruned
     out.coverage = portfolio.totals()
-    out.arms = portfolio.arm_stats(with_workload=False)
+    out.arms = portfolio.arm_stats(with_workload=bool(cfg.workloads))
     return out
 
 
@@ -398,6 +404,12 @@ def confidence(summary: Summary) -> dict[str, Any]:
     if not summary.pct_runs:
         out["statement"] = (f"{summary.executions} executions, {len(summary.schedules)} "
                             "distinct schedules; no probabilistic bound (run pct or portfolio)")
+        return out
+    if summary.workloads > 1:
+        # PCT's bound is a program's: here the runs are spread over programs.
+        out["statement"] = (f"{summary.executions} executions over {summary.workloads} "
+                            f"workloads, {len(summary.schedules)} distinct schedules; PCT's "
+                            "bound is per program: explore one workload to get it")
         return out
     per_depth: dict[str, Any] = {}
     best_depth = 0

@@ -34,12 +34,12 @@ from emulator.config import (
 from emulator.errors import BadInput, EmulatorError, InternalError, check_output_path
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
 from emulator.machine import DEFAULT_MAX_STEPS, Execution, Machine
-from emulator.portfolio import coverage_json, coverage_text
+from emulator.portfolio import ArmStats, coverage_json, coverage_text
 from emulator.sched.drivers import CAMPAIGN_DRIVER, DEFAULT_DRIVER, DRIVERS
 from emulator.sched.strategies import STRATEGIES, make_strategy
 from emulator.spec import Spec
 from emulator.variants import BUILTIN, load_variant
-from workloads import describe
+from workloads import WORKLOADS, aimed_at, describe
 
 __all__ = ["main"]
 
@@ -71,9 +71,11 @@ def _add_common(p: argparse.ArgumentParser, default_workload: str | None = None)
         p.add_argument("workload",
                        help="a workload name (see `vmemu list`) or a .json/.toml spec")
     else:
-        p.add_argument("workload", nargs="?", default=default_workload,
+        p.add_argument("workload", nargs="?", default=None,
                        help="a workload name (see `vmemu list`) or a .json/.toml spec "
-                       f"(default: {default_workload}, a whole spec drawn from each seed)")
+                       "(default: every workload aimed at the profile, "
+                       f"{default_workload} among them, as the portfolio's arms; with "
+                       f"--strategy dfs, {default_workload}, a whole spec drawn from the seed)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a workload parameter (repeatable)")
     p.add_argument("--profile", choices=tuple(PROFILES), default=None,
@@ -223,8 +225,10 @@ class _Job:
     def machine(self) -> Machine:
         return self.config.machine(self.variant, self.first_spec)
 
-    def trace_name(self, seed: int) -> str:
-        base = os.path.basename(self.config.workload).replace(".", "_")
+    def trace_name(self, config: RunConfig) -> str:
+        """The file name of ``config``'s failure trace: workload, profile, variant, seed."""
+        seed = config.seed
+        base = os.path.basename(config.workload).replace(".", "_")
         variant = re.sub(r"[^A-Za-z0-9_]+", "_", self.variant.name).strip("_")
         return f"{base}-{self.first_spec.profile}-{variant}-seed{seed}.trace.jsonl"
 
@@ -335,7 +339,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _all_workloads(args: argparse.Namespace) -> tuple[str, ...]:
+    """``explore`` without a workload: every workload aimed at the profile (``--profile``,
+    else the variant's, else the default), ``generated`` among them, in the order of
+    ``vmemu mutants``, as the arms of one portfolio; ``args`` then names the first and
+    the profile.  With dfs, which searches
+    one spec's schedule tree, ``generated`` alone (no arms)."""
+    if args.strategy == "dfs":
+        args.workload = DEFAULT_EXPLORE_WORKLOAD
+        return ()
+    if args.param:
+        raise BadInput("--param: parameters belong to one workload; name it")
+    profile = args.profile or load_variant(args.variant).profile or DEFAULT_PROFILE.name
+    names = [name for name in WORKLOADS if aimed_at(name, profile)]  # as `vmemu mutants`
+    args.workload, args.profile = names[0], profile
+    return tuple(names)
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
+    workloads = _all_workloads(args) if args.workload is None else ()
     job = _Job(run_config(args), single=False)
     run = job.config
     if args.iterations is not None and args.iterations <= 0:
@@ -356,7 +378,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     iterations = args.iterations
     if iterations is None and args.time_budget is None and not dfs:
         iterations = 1000
-    cfg = Config(run, iterations, args.time_budget, stop_on_first=not args.keep_going)
+    cfg = Config(run, iterations, args.time_budget, stop_on_first=not args.keep_going,
+                 workloads=workloads)
     progress = Progress()
     with ExitStack() as stack:
         executor = None
@@ -379,6 +402,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     _save_failure_traces(job, failures, args.save_dir)
     out = _summary(job, summary.executions, summary.steps, summary.elapsed, failures, None)
     out["jobs"] = args.jobs
+    if workloads:
+        out["workloads"] = list(workloads)
     if dfs:
         out["exhausted"] = summary.exhausted
         out["schedules"] = summary.explored
@@ -400,7 +425,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
                 else f"{args.jobs} interleaved streams"))
     if dfs:
         seeds = f"preemption bound {run.preemption_bound}"
-    print(f"explored {summary.executions} executions of {run.workload} "
+    what = f"{len(workloads)} workloads (generated and every named one)" if workloads \
+        else run.workload
+    print(f"explored {summary.executions} executions of {what} "
           f"(profile {out['profile']}, variant {out['variant']}, strategy {out['strategy']}, "
           f"{seeds}): {summary.steps} steps in {summary.elapsed:.2f}s "
           f"({out['steps_per_second']:.0f} steps/s)")
@@ -417,13 +444,27 @@ def cmd_explore(args: argparse.Namespace) -> int:
                 line += (f"; {other.explored} with the sleep-set reduction, which skips "
                          "schedules equivalent by independent steps")
         print(line)
-    print(f"seen: {coverage_text(summary.coverage, summary.arms)}")
+    arms = _by_workload(summary.arms) if workloads else summary.arms
+    print(f"seen: {coverage_text(summary.coverage, arms, 'workload' if workloads else 'arm')}")
     if failures:
         _print_failures(job, failures)
         return 1
     print("outcome: ok")
     print(f"coverage: {out['confidence']['statement']}")
     return 0
+
+
+def _by_workload(arms: dict[str, ArmStats]) -> dict[str, ArmStats]:
+    """The arms' counts summed per workload (labels ``workload/strategy``), busiest first,
+    leaving out the workloads not yet run: one line that still reads with ~80 arms."""
+    out: dict[str, ArmStats] = {}
+    for label, stats in arms.items():
+        mine = out.setdefault(label.rsplit("/", 1)[0], ArmStats())
+        mine.executions += stats.executions
+        mine.novel += stats.novel
+    ran = [(name, s) for name, s in out.items() if s.executions]
+    ran.sort(key=lambda item: (-item[1].executions, item[0]))
+    return dict(ran)
 
 
 def _replay_command(job: _Job, failure: Failure) -> str | None:
@@ -449,10 +490,12 @@ def _save_failure_traces(job: _Job, failures: list[Failure], save_dir: str) -> N
     async def go() -> None:
         for f in failures[:20]:
             config = job.config_of(f)
-            machine = config.machine(job.variant, job.first_spec)
+            # Explore over several workloads: the failure's may not be the first's.
+            same = config.workload == job.config.workload
+            machine = config.machine(job.variant, job.first_spec if same else None)
             if not machine.strategy.seeded:
                 machine.strategy = FollowStrategy(f.decisions)
-            path = os.path.join(save_dir, job.trace_name(f.seed))
+            path = os.path.join(save_dir, job.trace_name(config))
             again = await job.save_trace(machine, config, path)
             if [v.to_json() for v in again.violations] != f.violations:
                 raise InternalError(f"seed {f.seed} did not reproduce when re-run for its "

@@ -186,6 +186,7 @@ class Machine:
             watcher(k)
         if self.strategy.wants_events:
             k.watch(self.strategy.event)  # after the checkers: it sees what they let through
+        k.seal()  # every subscription is made: the hot events' cheapest emitters
         results: dict[str, list[dict[str, Any]]] = {a.name: [] for a in cpus}
 
         def body(i: int) -> Callable[[], Any]:

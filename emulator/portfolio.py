@@ -2,9 +2,10 @@
 
 An *arm* is a concrete :class:`RunConfig` but for its seed: a workload (with its
 parameters and profile), a variant, and one strategy with its options -- random,
-PCT of depth 2 or 3, or POS when the portfolio is asked for (:func:`arms_for`),
-else the one strategy given.  Each execution draws the next seed of its stream
-and an arm; the arm and the seed together are the execution, so a failure is
+PCT (its depth alternating between 2 and 3 over the arm's executions), or POS when
+the portfolio is asked for (:func:`arms_for`), else the one strategy given.  Each
+execution draws the next seed of its stream and an arm; the arm and the seed (and a
+PCT arm's depth for that execution) together are the execution, so a failure is
 reported as the plain ``vmemu run`` command that reproduces it.
 
 Which arm: epsilon-greedy over each arm's *novelty*, the recency-weighted share
@@ -75,7 +76,7 @@ from emulator.kern.events import (
 )
 from emulator.kern.kernel import Kernel
 from emulator.machine import Execution, Machine
-from emulator.sched.strategies import PORTFOLIO_MEMBERS
+from emulator.sched.strategies import PORTFOLIO_MEMBERS, PctStrategy
 from emulator.spec import Spec
 from emulator.variants import Variant
 
@@ -91,9 +92,19 @@ _MAP_EVENTS: tuple[type[Event], ...] = (EntryInsert, EntryRemove, EntryClip, Ent
                                         PteRemove, PteProtect)
 
 
+# An arm's ``pct_depth`` meaning "each execution takes the next of PCT_DEPTHS": the
+# portfolio's one PCT arm per workload.  Only arms carry it; every execution's config
+# (what a failure reports, what a trace records) has the depth it ran with.
+CYCLED = 0
+# The depths of the portfolio's PCT members, in order: one arm cycles through them.
+PCT_DEPTHS: tuple[int, ...] = tuple(d for name, d in PORTFOLIO_MEMBERS if name == "pct")
+
+
 def arms_for(run: RunConfig, workloads: Sequence[str] | None = None) -> list[RunConfig]:
     """The arms of ``run``: its workload (or each of ``workloads``) under its strategy,
-    or under each portfolio member when its strategy is the portfolio.  Seed 0."""
+    or, when its strategy is the portfolio, under each of the portfolio's strategies:
+    random, PCT and POS, the PCT arm cycling its depth over PCT_DEPTHS (one arm for
+    both depths, not one each: every arm costs every other arm a share).  Seed 0."""
     names = list(workloads) if workloads is not None else [run.workload]
     out = []
     for name in names:
@@ -101,14 +112,22 @@ def arms_for(run: RunConfig, workloads: Sequence[str] | None = None) -> list[Run
         if run.strategy != "portfolio":
             out.append(base)
             continue
+        done: set[str] = set()
         for strategy, depth in PORTFOLIO_MEMBERS:
-            out.append(dataclasses.replace(base, strategy=strategy, pct_depth=depth))
+            if strategy in done:
+                continue
+            done.add(strategy)
+            out.append(dataclasses.replace(base, strategy=strategy, pct_depth=(
+                CYCLED if strategy == "pct" and len(PCT_DEPTHS) > 1 else depth)))
     return out
 
 
 def arm_label(arm: RunConfig, workload: bool = True) -> str:
-    """A short name: ``two_cleaners/pct(2)``; without the workload, ``pct(2)``."""
-    strategy = f"pct({arm.pct_depth})" if arm.strategy == "pct" else arm.strategy
+    """A short name: ``two_cleaners/pct(2)``; without the workload, ``pct(2)``; the
+    portfolio's PCT arm, whose depth cycles, ``pct``."""
+    strategy = arm.strategy
+    if strategy == "pct" and arm.pct_depth != CYCLED:
+        strategy = f"pct({arm.pct_depth})"
     return f"{arm.workload}/{strategy}" if workload else strategy
 
 
@@ -306,7 +325,10 @@ class Portfolio:
     def machine(self, i: int) -> Machine:
         m = self.machines[i]
         if m is None:
-            m = self.arms[i].machine(self.variant)
+            arm = self.arms[i]
+            if arm.strategy == "pct" and arm.pct_depth == CYCLED:
+                arm = dataclasses.replace(arm, pct_depth=PCT_DEPTHS[0])  # set per execution
+            m = arm.machine(self.variant)
             m.watchers.append(self.trackers[i].attach)
             self.machines[i] = m
         return m
@@ -350,6 +372,8 @@ class Portfolio:
             seeded = arm.seeded
             # A seedless strategy (dfs) searches the schedule tree of one spec: the first.
             config = arm.with_seed(self.seed if seeded else self.first_seed)
+            if arm.pct_depth == CYCLED and arm.strategy == "pct":
+                config = self._cycle(i, config, machine)
             spec = config.spec()
             ex = await machine.execute(config.seed, spec)
             if seeded:
@@ -357,6 +381,15 @@ class Portfolio:
             self.reward(i, ex, spec)
             return i, config, ex
         return None
+
+    def _cycle(self, i: int, config: RunConfig, machine: Machine) -> RunConfig:
+        """The PCT arm ``i``'s next execution: the next depth of PCT_DEPTHS, on its
+        machine's strategy and in the config reported for it."""
+        depth = PCT_DEPTHS[self.stats[i].executions % len(PCT_DEPTHS)]
+        strategy = machine.strategy
+        assert isinstance(strategy, PctStrategy)
+        strategy.depth = depth
+        return dataclasses.replace(config, pct_depth=depth)
 
     def reward(self, i: int, ex: Execution, spec: Spec) -> None:
         cov = self.coverage.setdefault(self.group(self.arms[i]), Coverage())
@@ -387,8 +420,8 @@ def coverage_json(cov: Coverage, arms: dict[str, ArmStats]) -> dict[str, Any]:
     }
 
 
-def coverage_text(cov: Coverage, arms: dict[str, ArmStats]) -> str:
-    """The summary's coverage line."""
+def coverage_text(cov: Coverage, arms: dict[str, ArmStats], by: str = "arm") -> str:
+    """The summary's coverage line; ``by`` names what ``arms`` counts (arms, workloads)."""
     shown = ", ".join(f"{name} {s.executions} ({s.novel} new)" for name, s in arms.items())
     return (f"{len(cov.pairs)} conflict pairs, {len(cov.interleavings)} interleavings, "
-            f"{len(cov.finals)} final states; executions (with new coverage) by arm: {shown}")
+            f"{len(cov.finals)} final states; executions (with new coverage) by {by}: {shown}")

@@ -13,7 +13,7 @@ import pytest
 
 from emulator.cli import COMMANDS, main
 from emulator.kern.profile import PROFILES
-from workloads import WORKLOADS
+from workloads import WORKLOADS, aimed_at
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,16 +57,46 @@ def test_explore_json_reports_executions_and_speed(capsys: Any) -> None:
     assert data["profile"] == "manpage"
 
 
-def test_explore_without_a_workload_explores_generated_specs(
+def test_explore_without_a_workload_hunts_over_every_workload(
     capsys: Any, tmp_path: Path
 ) -> None:
+    # A user's variant, no workload named: generated and every named workload aimed at
+    # the profile are the portfolio's arms, as in `vmemu mutants`.  generated alone needed
+    # 400-1,100 executions for this variant (seeds 0, 100000, ...); these arms, 5-8.
     variant = f"{ROOT / 'examples' / 'my_clean.py'}:forgetful_clean"
     code, out = run_json(capsys, ["explore", "--variant", variant,
-                                  "--iterations", "3000", "--save-dir", str(tmp_path),
+                                  "--iterations", "300", "--save-dir", str(tmp_path),
                                   "--json"])
-    assert out["workload"] == "generated"
-    assert code == 1 and out["violations"]  # measured: well within 3,000 executions
-    assert out["violations"][0]["rerun"].startswith("vmemu run generated --variant ")
+    assert out["workloads"] == [n for n in WORKLOADS if aimed_at(n, "manpage")]
+    assert "generated" in out["workloads"]
+    assert code == 1 and out["violations"]
+    assert out["executions"] < 50
+    rerun = out["violations"][0]["rerun"]
+    assert rerun.startswith("vmemu run ") and " --profile manpage " in rerun
+    failing = rerun.split()[2]
+    assert failing in out["workloads"]
+    assert out["violations"][0]["trace"].endswith(f"seed{out['violations'][0]['seed']}"
+                                                   ".trace.jsonl")
+    assert os.path.basename(out["violations"][0]["trace"]).startswith(failing + "-")
+    # The printed command reproduces it.
+    code, again = run_json(capsys, [*rerun.split()[1:], "--json"])
+    assert code == 1
+    assert again["violations"][0]["message"] == out["violations"][0]["message"]
+
+
+def test_explore_without_a_workload_reports_per_workload(capsys: Any) -> None:
+    assert main(["explore", "--iterations", "40", "--profile", "freebsd5",
+                 "--variant", "reference", "--keep-going"]) in (0, 1)
+    text = capsys.readouterr().out
+    aimed = [n for n in WORKLOADS if aimed_at(n, "freebsd5")]
+    assert f"explored 40 executions of {len(aimed)} workloads" in text
+    assert "by workload: " in text and "/pct(" not in text.split("by workload: ")[1]
+
+
+def test_explore_without_a_workload_under_dfs_searches_generated(capsys: Any) -> None:
+    code, out = run_json(capsys, ["explore", "--strategy", "dfs", "--iterations", "5",
+                                  "--json"])
+    assert code == 0 and out["workload"] == "generated" and "workloads" not in out
 
 
 def test_explore_honours_profile_and_seed(capsys: Any) -> None:
@@ -155,6 +185,7 @@ BAD: list[tuple[str, Any]] = [
                                         "--json"]),
     ("max-steps-zero", lambda t: ["run", "writers_vs_msync", "--max-steps", "0"]),
     ("seed-not-a-number", lambda t: ["run", "writers_vs_msync", "--seed", "x"]),
+    ("param-without-workload", lambda t: ["explore", "--param", "cpus=2"]),
     ("no-command", lambda t: []),
     ("unknown-command", lambda t: ["frobnicate"]),
 ]

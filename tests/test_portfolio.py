@@ -1,6 +1,7 @@
 """The adaptive portfolio (emulator/portfolio.py) and its use by explore and mutants.
 
 * the portfolio's members include pos, as arms and as ``vmemu run --strategy portfolio``;
+  its PCT arm alternates depths 2 and 3 and reports the depth each execution ran with;
 * the same seeds choose the same arms, in another process under another hash seed, and
   ``--jobs 2`` shards choose deterministically (each shard its own stream);
 * arms are chosen by novelty over a floor: a novel arm runs more, none starves;
@@ -28,7 +29,7 @@ import trio
 from emulator.campaign import Config, run_campaign, run_shard
 from emulator.cli import main
 from emulator.config import RunConfig
-from emulator.portfolio import Coverage, Portfolio, Tracker, arm_label, arms_for
+from emulator.portfolio import PCT_DEPTHS, Coverage, Portfolio, Tracker, arm_label, arms_for
 from emulator.sched.strategies import PosStrategy, make_strategy
 from emulator.variants import BUILTIN
 
@@ -63,15 +64,41 @@ print(json.dumps([_c for _c in trio.run(_choices, p, 80)]))
 # -- members ----------------------------------------------------------------------------------
 
 
-def test_the_portfolio_arms_are_each_workload_under_each_member_including_pos() -> None:
+def test_the_portfolio_arms_are_each_workload_under_each_strategy_including_pos() -> None:
     arms = arms_for(RunConfig("", strategy="portfolio"), ("two_cleaners", "random_mix"))
     assert [arm_label(a) for a in arms] == [
         f"{w}/{s}" for w in ("two_cleaners", "random_mix")
-        for s in ("random", "pct(2)", "pct(3)", "pos")]
+        for s in ("random", "pct", "pos")]
     assert all(a.seed == 0 for a in arms)
+    assert PCT_DEPTHS == (2, 3)
     # Another strategy is one arm per workload, as given.
     assert [arm_label(a) for a in arms_for(RunConfig("two_cleaners", strategy="pct",
                                                      pct_depth=4))] == ["two_cleaners/pct(4)"]
+
+
+def test_the_pct_arm_alternates_its_depth_and_reports_the_depth_it_ran() -> None:
+    # One PCT arm per workload: its executions take depth 2, 3, 2, ...; each reports
+    # the concrete config it ran, which reruns alone to the same decisions.
+    p = _portfolio(7)
+    ran: dict[str, list[tuple[RunConfig, list[int]]]] = {}
+
+    async def go() -> None:
+        for _ in range(4 * len(p.arms)):
+            stepped = await p.step()
+            assert stepped is not None
+            i, run, ex = stepped
+            if run.strategy == "pct":
+                ran.setdefault(p.arms[i].workload, []).append((run, list(ex.decisions)))
+
+    trio.run(go)
+    assert set(ran) == set(WORKLOADS)
+    for runs in ran.values():
+        assert [run.pct_depth for run, _ in runs] == [2, 3] * (len(runs) // 2) + [2] * (
+            len(runs) % 2)
+        assert "--pct-depth" in runs[1][0].to_argv() or runs[1][0].pct_depth == 3
+    for run, decisions in (r for runs in ran.values() for r in runs[:3]):
+        alone = run.machine()
+        assert list(trio.run(alone.execute, run.seed, run.spec()).decisions) == decisions
 
 
 def test_one_portfolio_execution_runs_pos_when_its_seed_picks_it() -> None:
@@ -158,7 +185,8 @@ def test_uniform_arms_take_turns_whatever_their_novelty() -> None:
 def test_every_arm_runs_once_in_order_before_any_is_preferred() -> None:
     p = _portfolio()
     choices = trio.run(_choices, p, len(p.arms))
-    assert [arm for arm, _ in choices] == [arm_label(a) for a in p.arms]
+    # (the PCT arm's executions name their depth: pct(2) first)
+    assert [arm.removesuffix("(2)") for arm, _ in choices] == [arm_label(a) for a in p.arms]
 
 
 def test_a_new_final_state_of_a_spec_never_run_before_is_no_news() -> None:
@@ -237,7 +265,7 @@ def test_explore_reports_its_coverage_by_arm(capsys: Any) -> None:
     assert main([*argv, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     cov = data["coverage"]
-    assert set(cov["arms"]) == {"random", "pct(2)", "pct(3)", "pos"}
+    assert set(cov["arms"]) == {"random", "pct", "pos"}
     assert sum(a["executions"] for a in cov["arms"].values()) == data["executions"] == 120
     assert all(a["executions"] > 0 for a in cov["arms"].values())
     assert cov["conflict_pairs"] > 0 and 1 < cov["interleavings"] < 120

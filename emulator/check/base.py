@@ -30,6 +30,7 @@ from emulator.kern.events import (
     MapAccess,
     Unbusy,
 )
+from emulator.kern.kernel import twin
 from emulator.kern.locks import RANK_BUSY, RANK_MAP, RANK_NAMES, RANK_OBJECT, RANK_VNODE
 
 if TYPE_CHECKING:
@@ -121,16 +122,26 @@ class CallTracker:
         for fn in self.on_open:
             fn(call)
 
+    # Each observer of a hot kind has a twin taking the event's fields (kern/kernel.py,
+    # ``twin``), which reads the agent from the scheduler: the kernel calls the twin,
+    # building no event, when every observer of the kind has one.
+
     def _access(self, step: int, aid: int, ev: MapAccess) -> None:
-        call = self.calls.get(aid)
-        if call is not None and call.window_at < 0 and ev.vm_map is call.vm_map:
+        self.access(ev.vm_map, ev.what)
+
+    def access(self, vm_map: VmMap, what: str) -> None:
+        call = self.calls.get(self.k.sched.cpu)
+        if call is not None and call.window_at < 0 and vm_map is call.vm_map:
             self._open(call)
 
     def _lock(self, step: int, aid: int, ev: Lock) -> None:
-        if ev.res != "map":
+        self.lock(ev.res, ev.name, ev.mode)
+
+    def lock(self, res: str, name: str, mode: str) -> None:
+        if res != "map":
             return
-        call = self.calls.get(aid)
-        if call is not None and call.window_at < 0 and ev.name == call.vm_map.name:
+        call = self.calls.get(self.k.sched.cpu)
+        if call is not None and call.window_at < 0 and name == call.vm_map.name:
             self._open(call)
 
     def _return(self, step: int, aid: int, ev: CleanReturn) -> None:
@@ -189,20 +200,31 @@ class Holdings:
         return held
 
     def _busy(self, step: int, aid: int, ev: Busy) -> None:
+        self.busy(ev.obj, ev.pindex, ev.mode)
+
+    def busy(self, obj: str, pindex: int, mode: str) -> None:
+        aid = self.k.sched.cpu
         held = self.held.get(aid)
         if held is None:
             held = self.of(aid)
-        held.append((RANK_BUSY, "page", ev.obj, ev.pindex))
+        held.append((RANK_BUSY, "page", obj, pindex))
 
     def _alloc(self, step: int, aid: int, ev: Alloc) -> None:
+        self.alloc(ev.obj, ev.pindex)
+
+    def alloc(self, obj: str, pindex: int) -> None:
+        aid = self.k.sched.cpu
         if aid >= 0:
-            self.of(aid).append((RANK_BUSY, "page", ev.obj, ev.pindex))
+            self.of(aid).append((RANK_BUSY, "page", obj, pindex))
 
     def _unbusy(self, step: int, aid: int, ev: Unbusy | Free | IoIssue) -> None:
         # unbusy, free and io_issue all end the emitting agent's own busy.
-        held = self.held.get(aid)
+        self.unbusy(ev.obj, ev.pindex)
+
+    def unbusy(self, obj: str, pindex: int) -> None:
+        held = self.held.get(self.k.sched.cpu)
         if held:
-            h = (RANK_BUSY, "page", ev.obj, ev.pindex)
+            h = (RANK_BUSY, "page", obj, pindex)
             if held[-1] == h:
                 held.pop()
             else:
@@ -219,6 +241,13 @@ def drop(held: list[Holding], h: Holding) -> None:
         if held[i] == h:
             del held[i]
             return
+
+
+twin(MapAccess, CallTracker._access, CallTracker.access)
+twin(Lock, CallTracker._lock, CallTracker.lock)
+twin(Busy, Holdings._busy, Holdings.busy)
+twin(Alloc, Holdings._alloc, Holdings.alloc)
+twin(Unbusy, Holdings._unbusy, Holdings.unbusy)
 
 
 def holdings(k: Kernel) -> Holdings:

@@ -16,6 +16,7 @@ from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
 from emulator.kern.events import PageFreeing, PteEnter
 from emulator.kern.kern_return import KernReturn
+from emulator.kern.kernel import twin
 from emulator.kern.page import Busy
 from emulator.kern.param import PAGE_SHIFT, round_page, trunc_page
 
@@ -38,12 +39,17 @@ class Invalidate(Checker):
         k.observe(PageFreeing, self._free)
 
     def _pte(self, step: int, aid: int, ev: PteEnter) -> None:
+        self.pte(ev.map, ev.vpn, ev.obj, ev.pindex, ev.prot)
+
+    def pte(self, map_name: str, vpn: int, obj: str, pindex: int, prot: str) -> None:
+        """The twin of ``_pte`` taking the event's fields (kern/kernel.py, ``twin``)."""
         calls = self.calls.calls
         if not calls:
             return  # no clean in flight: the common case
+        aid = self.k.sched.cpu
         for call in calls.values():
-            if call.invalidate and call.cpu != aid and call.vm_map.name == ev.map:
-                self.others.setdefault(call, set()).add(ev.vpn)
+            if call.invalidate and call.cpu != aid and call.vm_map.name == map_name:
+                self.others.setdefault(call, set()).add(vpn)
 
     def _return(self, call: OpenCall, rv: str) -> None:
         others = self.others.pop(call, set())
@@ -88,3 +94,6 @@ class Invalidate(Checker):
             cpus=[aid, *holders],
             page=page.name,
         )
+
+
+twin(PteEnter, Invalidate._pte, Invalidate.pte)

@@ -17,15 +17,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from emulator.check import Rule
-from emulator.check.base import RANKS, Checker, drop, holdings, label
+from emulator.check.base import RANKS, CallTracker, Checker, drop, holdings, label
+from emulator.check.single_entry import SingleEntry
 from emulator.kern.events import Contract, Inactive, Lock, MapAccess, Unlock, Wait
+from emulator.kern.kernel import fuse, twin
 from emulator.kern.locks import RANK_BUSY, RANK_MAP, RANK_OBJECT
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
+    from emulator.kern.map import VmMap
     from emulator.kern.monitor import Violation
 
 
@@ -95,8 +99,15 @@ class LockDiscipline(Checker):
             wanted=f"{kind} {name}",
         )
 
+    # The observers of the hot kinds delegate to their twins taking fields (see
+    # CallTracker's): the kernel calls those, building no event, when it can.
+
     def _lock(self, step: int, aid: int, ev: Lock) -> None:
-        res, name = ev.res, ev.name
+        self.lock(ev.res, ev.name, ev.mode)
+
+    def lock(self, res: str, name: str, mode: str) -> None:
+        k = self.k
+        aid = k.sched.cpu
         rank = RANKS[res]
         held = self.held.held.get(aid)
         if held is None:
@@ -105,14 +116,13 @@ class LockDiscipline(Checker):
         for h in held:
             r = h[0]
             if rank < r != RANK_BUSY:
-                self._inverted(step, aid, res, name, False, label(h), ORDER)
+                self._inverted(k.sched.step, aid, res, name, False, label(h), ORDER)
                 break
         held.append((rank, res, name, -1))  # Holdings.taken, inlined
         if res != "map":
             return
-        k = self.k
         excl, shared = self.map_holders.get(name, NOT_HELD)
-        if ev.mode == "x":
+        if mode == "x":
             if excl >= 0 or shared:
                 self.violate(f"{k.agent_name(aid)} holds the map lock of {name} exclusive "
                              "together with another holder", cpus=[aid])
@@ -124,40 +134,52 @@ class LockDiscipline(Checker):
             self.map_holders[name] = (excl, (*shared, aid))
 
     def _unlock(self, step: int, aid: int, ev: Unlock) -> None:
-        res = ev.res
+        self.unlock(ev.res, ev.name)
+
+    def unlock(self, res: str, name: str) -> None:
+        aid = self.k.sched.cpu
         # Holdings.released, inlined: the lock released last, nearly always.
         held = self.held.held.get(aid)
         if held:
-            h = (RANKS[res], res, ev.name, -1)
+            h = (RANKS[res], res, name, -1)
             if held[-1] == h:
                 held.pop()
             else:
                 drop(held, h)
         if res != "map":
             return
-        excl, shared = self.map_holders.get(ev.name, NOT_HELD)
+        excl, shared = self.map_holders.get(name, NOT_HELD)
         if excl == aid:
             excl = -1
         elif aid in shared:
             i = shared.index(aid)
             shared = shared[:i] + shared[i + 1:]
-        self.map_holders[ev.name] = (excl, shared)
+        self.map_holders[name] = (excl, shared)
 
     def _wait(self, step: int, aid: int, ev: Wait) -> None:
-        if ev.res in RANKS and self.held.held.get(aid):  # holding nothing inverts nothing
-            self.order(step, aid, ev.res, ev.name, True)
+        self.wait(ev.res, ev.name)
+
+    def wait(self, res: str, name: str) -> None:
+        sched = self.k.sched
+        aid = sched.cpu
+        if res in RANKS and self.held.held.get(aid):  # holding nothing inverts nothing
+            self.order(sched.step, aid, res, name, True)
 
     def _map_access(self, step: int, aid: int, ev: MapAccess) -> None:
-        if ev.what == "lookup":
+        self.map_access(ev.vm_map, ev.what)
+
+    def map_access(self, vm_map: VmMap, what: str) -> None:
+        if what == "lookup":
             return
-        k, vm_map = self.k, ev.vm_map
+        k = self.k
+        aid = k.sched.cpu
         if vm_map.lock.excl != aid:
             state = (
                 f"exclusive by {k.agent_name(vm_map.lock.excl)}" if vm_map.lock.excl >= 0
                 else "shared" if vm_map.lock.shared else "not held"
             )
             self.violate(
-                f"{k.agent_name(aid)} changed the entry list of map {vm_map.name} ({ev.what}) "
+                f"{k.agent_name(aid)} changed the entry list of map {vm_map.name} ({what}) "
                 f"without its exclusive lock (lock {state})",
                 cpus=[aid],
                 map=vm_map.name,
@@ -178,3 +200,80 @@ class LockDiscipline(Checker):
             return
         parts = [f"{self.k.agent_name(a)} holds {self.held.describe(a)}" for a in v.cpus]
         v.message = f"{v.message}; " + "; ".join(parts)
+
+
+twin(Lock, LockDiscipline._lock, LockDiscipline.lock)
+twin(Unlock, LockDiscipline._unlock, LockDiscipline.unlock)
+twin(Wait, LockDiscipline._wait, LockDiscipline.wait)
+twin(MapAccess, LockDiscipline._map_access, LockDiscipline.map_access)
+
+
+# One call for the three checkers' handlers of a lock taken (the call tracker, single_entry,
+# lock_discipline, in their subscription order), and for the two of an entry-list access:
+# their twins' bodies, inlined; the reports stay in the checkers' methods.
+
+
+def _fused_lock(calls: CallTracker, single: SingleEntry, disc: LockDiscipline
+                ) -> Callable[[str, str, str], None]:
+    sched = disc.k.sched
+    open_calls = calls.calls
+    inside = single.inside
+    holdings_ = disc.held
+    held_of = holdings_.held
+    map_holders = disc.map_holders
+
+    def lock(res: str, name: str, mode: str) -> None:
+        aid = sched.cpu
+        if res == "map":
+            call = open_calls.get(aid)  # CallTracker.lock
+            if call is not None and call.window_at < 0 and name == call.vm_map.name:
+                calls._open(call)
+            call = inside.get(name)  # SingleEntry.lock
+            if call is not None and call.cpu != aid:
+                single.entered(call, name, mode)
+        # LockDiscipline.lock
+        rank = RANKS[res]
+        held = held_of.get(aid)
+        if held is None:
+            held = holdings_.of(aid)
+        for h in held:
+            r = h[0]
+            if rank < r != RANK_BUSY:
+                disc._inverted(sched.step, aid, res, name, False, label(h), ORDER)
+                break
+        held.append((rank, res, name, -1))
+        if res != "map":
+            return
+        excl, shared = map_holders.get(name, NOT_HELD)
+        if mode == "x":
+            if excl >= 0 or shared:
+                disc.violate(f"{disc.k.agent_name(aid)} holds the map lock of {name} "
+                             "exclusive together with another holder", cpus=[aid])
+            map_holders[name] = (aid, shared)
+        else:
+            if excl >= 0:
+                disc.violate(f"{disc.k.agent_name(aid)} holds the map lock of {name} shared "
+                             f"while {disc.k.agent_name(excl)} holds it exclusive",
+                             cpus=[aid, excl])
+            map_holders[name] = (excl, (*shared, aid))
+
+    return lock
+
+
+def _fused_access(calls: CallTracker, disc: LockDiscipline) -> Callable[[VmMap, str], None]:
+    sched = disc.k.sched
+    open_calls = calls.calls
+
+    def access(vm_map: VmMap, what: str) -> None:
+        aid = sched.cpu
+        call = open_calls.get(aid)  # CallTracker.access
+        if call is not None and call.window_at < 0 and vm_map is call.vm_map:
+            calls._open(call)
+        if what != "lookup" and vm_map.lock.excl != aid:  # LockDiscipline.map_access
+            disc.map_access(vm_map, what)
+
+    return access
+
+
+fuse(Lock, (CallTracker._lock, SingleEntry._lock, LockDiscipline._lock), _fused_lock)
+fuse(MapAccess, (CallTracker._access, LockDiscipline._map_access), _fused_access)

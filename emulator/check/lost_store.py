@@ -37,6 +37,7 @@ from emulator.kern.events import (
     Store,
 )
 from emulator.kern.kern_return import KernReturn
+from emulator.kern.kernel import twin
 from emulator.kern.param import PAGE_MASK, PAGE_SHIFT
 from emulator.kern.pmap import is_modified
 from emulator.kern.profile import Flushes, InvalidateFrees
@@ -73,8 +74,17 @@ class StoreLog:
         k.observe(Store, self._store)
 
     def _store(self, step: int, aid: int, ev: Store) -> None:
-        if ev.page.obj.kind == "file":
-            self.last[(ev.obj, ev.pindex)] = StoreInfo(ev.sid, aid, step, ev.map, ev.va)
+        self.store(ev.map, ev.va, ev.obj, ev.pindex, ev.sid, ev.page)
+
+    def store(self, map_name: str, va: int, obj: str, pindex: int, sid: int,
+              page: VmPage) -> None:
+        """The twin of ``_store`` taking the event's fields (kern/kernel.py, ``twin``)."""
+        if page.obj.kind == "file":
+            sched = self.k.sched
+            self.last[(obj, pindex)] = StoreInfo(sid, sched.cpu, sched.step, map_name, va)
+
+
+twin(Store, StoreLog._store, StoreLog.store)
 
 
 def store_log(k: Kernel) -> StoreLog:

@@ -35,6 +35,7 @@ from emulator.kern.events import (
     RemoveWrite,
     Unlock,
 )
+from emulator.kern.kernel import twin
 from emulator.kern.profile import msync_errno
 
 if TYPE_CHECKING:
@@ -136,19 +137,28 @@ class ReturnCode(Checker):
         return frozenset(name for (_, name), pages in seen.items()
                          if pages == set(range(k.files[name].size)))
 
+    # The observers of the hot kinds delegate to their twins taking fields
+    # (kern/kernel.py, ``twin``): the kernel calls those, building no event, when it can.
+
     def _vnode_lock(self, step: int, aid: int, ev: Lock) -> None:
-        call = self.calls.calls.get(aid)
-        if ev.res == "vnode" and call is not None:
+        self.vnode_lock(ev.res, ev.name, ev.mode)
+
+    def vnode_lock(self, res: str, name: str, mode: str) -> None:
+        call = self.calls.calls.get(self.k.sched.cpu)
+        if res == "vnode" and call is not None:
             notes = self.notes.get(call)
-            if notes is not None and notes.fsyncing is not None and ev.name in notes.whole_files:
-                notes.fsyncing.add(str(ev.name))
+            if notes is not None and notes.fsyncing is not None and name in notes.whole_files:
+                notes.fsyncing.add(str(name))
 
     def _vnode_unlock(self, step: int, aid: int, ev: Unlock) -> None:
-        call = self.calls.calls.get(aid)
-        if ev.res == "vnode" and call is not None:
+        self.vnode_unlock(ev.res, ev.name)
+
+    def vnode_unlock(self, res: str, name: str) -> None:
+        call = self.calls.calls.get(self.k.sched.cpu)
+        if res == "vnode" and call is not None:
             notes = self.notes.get(call)
             if notes is not None and notes.fsyncing:
-                notes.fsyncing.discard(str(ev.name))
+                notes.fsyncing.discard(str(name))
 
     def _any_write_done(self, step: int, aid: int, ev: IoDone | BufDone) -> None:
         if not ev.error:
@@ -165,6 +175,16 @@ class ReturnCode(Checker):
         notes = self.notes.get(call)
         if notes is not None and notes.effects is not None:
             notes.effects.append((step, ev))
+
+    def remove_write(self, obj: str, pindex: int, dirty: int) -> None:
+        """``_effect``'s twin for RemoveWrite: the event is built only if a call notes it."""
+        sched = self.k.sched
+        call = self.calls.calls.get(sched.cpu)
+        if call is None:
+            return
+        notes = self.notes.get(call)
+        if notes is not None and notes.effects is not None:
+            notes.effects.append((sched.step, RemoveWrite(obj, pindex, dirty)))
 
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
         io = ev.io
@@ -242,3 +262,8 @@ class ReturnCode(Checker):
                 got=got,
                 effect=ev.kind,
             )
+
+
+twin(Lock, ReturnCode._vnode_lock, ReturnCode.vnode_lock)
+twin(Unlock, ReturnCode._vnode_unlock, ReturnCode.vnode_unlock)
+twin(RemoveWrite, ReturnCode._effect, ReturnCode.remove_write)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
 from emulator.kern.events import Lock
+from emulator.kern.kernel import twin
 from emulator.kern.profile import MapLock
 
 if TYPE_CHECKING:
@@ -50,18 +51,29 @@ class SingleEntry(Checker):
             del self.inside[call.vm_map.name]
 
     def _lock(self, step: int, aid: int, ev: Lock) -> None:
-        if ev.res != "map":
+        self.lock(ev.res, ev.name, ev.mode)
+
+    def lock(self, res: str, name: str, mode: str) -> None:
+        """The twin of ``_lock`` taking the event's fields (kern/kernel.py, ``twin``)."""
+        if res != "map":
             return
-        call = self.inside.get(ev.name)
-        if call is None or call.cpu == aid:
-            return
+        call = self.inside.get(name)
+        if call is not None and call.cpu != self.k.sched.cpu:
+            self.entered(call, name, mode)
+
+    def entered(self, call: OpenCall, name: str, mode: str) -> None:
+        """The running agent took the map lock of ``name`` while ``call`` is inside."""
         k = self.k
+        aid, step = k.sched.cpu, k.sched.step
         op = k.shared.get("current_op", {}).get(aid, "a system call")
-        mode = "exclusive" if ev.mode == "x" else "shared"
+        word = "exclusive" if mode == "x" else "shared"
         self.violate(
-            f"{k.agent_name(aid)} ({op}) took the map lock of {ev.name} {mode} at step {step} "
+            f"{k.agent_name(aid)} ({op}) took the map lock of {name} {word} at step {step} "
             f"while {k.agent_name(call.cpu)}'s clean of [{call.start:#x},{call.end:#x}) has "
             f"been inside the routine since step {call.window_at}",
             cpus=[call.cpu, aid],
-            map=ev.name,
+            map=name,
         )
+
+
+twin(Lock, SingleEntry._lock, SingleEntry.lock)

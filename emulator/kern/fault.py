@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import Cow, Dirty, Pagein, Writeable
+from emulator.kern.events import Cow, Writeable
 from emulator.kern.kern_return import KernReturn
 from emulator.kern.param import PAGE_SHIFT
 from emulator.kern.pmap import fold_modified
@@ -210,7 +210,7 @@ class Fault:
         """A write fault: the object might be dirty again, and so is the page."""
         obj.generation += 1
         page.dirty = True
-        self.k.emit(Dirty(obj.name, page.pindex, obj.generation))
+        self.k.emit_dirty(obj.name, page.pindex, obj.generation)
 
     def fault_nosync(self, page: VmPage, nosync: bool) -> None:
         """vm_fault_dirty's PGA_NOSYNC rule, for a fault that maps ``page`` writable
@@ -349,7 +349,7 @@ class Fault:
         page.contents = obj.pager.read(page.pindex)
         page.valid = True
         page.dirty = False
-        self.k.emit(Pagein(obj.name, page.pindex, page.contents))
+        self.k.emit_pagein(obj.name, page.pindex, page.contents)
 
     async def get_shadow_page(
         self, shadow: VmObject, pindex: int, write: bool

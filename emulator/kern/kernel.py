@@ -18,20 +18,34 @@ reaches ``curthread`` and the global queues.  The Kernel gives kernel code:
 
 from __future__ import annotations
 
+import types
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from emulator.kern.events import (
     WATCHED,
+    Alloc,
     Contract,
+    Dirty,
     Event,
+    Lock,
     MapAccess,
     ObjectFree,
     PageFreeing,
+    Pagein,
+    PteEnter,
     Read,
     Recorded,
+    RemoveWrite,
+    Store,
     TouchFreed,
+    Unbusy,
+    Unlock,
+    Wait,
     Woke,
+)
+from emulator.kern.events import (
+    Busy as BusyEvent,
 )
 from emulator.kern.object import OBJT_FILE
 from emulator.kern.page import Busy
@@ -48,6 +62,53 @@ if TYPE_CHECKING:
 
 Observer = Callable[[int, int, Any], None]  # fn(step, agent, event)
 E = TypeVar("E", bound=Event)
+
+# The hot event kinds have an emitter of their own, the kernel attribute named here,
+# called with the event's fields: ``k.emit_lock(res, name, mode)`` does what
+# ``k.emit(Lock(res, name, mode))`` does.  Until ``seal`` it is exactly that; ``seal``
+# gives it a cheaper body when it can (see there).
+EMITTERS: tuple[tuple[type[Event], str], ...] = (
+    (Lock, "emit_lock"),
+    (Unlock, "emit_unlock"),
+    (Wait, "emit_wait"),
+    (BusyEvent, "emit_busy"),
+    (Unbusy, "emit_unbusy"),
+    (Store, "emit_store"),
+    (MapAccess, "emit_map_access"),
+    (RemoveWrite, "emit_remove_write"),
+    (PteEnter, "emit_pte_enter"),
+    (Dirty, "emit_dirty"),
+    (Alloc, "emit_alloc"),
+    (Pagein, "emit_pagein"),
+)
+
+# Observers with a twin taking the event's fields instead of the event: an observer
+# ``fn(step, agent, event)`` bound to an object, whose function is a key of ``TWINS``,
+# does what ``TWINS[fn.__func__](fn.__self__, *fields)`` does (the twin reads the step
+# and the agent from the scheduler, as ``emit`` does).  ``FUSED`` maps the functions
+# of several observers of one kind, in subscription order, to the function that makes
+# one handler doing all their work from their objects (``maker(*objects)``), e.g. the
+# three checkers' handlers of ``Lock``.  Checker modules fill both (``twin``, ``fuse``).
+TWINS: dict[tuple[type[Event], Callable[..., Any]], Callable[..., None]] = {}
+FUSED: dict[tuple[type[Event], tuple[Callable[..., Any], ...]],
+            Callable[..., Callable[..., None]]] = {}
+
+
+def twin(kind: type[Event], observer: Callable[..., Any], fields: Callable[..., None]) -> None:
+    """Declare ``fields`` (self, *the fields of a ``kind`` event) the twin of ``observer``
+    (self, step, agent, event) for events of ``kind``."""
+    TWINS[kind, observer] = fields
+
+
+def fuse(kind: type[Event], observers: tuple[Callable[..., Any], ...],
+         maker: Callable[..., Callable[..., None]]) -> None:
+    """Declare ``maker(*objects)`` the one handler doing the work of ``observers`` (their
+    functions, in subscription order) for events of ``kind``."""
+    FUSED[kind, observers] = maker
+
+
+def _ignore(*fields: Any) -> None:
+    """An emitter when nothing records or observes its kind: no event is built."""
 
 
 class Kernel:
@@ -92,6 +153,20 @@ class Kernel:
         # Vnodes whose last use reference a cpu dropped, to inactivate once it holds no
         # map lock (td_map_def_user, vm_map_process_deferred): (cpu, file object).
         self.deferred: list[tuple[int, VmObject]] = []
+        # The hot kinds' emitters (EMITTERS): build the event and emit it, until ``seal``.
+        self.sealed = False
+        self.emit_lock: Callable[[str, str, str], None] = self._emit_lock
+        self.emit_unlock: Callable[[str, str], None] = self._emit_unlock
+        self.emit_wait: Callable[[str, str], None] = self._emit_wait
+        self.emit_busy: Callable[[str, int, str], None] = self._emit_busy
+        self.emit_unbusy: Callable[[str, int], None] = self._emit_unbusy
+        self.emit_store: Callable[[str, int, str, int, int, VmPage], None] = self._emit_store
+        self.emit_map_access: Callable[[VmMap, str], None] = self._emit_map_access
+        self.emit_remove_write: Callable[[str, int, int], None] = self._emit_remove_write
+        self.emit_pte_enter: Callable[[str, int, str, int, str], None] = self._emit_pte_enter
+        self.emit_dirty: Callable[[str, int, int], None] = self._emit_dirty
+        self.emit_alloc: Callable[[str, int], None] = self._emit_alloc
+        self.emit_pagein: Callable[[str, int, int], None] = self._emit_pagein
 
     # -- scheduler services -------------------------------------------------
 
@@ -166,6 +241,106 @@ class Kernel:
         """Call ``fn(step, agent, event)`` for every event of class ``kind``, in
         subscription order."""
         self.observers.setdefault(kind, []).append(fn)
+        if self.sealed:
+            self.unseal()
+
+    # The emitters of the hot kinds, as ``__init__`` installs them.
+
+    def _emit_lock(self, res: str, name: str, mode: str) -> None:
+        self.emit(Lock(res, name, mode))
+
+    def _emit_unlock(self, res: str, name: str) -> None:
+        self.emit(Unlock(res, name))
+
+    def _emit_wait(self, res: str, name: str) -> None:
+        self.emit(Wait(res, name))
+
+    def _emit_busy(self, obj: str, pindex: int, mode: str) -> None:
+        self.emit(BusyEvent(obj, pindex, mode))
+
+    def _emit_unbusy(self, obj: str, pindex: int) -> None:
+        self.emit(Unbusy(obj, pindex))
+
+    def _emit_store(self, vm_map: str, va: int, obj: str, pindex: int, sid: int,
+                    page: VmPage) -> None:
+        self.emit(Store(vm_map, va, obj, pindex, sid, page))
+
+    def _emit_map_access(self, vm_map: VmMap, what: str) -> None:
+        self.emit(MapAccess(vm_map, what))
+
+    def _emit_remove_write(self, obj: str, pindex: int, dirty: int) -> None:
+        self.emit(RemoveWrite(obj, pindex, dirty))
+
+    def _emit_pte_enter(self, vm_map: str, vpn: int, obj: str, pindex: int, prot: str) -> None:
+        self.emit(PteEnter(vm_map, vpn, obj, pindex, prot))
+
+    def _emit_dirty(self, obj: str, pindex: int, generation: int) -> None:
+        self.emit(Dirty(obj, pindex, generation))
+
+    def _emit_alloc(self, obj: str, pindex: int) -> None:
+        self.emit(Alloc(obj, pindex))
+
+    def _emit_pagein(self, obj: str, pindex: int, data: int) -> None:
+        self.emit(Pagein(obj, pindex, data))
+
+    def seal(self) -> None:
+        """Every subscription is made: give each hot kind's emitter its cheapest body.
+
+        Unless a strategy watches (it wants every event object), an emitter of a kind
+        whose observers all have twins taking fields (``TWINS``, ``FUSED``) calls them
+        with the fields, building no event: the one fused handler if there is one,
+        else the one twin, else each twin in order.  With no observer it calls none.
+        When recording, it first keeps the trace line's data as ``emit`` does.  The
+        observers see what they would have seen, in the same order.  ``observe``
+        undoes the seal.
+        """
+        self.sealed = True
+        if self.watched:
+            return
+        observers = self.observers
+        recording = self.recording
+        recipes = _RECIPES
+        for cls, attr in EMITTERS:
+            fns = observers.get(cls)
+            fast: Callable[..., None] | None = None
+            if fns:
+                key = (cls, tuple(fns))
+                recipe = recipes.get(key, _UNKNOWN)
+                if recipe is _UNKNOWN:
+                    if len(recipes) >= 64:
+                        recipes.clear()  # bounded: it holds the observers' objects
+                    recipe = recipes[key] = _recipe(cls, fns)
+                if recipe is None:
+                    continue  # an observer wants the event: build it
+                maker, objects = recipe
+                fast = maker(*objects)
+            if recording and cls.traced:
+                fast = self._recorder(cls, fast)
+            setattr(self, attr, _ignore if fast is None else fast)
+
+    def unseal(self) -> None:
+        """Every emitter back to building the event and emitting it."""
+        self.sealed = False
+        for _, attr in EMITTERS:
+            setattr(self, attr, getattr(self, "_" + attr))
+
+    def _recorder(self, cls: type[Event], then: Callable[..., None] | None
+                  ) -> Callable[..., None]:
+        """An emitter of ``cls`` recording the trace line's data, then calling ``then``."""
+        sched = self.sched
+        events = self.events
+        kind = cls.kind
+        n = len(cls.trace_fields)
+
+        def record(*fields: Any) -> None:
+            events.append((sched.step, sched.cpu, kind, fields[:n]))
+            if self.sink is not None and len(events) >= 4096:
+                self.sink(events)  # as emit does
+                events.clear()
+            if then is not None:
+                then(*fields)
+
+        return record
 
     def watch(self, fn: Observer) -> None:
         """Subscribe ``fn`` to every traced event and to the untraced reads and
@@ -196,7 +371,7 @@ class Kernel:
 
     def map_access(self, vm_map: VmMap, what: str) -> None:
         """The current cpu looks at (``lookup``) or changes (``insert`` ...) the map's entries."""
-        self.emit(MapAccess(vm_map, what))
+        self.emit_map_access(vm_map, what)
 
     def page_freeing(self, page: VmPage) -> None:
         self.emit(PageFreeing(page))
@@ -259,3 +434,40 @@ class Kernel:
         for obj in self.files.values():
             obj._check()
         self.disk._check()
+
+
+# What ``seal`` makes an emitter of from a kind's observers: ``maker(*objects)``, or None
+# when an observer has no twin.  Kept per (kind, observers): a machine re-installs the
+# same observers on every execution (check/installer.py), so each is worked out once.
+Recipe = tuple[Callable[..., Callable[..., None]], tuple[Any, ...]] | None
+_RECIPES: dict[tuple[type[Event], tuple[Observer, ...]], Recipe] = {}
+_UNKNOWN: Any = object()
+
+
+def _recipe(cls: type[Event], fns: list[Observer]) -> Recipe:
+    funcs = tuple(getattr(fn, "__func__", None) for fn in fns)
+    objects = tuple(getattr(fn, "__self__", None) for fn in fns)
+    maker = FUSED.get((cls, funcs))  # type: ignore[arg-type]
+    if maker is not None:
+        return maker, objects
+    twins = [TWINS.get((cls, f)) for f in funcs]  # type: ignore[arg-type]
+    bound = []
+    for t, obj in zip(twins, objects, strict=True):
+        if t is None:
+            return None
+        bound.append(types.MethodType(t, obj))
+    if len(bound) == 1:
+        return _same, tuple(bound)
+    return _fan_out, tuple(bound)
+
+
+def _same(fn: Callable[..., None]) -> Callable[..., None]:
+    return fn
+
+
+def _fan_out(*fns: Callable[..., None]) -> Callable[..., None]:
+    def each(*fields: Any) -> None:
+        for fn in fns:
+            fn(*fields)
+
+    return each

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import Lock, Unlock, Wait
-
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
 
@@ -83,7 +81,7 @@ class MapLock:
         if self.excl == me:
             k.contract(f"{self.name}: map lock recursed by cpu{me}")
         while self.excl >= 0 or self.shared:
-            k.emit(Wait("map", self.name))
+            k.emit_wait("map", self.name)
             self.xwaiters.append(me)
             try:
                 await k.sleep(self)
@@ -91,7 +89,7 @@ class MapLock:
                 self.xwaiters.remove(me)
         self.excl = me
         self.timestamp += 1
-        k.emit(Lock("map", self.name, "x"))
+        k.emit_lock("map", self.name, "x")
 
     async def slock(self) -> None:
         """Take the map lock shared, sleeping while it is held exclusive."""
@@ -99,7 +97,7 @@ class MapLock:
         await k.kpoint()
         me = k.sched.cpu
         while self.excl >= 0 or self.writer_first(me):
-            k.emit(Wait("map", self.name))
+            k.emit_wait("map", self.name)
             await k.sleep(self)
         self.hold_shared(me)
 
@@ -118,7 +116,7 @@ class MapLock:
     def hold_shared(self, me: int) -> None:
         self.shared.append(me)
         self.k.map_slocks[me] = self.k.map_slocks.get(me, 0) + 1
-        self.k.emit(Lock("map", self.name, "s"))
+        self.k.emit_lock("map", self.name, "s")
 
     async def try_upgrade(self) -> bool:
         """Upgrade a shared hold to exclusive if this cpu is the only holder.
@@ -137,7 +135,7 @@ class MapLock:
         k.map_slocks[me] -= 1
         self.excl = me
         self.timestamp += 1
-        k.emit(Lock("map", self.name, "x"))
+        k.emit_lock("map", self.name, "x")
         return True
 
     async def unlock(self) -> None:
@@ -153,7 +151,7 @@ class MapLock:
         else:
             k.contract(f"{self.name}: map lock released by cpu{me}, which does not hold it")
             return
-        k.emit(Unlock("map", self.name))
+        k.emit_unlock("map", self.name)
         k.wakeup(self)
 
 
@@ -190,10 +188,10 @@ class Mutex:
         if self.owner >= 0 and contended is not None:
             contended()
         while self.owner >= 0:
-            k.emit(Wait(self.kind, self.name))
+            k.emit_wait(self.kind, self.name)
             await k.sleep(self)
         self.owner = me
-        k.emit(Lock(self.kind, self.name, "x"))
+        k.emit_lock(self.kind, self.name, "x")
 
     async def unlock(self) -> None:
         k = self.k
@@ -205,5 +203,5 @@ class Mutex:
             )
             return
         self.owner = -1
-        k.emit(Unlock(self.kind, self.name))
+        k.emit_unlock(self.kind, self.name)
         k.wakeup(self)

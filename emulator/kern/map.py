@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import EntryClip, EntryInsert, EntryRemove, MapAccess
+from emulator.kern.events import EntryClip, EntryInsert, EntryRemove
 from emulator.kern.locks import MapLock
 from emulator.kern.param import PAGE_MASK, VM_MAX_ADDRESS, VM_MIN_ADDRESS
 from emulator.kern.pmap import Pmap
@@ -185,7 +185,7 @@ class VmMap:
         await k.kpoint()
         if k.watched:
             k.read("map", self.name)
-        k.emit(MapAccess(self, "lookup"))  # k.map_access, inlined: every lookup
+        k.emit_map_access(self, "lookup")  # k.map_access, inlined: every lookup
         return self.entry_containing(addr)
 
     def first_entry_after(self, addr: int) -> VmMapEntry | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import Alloc, CleanGeneration, Free, Wait
+from emulator.kern.events import CleanGeneration, Free
 from emulator.kern.locks import RANK_OBJECT, RANK_VNODE, Mutex
 from emulator.kern.page import Busy, VmPage
 from emulator.kern.sortedmap import SortedMap
@@ -144,7 +144,7 @@ class VmObject:
         The object must be locked; it is locked again on return."""
         k = self.k
         while self.pip.holders:
-            k.emit(Wait("pip", self.name))
+            k.emit_wait("pip", self.name)
             await self.lock.unlock()
             if self.pip.holders:  # the unlock's step: nothing ran since the test
                 await k.sleep(self.pip)
@@ -190,7 +190,7 @@ class VmObject:
             page.xowner = k.curcpu()
         self.pages[pindex] = page
         self.memq_generation += 1
-        k.emit(Alloc(self.name, pindex))
+        k.emit_alloc(self.name, pindex)
         return page
 
     def free_page(self, page: VmPage) -> None:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from emulator.kern import events  # events.Busy is the busy event; Busy here is the state
-
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.object import VmObject
@@ -123,7 +121,7 @@ class VmPage:
             return False
         self.busy = Busy.EXCL
         self.xowner = k.sched.cpu
-        k.emit(events.Busy(self.obj.name, self.pindex, "x"))
+        k.emit_busy(self.obj.name, self.pindex, "x")
         return True
 
     async def wait_unbusy(self) -> None:
@@ -133,7 +131,7 @@ class VmPage:
         """
         k = self.k
         while self.busy != Busy.NONE:
-            k.emit(events.Wait("busy", self.name))
+            k.emit_wait("busy", self.name)
             await k.sleep(self)
 
     async def xbusy(self) -> None:
@@ -151,7 +149,7 @@ class VmPage:
             return
         self.busy = Busy.NONE
         self.xowner = -1
-        k.emit(events.Unbusy(self.obj.name, self.pindex))
+        k.emit_unbusy(self.obj.name, self.pindex)
         k.wakeup(self)
 
     def downgrade_to_io(self, holder: int) -> None:
@@ -177,7 +175,7 @@ class VmPage:
             return False
         self.busy = Busy.SHARED
         self.sowners.append(k.sched.cpu)
-        k.emit(events.Busy(self.obj.name, self.pindex, "s"))
+        k.emit_busy(self.obj.name, self.pindex, "s")
         return True
 
     @property
@@ -199,7 +197,7 @@ class VmPage:
         self.sowners.remove(holder)
         if not self.sowners:
             self.busy = Busy.NONE
-        self.k.emit(events.Unbusy(self.obj.name, self.pindex))
+        self.k.emit_unbusy(self.obj.name, self.pindex)
         if not self.sowners:
             self.k.wakeup(self)
 

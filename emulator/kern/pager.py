@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import Bdwrite, BufDone, BufWrite, IoDone, IoIssue, Wait
+from emulator.kern.events import Bdwrite, BufDone, BufWrite, IoDone, IoIssue
 from emulator.kern.pmap import clear_modify, write_protect
 
 if TYPE_CHECKING:
@@ -344,12 +344,12 @@ class Disk:
         """Sleep until ``io`` completes (the issuer of a synchronous write)."""
         k = self.k
         while not io.done:
-            k.emit(Wait("io", io.page.name))
+            k.emit_wait("io", io.page.name)
             await k.sleep(io)
 
     async def wait_buf(self, buf: BufIo) -> None:
         """Sleep until buffer write ``buf`` completes."""
         k = self.k
         while not buf.done:
-            k.emit(Wait("io", f"{buf.obj}:{buf.pindex}"))
+            k.emit_wait("io", f"{buf.obj}:{buf.pindex}")
             await k.sleep(buf)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import PteEnter, PteProtect, PteRemove, RemoveAll, RemoveWrite
+from emulator.kern.events import PteProtect, PteRemove, RemoveAll
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
@@ -72,13 +72,13 @@ class Pmap:
         if old is not None:
             if old.page is page:
                 old.writable = writable
-                k.emit(PteEnter(self.name, vpn, page.obj.name, page.pindex,
-                                "w" if writable else "r"))
+                k.emit_pte_enter(self.name, vpn, page.obj.name, page.pindex,
+                                 "w" if writable else "r")
                 return
             self.remove_pte(vpn)
         self.ptes[vpn] = Pte(page, writable)
         page.pv.append((self, vpn))
-        k.emit(PteEnter(self.name, vpn, page.obj.name, page.pindex, "w" if writable else "r"))
+        k.emit_pte_enter(self.name, vpn, page.obj.name, page.pindex, "w" if writable else "r")
 
     async def remove(self, start_vpn: int, end_vpn: int) -> None:
         """Remove every mapping in [start_vpn, end_vpn), folding modified bits."""
@@ -132,7 +132,7 @@ def write_protect(k: Kernel, page: VmPage) -> None:
             page.dirty = True
             pte.modified = False
         pte.writable = False
-    k.emit(RemoveWrite(page.obj.name, page.pindex, int(page.dirty)))
+    k.emit_remove_write(page.obj.name, page.pindex, int(page.dirty))
 
 
 def fold_modified(page: VmPage) -> None:

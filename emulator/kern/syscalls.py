@@ -30,7 +30,6 @@ from emulator.kern.events import (
     Load,
     MsyncErrno,
     ObjectNew,
-    Store,
     Unwire,
     Wire,
 )
@@ -251,7 +250,7 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
             value = k.new_store_id()
             pte.modified = True
             page.contents = value
-            k.emit(Store(vm_map.name, va, page.obj.name, page.pindex, value, page))
+            k.emit_store(vm_map.name, va, page.obj.name, page.pindex, value, page)
             return 0
         assert k.fault_impl is not None
         if not k.trusted:

@@ -205,7 +205,8 @@ class PctStrategy(Strategy):
 
 # The portfolio's members, as (strategy name, PCT depth): random walk, PCT of depths
 # 2 and 3 (most of the mutants' races have depth 2 or 3), and POS.  A campaign
-# chooses among them adaptively (emulator/portfolio.py); one execution alone
+# chooses among them adaptively (emulator/portfolio.py), one arm per strategy and
+# workload: the PCT arm's executions alternate the two depths; one execution alone
 # (``vmemu run --strategy portfolio``) takes the member its seed picks.
 PORTFOLIO_MEMBERS: tuple[tuple[str, int], ...] = (
     ("random", 3), ("pct", 2), ("pct", 3), ("pos", 3))
