@@ -2,20 +2,25 @@
 
 An *arm* is a concrete :class:`RunConfig` but for its seed: a workload (with its
 parameters and profile), a variant, and one strategy with its options -- random,
-PCT (its depth alternating between 2 and 3 over the arm's executions), or POS when
-the portfolio is asked for (:func:`arms_for`), else the one strategy given.  Each
-execution draws the next seed of its stream and an arm; the arm and the seed (and a
-PCT arm's depth for that execution) together are the execution, so a failure is
+PCT of depth 2 or 3, or POS when the portfolio is asked for (:func:`arms_for`),
+else the one strategy given.  Each execution draws the next seed of its stream
+and an arm; the arm and the seed together are the execution, so a failure is
 reported as the plain ``vmemu run`` command that reproduces it.
 
-Which arm: epsilon-greedy over each arm's *novelty*, the recency-weighted share
+Which arm: the arms of one workload form a *team* (:func:`teams_of`).  The
+portfolio chooses a team, and the team's arms take turns: its strategies in
+order, a strategy of several arms taking those in turn (random, pct(2), pos,
+random, pct(3), pos, ...).  Choosing among workloads and not among every
+(workload, strategy) pair keeps each strategy's share of a workload as it was
+and makes the choice a third as wide (BENCHMARKS.md, issue 9 item 4, arms9).
+The team: epsilon-greedy over each team's *novelty*, the recency-weighted share
 of its executions that showed something no execution of the same workload had
-shown before (:class:`Coverage`).  With probability ``EPSILON`` an arm is drawn
-uniformly, so no arm starves (each keeps at least EPSILON / arms of the
-executions); otherwise the arm of highest novelty runs, the lowest-numbered on
-a tie.  Every arm starts fully novel, so each runs before any is preferred.
-With ``uniform=True`` the portfolio does not steer: the arms take turns in order
-(round-robin), the baseline the steering is measured against (BENCHMARKS.md).
+shown before (:class:`Coverage`).  With probability ``EPSILON`` a team is drawn
+uniformly, so no team starves (each keeps at least EPSILON / teams of the
+executions); otherwise a team is drawn in proportion to its novelty.  Every
+team runs once, in order, before any is preferred.  With ``uniform=True`` the
+portfolio does not steer: the teams take turns in order (round-robin), the
+baseline the steering is measured against (BENCHMARKS.md).
 The draws come from the portfolio's own ``random.Random``, seeded from the
 stream's first seed, and the rewards are functions of the executions, which are
 functions of their seeds: the same stream makes the same choices in any process
@@ -76,7 +81,7 @@ from emulator.kern.events import (
 )
 from emulator.kern.kernel import Kernel
 from emulator.machine import Execution, Machine
-from emulator.sched.strategies import PORTFOLIO_MEMBERS, PctStrategy
+from emulator.sched.strategies import PORTFOLIO_MEMBERS
 from emulator.spec import Spec
 from emulator.variants import Variant
 
@@ -92,19 +97,9 @@ _MAP_EVENTS: tuple[type[Event], ...] = (EntryInsert, EntryRemove, EntryClip, Ent
                                         PteRemove, PteProtect)
 
 
-# An arm's ``pct_depth`` meaning "each execution takes the next of PCT_DEPTHS": the
-# portfolio's one PCT arm per workload.  Only arms carry it; every execution's config
-# (what a failure reports, what a trace records) has the depth it ran with.
-CYCLED = 0
-# The depths of the portfolio's PCT members, in order: one arm cycles through them.
-PCT_DEPTHS: tuple[int, ...] = tuple(d for name, d in PORTFOLIO_MEMBERS if name == "pct")
-
-
 def arms_for(run: RunConfig, workloads: Sequence[str] | None = None) -> list[RunConfig]:
     """The arms of ``run``: its workload (or each of ``workloads``) under its strategy,
-    or, when its strategy is the portfolio, under each of the portfolio's strategies:
-    random, PCT and POS, the PCT arm cycling its depth over PCT_DEPTHS (one arm for
-    both depths, not one each: every arm costs every other arm a share).  Seed 0."""
+    or under each portfolio member when its strategy is the portfolio.  Seed 0."""
     names = list(workloads) if workloads is not None else [run.workload]
     out = []
     for name in names:
@@ -112,23 +107,25 @@ def arms_for(run: RunConfig, workloads: Sequence[str] | None = None) -> list[Run
         if run.strategy != "portfolio":
             out.append(base)
             continue
-        done: set[str] = set()
         for strategy, depth in PORTFOLIO_MEMBERS:
-            if strategy in done:
-                continue
-            done.add(strategy)
-            out.append(dataclasses.replace(base, strategy=strategy, pct_depth=(
-                CYCLED if strategy == "pct" and len(PCT_DEPTHS) > 1 else depth)))
+            out.append(dataclasses.replace(base, strategy=strategy, pct_depth=depth))
     return out
 
 
 def arm_label(arm: RunConfig, workload: bool = True) -> str:
-    """A short name: ``two_cleaners/pct(2)``; without the workload, ``pct(2)``; the
-    portfolio's PCT arm, whose depth cycles, ``pct``."""
-    strategy = arm.strategy
-    if strategy == "pct" and arm.pct_depth != CYCLED:
-        strategy = f"pct({arm.pct_depth})"
+    """A short name: ``two_cleaners/pct(2)``; without the workload, ``pct(2)``."""
+    strategy = f"pct({arm.pct_depth})" if arm.strategy == "pct" else arm.strategy
     return f"{arm.workload}/{strategy}" if workload else strategy
+
+
+def teams_of(arms: Sequence[RunConfig]) -> list[list[list[int]]]:
+    """The arms' indices by workload (:meth:`Portfolio.group`), in order of first
+    appearance, and within a workload by strategy: ``[[random], [pct(2), pct(3)],
+    [pos]]`` for a portfolio's workload, ``[[arm]]`` for a single strategy's."""
+    teams: dict[str, dict[str, list[int]]] = {}
+    for i, arm in enumerate(arms):
+        teams.setdefault(Portfolio.group(arm), {}).setdefault(arm.strategy, []).append(i)
+    return [list(slots.values()) for slots in teams.values()]
 
 
 @dataclass
@@ -311,10 +308,19 @@ class Portfolio:
         self.rng = random.Random(first_seed * 7919 + 104729)
         self.machines: list[Machine | None] = [None] * len(self.arms)
         self.trackers = [Tracker() for _ in self.arms]
-        self.novelty = [1.0] * len(self.arms)
         self.stats = [ArmStats() for _ in self.arms]
         self.live = list(range(len(self.arms)))  # arms with executions left to run
-        self.untried = list(range(len(self.arms)))
+        # The choice is among teams (a workload's arms); a team's arms take turns.
+        self.teams = teams_of(self.arms)
+        self.team_of = [0] * len(self.arms)
+        for t, slots in enumerate(self.teams):
+            for slot in slots:
+                for i in slot:
+                    self.team_of[i] = t
+        self.turns = [0] * len(self.teams)  # executions each team has run
+        self.novelty = [1.0] * len(self.teams)
+        self.live_teams = list(range(len(self.teams)))
+        self.untried = list(range(len(self.teams)))
         self.coverage: dict[str, Coverage] = {}  # per workload (see group)
 
     @staticmethod
@@ -325,39 +331,56 @@ class Portfolio:
     def machine(self, i: int) -> Machine:
         m = self.machines[i]
         if m is None:
-            arm = self.arms[i]
-            if arm.strategy == "pct" and arm.pct_depth == CYCLED:
-                arm = dataclasses.replace(arm, pct_depth=PCT_DEPTHS[0])  # set per execution
-            m = arm.machine(self.variant)
+            m = self.arms[i].machine(self.variant)
             m.watchers.append(self.trackers[i].attach)
             self.machines[i] = m
         return m
 
     def choose(self) -> int:
-        """The next arm's index (among the live ones)."""
-        live = self.live
+        """The next arm's index: the next turn of the team :meth:`choose_team` picks."""
+        t = self.choose_team()
+        slots = self.teams[t]
+        n = self.turns[t]
+        self.turns[t] = n + 1
+        # The strategies take turns; a strategy of several arms (PCT's depths) takes
+        # its arms in turn: random, pct(2), pos, random, pct(3), pos, ...
+        slot = slots[n % len(slots)]
+        return slot[(n // len(slots)) % len(slot)]
+
+    def choose_team(self) -> int:
+        """The next team's index (among the live ones)."""
+        live = self.live_teams
         if self.uniform:  # round-robin: no steering
             self.turn += 1
             return live[(self.turn - 1) % len(live)]
         untried = self.untried
-        while untried and (untried[0] not in live or self.stats[untried[0]].executions):
+        while untried and (untried[0] not in live or self.turns[untried[0]]):
             untried.pop(0)
-        if untried:  # every arm runs once, in order, before any is preferred
+        if untried:  # every team runs once, in order, before any is preferred
             return untried[0]
         if len(live) == 1:
             return live[0]
-        # Arm i with probability epsilon / arms + (1 - epsilon) * its share of the novelty.
+        # Team t with probability epsilon / teams + (1 - epsilon) * its share of the novelty.
         novelty = self.novelty
-        total = sum(novelty[i] for i in live)
+        total = sum(novelty[t] for t in live)
         x = self.rng.random()
         if x < self.epsilon or total <= 0.0:
             return live[int(self.rng.random() * len(live))]
         x = self.rng.random() * total
-        for i in live:
-            x -= novelty[i]
+        for t in live:
+            x -= novelty[t]
             if x < 0.0:
-                return i
+                return t
         return live[-1]
+
+    def _retire(self, i: int) -> None:
+        """Arm ``i`` has nothing left to run (dfs): its team goes on without it."""
+        self.live.remove(i)
+        t = self.team_of[i]
+        slots = [[j for j in slot if j != i] for slot in self.teams[t]]
+        self.teams[t] = [slot for slot in slots if slot]
+        if not self.teams[t]:
+            self.live_teams.remove(t)
 
     async def step(self) -> tuple[int, RunConfig, Execution] | None:
         """Run one execution: its arm, concrete config and what happened; None when
@@ -366,14 +389,12 @@ class Portfolio:
             i = self.choose()
             machine = self.machine(i)
             if machine.strategy.exhausted:
-                self.live.remove(i)
+                self._retire(i)
                 continue
             arm = self.arms[i]
             seeded = arm.seeded
             # A seedless strategy (dfs) searches the schedule tree of one spec: the first.
             config = arm.with_seed(self.seed if seeded else self.first_seed)
-            if arm.pct_depth == CYCLED and arm.strategy == "pct":
-                config = self._cycle(i, config, machine)
             spec = config.spec()
             ex = await machine.execute(config.seed, spec)
             if seeded:
@@ -382,22 +403,14 @@ class Portfolio:
             return i, config, ex
         return None
 
-    def _cycle(self, i: int, config: RunConfig, machine: Machine) -> RunConfig:
-        """The PCT arm ``i``'s next execution: the next depth of PCT_DEPTHS, on its
-        machine's strategy and in the config reported for it."""
-        depth = PCT_DEPTHS[self.stats[i].executions % len(PCT_DEPTHS)]
-        strategy = machine.strategy
-        assert isinstance(strategy, PctStrategy)
-        strategy.depth = depth
-        return dataclasses.replace(config, pct_depth=depth)
-
     def reward(self, i: int, ex: Execution, spec: Spec) -> None:
         cov = self.coverage.setdefault(self.group(self.arms[i]), Coverage())
         new = self.trackers[i].account(cov, ex, spec)
         stats = self.stats[i]
         stats.executions += 1
         stats.novel += new > 0
-        self.novelty[i] += DECAY * ((1.0 if new else 0.0) - self.novelty[i])
+        t = self.team_of[i]
+        self.novelty[t] += DECAY * ((1.0 if new else 0.0) - self.novelty[t])
 
     def totals(self) -> Coverage:
         out = Coverage()

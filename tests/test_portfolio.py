@@ -1,10 +1,11 @@
 """The adaptive portfolio (emulator/portfolio.py) and its use by explore and mutants.
 
 * the portfolio's members include pos, as arms and as ``vmemu run --strategy portfolio``;
-  its PCT arm alternates depths 2 and 3 and reports the depth each execution ran with;
+  a workload's arms are a team, chosen together, taking turns (random, pct(2), pos,
+  random, pct(3), pos), and each execution reruns alone from the config it reports;
 * the same seeds choose the same arms, in another process under another hash seed, and
   ``--jobs 2`` shards choose deterministically (each shard its own stream);
-* arms are chosen by novelty over a floor: a novel arm runs more, none starves;
+* teams are chosen by novelty over a floor: a novel team runs more, none starves;
   uniform, they take turns whatever their novelty (the baseline of the steering);
 * a new final state on a spec never run before (a generated workload's) is no news;
 * explore reports its coverage (text and --json), per arm;
@@ -29,7 +30,7 @@ import trio
 from emulator.campaign import Config, run_campaign, run_shard
 from emulator.cli import main
 from emulator.config import RunConfig
-from emulator.portfolio import PCT_DEPTHS, Coverage, Portfolio, Tracker, arm_label, arms_for
+from emulator.portfolio import Coverage, Portfolio, Tracker, arm_label, arms_for, teams_of
 from emulator.sched.strategies import PosStrategy, make_strategy
 from emulator.variants import BUILTIN
 
@@ -64,39 +65,42 @@ print(json.dumps([_c for _c in trio.run(_choices, p, 80)]))
 # -- members ----------------------------------------------------------------------------------
 
 
-def test_the_portfolio_arms_are_each_workload_under_each_strategy_including_pos() -> None:
+def test_the_portfolio_arms_are_each_workload_under_each_member_including_pos() -> None:
     arms = arms_for(RunConfig("", strategy="portfolio"), ("two_cleaners", "random_mix"))
     assert [arm_label(a) for a in arms] == [
         f"{w}/{s}" for w in ("two_cleaners", "random_mix")
-        for s in ("random", "pct", "pos")]
+        for s in ("random", "pct(2)", "pct(3)", "pos")]
     assert all(a.seed == 0 for a in arms)
-    assert PCT_DEPTHS == (2, 3)
     # Another strategy is one arm per workload, as given.
     assert [arm_label(a) for a in arms_for(RunConfig("two_cleaners", strategy="pct",
                                                      pct_depth=4))] == ["two_cleaners/pct(4)"]
 
 
-def test_the_pct_arm_alternates_its_depth_and_reports_the_depth_it_ran() -> None:
-    # One PCT arm per workload: its executions take depth 2, 3, 2, ...; each reports
-    # the concrete config it ran, which reruns alone to the same decisions.
+def test_a_workloads_arms_are_a_team_by_strategy() -> None:
+    arms = arms_for(RunConfig("", strategy="portfolio"), ("two_cleaners", "random_mix"))
+    assert teams_of(arms) == [[[0], [1, 2], [3]], [[4], [5, 6], [7]]]
+    one = arms_for(RunConfig("", strategy="pct", pct_depth=4), ("two_cleaners", "random_mix"))
+    assert teams_of(one) == [[[0]], [[1]]]
+
+
+def test_a_teams_arms_take_turns_and_each_execution_reruns_alone() -> None:
     p = _portfolio(7)
     ran: dict[str, list[tuple[RunConfig, list[int]]]] = {}
 
     async def go() -> None:
-        for _ in range(4 * len(p.arms)):
+        for _ in range(8 * len(p.teams)):
             stepped = await p.step()
             assert stepped is not None
-            i, run, ex = stepped
-            if run.strategy == "pct":
-                ran.setdefault(p.arms[i].workload, []).append((run, list(ex.decisions)))
+            _i, run, ex = stepped
+            ran.setdefault(run.workload, []).append((run, list(ex.decisions)))
 
     trio.run(go)
     assert set(ran) == set(WORKLOADS)
+    cycle = ["random", "pct(2)", "pos", "random", "pct(3)", "pos"]
     for runs in ran.values():
-        assert [run.pct_depth for run, _ in runs] == [2, 3] * (len(runs) // 2) + [2] * (
-            len(runs) % 2)
-        assert "--pct-depth" in runs[1][0].to_argv() or runs[1][0].pct_depth == 3
-    for run, decisions in (r for runs in ran.values() for r in runs[:3]):
+        labels = [arm_label(run, workload=False) for run, _ in runs]
+        assert labels == (cycle * len(labels))[:len(labels)]
+    for run, decisions in (r for runs in ran.values() for r in runs[:5]):
         alone = run.machine()
         assert list(trio.run(alone.execute, run.seed, run.spec()).decisions) == decisions
 
@@ -156,37 +160,39 @@ def test_two_jobs_choose_like_their_shards_run_alone() -> None:
 # -- the choice -------------------------------------------------------------------------------
 
 
-def test_a_novel_arm_runs_more_and_no_arm_starves() -> None:
+def test_a_novel_team_runs_more_and_no_team_starves() -> None:
     p = _portfolio()
-    p.untried.clear()  # as if every arm had run once
-    p.novelty = [0.0] * len(p.arms)
-    p.novelty[5] = 1.0
-    counts = [0] * len(p.arms)
+    p.untried.clear()  # as if every team had run once
+    p.novelty = [0.0] * len(p.teams)
+    p.novelty[1] = 1.0
+    counts = [0] * len(p.teams)
     draws = 6000
     for _ in range(draws):
-        counts[p.choose()] += 1
-    floor = p.epsilon / len(p.arms)
-    assert counts[5] / draws == pytest.approx(floor + (1 - p.epsilon), abs=0.03)
-    for i, n in enumerate(counts):
-        if i != 5:
+        counts[p.choose_team()] += 1
+    floor = p.epsilon / len(p.teams)
+    assert counts[1] / draws == pytest.approx(floor + (1 - p.epsilon), abs=0.03)
+    for t, n in enumerate(counts):
+        if t != 1:
             assert n / draws == pytest.approx(floor, abs=0.02)
 
 
-def test_uniform_arms_take_turns_whatever_their_novelty() -> None:
+def test_uniform_teams_take_turns_whatever_their_novelty() -> None:
     base = RunConfig("", variant="reference", strategy="portfolio")
     p = Portfolio(arms_for(base, WORKLOADS), 0, variant=BUILTIN["reference"], uniform=True)
-    p.novelty = [0.0] * len(p.arms)
-    p.novelty[5] = 1.0
-    rounds = 3
-    choices = [p.choose() for _ in range(rounds * len(p.arms))]
-    assert choices == list(range(len(p.arms))) * rounds
+    p.novelty = [0.0] * len(p.teams)
+    p.novelty[1] = 1.0
+    rounds = 6
+    choices = [p.choose() for _ in range(rounds * len(p.teams))]
+    assert [p.team_of[i] for i in choices] == list(range(len(p.teams))) * rounds
+    # Six turns of a team: random and pos twice, each PCT depth once.
+    assert [choices.count(i) for i in range(len(p.arms))] == [2, 1, 1, 2] * len(WORKLOADS)
 
 
-def test_every_arm_runs_once_in_order_before_any_is_preferred() -> None:
+def test_every_team_runs_once_in_order_before_any_is_preferred() -> None:
     p = _portfolio()
-    choices = trio.run(_choices, p, len(p.arms))
-    # (the PCT arm's executions name their depth: pct(2) first)
-    assert [arm.removesuffix("(2)") for arm, _ in choices] == [arm_label(a) for a in p.arms]
+    choices = trio.run(_choices, p, len(p.teams))
+    # Each workload's first turn: its first strategy, random.
+    assert [arm for arm, _ in choices] == [f"{w}/random" for w in WORKLOADS]
 
 
 def test_a_new_final_state_of_a_spec_never_run_before_is_no_news() -> None:
@@ -265,7 +271,7 @@ def test_explore_reports_its_coverage_by_arm(capsys: Any) -> None:
     assert main([*argv, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     cov = data["coverage"]
-    assert set(cov["arms"]) == {"random", "pct", "pos"}
+    assert set(cov["arms"]) == {"random", "pct(2)", "pct(3)", "pos"}
     assert sum(a["executions"] for a in cov["arms"].values()) == data["executions"] == 120
     assert all(a["executions"] > 0 for a in cov["arms"].values())
     assert cov["conflict_pairs"] > 0 and 1 < cov["interleavings"] < 120

@@ -17,10 +17,12 @@ from emulator.check.base import Checker, OpenCall, tracker
 from emulator.check.lost_store import Pages, era_fields, misdirected_pages, reached
 from emulator.kern.events import CleanCall, EntryRemove, IoIssue
 from emulator.kern.kern_return import KernReturn
+from emulator.kern.kernel import twin
 from emulator.kern.pmap import is_modified
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
+    from emulator.kern.pager import Io
 
 SUCCESS = KernReturn.SUCCESS.label
 
@@ -72,10 +74,14 @@ class AsyncClean(Checker):
         self._expect(self.calls.calls[aid])
 
     def _issue(self, step: int, aid: int, ev: IoIssue) -> None:
+        self.issue(ev.obj, ev.pindex, ev.data, ev.sync, ev.io)
+
+    def issue(self, obj: str, pindex: int, data: int, sync: int, io: Io) -> None:
+        """The twin of ``_issue`` taking the event's fields (kern/kernel.py, ``twin``)."""
         for call in self.calls.calls.values():
             notes = self.notes.get(call)
             if notes is not None:
-                notes.issued.add((ev.obj, ev.pindex))
+                notes.issued.add((obj, pindex))
 
     def _entry_remove(self, step: int, aid: int, ev: EntryRemove) -> None:
         for call in self.calls.calls.values():
@@ -118,3 +124,6 @@ class AsyncClean(Checker):
             io = queue[0]
             self.violate(f"every CPU finished but the write of page {io.page.name} "
                          "is still queued", cpus=[io.issuer], fatal=False)
+
+
+twin(IoIssue, AsyncClean._issue, AsyncClean.issue)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap
     from emulator.kern.monitor import Violation
+    from emulator.kern.pager import Io
 
 
 class Checker:
@@ -221,6 +222,10 @@ class Holdings:
         # unbusy, free and io_issue all end the emitting agent's own busy.
         self.unbusy(ev.obj, ev.pindex)
 
+    def issued(self, obj: str, pindex: int, data: int, sync: int, io: Io) -> None:
+        """``_unbusy``'s twin for IoIssue: the write's own busy ends."""
+        self.unbusy(obj, pindex)
+
     def unbusy(self, obj: str, pindex: int) -> None:
         held = self.held.get(self.k.sched.cpu)
         if held:
@@ -248,6 +253,7 @@ twin(Lock, CallTracker._lock, CallTracker.lock)
 twin(Busy, Holdings._busy, Holdings.busy)
 twin(Alloc, Holdings._alloc, Holdings.alloc)
 twin(Unbusy, Holdings._unbusy, Holdings.unbusy)
+twin(IoIssue, Holdings._unbusy, Holdings.issued)
 
 
 def holdings(k: Kernel) -> Holdings:

@@ -37,9 +37,11 @@ from emulator.kern.events import (
     IoDone,
 )
 from emulator.kern.kern_return import KernReturn
+from emulator.kern.kernel import twin
 
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
+    from emulator.kern.pager import Io
 
 SUCCESS = KernReturn.SUCCESS.label
 
@@ -73,9 +75,13 @@ class Durable(Checker):
         return f"store #{info.sid} by {self.k.agent_name(info.cpu)} at step {info.step}"
 
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
-        if ev.error:
-            self.failed_writes.add((ev.obj, ev.pindex))
-            self.failed_at[(ev.obj, ev.pindex)] = step
+        self.io_done(ev.obj, ev.pindex, ev.data, ev.error, ev.io)
+
+    def io_done(self, obj: str, pindex: int, data: int, error: int, io: Io) -> None:
+        """The twin of ``_io_done`` taking the event's fields (kern/kernel.py, ``twin``)."""
+        if error:
+            self.failed_writes.add((obj, pindex))
+            self.failed_at[(obj, pindex)] = self.k.sched.step
 
     def _buf_done(self, step: int, aid: int, ev: BufDone) -> None:
         if ev.error:
@@ -170,3 +176,6 @@ class Durable(Checker):
                 disk=on_disk,
             )
             return
+
+
+twin(IoDone, Durable._io_done, Durable.io_done)

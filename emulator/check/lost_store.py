@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from emulator.kern.map import VmMap, VmMapEntry
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
+    from emulator.kern.pager import Io
 
 SUCCESS = KernReturn.SUCCESS.label
 
@@ -346,12 +347,16 @@ class LostStore(Checker):
                 )
 
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
-        k, io = self.k, ev.io
+        self.io_done(ev.obj, ev.pindex, ev.data, ev.error, ev.io)
+
+    def io_done(self, obj: str, pindex: int, data: int, error: int, io: Io) -> None:
+        """The twin of ``_io_done`` taking the event's fields (kern/kernel.py, ``twin``)."""
+        k = self.k
         page = io.page
         key = (page.obj.name, page.pindex)
         if io.error:
             self.failed_writes.add(key)
-            self.failed_at[key] = step
+            self.failed_at[key] = k.sched.step
             return
         pager = page.obj.pager
         assert pager is not None
@@ -471,9 +476,13 @@ class LostStore(Checker):
         return info.map != call.vm_map.name or (notes is not None and key in notes.unflushed)
 
     def _issue(self, step: int, aid: int, ev: IoIssue) -> None:
-        call = self.calls.calls.get(ev.io.issuer)
+        self.issue(ev.obj, ev.pindex, ev.data, ev.sync, ev.io)
+
+    def issue(self, obj: str, pindex: int, data: int, sync: int, io: Io) -> None:
+        """The twin of ``_issue`` taking the event's fields (kern/kernel.py, ``twin``)."""
+        call = self.calls.calls.get(io.issuer)
         if call is not None and call.invalidate:
-            self._notes(call).flushed[(ev.obj, ev.pindex)] = step
+            self._notes(call).flushed[(obj, pindex)] = self.k.sched.step
 
     def final(self) -> None:
         k = self.k
@@ -490,3 +499,7 @@ class LostStore(Checker):
                     page=f"{fname}:{pindex}",
                 )
                 return
+
+
+twin(IoDone, LostStore._io_done, LostStore.io_done)
+twin(IoIssue, LostStore._issue, LostStore.issue)

@@ -41,6 +41,7 @@ from emulator.kern.profile import msync_errno
 if TYPE_CHECKING:
     from emulator.kern.kernel import Kernel
     from emulator.kern.map import VmMap, VmMapEntry
+    from emulator.kern.pager import Io
     from emulator.kern.profile import Profile
 
 # The events that change state: none may happen in a call that returns an error.
@@ -77,7 +78,9 @@ class _Notes:
     """What return_code notes about one clean call."""
 
     want: str | None = None  # the oracle's code, when the window opened
-    effects: list[tuple[int, Event]] | None = None  # (step, event) since the window opened
+    # (step, event) of the first side effect since the window opened (a report names
+    # the first only): empty before it, None before the window opens
+    effects: list[tuple[int, Event]] | None = None
     # a failed synchronous write of the call that it must report, as "obj:pindex"
     io_error: str | None = None
     # files the call syncs whole (vm_object_sync's whole-file MS_SYNC: VOP_FSYNC after an
@@ -161,19 +164,24 @@ class ReturnCode(Checker):
                 notes.fsyncing.discard(str(name))
 
     def _any_write_done(self, step: int, aid: int, ev: IoDone | BufDone) -> None:
-        if not ev.error:
+        self.any_write_done(ev.obj, ev.pindex, ev.data, ev.error)
+
+    def any_write_done(self, obj: str, pindex: int, data: int, error: int,
+                       io: Io | None = None) -> None:
+        """The twin of ``_any_write_done`` for IoDone (kern/kernel.py, ``twin``)."""
+        if not error:
             return
         for call in self.calls.calls.values():
             notes = self.notes.get(call)
-            if notes is not None and notes.fsyncing and ev.obj in notes.fsyncing:
-                notes.io_error = notes.io_error or f"{ev.obj}:{ev.pindex}"
+            if notes is not None and notes.fsyncing and obj in notes.fsyncing:
+                notes.io_error = notes.io_error or f"{obj}:{pindex}"
 
     def _effect(self, step: int, aid: int, ev: Event) -> None:
         call = self.calls.calls.get(aid)
         if call is None:
             return
         notes = self.notes.get(call)
-        if notes is not None and notes.effects is not None:
+        if notes is not None and notes.effects == []:
             notes.effects.append((step, ev))
 
     def remove_write(self, obj: str, pindex: int, dirty: int) -> None:
@@ -183,12 +191,25 @@ class ReturnCode(Checker):
         if call is None:
             return
         notes = self.notes.get(call)
-        if notes is not None and notes.effects is not None:
+        if notes is not None and notes.effects == []:
             notes.effects.append((sched.step, RemoveWrite(obj, pindex, dirty)))
 
+    def io_issue(self, obj: str, pindex: int, data: int, sync: int, io: Io) -> None:
+        """``_effect``'s twin for IoIssue: the event is built only if a call notes it."""
+        sched = self.k.sched
+        call = self.calls.calls.get(sched.cpu)
+        if call is None:
+            return
+        notes = self.notes.get(call)
+        if notes is not None and notes.effects == []:
+            notes.effects.append((sched.step, IoIssue(obj, pindex, data, sync, io)))
+
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
-        io = ev.io
-        if not ev.error or not io.sync:
+        self.io_done(ev.obj, ev.pindex, ev.data, ev.error, ev.io)
+
+    def io_done(self, obj: str, pindex: int, data: int, error: int, io: Io) -> None:
+        """The twin of ``_io_done`` taking the event's fields (kern/kernel.py, ``twin``)."""
+        if not error or not io.sync:
             return  # an asynchronous write's error reaches no caller (VM_PAGER_PEND)
         call = self.calls.calls.get(io.issuer)
         if call is None:
@@ -197,7 +218,7 @@ class ReturnCode(Checker):
         if cluster is not None and cluster.ios.index(io) < cluster.mreq:
             return  # a backward neighbour of the page asked for: not the caller's error
         notes = self._notes(call)
-        notes.io_error = notes.io_error or f"{ev.obj}:{ev.pindex}"
+        notes.io_error = notes.io_error or f"{obj}:{pindex}"
 
     def _bad_return(self, step: int, aid: int, ev: BadReturn) -> None:
         self.violate(f"clean returned {ev.rv!r}, not a KERN_* code")
@@ -267,3 +288,6 @@ class ReturnCode(Checker):
 twin(Lock, ReturnCode._vnode_lock, ReturnCode.vnode_lock)
 twin(Unlock, ReturnCode._vnode_unlock, ReturnCode.vnode_unlock)
 twin(RemoveWrite, ReturnCode._effect, ReturnCode.remove_write)
+twin(IoIssue, ReturnCode._effect, ReturnCode.io_issue)
+twin(IoDone, ReturnCode._io_done, ReturnCode.io_done)
+twin(IoDone, ReturnCode._any_write_done, ReturnCode.any_write_done)

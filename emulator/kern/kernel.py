@@ -28,6 +28,8 @@ from emulator.kern.events import (
     Contract,
     Dirty,
     Event,
+    IoDone,
+    IoIssue,
     Lock,
     MapAccess,
     ObjectFree,
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from emulator.kern.monitor import Monitor, Violation
     from emulator.kern.object import VmObject
     from emulator.kern.page import VmPage
+    from emulator.kern.pager import Io
     from emulator.kern.profile import Profile
     from emulator.kern.sched import Sched, WaitChannel
 
@@ -80,6 +83,8 @@ EMITTERS: tuple[tuple[type[Event], str], ...] = (
     (Dirty, "emit_dirty"),
     (Alloc, "emit_alloc"),
     (Pagein, "emit_pagein"),
+    (IoIssue, "emit_io_issue"),
+    (IoDone, "emit_io_done"),
 )
 
 # Observers with a twin taking the event's fields instead of the event: an observer
@@ -167,6 +172,8 @@ class Kernel:
         self.emit_dirty: Callable[[str, int, int], None] = self._emit_dirty
         self.emit_alloc: Callable[[str, int], None] = self._emit_alloc
         self.emit_pagein: Callable[[str, int, int], None] = self._emit_pagein
+        self.emit_io_issue: Callable[[str, int, int, int, Io], None] = self._emit_io_issue
+        self.emit_io_done: Callable[[str, int, int, int, Io], None] = self._emit_io_done
 
     # -- scheduler services -------------------------------------------------
 
@@ -282,6 +289,12 @@ class Kernel:
 
     def _emit_pagein(self, obj: str, pindex: int, data: int) -> None:
         self.emit(Pagein(obj, pindex, data))
+
+    def _emit_io_issue(self, obj: str, pindex: int, data: int, sync: int, io: Io) -> None:
+        self.emit(IoIssue(obj, pindex, data, sync, io))
+
+    def _emit_io_done(self, obj: str, pindex: int, data: int, error: int, io: Io) -> None:
+        self.emit(IoDone(obj, pindex, data, error, io))
 
     def seal(self) -> None:
         """Every subscription is made: give each hot kind's emitter its cheapest body.

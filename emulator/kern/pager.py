@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.kern.events import Bdwrite, BufDone, BufWrite, IoDone, IoIssue
+from emulator.kern.events import Bdwrite, BufDone, BufWrite
 from emulator.kern.pmap import clear_modify, write_protect
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class Disk:
                 self.clear_at_start(io)
         page.obj.pip_add(self.aid)  # vm_pageout_flush: paging in progress until done
         self.queue.append(io)
-        k.emit(IoIssue(page.obj.name, page.pindex, page.contents, int(sync), io))
+        k.emit_io_issue(page.obj.name, page.pindex, page.contents, int(sync), io)
         k.wakeup(self)
         return io
 
@@ -253,7 +253,7 @@ class Disk:
             # written, whatever happened to the page meanwhile.
             page.dirty = False
         io.done = True
-        k.emit(IoDone(page.obj.name, page.pindex, io.data, int(io.error), io))
+        k.emit_io_done(page.obj.name, page.pindex, io.data, int(io.error), io)
         # A variant that broke the busy protocol may have dropped the write's busy
         # already: the disk goes on, and the checkers report what that lost.
         if self.aid in page.sowners:

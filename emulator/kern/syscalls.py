@@ -242,12 +242,12 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
         await k.kpoint()
         if k.watched:  # only footprint-aware strategies pay for this
             k.read("map", vm_map.name)
-        pte = vm_map.pmap.lookup(vpn)
+        pte = vm_map.pmap.ptes.get(vpn)  # Pmap.lookup, inlined
         if pte is not None and pte.writable:
             page = pte.page
             if page.freed:
                 k.touch_page(page)
-            value = k.new_store_id()
+            k.store_seq = value = k.store_seq + 1  # k.new_store_id(), inlined
             pte.modified = True
             page.contents = value
             k.emit_store(vm_map.name, va, page.obj.name, page.pindex, value, page)

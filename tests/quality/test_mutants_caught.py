@@ -1,8 +1,9 @@
 """Checker power: every mutant of SEMANTICS.md §7 is caught by a rule it is expected to break.
 
 The search is ``emulator.mutants``' hunt: the adaptive portfolio over every
-workload, each built for the mutant's profile, under each portfolio strategy
-(random, pct alternating depths 2 and 3, pos), seeds 0, 1, 2, ... one per execution, with every
+workload, each built for the mutant's profile, under each portfolio member
+(random, pct 2, pct 3, pos; a workload's members taking turns), seeds 0, 1, 2, ... one
+per execution, with every
 checker installed.  Deterministic: the portfolio chooses from its own seeded
 stream and what the executions showed.  An execution counts when one of its
 violations has a rule in ``variant.catches``.
@@ -13,53 +14,53 @@ Executions needed then (arm and seed of the first catch):
 
     no_map_lock                      1  writers_vs_msync/random       seed 0    single_entry
     shared_map_lock                  1  writers_vs_msync/random       seed 0    single_entry
-    unlock_between_passes            3  writers_vs_msync/pos          seed 2    single_entry
-    no_timestamp_recheck             6  msync_vs_munmap/pos           seed 5    stale_structure
-    no_write_protect                 3  writers_vs_msync/pos          seed 2    lost_store
-    undirty_at_issue                19  write_errors/random           seed 18   lost_store
-    early_unbusy                    12  invalidate_shared_file/pos    seed 11   lost_store
-    fault_ignores_busy              12  invalidate_shared_file/pos    seed 11   lost_store
-    invalidate_frees_dirty         129  pageout_vs_msync/pos          seed 128  lost_store
-    invalidate_before_flush          4  msync_vs_munmap/random        seed 3    lost_store
-    skip_busy_page                  20  write_errors/pct(2)           seed 19   lost_store
-    late_clean_generation           20  write_errors/pct(2)           seed 19   async_clean
+    unlock_between_passes            2  msync_vs_munmap/random        seed 1    single_entry
+    no_timestamp_recheck             5  zero_length_msync/random      seed 4    stale_structure
+    no_write_protect                11  spanning_range/random         seed 10   lost_store
+    undirty_at_issue                 7  write_errors/random           seed 6    lost_store
+    early_unbusy                    28  writers_vs_msync/pos          seed 27   lost_store
+    fault_ignores_busy              46  wired_invalidate/pct(3)       seed 45   lost_store
+    invalidate_frees_dirty          59  invalidate_shared_file/random seed 58   lost_store
+    invalidate_before_flush          2  msync_vs_munmap/random        seed 1    lost_store
+    skip_busy_page                   9  wired_invalidate/random       seed 8    lost_store
+    late_clean_generation            7  write_errors/random           seed 6    lost_store
     fault_no_generation              1  writers_vs_msync/random       seed 0    lost_store
-    munmap_drops_modified          128  msync_vs_munmap/pct(2)        seed 127  lost_store
-    swapped_codes                    4  msync_vs_munmap/random        seed 3    return_code
-    side_effect_before_validation   22  submap_msync/random           seed 21   return_code
-    zero_length_toctou              13  zero_length_msync/random      seed 12   single_entry
-    null_object_deref               15  zero_length_msync/pos         seed 14   crash
+    munmap_drops_modified           33  msync_vs_munmap/pct(2)        seed 32   lost_store
+    swapped_codes                    8  submap_msync/random           seed 7    return_code
+    side_effect_before_validation    8  submap_msync/random           seed 7    return_code
+    zero_length_toctou               5  zero_length_msync/random      seed 4    single_entry
+    null_object_deref                2  msync_vs_munmap/random        seed 1    crash
     lock_order_inversion             1  writers_vs_msync/random       seed 0    lock_discipline
     vnode_lock_while_busy            1  writers_vs_msync/random       seed 0    lock_discipline
-    invalidate_frees_wired          25  wired_invalidate/random       seed 24   invalidate
-    invalidate_ignores_wiring       25  wired_invalidate/random       seed 24   return_code
-    submap_success                  22  submap_msync/random           seed 21   return_code
-    submap_inner_offset             22  submap_msync/random           seed 21   lost_store
-    top_object_not_bottom           28  private_shadow/random         seed 27   lost_store
-    entry_offset_ignored            35  three_processes/pct(2)        seed 34   lost_store
-    first_object_only               31  spanning_range/random         seed 30   async_clean
-    unreferenced_object            277  teardown_during_flush/random  seed 276  stale_structure
-    stop_after_map_change          133  mprotect_msync/random         seed 132  lost_store
-    fault_dirty_before_busy       1435  wired_invalidate/random       seed 1434 lost_store
-    no_relookup_after_sleep        510  pageout_vs_msync/random       seed 509  stale_structure
-    shared_lock_across_page_sleep   90  zero_length_msync/random      seed 89   deadlock
+    invalidate_frees_wired           9  wired_invalidate/random       seed 8    invalidate
+    invalidate_ignores_wiring        9  wired_invalidate/random       seed 8    return_code
+    submap_success                   8  submap_msync/random           seed 7    return_code
+    submap_inner_offset              8  submap_msync/random           seed 7    lost_store
+    top_object_not_bottom           10  private_shadow/random         seed 9    lost_store
+    entry_offset_ignored             6  random_mix/random             seed 5    lost_store
+    first_object_only                6  random_mix/random             seed 5    lost_store
+    unreferenced_object            369  teardown_during_flush/random  seed 368  stale_structure
+    stop_after_map_change          140  mprotect_msync/pos            seed 139  lost_store
+    fault_dirty_before_busy        424  wired_invalidate/pos          seed 423  lost_store
+    no_relookup_after_sleep         15  pageout_vs_msync/random       seed 14   stale_structure
+    shared_lock_across_page_sleep  118  zero_length_msync/pos         seed 117  deadlock
     fault_blocking_relookup          1  writers_vs_msync/random       seed 0    lock_discipline
-    writable_entries_only           47  mprotect_msync/pct(2)         seed 46   lost_store
-    cluster_eio_whole               49  cluster_errors/random         seed 48   return_code
-    neighbour_not_write_protected   34  three_processes/random        seed 33   lost_store
-    msync_einval_unmapped            4  msync_vs_munmap/random        seed 3    return_code
-    invalidate_ignores_soft_busy   451  async_then_invalidate/pos     seed 450  lost_store
+    writable_entries_only           16  mprotect_msync/random         seed 15   lost_store
+    cluster_eio_whole               17  cluster_errors/random         seed 16   return_code
+    neighbour_not_write_protected   72  cluster_errors/random         seed 71   lost_store
+    msync_einval_unmapped           14  generated/random              seed 13   return_code
+    invalidate_ignores_soft_busy   106  async_then_invalidate/pct(3)  seed 105  lost_store
     sync_write_delayed               1  writers_vs_msync/random       seed 0    durable
-    fsync_skips_delayed             52  async_then_sync/random        seed 51   durable
-    fsync_skips_pages               55  async_then_sync/random        seed 54   durable
+    fsync_skips_delayed             18  async_then_sync/random        seed 17   durable
+    fsync_skips_pages               19  async_then_sync/random        seed 18   durable
     async_delayed_no_fsync           1  writers_vs_msync/random       seed 0    durable
-    pip_wait_under_vnode            27  wired_invalidate/pos          seed 26   deadlock
-    vrele_under_map_lock            58  munmap_closed_file/random     seed 57   lock_discipline
-    failed_write_dropped            55  failed_write_fsync/random     seed 54   durable
-    wired_invalidate_discards       58  invalidate_wired_elsewhere/random seed 57   lost_store
-    msync_skips_nosync              61  nosync_msync/random           seed 60   lost_store
-    nosync_skip_marks_clean         61  nosync_msync/random           seed 60   durable
-    fsync_skips_nosync              61  nosync_msync/random           seed 60   durable
+    pip_wait_under_vnode             6  random_mix/random             seed 5    deadlock
+    vrele_under_map_lock            20  munmap_closed_file/random     seed 19   lock_discipline
+    failed_write_dropped            19  failed_write_fsync/random     seed 18   durable
+    wired_invalidate_discards       20  invalidate_wired_elsewhere/random seed 19   lost_store
+    msync_skips_nosync              21  nosync_msync/random           seed 20   lost_store
+    nosync_skip_marks_clean         40  nosync_msync/pos              seed 39   durable
+    fsync_skips_nosync              21  nosync_msync/random           seed 20   durable
 
 Re-measured when the portfolio became adaptive and took in pos (issue 9): every
 arm runs once, in order, before any is preferred, so the first 60 executions are
@@ -97,14 +98,13 @@ invalidate_frees_dirty 38 -> 13).  Measured again after bufd11's merge, with and
 clustering on the same tree (with every profile's cluster forced to 1, the numbers of the
 paragraph before): stop_after_map_change 61 -> 285, fault_dirty_before_busy 194 -> 237,
 wired_invalidate_discards 83 -> 77; unreferenced_object 279 either way.
-Re-measured when the portfolio's two PCT arms per workload (depths 2 and 3) became one arm
-whose executions alternate the two depths (arms9: 3 arms per workload, not 4): the first
-round is a quarter shorter, so most first-round catches come earlier (no_write_protect
-48 -> 3, msync_einval_unmapped 49 -> 4); after it the choices change (nosync_skip_marks_clean
-459 -> 61, stop_after_map_change 285 -> 133; fault_dirty_before_busy 237 -> 1435,
-invalidate_ignores_soft_busy 71 -> 451, munmap_drops_modified 6 -> 128,
-invalidate_frees_dirty 13 -> 129, no_relookup_after_sleep 78 -> 510: one hunt from seed 0
-each, geometric waits; over 10 hunts see BENCHMARKS.md).
+Re-measured when the portfolio began choosing a workload per execution, its members
+taking turns on it (arms9; before, every (workload, member) pair was chosen alone): the
+first round is one execution per workload, its random member, so first-round catches come
+much earlier (no_write_protect 48 -> 11, fsync_skips_nosync 81 -> 21); after it
+nosync_skip_marks_clean 459 -> 40, no_relookup_after_sleep 78 -> 15, fault_dirty_before_busy
+237 -> 424, unreferenced_object 279 -> 369 (one hunt from seed 0 each; over 10 and 30 hunts
+see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -123,53 +123,53 @@ from workloads import WORKLOADS, build_workload
 MEASURED = {
     "no_map_lock": 1,
     "shared_map_lock": 1,
-    "unlock_between_passes": 3,
-    "no_timestamp_recheck": 6,
-    "no_write_protect": 3,
-    "undirty_at_issue": 19,
-    "early_unbusy": 12,
-    "fault_ignores_busy": 12,
-    "invalidate_frees_dirty": 129,
-    "invalidate_before_flush": 4,
-    "skip_busy_page": 20,
-    "late_clean_generation": 20,
+    "unlock_between_passes": 2,
+    "no_timestamp_recheck": 5,
+    "no_write_protect": 11,
+    "undirty_at_issue": 7,
+    "early_unbusy": 28,
+    "fault_ignores_busy": 46,
+    "invalidate_frees_dirty": 59,
+    "invalidate_before_flush": 2,
+    "skip_busy_page": 9,
+    "late_clean_generation": 7,
     "fault_no_generation": 1,
-    "munmap_drops_modified": 128,
-    "swapped_codes": 4,
-    "side_effect_before_validation": 22,
-    "zero_length_toctou": 13,
-    "null_object_deref": 15,
+    "munmap_drops_modified": 33,
+    "swapped_codes": 8,
+    "side_effect_before_validation": 8,
+    "zero_length_toctou": 5,
+    "null_object_deref": 2,
     "lock_order_inversion": 1,
     "vnode_lock_while_busy": 1,
-    "invalidate_frees_wired": 25,
-    "invalidate_ignores_wiring": 25,
-    "submap_success": 22,
-    "submap_inner_offset": 22,
-    "top_object_not_bottom": 28,
-    "entry_offset_ignored": 35,
-    "first_object_only": 31,
-    "unreferenced_object": 277,
-    "stop_after_map_change": 133,
-    "fault_dirty_before_busy": 1435,
-    "no_relookup_after_sleep": 510,
-    "shared_lock_across_page_sleep": 90,
+    "invalidate_frees_wired": 9,
+    "invalidate_ignores_wiring": 9,
+    "submap_success": 8,
+    "submap_inner_offset": 8,
+    "top_object_not_bottom": 10,
+    "entry_offset_ignored": 6,
+    "first_object_only": 6,
+    "unreferenced_object": 369,
+    "stop_after_map_change": 140,
+    "fault_dirty_before_busy": 424,
+    "no_relookup_after_sleep": 15,
+    "shared_lock_across_page_sleep": 118,
     "fault_blocking_relookup": 1,
-    "writable_entries_only": 47,
-    "cluster_eio_whole": 49,
-    "neighbour_not_write_protected": 34,
-    "msync_einval_unmapped": 4,
-    "invalidate_ignores_soft_busy": 451,
+    "writable_entries_only": 16,
+    "cluster_eio_whole": 17,
+    "neighbour_not_write_protected": 72,
+    "msync_einval_unmapped": 14,
+    "invalidate_ignores_soft_busy": 106,
     "sync_write_delayed": 1,
-    "fsync_skips_delayed": 52,
-    "fsync_skips_pages": 55,
+    "fsync_skips_delayed": 18,
+    "fsync_skips_pages": 19,
     "async_delayed_no_fsync": 1,
-    "pip_wait_under_vnode": 27,
-    "vrele_under_map_lock": 58,
-    "failed_write_dropped": 55,
-    "wired_invalidate_discards": 58,
-    "msync_skips_nosync": 61,
-    "nosync_skip_marks_clean": 61,
-    "fsync_skips_nosync": 61,
+    "pip_wait_under_vnode": 6,
+    "vrele_under_map_lock": 20,
+    "failed_write_dropped": 19,
+    "wired_invalidate_discards": 20,
+    "msync_skips_nosync": 21,
+    "nosync_skip_marks_clean": 40,
+    "fsync_skips_nosync": 21,
 }
 FLOOR = 2 * len(WORKLOADS) * len(PORTFOLIO_MEMBERS)  # two executions per arm
 CEILING = 3000
