@@ -9,16 +9,17 @@ Usage (from the repository root)::
 The report goes to stdout as aligned plain-text tables; with ``--markdown``, as the
 Markdown tables of BENCHMARKS.md (cells whose median is over 0.5 s in bold), ready to paste.
 
-Part 1, vmemu: for every built-in mutant and every strategy (pct at depth 3), ``--reps``
-hunts.  A hunt is what ``vmemu mutants`` does (emulator.mutants.hunt): every workload under the
+Part 1, vmemu: for every built-in mutant and every strategy (pct at depth 3), ``--reps`` hunts.
+A hunt is what ``vmemu mutants`` does (emulator.mutants.hunt): every workload under the
 mutant's profile, with the strategy (for the portfolio: under each of its members), as the arms
-of the adaptive portfolio, the seed going up by one per execution (``uniform``: the
-portfolio's arms taking turns, round-robin, without steering: the baseline of the
-steering) -- except that repetition ``r`` starts at seed ``r * 100000``.  It ends at the
-first execution in which a rule the mutant is expected to trip (``Variant.catches``) fires, or after
-``--cap`` seconds (a miss).  Reported per cell: the median executions and seconds to that
-first failure over the repetitions, and the misses.  A median over hunts with misses counts a
-miss as "more than any catch"; when half or more missed, the median is reported as ``>cap``.
+of the adaptive portfolio (which chooses a workload, its members taking turns), the seed going
+up by one per execution (``uniform``: the workloads taking turns, round-robin, without
+steering: the baseline of the steering) -- except that repetition ``r`` starts at seed ``r *
+100000``. It ends at the first execution in which a rule the mutant is expected to trip
+(``Variant.catches``) fires, or after ``--cap`` seconds (a miss). Reported per cell: the median
+executions and seconds to that first failure over the repetitions, and the misses. A median
+over hunts with misses counts a miss as "more than any catch"; when half or more missed, the
+median is reported as ``>cap``.
 
 Part 2, the same bug found without vmemu (benchmarks/baselines.py, a self-contained model with
 its own checks): ``writers_vs_msync`` with ``no_write_protect`` and ``invalidate_shared_file``
@@ -60,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # benchmarks/ is not a package: import it from beside this file
 
 STRATEGIES = ("random", "pct", "pos", "portfolio")
-UNIFORM = "uniform"  # the portfolio's arms, round-robin (not one of the default columns)
+UNIFORM = "uniform"  # the portfolio's workloads, round-robin (not one of the default columns)
 PCT_DEPTH = 3
 SEED_STRIDE = 100_000
 SLOW_SECONDS = 0.5  # --markdown bolds a cell whose median time is over this

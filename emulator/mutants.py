@@ -107,8 +107,9 @@ def _portfolio(variant: Variant, profile: str, strategy: str, first_seed: int = 
                workloads: Sequence[str] | None = None,
                driver: str = CAMPAIGN_DRIVER, uniform: bool = False) -> Portfolio:
     """Every workload (or ``workloads``) aimed at ``profile`` (``workloads.aimed_at``),
-    as arms (with each portfolio member, for the portfolio), chosen adaptively
-    (round-robin with ``uniform``); seeds ``first_seed``, +1, ..., one per execution."""
+    as arms (with each portfolio member, for the portfolio), a workload chosen adaptively
+    (round-robin with ``uniform``) and its arms taking turns; seeds ``first_seed``, +1, ...,
+    one per execution."""
     base = RunConfig(workload="", profile=profile, variant=variant.name, strategy=strategy,
                      driver=driver)
     names = [name for name in (WORKLOADS if workloads is None else workloads)
@@ -124,7 +125,7 @@ async def hunt(
     """Explore until a violation of an expected rule, or the budget ends.
 
     With ``save_dir``, the reported execution's trace is written there; with
-    ``uniform``, the arms take turns instead of being steered (a baseline).
+    ``uniform``, the workloads take turns instead of being steered (a baseline).
     """
     profile = variant.profile or DEFAULT_PROFILE.name
     result = Hunt(variant.name, profile, variant.catches)

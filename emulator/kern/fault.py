@@ -24,7 +24,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from emulator.kern.events import Cow, Writeable
-from emulator.kern.kern_return import KernReturn
+from emulator.kern.kern_return import (
+    KERN_INVALID_ADDRESS,
+    KERN_PROTECTION_FAILURE,
+    KERN_SUCCESS,
+    KernReturn,
+)
 from emulator.kern.param import PAGE_SHIFT
 from emulator.kern.pmap import fold_modified
 from emulator.kern.syscalls import shadow_entry, top_object
@@ -84,10 +89,10 @@ class Fault:
                 entry = await sub.lookup_entry(eva)
             if entry is None:
                 await self.unlock_maps(locked)
-                return KernReturn.INVALID_ADDRESS
+                return KERN_INVALID_ADDRESS
             if write and not entry.writable:
                 await self.unlock_maps(locked)
-                return KernReturn.PROTECTION_FAILURE
+                return KERN_PROTECTION_FAILURE
             if write and entry.needs_copy:
                 # A private mapping's first write: shadow the entry, map locked
                 # exclusive, then fault again (vm_map_lookup's upgrade and retry).
@@ -137,7 +142,7 @@ class Fault:
                 await self.enter(vm_map, vpn, page, writable)
                 await self.unbusy(page)
                 await self.unlock_maps(locked)
-                return KernReturn.SUCCESS
+                return KERN_SUCCESS
             # enter, unbusy and unlock_maps, written out (the same steps, in order).
             await vm_map.pmap.enter(vpn, page, writable)
             if writable and page.obj.pager is not None and self.k.profile.flag_page_clean:
@@ -151,7 +156,7 @@ class Fault:
             else:
                 for m in reversed(locked):
                     await m.lock.unlock()
-            return KernReturn.SUCCESS
+            return KERN_SUCCESS
 
     # -- steps a variant may override ------------------------------------------------
 

@@ -18,3 +18,10 @@ class KernReturn(enum.IntEnum):
     def label(self) -> str:
         """Return the C name, ``KERN_SUCCESS`` and so on."""
         return f"KERN_{self.name}"
+
+
+# The codes the hot paths return and test, as plain module names: reading a member
+# through its Enum class (``KernReturn.SUCCESS``) runs EnumType's attribute lookup, ~80 ns.
+KERN_SUCCESS = KernReturn.SUCCESS
+KERN_INVALID_ADDRESS = KernReturn.INVALID_ADDRESS
+KERN_PROTECTION_FAILURE = KernReturn.PROTECTION_FAILURE

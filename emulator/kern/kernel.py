@@ -50,7 +50,7 @@ from emulator.kern.events import (
     Busy as BusyEvent,
 )
 from emulator.kern.object import OBJT_FILE
-from emulator.kern.page import Busy
+from emulator.kern.page import BUSY_EXCL, BUSY_NONE
 from emulator.kern.pager import Disk, Pager
 
 if TYPE_CHECKING:
@@ -299,17 +299,16 @@ class Kernel:
     def seal(self) -> None:
         """Every subscription is made: give each hot kind's emitter its cheapest body.
 
-        Unless a strategy watches (it wants every event object), an emitter of a kind
-        whose observers all have twins taking fields (``TWINS``, ``FUSED``) calls them
-        with the fields, building no event: the one fused handler if there is one,
-        else the one twin, else each twin in order.  With no observer it calls none.
-        When recording, it first keeps the trace line's data as ``emit`` does.  The
-        observers see what they would have seen, in the same order.  ``observe``
-        undoes the seal.
+        An emitter of a kind whose observers all have twins taking fields (``TWINS``,
+        ``FUSED``) calls them with the fields, building no event: the one fused
+        handler if there is one, else the one twin, else each twin in order.  With no
+        observer it calls none.  If only the first observers have twins (the checkers,
+        subscribed first; then a watching strategy, a portfolio's tracker), it calls
+        those, then builds the event for the others.  When recording, it first keeps
+        the trace line's data as ``emit`` does.  The observers see what they would
+        have seen, in the same order.  ``observe`` undoes the seal.
         """
         self.sealed = True
-        if self.watched:
-            return
         observers = self.observers
         recording = self.recording
         recipes = _RECIPES
@@ -324,9 +323,11 @@ class Kernel:
                         recipes.clear()  # bounded: it holds the observers' objects
                     recipe = recipes[key] = _recipe(cls, fns)
                 if recipe is None:
-                    continue  # an observer wants the event: build it
-                maker, objects = recipe
+                    continue  # the first observer wants the event: build it
+                maker, objects, rest = recipe
                 fast = maker(*objects)
+                if rest:
+                    fast = _then_event(self.sched, cls, fast, rest)
             if recording and cls.traced:
                 fast = self._recorder(cls, fast)
             setattr(self, attr, _ignore if fast is None else fast)
@@ -420,8 +421,8 @@ class Kernel:
                     self.deferred.append((cur.aid, obj))
             return
         for page in list(obj.pages.values()):
-            if page.busy == Busy.NONE and self.sched.current is not None:
-                page.busy = Busy.EXCL  # teardown owns every page it frees
+            if page.busy == BUSY_NONE and self.sched.current is not None:
+                page.busy = BUSY_EXCL  # teardown owns every page it frees
                 page.xowner = self.curcpu()
             obj.free_page(page)
         obj.freed = True
@@ -449,15 +450,26 @@ class Kernel:
         self.disk._check()
 
 
-# What ``seal`` makes an emitter of from a kind's observers: ``maker(*objects)``, or None
-# when an observer has no twin.  Kept per (kind, observers): a machine re-installs the
-# same observers on every execution (check/installer.py), so each is worked out once.
-Recipe = tuple[Callable[..., Callable[..., None]], tuple[Any, ...]] | None
+# What ``seal`` makes an emitter of from a kind's observers: ``maker(*objects)`` doing
+# the work of the first of them, the ``rest`` wanting the event, or None when the first
+# has no twin.  Kept per (kind, observers): a machine re-installs the same observers on
+# every execution (check/installer.py), so each is worked out once.
+Recipe = tuple[Callable[..., Callable[..., None]], tuple[Any, ...], tuple[Observer, ...]] | None
 _RECIPES: dict[tuple[type[Event], tuple[Observer, ...]], Recipe] = {}
 _UNKNOWN: Any = object()
 
 
 def _recipe(cls: type[Event], fns: list[Observer]) -> Recipe:
+    for n in range(len(fns), 0, -1):  # the longest head of observers with twins
+        head = _fields_recipe(cls, fns[:n])
+        if head is not None:
+            return head[0], head[1], tuple(fns[n:])
+    return None
+
+
+def _fields_recipe(cls: type[Event], fns: list[Observer]
+                   ) -> tuple[Callable[..., Callable[..., None]], tuple[Any, ...]] | None:
+    """(maker, objects) doing the work of every one of ``fns``, or None."""
     funcs = tuple(getattr(fn, "__func__", None) for fn in fns)
     objects = tuple(getattr(fn, "__self__", None) for fn in fns)
     maker = FUSED.get((cls, funcs))  # type: ignore[arg-type]
@@ -472,6 +484,21 @@ def _recipe(cls: type[Event], fns: list[Observer]) -> Recipe:
     if len(bound) == 1:
         return _same, tuple(bound)
     return _fan_out, tuple(bound)
+
+
+def _then_event(sched: Sched, cls: type[Event], fast: Callable[..., None],
+                rest: tuple[Observer, ...]) -> Callable[..., None]:
+    """An emitter calling ``fast`` with the fields, then ``rest`` with the event."""
+
+    def emit(*fields: Any) -> None:
+        fast(*fields)
+        ev = cls(*fields)
+        step = sched.step
+        aid = sched.cpu
+        for fn in rest:
+            fn(step, aid, ev)
+
+    return emit
 
 
 def _same(fn: Callable[..., None]) -> Callable[..., None]:

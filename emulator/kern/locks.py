@@ -96,10 +96,13 @@ class MapLock:
         k = self.k
         await k.kpoint()
         me = k.sched.cpu
-        while self.excl >= 0 or self.writer_first(me):
+        while self.excl >= 0 or (self.xwaiters and self.writer_first(me)):
             k.emit_wait("map", self.name)
             await k.sleep(self)
-        self.hold_shared(me)
+        self.shared.append(me)  # hold_shared, inlined: every fault
+        slocks = k.map_slocks
+        slocks[me] = slocks.get(me, 0) + 1
+        k.emit_lock("map", self.name, "s")
 
     async def try_slock(self) -> bool:
         """Take the map lock shared if that needs no sleep (vm_map_trylock_read)."""
@@ -108,7 +111,7 @@ class MapLock:
         if k.watched:
             k.read("map", self.name)
         me = k.sched.cpu
-        if self.excl >= 0 or self.writer_first(me):
+        if self.excl >= 0 or (self.xwaiters and self.writer_first(me)):
             return False
         self.hold_shared(me)
         return True

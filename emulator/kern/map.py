@@ -11,6 +11,7 @@ change is reported to the kernel's observers.
 from __future__ import annotations
 
 import enum
+from bisect import bisect_right
 from typing import TYPE_CHECKING
 
 from emulator.kern.events import EntryClip, EntryInsert, EntryRemove
@@ -173,10 +174,11 @@ class VmMap:
     def entry_containing(self, addr: int) -> VmMapEntry | None:
         """Return the entry containing ``addr``, or None.  Not a schedule point."""
         entries = self.entries
-        i = entries.bisect_right(addr) - 1
+        keys = entries._keys  # entries.bisect_right and peekitem, inlined: every lookup
+        i = bisect_right(keys, addr) - 1
         if i < 0:
             return None
-        e: VmMapEntry = entries.peekitem(i)[1]
+        e: VmMapEntry = entries[keys[i]]
         return e if addr < e.end else None
 
     async def lookup_entry(self, addr: int) -> VmMapEntry | None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from emulator.kern.events import CleanGeneration, Free
 from emulator.kern.locks import RANK_OBJECT, RANK_VNODE, Mutex
-from emulator.kern.page import Busy, VmPage
+from emulator.kern.page import BUSY_EXCL, BUSY_NONE, VmPage
 from emulator.kern.sortedmap import SortedMap
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ class VmObject:
         k = self.k
         page = VmPage(k, self, pindex)
         if busy:
-            page.busy = Busy.EXCL
+            page.busy = BUSY_EXCL
             page.xowner = k.curcpu()
         self.pages[pindex] = page
         self.memq_generation += 1
@@ -199,7 +199,7 @@ class VmObject:
         k.page_freeing(page)
         del self.pages[page.pindex]
         self.memq_generation += 1
-        page.busy = Busy.NONE
+        page.busy = BUSY_NONE
         page.xowner = -1
         page.freed = True
         k.emit(Free(self.name, page.pindex, int(page.dirty)))

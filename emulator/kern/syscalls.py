@@ -33,7 +33,7 @@ from emulator.kern.events import (
     Unwire,
     Wire,
 )
-from emulator.kern.kern_return import KernReturn
+from emulator.kern.kern_return import KERN_SUCCESS, KernReturn
 from emulator.kern.map import PROT_WORDS, PROT_WRITE, Prot, VmMapEntry
 from emulator.kern.object import OBJT_ANON, OBJT_DEVICE, VmObject
 from emulator.kern.param import ADDR_LIMIT, PAGE_MASK, PAGE_SHIFT, round_page, trunc_page
@@ -227,7 +227,7 @@ async def sys_load(k: Kernel, vm_map: VmMap, va: int) -> int | str:
         if not k.trusted:
             k.untrusted()
         rv = await k.fault_impl(vm_map, va, False)
-        if rv != KernReturn.SUCCESS:
+        if rv != KERN_SUCCESS:
             return SIGSEGV
 
 
@@ -256,7 +256,7 @@ async def sys_store(k: Kernel, vm_map: VmMap, va: int) -> int | str:
         if not k.trusted:
             k.untrusted()
         rv = await k.fault_impl(vm_map, va, True)
-        if rv != KernReturn.SUCCESS:
+        if rv != KERN_SUCCESS:
             return SIGSEGV
 
 

@@ -4,8 +4,8 @@ A sealed kernel calls the checkers' twins taking fields -- fused into one call w
 several checkers share a kind -- and builds no event; an unsealed one builds each
 event and emits it to the observers.  Both must give the same executions: the same
 decisions, steps, violations (rule, message, step, CPUs, fields), results and
-recorded trace lines, recording or not, on the reference and on mutants that break
-every rule family.
+recorded trace lines, recording or not, with a strategy watching every event or not,
+on the reference and on mutants that break every rule family.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from emulator.kern.kernel import EMITTERS, Kernel, _ignore
 from emulator.kern.profile import PROFILES
 from emulator.machine import Execution, Machine
 from emulator.sched.drivers import make_scheduler
-from emulator.sched.strategies import PctStrategy, RandomStrategy
+from emulator.sched.strategies import PctStrategy, PosStrategy, RandomStrategy
 from emulator.variants import BUILTIN, MUTANTS, Variant
 from workloads import WORKLOADS, aimed_at, build_workload
 
@@ -44,7 +44,8 @@ async def executions(workload: str, profile: str, variant: Variant, record: bool
             m.setattr(Kernel, "seal", lambda self: None)
         out = []
         for seed in range(SEEDS):
-            strategy = RandomStrategy() if seed % 2 == 0 else PctStrategy()
+            # pos watches every event: the checkers' twins first, then the event for it
+            strategy = (RandomStrategy(), PctStrategy(), PosStrategy())[seed % 3]
             machine = Machine(build_workload(workload, {}, 0, profile), variant, strategy,
                               checkers=all_checkers(), record=record, driver="direct")
             ex = await machine.execute(seed, build_workload(workload, {}, seed, profile))
@@ -133,3 +134,19 @@ def test_a_watched_kernel_builds_every_event() -> None:
     k.emit_lock("map", "m", "x")
     k.emit_dirty("o", 1, 2)
     assert [ev.kind for ev in seen] == ["lock", "dirty"]
+
+
+def test_a_watched_kernel_calls_the_twins_then_gives_the_watcher_the_event() -> None:
+    k = bare_kernel()
+    disc = LockDiscipline(k)
+    seen: list[Any] = []
+    k.watch(lambda step, aid, ev: seen.append((step, aid, ev)))
+    k.seal()
+    assert k.emit_unlock.__qualname__ == "_then_event.<locals>.emit"
+    assert k.emit_lock.__qualname__ == "_then_event.<locals>.emit"
+    k.sched.step, k.sched.cpu = 7, 0
+    k.emit_lock("object", "o1", "x")
+    assert disc.held.held[0] == [(2, "object", "o1", -1)]  # the twin ran
+    k.emit_unlock("object", "o1")
+    assert disc.held.held[0] == []
+    assert seen == [(7, 0, Lock("object", "o1", "x")), (7, 0, Unlock("object", "o1"))]
