@@ -200,9 +200,10 @@ class TrioScheduler(Scheduler):
         self._workers = workers = idle[k:]
         del idle[k:]
         for agent, body, w in zip(agents, bodies, workers, strict=True):
-            code = getattr(body, "__code__", None)
+            fn = getattr(body, "func", body)  # a functools.partial: its function's
+            code = getattr(fn, "__code__", None)
             if code not in _UNPROTECTED:
-                _unprotect(body, code)
+                _unprotect(fn, code)
             w.sched = self
             w.agent = agent
             w.body = body
