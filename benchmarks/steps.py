@@ -27,10 +27,11 @@ does not always hit the same row):
   checkers and coverage tracker built before; the checkers' end, the final
   flush, the outcome and the coverage accounting after -- is setup, taken from
   the real executions.  Inside it, the agents' start and finish (and, under
-  Trio, the nursery and its tasks) are setup too: they are taken from the same
-  campaign with every CPU's program emptied (``EmptiedRunConfig``), where the
-  driver's ``run`` does nothing else.  Setup share = (outside the run, full +
-  inside the run, emptied) / full, per round.  (Until issue 12's setup work
+  Trio, lending the run's pooled agent tasks out and back) are setup too: they
+  are taken from the same campaign with every CPU's program emptied
+  (``EmptiedRunConfig``), where the driver's ``run`` does nothing else.
+  Setup share = (outside the run, full + inside the run, emptied) / full, per
+  round.  (Until issue 12's setup work
   this row timed ``Machine.execute`` of emptied programs alone, which leaves
   out the spec built for every seed and the campaign's accounting and counts
   the end's checks at an empty execution's size; that number is still printed,

@@ -112,7 +112,7 @@ class Agent:
         # which the scheduler may (and, to end the execution, must) wake it.
         self.parked = False
         self.task: Any = None  # the Trio driver's task
-        self.scope: Any = None  # the Trio driver's cancel scope (the watchdog cancels it)
+        self.scope: Any = None  # under Trio, what the watchdog cancels (its task's scope)
         self.coro: Coroutine[Any, Any, Any] | None = None  # the direct driver's coroutine
 
 

@@ -7,11 +7,33 @@ schedule point, nothing touches Trio at all.  The harness's main task is
 parked too while the agents run, and is woken last.
 
 Trio is never asked to choose: at most one of our tasks is runnable at a time.
+
+The agents' tasks outlive an execution: they are a pool of Trio system tasks,
+one pool per ``trio.run``, each parked idle between executions.  An execution
+takes one per agent -- a parked worker is a parked agent already, so handing
+out the first baton is the first wake-up -- and gives each back when its
+agent's body has unwound; an agent that never got the baton gives its worker
+back without waking it at all.  No nursery, no task and no cancel scope is
+built per execution; only the first execution of a run (or one with more
+agents than the pool holds) spawns workers and waits for them to park.  Each
+worker runs its bodies inside one cancel scope of its own, which the watchdog
+cancels to wake an agent stuck in a foreign await; a worker whose scope was
+cancelled retires after that execution, and a fresh one replaces it.
+
+A system task must never raise (Trio would crash the whole run): a worker
+hands whatever interrupted its agent (Ctrl-C's ``KeyboardInterrupt``) to the
+execution's main task, which raises it once every agent has unwound.  Ctrl-C
+is raised where it lands only in an agent's own code (its body's code is
+marked so); in the harness's code -- the main task in ``run``, a worker between
+bodies -- Trio keeps it for the main task's next checkpoint (a campaign's, or
+the end of ``trio.run``).  When the main task of ``trio.run`` returns, Trio
+cancels the idle workers, and they exit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import CodeType
 from typing import Any
 
 import outcome
@@ -30,10 +52,115 @@ from emulator.sched.watchdog import NoSchedulePoint, watch
 
 _reschedule = trio.lowlevel.reschedule
 _wait = trio.lowlevel.wait_task_rescheduled
+_FAILED = trio.lowlevel.Abort.FAILED
+_SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
 
 
 def _no_abort(_: Any) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.FAILED
+    return _FAILED
+
+
+def _idle_abort(_: Any) -> trio.lowlevel.Abort:
+    # Only an idle worker's wait may be cancelled: Trio cancels the system tasks
+    # when the run's main task returns, and no execution runs then.
+    return _SUCCEEDED
+
+
+class _Worker:
+    """A pooled agent task, and the execution's agent it runs (None while idle).
+
+    It is its running agent's ``scope``: the watchdog's ``cancel`` cancels the
+    worker's cancel scope, and the worker retires after that execution.
+    """
+
+    __slots__ = ("agent", "body", "cancelled", "sched", "scope", "task")
+
+    def __init__(self, task: trio.lowlevel.Task, scope: trio.CancelScope) -> None:
+        self.task = task
+        self.scope = scope
+        self.cancelled = False  # (a plain flag: the scope's cancel_called reads the clock)
+        self.sched: TrioScheduler | None = None
+        self.agent: Agent | None = None
+        self.body: Body | None = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.scope.cancel()
+
+
+# The idle workers of the running ``trio.run``.
+_POOL: trio.lowlevel.RunVar[list[_Worker]] = trio.lowlevel.RunVar("vmemu_trio_workers")
+
+
+async def _serve(idle: list[_Worker], starter: TrioScheduler | None) -> None:
+    """A worker: park idle; given a baton, run the agent's body; go back to the pool."""
+    scope = trio.CancelScope()
+    w = _Worker(trio.lowlevel.current_task(), scope)
+    try:
+        with scope:
+            idle.append(w)
+            assert starter is not None
+            starter._worker_parked()
+            starter = None  # hold no execution between executions
+            while not w.cancelled:
+                await _wait(_idle_abort)
+                sched, agent, body = w.sched, w.agent, w.body
+                assert sched is not None and agent is not None and body is not None
+                agent.scope = w
+                try:
+                    await body()
+                except Abort:
+                    pass
+                except NoSchedulePoint as exc:
+                    sched._no_point(agent, exc)
+                except Exception as exc:
+                    sched._crashed(agent, exc)
+                except trio.Cancelled:
+                    if not w.cancelled:
+                        raise
+                    sched._foreign(agent, " and never came back")
+                except BaseException as exc:
+                    sched._interrupted(agent)
+                    sched._interrupt(exc)
+                    break  # it may have landed anywhere in this worker: retire
+                else:
+                    sched._finished(agent)
+                if not w.cancelled:
+                    idle.append(w)  # (the watchdog cancelled the scope: retire)
+                sched._job_done(w)
+                del sched, agent, body
+    except BaseException as exc:  # Ctrl-C outside the agent's body, or the run's end
+        if w in idle:
+            idle.remove(w)  # no execution may take a worker that has exited
+        if starter is not None:  # before it ever parked
+            starter._interrupt(exc)
+            starter._worker_parked()
+        sched = w.sched
+        if sched is not None:  # an execution must not wait for it
+            if w.agent is not None:
+                sched._interrupted(w.agent)
+            if not isinstance(exc, trio.Cancelled):
+                sched._interrupt(exc)
+            sched._job_done(w)
+    if w.sched is not None:  # retired after an interruption inside the body
+        w.sched._job_done(w)
+
+
+# The code of the bodies run so far, marked for Ctrl-C (see ``_unprotect``).
+_UNPROTECTED: set[CodeType | None] = set()
+
+
+def _unprotect(body: Body, code: CodeType | None) -> None:
+    """Let Ctrl-C raise ``KeyboardInterrupt`` in ``body``'s code and what it calls.
+
+    A system task is protected from Ctrl-C (Trio then delivers it to the main task,
+    parked here until the execution ends): a worker's own bookkeeping stays
+    protected, and the agent's code, marked here once per code object, is
+    interrupted where it runs, as in the nursery's tasks before the pool.
+    """
+    if code is not None:
+        trio.lowlevel.disable_ki_protection(body)
+    _UNPROTECTED.add(code)
 
 
 class TrioScheduler(Scheduler):
@@ -41,62 +168,86 @@ class TrioScheduler(Scheduler):
 
     driver = "trio"
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._main: trio.lowlevel.Task | None = None
-        self._main_waiting = False  # the main task is parked until the execution ends
-        self._parked = 0
+    # Per execution, set by ``run`` (class defaults until then: no ``__init__`` to call).
+    _main: trio.lowlevel.Task | None = None
+    _main_waiting = False  # the main task is parked until the execution ends
+    _idle: list[_Worker]  # the run's pool of idle workers
+    _workers: list[_Worker]  # agent i's worker
+    _live = 0  # workers this execution holds: not yet back in the pool
+    _unparked = 0  # workers spawned for this execution, not yet parked
+    _raise: BaseException | None = None  # what interrupted an agent's task
 
+    @trio.lowlevel.enable_ki_protection  # a Ctrl-C here waits for the campaign's checkpoint
     async def run(self, bodies: Sequence[Body]) -> None:
-        assert len(bodies) == len(self.agents)
+        agents = self.agents
+        n = len(agents)
+        assert len(bodies) == n
         self._main = trio.lowlevel.current_task()
         watch(self, self.stall_seconds, trio.lowlevel.current_trio_token(), self.stalled_here)
-        async with trio.open_nursery() as nursery:
-            for agent, body in zip(self.agents, bodies, strict=True):
-                nursery.start_soon(self._agent_main, agent, body)
-            # Wait until every agent is parked, then hand out the first baton.
-            self._main_waiting = True
-            await _wait(_no_abort)
+        try:
+            idle = _POOL.get()
+        except LookupError:
+            idle = []
+            _POOL.set(idle)
+        self._idle = idle
+        while len(idle) < n:
+            await self._spawn(idle, n - len(idle))
+            if self._raise is not None:
+                raise self._raise
             if self.over:
                 return  # the watchdog gave up on this execution
-            try:
-                first = self._choose(None)
-            except Abort:
-                return  # the strategy failed at the first decision; _end released the agents
+        k = len(idle) - n
+        self._workers = workers = idle[k:]
+        del idle[k:]
+        for agent, body, w in zip(agents, bodies, workers, strict=True):
+            code = getattr(body, "__code__", None)
+            if code not in _UNPROTECTED:
+                _unprotect(body, code)
+            w.sched = self
+            w.agent = agent
+            w.body = body
+            agent.task = w.task
+            agent.parked = True  # in its worker's idle wait: waking it starts its body
+        self._live = n
+        try:
+            first = self._choose(None)
+        except Abort:
+            pass  # the strategy failed at the first decision; _end released the agents
+        else:
             if first is None:
                 self._stuck()
-                return
+            else:
+                self._give(first)
+        if self._live:
             self._main_waiting = True
-            self._give(first)
             await _wait(_no_abort)
+        if self._raise is not None:
+            raise self._raise
 
-    async def _agent_main(self, agent: Agent, body: Body) -> None:
-        agent.task = trio.lowlevel.current_task()
-        if self.over:
-            return  # abandoned before this agent ever parked
-        self._parked += 1
-        if self._parked == len(self.agents):
+    async def _spawn(self, idle: list[_Worker], count: int) -> None:
+        """Add ``count`` workers to the pool; return once every one is parked."""
+        self._unparked = count
+        for _ in range(count):
+            trio.lowlevel.spawn_system_task(_serve, idle, self, name="vmemu agent")
+        self._main_waiting = True
+        await _wait(_no_abort)
+
+    def _worker_parked(self) -> None:
+        """A worker spawned for this execution is in the pool (and parks right away)."""
+        self._unparked -= 1
+        if self._unparked == 0:
             self._wake_main()
-        try:
-            agent.parked = True
-            await _wait(_no_abort)
-            with trio.CancelScope() as agent.scope:
-                await body()
-        except Abort:
-            return
-        except NoSchedulePoint as exc:
-            self._no_point(agent, exc)
-            return
-        except Exception as exc:
-            self._crashed(agent, exc)
-            return
-        except BaseException:
-            self._interrupted(agent)
-            raise
-        if agent.scope.cancelled_caught:
-            self._foreign(agent, " and never came back")
-            return
-        self._finished(agent)
+
+    def _job_done(self, w: _Worker) -> None:
+        """Worker ``w`` is done with this execution: back in the pool, or retired."""
+        w.sched = w.agent = w.body = None
+        self._live -= 1
+        if self._live == 0 and self.over:
+            self._wake_main()
+
+    def _interrupt(self, exc: BaseException) -> None:
+        if self._raise is None:
+            self._raise = exc
 
     # -- moving the baton ---------------------------------------------------------
 
@@ -171,12 +322,22 @@ class TrioScheduler(Scheduler):
         return agent.task is not None
 
     def _release(self, agent: Agent) -> None:
-        _reschedule(agent.task, outcome.Error(Abort()))
+        if agent.scope is not None:  # its body runs: it raises Abort where it parked
+            _reschedule(agent.task, outcome.Error(Abort()))
+            return
+        # Never given the baton: its worker, still in its idle wait, goes back to the
+        # pool without waking.
+        w = self._workers[agent.aid]
+        w.sched = w.agent = w.body = None
+        self._idle.append(w)
+        self._live -= 1
 
     def _ended(self) -> None:
         # The main task may be the caller (a strategy failing at the first
-        # decision): it is woken only when it is parked.
-        self._wake_main()
+        # decision): it is woken only when it is parked, and only once no worker
+        # of this execution is still unwinding.
+        if self._live == 0:
+            self._wake_main()
 
     def _wake_main(self) -> None:
         if self._main_waiting:
@@ -201,10 +362,11 @@ class TrioScheduler(Scheduler):
         if self.over or self.step != step:
             return
         cur = self.current
-        if cur is None and (self._parked < len(self.agents) or not self._main_waiting):
-            # Still starting: an agent task has not parked yet, or the main task was
-            # woken to hand out the first baton and has not run yet (a slow, loaded
-            # machine).  Trio runs queued tasks, so this is progress, not a lost baton.
+        if cur is None and (self._unparked > 0 or not self._main_waiting):
+            # Still starting: a worker spawned for this execution has not parked yet,
+            # or the main task was woken to hand out the first baton and has not run
+            # yet (a slow, loaded machine).  Trio runs queued tasks, so this is
+            # progress, not a lost baton.
             return
         if self.holder_running():
             assert cur is not None
@@ -217,4 +379,3 @@ class TrioScheduler(Scheduler):
         self.abandon(InternalError(
             f"the execution made no progress for {seconds:g}s at step {step} with no "
             f"agent running ({holder}): a bug in vmemu, not in the variant"))
-

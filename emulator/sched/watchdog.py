@@ -17,14 +17,15 @@ moved for ``stall_seconds``:
   ``InternalError``;
 * under the Trio driver, it asks Trio's loop, thread-safely, to look at the
   execution.  If an agent holds the baton and is not parked in the scheduler,
-  it is stuck in a foreign await: its cancel scope is cancelled, which wakes it.
+  it is stuck in a foreign await: its task's cancel scope is cancelled, which
+  wakes it (and the task, its scope spent, serves no further execution).
 
 Either way the scheduler ends the execution as ``starvation``, blaming the
 variant.  But when Trio's loop finds that *no* agent holds the baton -- every
 agent parked, the harness's main task waiting for an end that will never
 come -- nothing the variant did can explain the stall: the harness lost the
-baton.  The watchdog then abandons the execution (every parked task released,
-the nursery unwinds) with an ``InternalError``, which vmemu reports as one
+baton.  The watchdog then abandons the execution (every parked task released
+and unwound) with an ``InternalError``, which vmemu reports as one
 internal-error line (exit code 70), never as the variant's fault.
 
 The wall clock is only a safety net: it decides *whether* a hung execution is

@@ -195,33 +195,34 @@ def test_the_command_line_reports_a_harness_bug_as_one_internal_error_line(
 
 
 async def test_a_slow_start_under_trio_is_not_a_lost_baton(monkeypatch: pytest.MonkeyPatch) -> None:
-    # On a loaded machine the agents' tasks may take longer than the stall limit to
-    # reach their first park, or the main task, woken to hand out the first baton, may
-    # not run for a while.  The step counter is still 0 and no agent holds the baton,
-    # yet nothing is lost: the watchdog's look at the execution, made at exactly those
-    # two moments, must let it go on.
+    # On a loaded machine the agents' tasks (spawned by the first execution of a
+    # ``trio.run``) may take longer than the stall limit to reach their first park, or
+    # the main task, woken to hand out the first baton, may not run for a while.  The
+    # step counter is still 0 and no agent holds the baton, yet nothing is lost: the
+    # watchdog's look at the execution, made at exactly those two moments, must let
+    # it go on.
     from emulator.sched.trio_driver import TrioScheduler
 
-    start, wake = TrioScheduler._agent_main, TrioScheduler._wake_main
+    parked, wake = TrioScheduler._worker_parked, TrioScheduler._wake_main
     looked: list[int] = []
 
-    async def look_before_parking(self: TrioScheduler, agent: Any, body: Any) -> None:
-        if agent.aid == 0:
+    def look_before_parking(self: TrioScheduler) -> None:
+        if len(looked) == 0:
             looked.append(self.step)
-            self.stalled_here(self.step, 0.3)  # no agent has parked yet
-        await start(self, agent, body)
+            self.stalled_here(self.step, 0.3)  # no agent task has parked yet
+        parked(self)
 
     def look_after_waking(self: TrioScheduler) -> None:
         wake(self)
         looked.append(self.step)
         self.stalled_here(self.step, 0.3)  # the main task is queued, not yet run
 
-    monkeypatch.setattr(TrioScheduler, "_agent_main", look_before_parking)
+    monkeypatch.setattr(TrioScheduler, "_worker_parked", look_before_parking)
     monkeypatch.setattr(TrioScheduler, "_wake_main", look_after_waking)
     spec = build_workload("writers_vs_msync", {}, 0, None)
     machine = Machine(spec, BUILTIN["reference"], RandomStrategy(), checkers=all_checkers(),
                       driver="trio")
-    ex = await machine.execute(0)
+    ex = await machine.execute(0)  # the run's first execution: it spawns the tasks
     assert looked[:2] == [0, 0]
     assert ex.outcome == "ok"
     assert ex.steps > 0

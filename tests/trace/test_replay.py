@@ -248,10 +248,10 @@ def test_a_crash_mid_run_leaves_a_readable_prefix(
 
     monkeypatch.setattr(pager.Disk, "complete", failing_complete)
     path = tmp_path / "crash.jsonl"
-    with pytest.raises(BaseExceptionGroup) as info:
+    # Out of the execution as it is (the Trio driver's agent tasks hand it to the main task).
+    with pytest.raises(Crash):
         trio.run(record, machine, RunConfig("writers_vs_msync", strategy="random"), spec,
                  str(path))
-    assert info.group_contains(Crash)
     monkeypatch.undo()
     lines = path.read_text().splitlines()
     assert json.loads(lines[0])["event"] == "header"
