@@ -232,6 +232,8 @@ class Holdings:
             h = (RANK_BUSY, "page", obj, pindex)
             if held[-1] == h:
                 held.pop()
+            elif len(held) > 1 and held[-2] == h:
+                del held[-2]
             else:
                 drop(held, h)
 

@@ -144,6 +144,8 @@ class LockDiscipline(Checker):
             h = (RANKS[res], res, name, -1)
             if held[-1] == h:
                 held.pop()
+            elif len(held) > 1 and held[-2] == h:  # a page busied under it is still held
+                del held[-2]
             else:
                 drop(held, h)
         if res != "map":
