@@ -43,7 +43,7 @@ import hashlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from emulator.config import RunConfig
 from emulator.kern.events import (
@@ -79,7 +79,7 @@ from emulator.kern.events import (
     Wire,
     Writeable,
 )
-from emulator.kern.kernel import Kernel
+from emulator.kern.kernel import EMITTERS, Kernel, twin
 from emulator.machine import Execution, Machine
 from emulator.sched.strategies import PORTFOLIO_MEMBERS
 from emulator.spec import Spec
@@ -147,6 +147,95 @@ class Coverage:
 Pair = tuple[tuple[str, str], tuple[str, str]]
 
 
+class _Notes:
+    """A tracker's handlers: each notes what an agent did to a page, object, map or lock
+    (the key), as the pair (operation it is in, event kind); an agent following another
+    on the same key makes a conflict pair.  ``page`` and the others take events;
+    ``_page_twin`` and the others below are their twins, taking a hot kind's fields
+    (reading the agent from the scheduler, as ``Kernel.emit`` does)."""
+
+    __slots__ = ("add", "last", "ops", "sched")
+
+    def __init__(self, ops: dict[int, str],
+                 last: dict[tuple[object, ...], tuple[int, tuple[str, str]]],
+                 add: Callable[[Pair], None]) -> None:
+        self.ops = ops
+        self.last = last
+        self.add = add
+        self.sched: Any = None  # the execution's scheduler (Tracker.attach)
+
+    def note(self, key: tuple[object, ...], aid: int, kind: str) -> None:
+        label = (self.ops.get(aid, "disk"), kind)
+        last = self.last
+        prev = last.get(key)
+        last[key] = (aid, label)
+        if prev is not None and prev[0] != aid:
+            self.add((prev[1], label))
+
+    # The page events are most of them: their handler does note's work inline.
+    def page(self, step: int, aid: int, ev: Any) -> None:
+        key = (ev.obj, ev.pindex)
+        label = (self.ops.get(aid, "disk"), ev.kind)
+        last = self.last
+        prev = last.get(key)
+        last[key] = (aid, label)
+        if prev is not None and prev[0] != aid:
+            self.add((prev[1], label))
+
+    def object(self, step: int, aid: int, ev: Any) -> None:
+        self.note((ev.obj,), aid, ev.kind)
+
+    def map(self, step: int, aid: int, ev: Any) -> None:
+        self.note(("map", ev.map), aid, ev.kind)
+
+    def access(self, step: int, aid: int, ev: MapAccess) -> None:
+        self.note(("map", ev.vm_map.name), aid, ev.what)
+
+    def lock(self, step: int, aid: int, ev: Lock | Unlock) -> None:
+        self.note((ev.res, ev.name), aid, ev.kind)
+
+
+def _page_twin(cls: type[Event]) -> Callable[..., None]:
+    """``_Notes.page``'s twin for the page events of ``cls``: its fields are the class's
+    constructor arguments, the object and page index among them."""
+    names = [f.name for f in dataclasses.fields(cast(Any, cls))]
+    at_obj, at_pindex = names.index("obj"), names.index("pindex")
+    kind = cls.kind
+
+    def fields(self: _Notes, *f: Any) -> None:
+        key = (f[at_obj], f[at_pindex])
+        aid = self.sched.cpu
+        label = (self.ops.get(aid, "disk"), kind)
+        last = self.last
+        prev = last.get(key)
+        last[key] = (aid, label)
+        if prev is not None and prev[0] != aid:
+            self.add((prev[1], label))
+
+    return fields
+
+
+def _lock_twin(kind: str) -> Callable[..., None]:
+    """``_Notes.lock``'s twin for ``kind`` (fields: resource, name, ...)."""
+
+    def fields(self: _Notes, res: str, name: str, *rest: Any) -> None:
+        self.note((res, name), self.sched.cpu, kind)
+
+    return fields
+
+
+def _access_twin(self: _Notes, vm_map: Any, what: str) -> None:
+    self.note(("map", vm_map.name), self.sched.cpu, what)
+
+
+for _cls in _PAGE_EVENTS:
+    if any(_cls is emitted for emitted, _ in EMITTERS):
+        twin(_cls, _Notes.page, _page_twin(_cls))
+for _cls in (Lock, Unlock):
+    twin(_cls, _Notes.lock, _lock_twin(_cls.kind))
+twin(MapAccess, _Notes.access, _access_twin)
+
+
 class Tracker:
     """Watches one execution's kernel for conflict pairs (``attach``), then counts what
     was new (``account``).
@@ -168,6 +257,7 @@ class Tracker:
         self.last: dict[tuple[object, ...], tuple[int, tuple[str, str]]] = {}
         self.ops: dict[int, str] = {}  # the current_op the handlers read
         self.subscriptions: list[tuple[type[Event], Callable[[int, int, Any], None]]] = []
+        self.notes: _Notes | None = None
 
     def attach(self, k: Kernel) -> None:
         self.kernel = k
@@ -178,6 +268,8 @@ class Tracker:
         ops: dict[int, str] = k.shared.setdefault("current_op", mine)
         if ops is not mine or not self.subscriptions:
             self.subscriptions = self._handlers(ops)
+        assert self.notes is not None
+        self.notes.sched = k.sched  # the twins read the running agent from it
         observers = k.observers
         for kind, fn in self.subscriptions:  # k.observe, inlined
             have = observers.get(kind)
@@ -185,41 +277,14 @@ class Tracker:
 
     def _handlers(self, ops: dict[int, str]) -> list[tuple[type[Event],
                                                          Callable[[int, int, Any], None]]]:
-        """The handlers filling this tracker's containers, reading ``ops``, by class."""
-        add = self.seen.add
-        last = self.last
-
-        def note(key: tuple[object, ...], aid: int, kind: str) -> None:
-            label = (ops.get(aid, "disk"), kind)
-            prev = last.get(key)
-            last[key] = (aid, label)
-            if prev is not None and prev[0] != aid:
-                add((prev[1], label))
-
-        # The page events are most of them: their handler does note's work inline.
-        def on_page(step: int, aid: int, ev: Any) -> None:
-            key = (ev.obj, ev.pindex)
-            label = (ops.get(aid, "disk"), ev.kind)
-            prev = last.get(key)
-            last[key] = (aid, label)
-            if prev is not None and prev[0] != aid:
-                add((prev[1], label))
-
-        def on_object(step: int, aid: int, ev: Any) -> None:
-            note((ev.obj,), aid, ev.kind)
-
-        def on_map(step: int, aid: int, ev: Any) -> None:
-            note(("map", ev.map), aid, ev.kind)
-
-        def on_access(step: int, aid: int, ev: MapAccess) -> None:
-            note(("map", ev.vm_map.name), aid, ev.what)
-
-        def on_lock(step: int, aid: int, ev: Lock | Unlock) -> None:
-            note((ev.res, ev.name), aid, ev.kind)
-
+        """The handlers filling this tracker's containers, reading ``ops``, by class:
+        bound methods of one ``_Notes``, whose twins (``kern.kernel.twin``) let a sealed
+        kernel call them with the fields of its hot kinds, building no event."""
+        notes = self.notes = _Notes(ops, self.last, self.seen.add)
         handlers: list[tuple[tuple[type[Event], ...], Callable[[int, int, Any], None]]] = [
-            (_PAGE_EVENTS, on_page), (_OBJECT_EVENTS, on_object), (_MAP_EVENTS, on_map),
-            ((MapAccess,), on_access), ((Lock, Unlock), on_lock)]
+            (_PAGE_EVENTS, notes.page), (_OBJECT_EVENTS, notes.object),
+            (_MAP_EVENTS, notes.map), ((MapAccess,), notes.access),
+            ((Lock, Unlock), notes.lock)]
         return [(kind, fn) for kinds, fn in handlers for kind in kinds]
 
     def account(self, cov: Coverage, ex: Execution, spec: Spec) -> int:

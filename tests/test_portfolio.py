@@ -304,3 +304,66 @@ def test_a_failure_the_portfolio_finds_reruns_with_its_printed_command(
     assert [(v["rule"], v["step"], v["message"]) for v in again["violations"]] == [
         (v["rule"], v["step"], v["message"]) for v in data["violations"]
         if v["seed"] == violation["seed"]]
+
+
+# -- the tracker's twins: a sealed kernel calls them with the fields -------------------
+
+
+def _pairs_seen(workload: str, strategy: str, seed: int, sealed: bool,
+                monkeypatch: pytest.MonkeyPatch) -> tuple[set[Any], dict[Any, Any]]:
+    from emulator.kern.kernel import Kernel
+
+    with monkeypatch.context() as patch:
+        if not sealed:  # every emitter builds its event and emits it
+            patch.setattr(Kernel, "seal", lambda self: None)
+        cfg = RunConfig(workload, strategy=strategy, seed=seed)
+        machine = cfg.machine()
+        tracker = Tracker()
+        machine.watchers.append(tracker.attach)
+        trio.run(machine.execute, seed, cfg.spec())
+    return set(tracker.seen), dict(tracker.last)
+
+
+@pytest.mark.parametrize("workload", ["writers_vs_msync", "teardown_during_flush",
+                                      "pageout_vs_msync", "three_processes"])
+@pytest.mark.parametrize("strategy", ["random", "pos"])
+def test_the_trackers_twins_note_what_its_event_handlers_note(
+    workload: str, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed in range(4):
+        sealed = _pairs_seen(workload, strategy, seed, True, monkeypatch)
+        unsealed = _pairs_seen(workload, strategy, seed, False, monkeypatch)
+        assert sealed[0] and sealed == unsealed
+
+
+def test_a_sealed_kernel_builds_no_hot_event_for_the_tracker(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emulator.kern.kernel import EMITTERS
+    from emulator.portfolio import _Notes
+
+    hot = {cls for cls, _ in EMITTERS}
+    given: list[type] = []
+    page, lock, access = _Notes.page, _Notes.lock, _Notes.access
+    monkeypatch.setattr(_Notes, "page", lambda s, st, a, ev: (given.append(type(ev)),
+                                                               page(s, st, a, ev))[1])
+    monkeypatch.setattr(_Notes, "lock", lambda s, st, a, ev: (given.append(type(ev)),
+                                                               lock(s, st, a, ev))[1])
+    monkeypatch.setattr(_Notes, "access", lambda s, st, a, ev: (given.append(type(ev)),
+                                                                 access(s, st, a, ev))[1])
+    # The patched methods have no twins: the emitters build events for them.
+    assert _pairs_seen("writers_vs_msync", "random", 1, True, monkeypatch)[0]
+    assert hot & set(given)
+    # With the methods as they are, the twins run and no hot event reaches them.
+    monkeypatch.undo()
+    given.clear()
+    monkeypatch.setattr(_Notes, "page", lambda s, st, a, ev: (given.append(type(ev)),
+                                                               page(s, st, a, ev))[1])
+    from emulator.kern.kernel import TWINS
+
+    for cls in hot:  # the twins stay keyed by the original functions: re-key them
+        for fn in (page,):
+            if (cls, fn) in TWINS:
+                monkeypatch.setitem(TWINS, (cls, _Notes.page), TWINS[cls, fn])
+    assert _pairs_seen("writers_vs_msync", "random", 1, True, monkeypatch)[0]
+    assert not hot & set(given)

@@ -323,7 +323,10 @@ class Kernel:
                 key = (cls, fns)
                 recipe = recipes.get(key, _UNKNOWN)
                 if recipe is _UNKNOWN:
-                    if len(recipes) >= 64:
+                    # A hunt's portfolio keeps ~60 machines, each with its own
+                    # observers for 14 kinds: below ~840 entries the cache would be
+                    # emptied, and every recipe worked out again, at every execution.
+                    if len(recipes) >= 4096:
                         recipes.clear()  # bounded: it holds the observers' objects
                     recipe = recipes[key] = _recipe(cls, fns)
                 if recipe is None:
@@ -467,8 +470,28 @@ def _recipe(cls: type[Event], fns: tuple[Observer, ...]) -> Recipe:
     for n in range(len(fns), 0, -1):  # the longest head of observers with twins
         head = _fields_recipe(cls, fns[:n])
         if head is not None:
-            return head[0], head[1], tuple(fns[n:])
+            rest = tuple(fns[n:])
+            # The observers after it may have twins too (a portfolio's tracker after
+            # the checkers' fused handler): chain the two, still in order.
+            tail = _recipe(cls, rest) if rest else None
+            if tail is not None:
+                return _chain, (head[0], head[1], tail[0], tail[1]), tail[2]
+            return head[0], head[1], rest
     return None
+
+
+def _chain(first: Callable[..., Callable[..., None]], first_objects: tuple[Any, ...],
+           then: Callable[..., Callable[..., None]], then_objects: tuple[Any, ...]
+           ) -> Callable[..., None]:
+    """A handler doing ``first(*first_objects)``'s work, then ``then(*then_objects)``'s."""
+    a = first(*first_objects)
+    b = then(*then_objects)
+
+    def both(*fields: Any) -> None:
+        a(*fields)
+        b(*fields)
+
+    return both
 
 
 def _fields_recipe(cls: type[Event], fns: tuple[Observer, ...]
