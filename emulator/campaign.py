@@ -224,7 +224,7 @@ async def _run_shard(
         out.executions += 1
         out.steps += ex.steps
         _account(out, portfolio.machine(i), run, ex)
-        _release(portfolio.machine(i))
+        release_kernel(portfolio.machine(i))
         failed = ex.outcome not in (Outcome.OK, Outcome.PRUNED)
         if failed:
             out.failures.append(Failure.of(ex, run))
@@ -251,7 +251,7 @@ async def _run_shard(
     return out
 
 
-def _release(machine: Machine) -> None:
+def release_kernel(machine: Machine) -> None:
     """Empty the finished execution's kernel, which nothing reads once it is accounted
     (the campaign's machines are its own; the Execution keeps no kernel object).  Its
     maps, objects, pages, locks, agents and the checkers' subscriptions all point back

@@ -18,14 +18,17 @@ and seed), whose command the report gives.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import os
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.campaign import release_kernel
 from emulator.check.historical import all_historical, historical_reason
 from emulator.config import FOLLOW, RunConfig
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
@@ -130,12 +133,34 @@ async def hunt(
     profile = variant.profile or DEFAULT_PROFILE.name
     result = Hunt(variant.name, profile, variant.catches)
     portfolio = _portfolio(variant, profile, strategy, first_seed, workloads, driver, uniform)
+    with _collector_spared():
+        return await _hunt(variant, budget, portfolio, result, save_dir)
+
+
+@contextlib.contextmanager
+def _collector_spared() -> Iterator[None]:
+    """What a campaign's shard does (campaign.run_shard): everything alive now outlives
+    the hunt, so frozen, the collector's full passes stop re-scanning it.  Only where the
+    collector looks changes, never what runs; unfrozen at the end.  (Measured: without
+    this and ``release_kernel``, the collector took 24-32% of a hunt's CPU time.)"""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+async def _hunt(variant: Variant, budget: float, portfolio: Portfolio, result: Hunt,
+                save_dir: str | None) -> Hunt:
     start = time.perf_counter()
     while time.perf_counter() - start < budget:
         stepped = await portfolio.step()
         if stepped is None:
             break  # nothing left to run: the mutant escaped the whole bounded space
         i, run, ex = stepped
+        # The execution is accounted: its kernel is freed by reference counting now,
+        # not left to the collector as cyclic garbage (campaign.release_kernel).
+        release_kernel(portfolio.machine(i))
         result.executions += 1
         if ex.outcome in ("ok", "pruned"):
             continue
@@ -200,6 +225,12 @@ class ReferenceRun:
 async def reference_runs(budget: float, min_per_profile: int, strategy: str,
                          driver: str = CAMPAIGN_DRIVER) -> ReferenceRun:
     """Run the reference under every profile over every workload."""
+    with _collector_spared():
+        return await _reference_runs(budget, min_per_profile, strategy, driver)
+
+
+async def _reference_runs(budget: float, min_per_profile: int, strategy: str,
+                          driver: str) -> ReferenceRun:
     out = ReferenceRun()
     reference = BUILTIN["reference"]
     portfolios = [_portfolio(reference, p, strategy, driver=driver) for p in PROFILES]
@@ -215,7 +246,8 @@ async def reference_runs(budget: float, min_per_profile: int, strategy: str,
         if stepped is None:
             live.remove(i)
             continue
-        _, run, ex = stepped
+        arm, run, ex = stepped
+        release_kernel(portfolios[i].machine(arm))
         done[i] += 1
         out.executions += 1
         if ex.outcome in ("ok", "pruned"):
