@@ -172,15 +172,8 @@ class _Notes:
         if prev is not None and prev[0] != aid:
             self.add((prev[1], label))
 
-    # The page events are most of them: their handler does note's work inline.
     def page(self, step: int, aid: int, ev: Any) -> None:
-        key = (ev.obj, ev.pindex)
-        label = (self.ops.get(aid, "disk"), ev.kind)
-        last = self.last
-        prev = last.get(key)
-        last[key] = (aid, label)
-        if prev is not None and prev[0] != aid:
-            self.add((prev[1], label))
+        self.note((ev.obj, ev.pindex), aid, ev.kind)
 
     def object(self, step: int, aid: int, ev: Any) -> None:
         self.note((ev.obj,), aid, ev.kind)
@@ -202,7 +195,7 @@ def _page_twin(cls: type[Event]) -> Callable[..., None]:
     at_obj, at_pindex = names.index("obj"), names.index("pindex")
     kind = cls.kind
 
-    def fields(self: _Notes, *f: Any) -> None:
+    def fields(self: _Notes, *f: Any) -> None:  # the hottest: note's work inline
         key = (f[at_obj], f[at_pindex])
         aid = self.sched.cpu
         label = (self.ops.get(aid, "disk"), kind)

@@ -16,7 +16,7 @@ reported (FIDELITY.md D9).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emulator.check import Rule
 from emulator.check.base import Checker, OpenCall, tracker
@@ -185,24 +185,22 @@ class ReturnCode(Checker):
             notes.effects.append((step, ev))
 
     def remove_write(self, obj: str, pindex: int, dirty: int) -> None:
-        """``_effect``'s twin for RemoveWrite: the event is built only if a call notes it."""
-        sched = self.k.sched
-        call = self.calls.calls.get(sched.cpu)
-        if call is None:
-            return
-        notes = self.notes.get(call)
-        if notes is not None and notes.effects == []:
-            notes.effects.append((sched.step, RemoveWrite(obj, pindex, dirty)))
+        """``_effect``'s twin for RemoveWrite."""
+        self._first_effect(RemoveWrite, obj, pindex, dirty)
 
     def io_issue(self, obj: str, pindex: int, data: int, sync: int, io: Io) -> None:
-        """``_effect``'s twin for IoIssue: the event is built only if a call notes it."""
+        """``_effect``'s twin for IoIssue."""
+        self._first_effect(IoIssue, obj, pindex, data, sync, io)
+
+    def _first_effect(self, cls: type[Event], *fields: Any) -> None:
+        """``_effect`` from an event's fields: the event is built only if a call notes it."""
         sched = self.k.sched
         call = self.calls.calls.get(sched.cpu)
         if call is None:
             return
         notes = self.notes.get(call)
         if notes is not None and notes.effects == []:
-            notes.effects.append((sched.step, IoIssue(obj, pindex, data, sync, io)))
+            notes.effects.append((sched.step, cls(*fields)))
 
     def _io_done(self, step: int, aid: int, ev: IoDone) -> None:
         self.io_done(ev.obj, ev.pindex, ev.data, ev.error, ev.io)
