@@ -39,7 +39,7 @@ from emulator.sched.drivers import CAMPAIGN_DRIVER, DEFAULT_DRIVER, DRIVERS
 from emulator.sched.strategies import STRATEGIES, make_strategy
 from emulator.spec import Spec
 from emulator.variants import BUILTIN, load_variant
-from workloads import WORKLOADS, aimed_at, describe
+from workloads import aimed, describe
 
 __all__ = ["main"]
 
@@ -351,7 +351,7 @@ def _all_workloads(args: argparse.Namespace) -> tuple[str, ...]:
     if args.param:
         raise BadInput("--param: parameters belong to one workload; name it")
     profile = args.profile or load_variant(args.variant).profile or DEFAULT_PROFILE.name
-    names = [name for name in WORKLOADS if aimed_at(name, profile)]  # as `vmemu mutants`
+    names = aimed(profile)  # as `vmemu mutants`
     args.workload, args.profile = names[0], profile
     return tuple(names)
 

@@ -36,7 +36,7 @@ from emulator.machine import Execution, Machine
 from emulator.portfolio import Portfolio, arm_label, arms_for, coverage_json
 from emulator.sched.drivers import CAMPAIGN_DRIVER
 from emulator.variants import BUILTIN, MUTANTS, Variant
-from workloads import WORKLOADS, aimed_at
+from workloads import WORKLOADS, aimed
 
 
 @dataclass
@@ -115,9 +115,9 @@ def _portfolio(variant: Variant, profile: str, strategy: str, first_seed: int = 
     one per execution."""
     base = RunConfig(workload="", profile=profile, variant=variant.name, strategy=strategy,
                      driver=driver)
-    names = [name for name in (WORKLOADS if workloads is None else workloads)
-             if aimed_at(name, profile)]
-    return Portfolio(arms_for(base, names), first_seed, variant=variant, uniform=uniform)
+    names = aimed(profile, WORKLOADS if workloads is None else workloads)
+    return Portfolio(arms_for(base, names), first_seed, variant=variant,
+                     uniform=uniform)
 
 
 async def hunt(

@@ -195,15 +195,8 @@ def _page_twin(cls: type[Event]) -> Callable[..., None]:
     at_obj, at_pindex = names.index("obj"), names.index("pindex")
     kind = cls.kind
 
-    def fields(self: _Notes, *f: Any) -> None:  # the hottest: note's work inline
-        key = (f[at_obj], f[at_pindex])
-        aid = self.sched.cpu
-        label = (self.ops.get(aid, "disk"), kind)
-        last = self.last
-        prev = last.get(key)
-        last[key] = (aid, label)
-        if prev is not None and prev[0] != aid:
-            self.add((prev[1], label))
+    def fields(self: _Notes, *f: Any) -> None:
+        self.note((f[at_obj], f[at_pindex]), self.sched.cpu, kind)
 
     return fields
 

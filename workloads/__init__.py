@@ -18,7 +18,7 @@ profile.  A Spec is frozen; its dicts must not be changed either.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -93,6 +93,13 @@ def aimed_at(name: str, profile: str) -> bool:
     happen.  Without ``PROFILES``, every profile."""
     profiles: tuple[str, ...] | None = getattr(_lookup(name), "PROFILES", None)
     return profiles is None or profile in profiles
+
+
+def aimed(profile: str, names: Iterable[str] | None = None) -> list[str]:
+    """The workloads (every one, or ``names``) aimed at ``profile``, in order: the arms
+    of ``vmemu mutants`` and of ``vmemu explore`` without a workload."""
+    return [name for name in (WORKLOADS if names is None else names)
+            if aimed_at(name, profile)]
 
 
 _TRUE = ("1", "true", "yes", "on")

@@ -304,8 +304,9 @@ class Kernel:
         """Every subscription is made: give each hot kind's emitter its cheapest body.
 
         An emitter of a kind whose observers all have twins taking fields (``TWINS``,
-        ``FUSED``) calls them with the fields, building no event: the one fused
-        handler if there is one, else the one twin, else each twin in order.  With no
+        ``FUSED``) calls them with the fields, building no event: one fused handler
+        for each run of observers ``FUSED`` names, the twin of each other, in order
+        (``_recipe``).  With no
         observer it calls none.  If only the first observers have twins (the checkers,
         subscribed first; then a watching strategy, a portfolio's tracker), it calls
         those, then builds the event for the others.  When recording, it first keeps
@@ -458,59 +459,48 @@ class Kernel:
 
 
 # What ``seal`` makes an emitter of from a kind's observers: ``maker(*objects)`` doing
-# the work of the first of them, the ``rest`` wanting the event, or None when the first
-# has no twin.  Kept per (kind, observers): a machine re-installs the same observers on
-# every execution (check/installer.py), so each is worked out once.
+# the work of the first of them from the fields, and the ``rest``, which want the event;
+# None when the first has no twin.  Kept per (kind, observers): a machine re-installs
+# the same observers on every execution (check/installer.py), so each is worked out once.
 Recipe = tuple[Callable[..., Callable[..., None]], tuple[Any, ...], tuple[Observer, ...]] | None
 _RECIPES: dict[tuple[type[Event], tuple[Observer, ...]], Recipe] = {}
 _UNKNOWN: Any = object()
 
 
 def _recipe(cls: type[Event], fns: tuple[Observer, ...]) -> Recipe:
-    for n in range(len(fns), 0, -1):  # the longest head of observers with twins
-        head = _fields_recipe(cls, fns[:n])
-        if head is not None:
-            rest = tuple(fns[n:])
-            # The observers after it may have twins too (a portfolio's tracker after
-            # the checkers' fused handler): chain the two, still in order.
-            tail = _recipe(cls, rest) if rest else None
-            if tail is not None:
-                return _chain, (head[0], head[1], tail[0], tail[1]), tail[2]
-            return head[0], head[1], rest
-    return None
-
-
-def _chain(first: Callable[..., Callable[..., None]], first_objects: tuple[Any, ...],
-           then: Callable[..., Callable[..., None]], then_objects: tuple[Any, ...]
-           ) -> Callable[..., None]:
-    """A handler doing ``first(*first_objects)``'s work, then ``then(*then_objects)``'s."""
-    a = first(*first_objects)
-    b = then(*then_objects)
-
-    def both(*fields: Any) -> None:
-        a(*fields)
-        b(*fields)
-
-    return both
-
-
-def _fields_recipe(cls: type[Event], fns: tuple[Observer, ...]
-                   ) -> tuple[Callable[..., Callable[..., None]], tuple[Any, ...]] | None:
-    """(maker, objects) doing the work of every one of ``fns``, or None."""
+    """The observers, from the first, as segments each done from the fields -- a fused
+    handler for the longest run of observers ``FUSED`` names, else one observer's twin
+    -- up to the first observer with neither, which (with those after it) gets the
+    event.  E.g. the checkers' fused Lock handler, then a portfolio tracker's twin."""
     funcs = tuple(getattr(fn, "__func__", None) for fn in fns)
     objects = tuple(getattr(fn, "__self__", None) for fn in fns)
-    maker = FUSED.get((cls, funcs))  # type: ignore[arg-type]
-    if maker is not None:
-        return maker, objects
-    twins = [TWINS.get((cls, f)) for f in funcs]  # type: ignore[arg-type]
-    bound = []
-    for t, obj in zip(twins, objects, strict=True):
-        if t is None:
-            return None
-        bound.append(types.MethodType(t, obj))
-    if len(bound) == 1:
-        return _same, tuple(bound)
-    return _fan_out, tuple(bound)
+    segments: list[tuple[Callable[..., Callable[..., None]], tuple[Any, ...]]] = []
+    i = 0
+    while i < len(fns):
+        for n in range(len(fns) - i, 1, -1):  # the longest fused run from here
+            maker = FUSED.get((cls, funcs[i:i + n]))  # type: ignore[arg-type]
+            if maker is not None:
+                segments.append((maker, objects[i:i + n]))
+                i += n
+                break
+        else:
+            t = TWINS.get((cls, funcs[i]))  # type: ignore[arg-type]
+            if t is None:
+                break
+            segments.append((_same, (types.MethodType(t, objects[i]),)))
+            i += 1
+    if not segments:
+        return None
+    rest = tuple(fns[i:])
+    if len(segments) == 1:
+        return segments[0][0], segments[0][1], rest
+    return _all_of, tuple(segments), rest
+
+
+def _all_of(*segments: tuple[Callable[..., Callable[..., None]], tuple[Any, ...]]
+            ) -> Callable[..., None]:
+    """One handler doing every segment's work, in order."""
+    return _fan_out(*(maker(*objects) for maker, objects in segments))
 
 
 def _then_event(sched: Sched, cls: type[Event], fast: Callable[..., None],
