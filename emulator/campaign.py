@@ -234,7 +234,7 @@ async def _run_shard(
             report()
         if failed and cfg.stop_on_first:
             break
-        if not portfolio.live or all(portfolio.machine(j).strategy.exhausted
+        if not portfolio.live or all(portfolio.strategy(j).exhausted
                                      for j in portfolio.live):
             out.exhausted = True
             break
@@ -242,10 +242,10 @@ async def _run_shard(
             await trio.lowlevel.checkpoint()
     report()
     out.elapsed = time.perf_counter() - start
-    for machine in portfolio.machines:
-        if machine is not None and isinstance(machine.strategy, DfsStrategy):
-            out.explored += machine.strategy.schedules
-            out.pruned += machine.strategy.pruned
+    for strategy in portfolio.strategies:
+        if isinstance(strategy, DfsStrategy):
+            out.explored += strategy.schedules
+            out.pruned += strategy.pruned
     out.coverage = portfolio.totals()
     out.arms = portfolio.arm_stats(with_workload=bool(cfg.workloads))
     return out

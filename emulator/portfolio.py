@@ -81,7 +81,7 @@ from emulator.kern.events import (
 )
 from emulator.kern.kernel import EMITTERS, Kernel, twin
 from emulator.machine import Execution, Machine
-from emulator.sched.strategies import PORTFOLIO_MEMBERS
+from emulator.sched.strategies import PORTFOLIO_MEMBERS, Strategy
 from emulator.spec import Spec
 from emulator.variants import Variant
 
@@ -320,6 +320,11 @@ class Tracker:
                 if obj.pager is not None]
 
 
+def _machine_key(arm: RunConfig) -> tuple[object, ...]:
+    """What an arm's machine depends on but its strategy: arms with equal keys share one."""
+    return (arm.workload, arm.params, arm.profile, arm.variant, arm.max_steps, arm.driver)
+
+
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=12).digest()
 
@@ -336,7 +341,8 @@ class ArmStats:
 
 
 class Portfolio:
-    """Arms, their machines (built when first chosen) and the choice of the next."""
+    """Arms, their strategies and machines (built when first chosen), the choice of the
+    next."""
 
     def __init__(self, arms: Sequence[RunConfig], first_seed: int, stride: int = 1,
                  variant: Variant | None = None, epsilon: float | None = None,
@@ -354,8 +360,16 @@ class Portfolio:
         # Its own stream: seeded from the first seed alone (an int, so no hash seed
         # enters), apart from every execution's strategy stream.
         self.rng = random.Random(first_seed * 7919 + 104729)
-        self.machines: list[Machine | None] = [None] * len(self.arms)
-        self.trackers = [Tracker() for _ in self.arms]
+        # The arms of one workload (and variant, step bound and driver) share a machine
+        # and its tracker (their coverage is the workload's, their executions one at a
+        # time); each arm keeps its own strategy, installed on the machine before each
+        # of its executions (:meth:`machine`).  A machine's first execution builds its
+        # checkers and works out what later ones reuse: once per workload, not per arm.
+        self.strategies: list[Strategy | None] = [None] * len(self.arms)
+        keys: dict[tuple[object, ...], int] = {}
+        self.machine_of = [keys.setdefault(_machine_key(arm), len(keys)) for arm in self.arms]
+        self.machines: list[Machine | None] = [None] * len(keys)  # by machine_of
+        self.trackers = [Tracker() for _ in keys]  # by machine_of
         self.stats = [ArmStats() for _ in self.arms]
         self.live = list(range(len(self.arms)))  # arms with executions left to run
         # The choice is among teams (a workload's arms); a team's arms take turns.
@@ -376,12 +390,22 @@ class Portfolio:
         """The coverage an arm adds to: its workload, parameters and profile."""
         return repr((arm.workload, arm.params, arm.profile))
 
+    def strategy(self, i: int) -> Strategy:
+        """Arm ``i``'s own strategy (built when first asked for)."""
+        s = self.strategies[i]
+        if s is None:
+            s = self.strategies[i] = self.arms[i].make_strategy()
+        return s
+
     def machine(self, i: int) -> Machine:
-        m = self.machines[i]
+        """The machine arm ``i`` runs on (its workload's, built when first asked for),
+        with arm ``i``'s strategy installed."""
+        m_i = self.machine_of[i]
+        m = self.machines[m_i]
         if m is None:
-            m = self.arms[i].machine(self.variant)
-            m.watchers.append(self.trackers[i].attach)
-            self.machines[i] = m
+            m = self.machines[m_i] = self.arms[i].machine(self.variant)
+            m.watchers.append(self.trackers[m_i].attach)
+        m.strategy = self.strategy(i)
         return m
 
     def choose(self) -> int:
@@ -435,10 +459,10 @@ class Portfolio:
         every arm has exhausted its space (dfs)."""
         while self.live:
             i = self.choose()
-            machine = self.machine(i)
-            if machine.strategy.exhausted:
+            if self.strategy(i).exhausted:
                 self._retire(i)
                 continue
+            machine = self.machine(i)
             arm = self.arms[i]
             seeded = arm.seeded
             # A seedless strategy (dfs) searches the schedule tree of one spec: the first.
@@ -453,7 +477,7 @@ class Portfolio:
 
     def reward(self, i: int, ex: Execution, spec: Spec) -> None:
         cov = self.coverage.setdefault(self.group(self.arms[i]), Coverage())
-        new = self.trackers[i].account(cov, ex, spec)
+        new = self.trackers[self.machine_of[i]].account(cov, ex, spec)
         stats = self.stats[i]
         stats.executions += 1
         stats.novel += new > 0

@@ -105,6 +105,32 @@ def test_a_teams_arms_take_turns_and_each_execution_reruns_alone() -> None:
         assert list(trio.run(alone.execute, run.seed, run.spec()).decisions) == decisions
 
 
+def test_a_teams_arms_share_one_machine_each_running_its_own_strategy() -> None:
+    p = _portfolio(11)
+    steps: list[tuple[int, RunConfig, list[int]]] = []
+
+    async def go() -> None:
+        for _ in range(6 * len(p.teams)):
+            stepped = await p.step()
+            assert stepped is not None
+            i, run, ex = stepped
+            steps.append((i, run, list(ex.decisions)))
+
+    trio.run(go)
+    ran = {i for i, _, _ in steps}
+    assert len(ran) > len(WORKLOADS), "several arms of a team ran"
+    machines = {id(p.machine(i)) for i in ran}
+    assert len(machines) == len(WORKLOADS)  # one machine (and tracker) per workload
+    assert len({id(p.strategy(i)) for i in ran}) == len(ran)  # a strategy per arm
+    for i in ran:
+        assert p.machine(i).strategy is p.strategy(i)
+    # Whichever arm ran last on it, the machine reruns an earlier arm's execution with
+    # that arm's strategy (as a hunt's report records it, mutants._save).
+    for i, run, decisions in steps[:8]:
+        machine = p.machine(i)
+        assert list(trio.run(machine.execute, run.seed, run.spec()).decisions) == decisions
+
+
 def test_one_portfolio_execution_runs_pos_when_its_seed_picks_it() -> None:
     strategy = make_strategy("portfolio")
     strategy.reset(3)

@@ -324,9 +324,10 @@ class Kernel:
                 key = (cls, fns)
                 recipe = recipes.get(key, _UNKNOWN)
                 if recipe is _UNKNOWN:
-                    # A hunt's portfolio keeps ~60 machines, each with its own
-                    # observers for 14 kinds: below ~840 entries the cache would be
-                    # emptied, and every recipe worked out again, at every execution.
+                    # A hunt's portfolio keeps a machine per workload (~20; its arms
+                    # share it), each with its own observers for 14 kinds, and a
+                    # campaign may keep more: too small a cache would be emptied, and
+                    # every recipe worked out again, at every execution.
                     if len(recipes) >= 4096:
                         recipes.clear()  # bounded: it holds the observers' objects
                     recipe = recipes[key] = _recipe(cls, fns)
