@@ -3,11 +3,12 @@
 Usage (from the repository root; needs ``valgrind`` on the PATH):
 
     PYTHONPATH=. python benchmarks/instructions.py [--driver trio|direct] [--checkers on|off]
-                                                   [--executions N]
+                                                   [--strategy random|pct|pos] [--executions N]
 
 The batch is ``benchmarks/steps.py``'s (writers_vs_msync, 4 CPUs, random strategy,
-reference variant, every checker or none).  It runs N + 10 executions under
-cachegrind and then 10, and divides the difference of the two instruction
+reference variant, every checker or none); ``--strategy`` swaps in another strategy (a
+portfolio's members: ``pct`` of depth 3, ``pos``, which watches every event).  It runs
+N + 10 executions under cachegrind and then 10, and divides the difference of the two instruction
 counts by the difference of the steps: start-up, imports and the first
 executions cancel.  Load does not change the count (``PYTHONHASHSEED=0``; repeat
 runs agree within a few tenths of a percent), so it decides between two trees
@@ -27,16 +28,18 @@ import trio
 
 from emulator.check import all_checkers
 from emulator.sched.drivers import DRIVERS
+from emulator.sched.strategies import make_strategy
 
 WARM_UP = 10
 
 
-def run_batch(executions: int, driver: str, checkers: bool) -> int:
+def run_batch(executions: int, driver: str, checkers: bool, strategy: str = "random") -> int:
     """Run the batch in this process; return its steps."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from steps import make_machine, run_emulator  # the sibling script's batch
 
-    machine = make_machine(all_checkers() if checkers else [], driver=driver)
+    machine = make_machine(all_checkers() if checkers else [], make_strategy(strategy),
+                           driver=driver)
 
     async def go() -> int:
         steps, _, _ = await run_emulator(machine, executions)
@@ -45,12 +48,12 @@ def run_batch(executions: int, driver: str, checkers: bool) -> int:
     return trio.run(go)
 
 
-def count(executions: int, driver: str, checkers: bool) -> tuple[int, int]:
+def count(executions: int, driver: str, checkers: bool, strategy: str) -> tuple[int, int]:
     """(instructions, steps) of a child process running ``executions`` under cachegrind."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
            sys.executable, os.path.abspath(__file__), "--child", str(executions),
-           "--driver", driver, "--checkers", "on" if checkers else "off"]
+           "--driver", driver, "--checkers", "on" if checkers else "off", "--strategy", strategy]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     refs = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     steps = re.search(r"^steps (\d+)$", done.stdout, re.MULTILINE)
@@ -63,22 +66,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--driver", default="direct", choices=tuple(DRIVERS))
     ap.add_argument("--checkers", default="on", choices=("on", "off"))
+    ap.add_argument("--strategy", default="random", choices=("random", "pct", "pos"))
     ap.add_argument("--executions", type=int, default=300)
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     checkers = args.checkers == "on"
     if args.child is not None:
-        print(f"steps {run_batch(args.child, args.driver, checkers)}")
+        print(f"steps {run_batch(args.child, args.driver, checkers, args.strategy)}")
         return 0
     if args.executions < 1:
         ap.error("--executions must be positive")
     if shutil.which("valgrind") is None:
         print("instructions.py: valgrind is not on the PATH", file=sys.stderr)
         return 2
-    big, big_steps = count(args.executions + WARM_UP, args.driver, checkers)
-    small, small_steps = count(WARM_UP, args.driver, checkers)
+    big, big_steps = count(args.executions + WARM_UP, args.driver, checkers, args.strategy)
+    small, small_steps = count(WARM_UP, args.driver, checkers, args.strategy)
     steps = big_steps - small_steps
-    print(f"{args.driver} driver, checkers {args.checkers}: {(big - small) / steps:,.0f} "
+    shown = "" if args.strategy == "random" else f", {args.strategy}"
+    print(f"{args.driver} driver, checkers {args.checkers}{shown}: {(big - small) / steps:,.0f} "
           f"instructions per step ({steps} steps in {args.executions} executions)")
     return 0
 
