@@ -368,7 +368,10 @@ class PosStrategy(Strategy):
     def __init__(self) -> None:
         self.rng = random.Random(0)
         self.prio: dict[int, float] = {}
-        self.last: dict[int, frozenset[tuple[object, ...]]] = {}
+        # Each agent's last step's footprint (a set, never changed once stored), and the
+        # agents whose last step touched everything (ANY in it).
+        self.last: dict[int, set[tuple[object, ...]]] = {}
+        self.wild: set[int] = set()
         self.step_keys: set[tuple[object, ...]] = set()
         self.runner = -1
 
@@ -376,6 +379,7 @@ class PosStrategy(Strategy):
         _reseed(self.rng, seed)  # as random.Random(seed), in place
         self.prio = {}
         self.last = {}
+        self.wild = set()
         self.step_keys = set()
         self.runner = -1
 
@@ -386,18 +390,21 @@ class PosStrategy(Strategy):
         rng, prio = self.rng, self.prio
         runner = self.runner
         if runner >= 0:
-            fp = frozenset(self.step_keys)
+            fp = self.step_keys  # the step's footprint, kept as it is: a new set follows
             last = self.last
             last[runner] = fp
+            wild = self.wild
             # ``independent``, inlined: a step touching everything races with every other
             # agent's last step; otherwise those sharing a key (or touching everything).
             if ANY in fp:
+                wild.add(runner)
                 for other in last:
                     if other != runner:
                         prio[other] = rng.random()
             else:
+                wild.discard(runner)
                 for other, ofp in last.items():
-                    if other != runner and (ANY in ofp or not fp.isdisjoint(ofp)):
+                    if other != runner and (other in wild or not fp.isdisjoint(ofp)):
                         prio[other] = rng.random()
             prio[runner] = rng.random()
         self.step_keys = set()
