@@ -85,6 +85,9 @@ EMITTERS: tuple[tuple[type[Event], str], ...] = (
     (Pagein, "emit_pagein"),
     (IoIssue, "emit_io_issue"),
     (IoDone, "emit_io_done"),
+    # Untraced, seen only by a footprint-aware strategy (``watch``): hot in its executions.
+    (Read, "emit_read"),
+    (Woke, "emit_woke"),
 )
 
 # Observers with a twin taking the event's fields instead of the event: an observer
@@ -176,6 +179,8 @@ class Kernel:
         self.emit_pagein: Callable[[str, int, int], None] = self._emit_pagein
         self.emit_io_issue: Callable[[str, int, int, int, Io], None] = self._emit_io_issue
         self.emit_io_done: Callable[[str, int, int, int, Io], None] = self._emit_io_done
+        self.emit_read: Callable[[str, str], None] = self._emit_read
+        self.emit_woke: Callable[[WaitChannel], None] = self._emit_woke
 
     # -- scheduler services -------------------------------------------------
 
@@ -200,12 +205,12 @@ class Kernel:
     def untrusted(self) -> None:
         """Variant code is about to run until its next schedule point."""
         if self.watched:
-            self.emit(Read("*", ""))
+            self.emit_read("*", "")
 
     async def _sleep_watched(self, chan: WaitChannel) -> None:
         """``sleep`` when a strategy watches footprints: it sees the wake-up."""
         await self.sched.sleep(chan)
-        self.emit(Woke(chan))
+        self.emit_woke(chan)
 
     def read(self, res: str, name: str) -> None:
         """Note a read of shared state that emits no event (for footprint-aware strategies).
@@ -213,7 +218,7 @@ class Kernel:
         Not recorded in traces; costs nothing unless a strategy watches.
         """
         if self.watched:
-            self.emit(Read(res, name))
+            self.emit_read(res, name)
 
     def agent_name(self, aid: int) -> str:
         agents = self.sched.agents
@@ -299,6 +304,12 @@ class Kernel:
 
     def _emit_io_done(self, obj: str, pindex: int, data: int, error: int, io: Io) -> None:
         self.emit(IoDone(obj, pindex, data, error, io))
+
+    def _emit_read(self, res: str, name: str) -> None:
+        self.emit(Read(res, name))
+
+    def _emit_woke(self, chan: WaitChannel) -> None:
+        self.emit(Woke(chan))
 
     def seal(self) -> None:
         """Every subscription is made: give each hot kind's emitter its cheapest body.

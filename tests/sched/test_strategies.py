@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -25,13 +26,34 @@ import pytest
 
 from emulator.check import all_checkers
 from emulator.errors import ReplayDiverged
-from emulator.kern.events import WATCHED, Busy, Call, Lock, MapAccess, Read, Store, Wait
+from emulator.kern.events import (
+    WATCHED,
+    Alloc,
+    Busy,
+    Call,
+    Dirty,
+    IoDone,
+    IoIssue,
+    Lock,
+    MapAccess,
+    Pagein,
+    PteEnter,
+    Read,
+    RemoveWrite,
+    Store,
+    Unbusy,
+    Unlock,
+    Wait,
+    Woke,
+)
+from emulator.kern.kernel import EMITTERS, TWINS
 from emulator.machine import Machine
 from emulator.sched.strategies import (
     _FOOTPRINTS,
     ANY,
     DfsStrategy,
     PctStrategy,
+    PosStrategy,
     RandomStrategy,
     ReplayStrategy,
     footprint_keys,
@@ -522,3 +544,52 @@ def test_footprints_name_the_map_or_object_an_event_touched() -> None:
     assert footprint_keys(Read("*", "")) == (ANY,)
     assert footprint_keys(Call("msync", ())) == ()
     assert footprint_keys(MapAccess(None, "lookup")) == (ANY,)  # type: ignore[arg-type]
+
+
+# One event of each kind pos has a twin for, with names in each form its keys take.
+_TWINNED_EVENTS = [
+    Lock("map", "p0", "x"), Lock("obj", "f", "s"), Lock("vnode", "f", "x"),
+    Unlock("io", "f:3"), Unlock("map", "p1"), Wait("io", "f:3"), Wait("obj", "o2"),
+    Busy("f", 1, "x"), Unbusy("f", 1), Alloc("o3", 0), RemoveWrite("f", 2, 1),
+    Dirty("f", 0, 4), Pagein("f", 1, 7), IoIssue("f", 0, 3, 1, None), IoDone("f", 0, 3, 0, None),
+    Store("p0", 0x10000, "f", 0, 5), PteEnter("p0", 16, "f", 0, "rw"),
+    Read("*", ""), Read("map", "p0"), Woke(None),
+]
+
+
+@pytest.mark.parametrize("ev", _TWINNED_EVENTS, ids=lambda ev: type(ev).__name__)
+def test_pos_twins_add_the_keys_of_the_event_they_stand_for(ev: Any) -> None:
+    """A sealed kernel calls pos's twin with the event's fields: the footprint must be
+    the one ``footprint_keys`` gives the event itself."""
+    twin = TWINS[type(ev), PosStrategy.event]
+    by_fields, by_event = PosStrategy(), PosStrategy()
+    twin(by_fields, *[getattr(ev, f.name) for f in dataclasses.fields(ev)])
+    by_event.event(0, 0, ev)
+    assert by_fields.step_keys == by_event.step_keys == set(footprint_keys(ev))
+
+
+async def test_a_sealed_kernel_builds_no_hot_event_for_pos(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """pos watches every event; a sealed kernel gives the hot kinds to its twins."""
+    given: list[type] = []
+    event = PosStrategy.event
+
+    def counting(self: PosStrategy, step: int, aid: int, ev: Any) -> None:
+        given.append(type(ev))
+        event(self, step, aid, ev)
+
+    hot = {cls for cls, _ in EMITTERS}
+    for twinned in (False, True):
+        given.clear()
+        with monkeypatch.context() as m:
+            m.setattr(PosStrategy, "event", counting)
+            if twinned:  # the twins re-keyed by the patched method: they run instead
+                for cls in hot:
+                    if (cls, event) in TWINS:
+                        m.setitem(TWINS, (cls, counting), TWINS[cls, event])
+            machine = Machine(build_workload("writers_vs_msync", {}, 0, None),
+                              BUILTIN["reference"], PosStrategy(), checkers=all_checkers(),
+                              driver="direct")
+            await machine.execute(1)
+        assert given, twinned  # the cold kinds (calls, returns, ...) still come as events
+        assert bool(hot & set(given)) != twinned
