@@ -506,6 +506,10 @@ def _recipe(cls: type[Event], fns: tuple[Observer, ...]) -> Recipe:
     rest = tuple(fns[i:])
     if len(segments) == 1:
         return segments[0][0], segments[0][1], rest
+    if all(maker is _same for maker, _ in segments):
+        # Bound twins only: they read their objects' state when called, so one handler
+        # serves every execution that re-installs the same objects (no closure each seal).
+        return _same, (_fan_out(*(objects[0] for _, objects in segments)),), rest
     return _all_of, tuple(segments), rest
 
 

@@ -185,3 +185,37 @@ async def test_a_reinstalled_checker_starts_with_fresh_state() -> None:
     plan = fresh.installer.plan
     assert plan is not None and isinstance(plan.checkers[0], _Counted)
     assert counts[2] == len(plan.checkers[0].locks) > 0
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+async def test_the_builtin_checkers_are_built_once_for_every_spec_of_a_profile(
+        profile: str) -> None:
+    # Built on one spec and re-installed on the kernels of others (other workloads,
+    # a generated spec per seed), they are what building them anew on each would give.
+    specs = [RunConfig(w, profile=profile, seed=seed).spec()
+             for w in ("generated", "random_mix", "two_cleaners", "writers_vs_msync")
+             for seed in (0, 1)]
+    run = RunConfig("generated", profile=profile, strategy="random")
+    reused = _machine(run, specs[0])
+    again: list[dict[str, Any]] = []
+    reused.watchers.append(lambda k: again.append(_shape(k)))
+    for seed, spec in enumerate(specs):
+        await reused.execute(seed, spec)
+    assert reused.installer.built == 1
+    fresh = []
+    for seed, spec in enumerate(specs):
+        machine = _machine(run, spec)
+        machine.watchers.append(lambda k: fresh.append(_shape(k)))
+        await machine.execute(seed, spec)
+        assert machine.installer.built == 1
+    assert again == fresh
+
+
+async def test_checkers_of_their_own_are_built_anew_for_another_spec() -> None:
+    # Only the built-in checkers are known to read nothing but the profile.
+    run = RunConfig("generated", strategy="random")
+    machine = _machine(run, run.spec(0), [*all_checkers(), _Counted])
+    for seed in range(3):
+        await machine.execute(seed, run.spec(seed))
+    assert machine.installer.built == 3
+    assert not machine.installer.portable and _machine(run, run.spec(0)).installer.portable
