@@ -18,17 +18,15 @@ and seed), whose command the report gives.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import os
 import shlex
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.campaign import release_kernel
+from emulator.campaign import collector_spared, release_kernel
 from emulator.check.historical import all_historical, historical_reason
 from emulator.config import FOLLOW, RunConfig
 from emulator.kern.profile import DEFAULT_PROFILE, PROFILES
@@ -133,21 +131,8 @@ async def hunt(
     profile = variant.profile or DEFAULT_PROFILE.name
     result = Hunt(variant.name, profile, variant.catches)
     portfolio = _portfolio(variant, profile, strategy, first_seed, workloads, driver, uniform)
-    with _collector_spared():
+    with collector_spared():
         return await _hunt(variant, budget, portfolio, result, save_dir)
-
-
-@contextlib.contextmanager
-def _collector_spared() -> Iterator[None]:
-    """What a campaign's shard does (campaign.run_shard): everything alive now outlives
-    the hunt, so frozen, the collector's full passes stop re-scanning it.  Only where the
-    collector looks changes, never what runs; unfrozen at the end.  (Measured: without
-    this and ``release_kernel``, the collector took 24-32% of a hunt's CPU time.)"""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 async def _hunt(variant: Variant, budget: float, portfolio: Portfolio, result: Hunt,
@@ -225,7 +210,7 @@ class ReferenceRun:
 async def reference_runs(budget: float, min_per_profile: int, strategy: str,
                          driver: str = CAMPAIGN_DRIVER) -> ReferenceRun:
     """Run the reference under every profile over every workload."""
-    with _collector_spared():
+    with collector_spared():
         return await _reference_runs(budget, min_per_profile, strategy, driver)
 
 
