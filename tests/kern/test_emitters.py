@@ -94,7 +94,7 @@ def test_a_sealed_kernel_fuses_twins_and_ignores_the_unobserved() -> None:
     assert disc.held is held
     k.seal()
     # Lock: the tracker and lock_discipline (no single_entry here): each twin, in order.
-    assert k.emit_lock.__qualname__ == "_fan_out.<locals>.each"
+    assert k.emit_lock.__qualname__ == "_fan_out.<locals>.both"
     # Unlock: lock_discipline's one twin, bound.
     assert getattr(k.emit_unlock, "__func__", None) is LockDiscipline.unlock
     # PteEnter: invalidate's one twin, bound.
