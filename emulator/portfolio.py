@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from emulator.check.installer import Installer
 from emulator.config import RunConfig
 from emulator.kern.events import (
     Alloc,
@@ -370,6 +371,7 @@ class Portfolio:
         self.machine_of = [keys.setdefault(_machine_key(arm), len(keys)) for arm in self.arms]
         self.machines: list[Machine | None] = [None] * len(keys)  # by machine_of
         self.trackers = [Tracker() for _ in keys]  # by machine_of
+        self.installers: dict[str, Installer] = {}  # by profile (machine)
         self.stats = [ArmStats() for _ in self.arms]
         self.live = list(range(len(self.arms)))  # arms with executions left to run
         # The choice is among teams (a workload's arms); a team's arms take turns.
@@ -405,6 +407,10 @@ class Portfolio:
         if m is None:
             m = self.machines[m_i] = self.arms[i].machine(self.variant)
             m.watchers.append(self.trackers[m_i].attach)
+            if m.installer.portable:
+                # The built-in checkers serve every spec of a profile (check/installer.py):
+                # the workloads' machines share one installer, so a hunt builds them once.
+                m.installer = self.installers.setdefault(m.spec.profile, m.installer)
         m.strategy = self.strategy(i)
         return m
 

@@ -393,3 +393,17 @@ def test_a_sealed_kernel_builds_no_hot_event_for_the_tracker(
                 monkeypatch.setitem(TWINS, (cls, _Notes.page), TWINS[cls, fn])
     assert _pairs_seen("writers_vs_msync", "random", 1, True, monkeypatch)[0]
     assert not hot & set(given)
+
+
+async def test_a_hunts_machines_share_one_installer_and_build_the_checkers_once() -> None:
+    from emulator.mutants import _portfolio
+    from emulator.variants import MUTANTS
+
+    variant = MUTANTS["fault_dirty_before_busy"]
+    portfolio = _portfolio(variant, "modern", "portfolio")
+    for _ in range(3 * len(portfolio.teams)):  # every workload's machine, several times
+        await portfolio.step()
+    machines = [m for m in portfolio.machines if m is not None]
+    assert len(machines) == len(portfolio.teams) > 1
+    assert all(m.installer is machines[0].installer for m in machines)
+    assert machines[0].installer.built == 1
