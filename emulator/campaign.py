@@ -177,29 +177,19 @@ async def run_shard(
         return await _run_shard(cfg, shard, shards, stop, counters, on_failure)
 
 
-# The youngest generation's threshold while executions run: an execution makes and
-# frees tens of thousands of containers, nearly all freed by reference counting
-# (release_kernel) before the collector would ever need to look at them.
-YOUNG_THRESHOLD = 100_000
-
-
 @contextlib.contextmanager
 def collector_spared() -> Iterator[None]:
     """While a campaign's shard or a hunt runs executions: everything alive now
     (modules, the interpreter's and Trio's state) outlives them, so frozen, the
     collector's full passes stop re-scanning it (each execution leaves its kernel as
-    garbage); and the youngest generation is collected every ``YOUNG_THRESHOLD``
-    allocations, not every 700.  Only when and where the collector looks changes,
-    never what runs; both are undone at the end.  (Measured: without the freeze and
-    release_kernel the collector took 24-32% of a hunt's CPU time; the threshold took
-    3% of five hunts' instructions off, BENCHMARKS.md.)"""
-    thresholds = gc.get_threshold()
+    garbage).  Only where the collector looks changes, never what runs; unfrozen at the
+    end.  (Measured: without this and release_kernel the collector took 24-32% of a
+    hunt's CPU time.  Collecting the youngest generation less often as well saved 1% of
+    a hunt's instructions but cost time by the clock: BENCHMARKS.md.)"""
     gc.freeze()
-    gc.set_threshold(max(thresholds[0], YOUNG_THRESHOLD), *thresholds[1:])
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
         gc.unfreeze()
 
 

@@ -281,12 +281,9 @@ def test_a_campaign_empties_each_kernel_so_no_collector_is_needed_to_free_it() -
 def test_the_collector_is_spared_while_executions_run_and_restored_after() -> None:
     import gc
 
-    from emulator.campaign import YOUNG_THRESHOLD, collector_spared
+    from emulator.campaign import collector_spared
 
-    before = gc.get_threshold()
     frozen = gc.get_freeze_count()
     with collector_spared():
-        assert gc.get_threshold()[0] == max(before[0], YOUNG_THRESHOLD)
-        assert gc.get_threshold()[1:] == before[1:]
         assert gc.get_freeze_count() > frozen
-    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == frozen
