@@ -277,5 +277,24 @@ def _fused_access(calls: CallTracker, disc: LockDiscipline) -> Callable[[VmMap, 
     return access
 
 
+def _fused_access_shared(disc: LockDiscipline, calls: CallTracker
+                         ) -> Callable[[VmMap, str], None]:
+    """``_fused_access`` in the other subscription order (lock_discipline first: a
+    profile whose map lock is shared by design, see return_code's fused handlers)."""
+    sched = disc.k.sched
+    open_calls = calls.calls
+
+    def access(vm_map: VmMap, what: str) -> None:
+        aid = sched.cpu
+        if what != "lookup" and vm_map.lock.excl != aid:  # LockDiscipline.map_access
+            disc.map_access(vm_map, what)
+        call = open_calls.get(aid)  # CallTracker.access
+        if call is not None and call.window_at < 0 and vm_map is call.vm_map:
+            calls._open(call)
+
+    return access
+
+
 fuse(Lock, (CallTracker._lock, SingleEntry._lock, LockDiscipline._lock), _fused_lock)
 fuse(MapAccess, (CallTracker._access, LockDiscipline._map_access), _fused_access)
+fuse(MapAccess, (LockDiscipline._map_access, CallTracker._access), _fused_access_shared)

@@ -15,11 +15,13 @@ reported (FIDELITY.md D9).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from emulator.check import Rule
-from emulator.check.base import Checker, OpenCall, tracker
+from emulator.check.base import CallTracker, Checker, OpenCall, tracker
+from emulator.check.lock_discipline import LockDiscipline
 from emulator.check.lost_store import reached
 from emulator.kern.events import (
     BadReturn,
@@ -35,7 +37,7 @@ from emulator.kern.events import (
     RemoveWrite,
     Unlock,
 )
-from emulator.kern.kernel import twin
+from emulator.kern.kernel import fuse, twin
 from emulator.kern.profile import msync_errno
 
 if TYPE_CHECKING:
@@ -147,8 +149,10 @@ class ReturnCode(Checker):
         self.vnode_lock(ev.res, ev.name, ev.mode)
 
     def vnode_lock(self, res: str, name: str, mode: str) -> None:
+        if res != "vnode":
+            return
         call = self.calls.calls.get(self.k.sched.cpu)
-        if res == "vnode" and call is not None:
+        if call is not None:
             notes = self.notes.get(call)
             if notes is not None and notes.fsyncing is not None and name in notes.whole_files:
                 notes.fsyncing.add(str(name))
@@ -157,8 +161,10 @@ class ReturnCode(Checker):
         self.vnode_unlock(ev.res, ev.name)
 
     def vnode_unlock(self, res: str, name: str) -> None:
+        if res != "vnode":
+            return
         call = self.calls.calls.get(self.k.sched.cpu)
-        if res == "vnode" and call is not None:
+        if call is not None:
             notes = self.notes.get(call)
             if notes is not None and notes.fsyncing:
                 notes.fsyncing.discard(str(name))
@@ -289,3 +295,57 @@ twin(RemoveWrite, ReturnCode._effect, ReturnCode.remove_write)
 twin(IoIssue, ReturnCode._effect, ReturnCode.io_issue)
 twin(IoDone, ReturnCode._io_done, ReturnCode.io_done)
 twin(IoDone, ReturnCode._any_write_done, ReturnCode.any_write_done)
+
+
+# Under a profile whose map lock is shared by design (modern) single_entry subscribes
+# nothing and the call tracker subscribes after lock_discipline: one call for the
+# checkers' handlers of a lock taken (lock_discipline, the call tracker, return_code)
+# and of a lock released (lock_discipline, return_code), in that order; lock_discipline's
+# own twin is called, the others' bodies are inlined.
+
+
+def _fused_lock_shared(disc: LockDiscipline, calls: CallTracker, rc: ReturnCode
+                       ) -> Callable[[str, str, str], None]:
+    disc_lock = disc.lock
+    sched = disc.k.sched
+    open_calls = calls.calls
+    notes_of = rc.notes
+
+    def lock(res: str, name: str, mode: str) -> None:
+        disc_lock(res, name, mode)
+        if res == "map":  # CallTracker.lock
+            call = open_calls.get(sched.cpu)
+            if call is not None and call.window_at < 0 and name == call.vm_map.name:
+                calls._open(call)
+        elif res == "vnode":  # ReturnCode.vnode_lock
+            call = open_calls.get(sched.cpu)
+            if call is not None:
+                notes = notes_of.get(call)
+                if (notes is not None and notes.fsyncing is not None
+                        and name in notes.whole_files):
+                    notes.fsyncing.add(str(name))
+
+    return lock
+
+
+def _fused_unlock_shared(disc: LockDiscipline, rc: ReturnCode) -> Callable[[str, str], None]:
+    disc_unlock = disc.unlock
+    sched = disc.k.sched
+    open_calls = rc.calls.calls
+    notes_of = rc.notes
+
+    def unlock(res: str, name: str) -> None:
+        disc_unlock(res, name)
+        if res == "vnode":  # ReturnCode.vnode_unlock
+            call = open_calls.get(sched.cpu)
+            if call is not None:
+                notes = notes_of.get(call)
+                if notes is not None and notes.fsyncing:
+                    notes.fsyncing.discard(str(name))
+
+    return unlock
+
+
+fuse(Lock, (LockDiscipline._lock, CallTracker._lock, ReturnCode._vnode_lock),
+     _fused_lock_shared)
+fuse(Unlock, (LockDiscipline._unlock, ReturnCode._vnode_unlock), _fused_unlock_shared)

@@ -150,3 +150,16 @@ def test_a_watched_kernel_calls_the_twins_then_gives_the_watcher_the_event() -> 
     k.emit_unlock("object", "o1")
     assert disc.held.held[0] == []
     assert seen == [(7, 0, Lock("object", "o1", "x")), (7, 0, Unlock("object", "o1"))]
+
+
+async def test_a_profile_sharing_its_map_lock_gets_its_own_fused_handlers() -> None:
+    # Under modern single_entry subscribes nothing and the call tracker subscribes after
+    # lock_discipline: the lock, unlock and entry-list handlers are fused in that order.
+    machine = Machine(build_workload("writers_vs_msync", {}, 0, "modern"), BUILTIN["reference"],
+                      RandomStrategy(), checkers=all_checkers(), driver="direct")
+    await machine.execute(0)
+    k = machine.kernel
+    assert k is not None
+    assert k.emit_lock.__qualname__ == "_fused_lock_shared.<locals>.lock"
+    assert k.emit_unlock.__qualname__ == "_fused_unlock_shared.<locals>.unlock"
+    assert k.emit_map_access.__qualname__ == "_fused_access_shared.<locals>.access"
