@@ -300,16 +300,17 @@ twin(IoDone, ReturnCode._any_write_done, ReturnCode.any_write_done)
 # Under a profile whose map lock is shared by design (modern) single_entry subscribes
 # nothing and the call tracker subscribes after lock_discipline: one call for the
 # checkers' handlers of a lock taken (lock_discipline, the call tracker, return_code)
-# and of a lock released (lock_discipline, return_code), in that order; lock_discipline's
-# own twin is called, the others' bodies are inlined.
+# and of a lock released (lock_discipline, return_code), in that order.  Each checker's
+# own twin does the work; only the call tracker's map-lock test is inlined, and
+# return_code's twins are called only for the vnode locks they look at.
 
 
 def _fused_lock_shared(disc: LockDiscipline, calls: CallTracker, rc: ReturnCode
                        ) -> Callable[[str, str, str], None]:
     disc_lock = disc.lock
+    vnode_lock = rc.vnode_lock
     sched = disc.k.sched
     open_calls = calls.calls
-    notes_of = rc.notes
 
     def lock(res: str, name: str, mode: str) -> None:
         disc_lock(res, name, mode)
@@ -317,31 +318,20 @@ def _fused_lock_shared(disc: LockDiscipline, calls: CallTracker, rc: ReturnCode
             call = open_calls.get(sched.cpu)
             if call is not None and call.window_at < 0 and name == call.vm_map.name:
                 calls._open(call)
-        elif res == "vnode":  # ReturnCode.vnode_lock
-            call = open_calls.get(sched.cpu)
-            if call is not None:
-                notes = notes_of.get(call)
-                if (notes is not None and notes.fsyncing is not None
-                        and name in notes.whole_files):
-                    notes.fsyncing.add(str(name))
+        elif res == "vnode":
+            vnode_lock(res, name, mode)
 
     return lock
 
 
 def _fused_unlock_shared(disc: LockDiscipline, rc: ReturnCode) -> Callable[[str, str], None]:
     disc_unlock = disc.unlock
-    sched = disc.k.sched
-    open_calls = rc.calls.calls
-    notes_of = rc.notes
+    vnode_unlock = rc.vnode_unlock
 
     def unlock(res: str, name: str) -> None:
         disc_unlock(res, name)
-        if res == "vnode":  # ReturnCode.vnode_unlock
-            call = open_calls.get(sched.cpu)
-            if call is not None:
-                notes = notes_of.get(call)
-                if notes is not None and notes.fsyncing:
-                    notes.fsyncing.discard(str(name))
+        if res == "vnode":
+            vnode_unlock(res, name)
 
     return unlock
 
